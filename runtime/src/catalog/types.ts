@@ -1,0 +1,285 @@
+/**
+ * The catalog as people write it (`*Input`, in bots.config.ts) and as the platform reads it
+ * (normalised: defaults filled, memory in bytes, sorted, with `apiVersion` and `generation`).
+ */
+
+/** A memory size: a Kubernetes quantity string such as `"40Mi"`, `"1.5Gi"`, `"512k"`, or bytes. */
+export type MemorySize = string | number;
+
+/** How bots are spread over pools: the three approaches of ARCHITECTURE.md. */
+export type Strategy = 'sharded' | 'dedicated' | 'single';
+
+/** A free bot property value, matched by pool group selectors. */
+export type PropertyValue = string | number | boolean;
+
+export interface PlatformInput {
+  /** Kubernetes namespace of the platform. @default "botshard" */
+  readonly namespace?: string;
+  /** How bots are spread over pools. @default "sharded" */
+  readonly strategy?: Strategy;
+  /** Folder (relative to the catalog's location, or absolute in the container) that model paths are relative to. @default "models" */
+  readonly modelRoot?: string;
+}
+
+export interface TenantInput {
+  /** DNS-label-safe tenant id, referenced by `bots[].tenant`. */
+  readonly id: string;
+  /** Display name. @default - the id */
+  readonly name?: string;
+}
+
+export interface TokenizerInput {
+  /** Hashing tokenizer: lower-cased words (and word bigrams) hashed into `buckets` token ids. */
+  readonly kind: 'hashing';
+  /** Vocabulary size of the encoder's embedding table. */
+  readonly buckets: number;
+  /** Tokens kept per text. @default 64 */
+  readonly maxTokens?: number;
+}
+
+/** A shared encoder asset: loaded once per pool however many of its bots use it. */
+export interface EncoderInput {
+  /** Encoder id, referenced by `bots[].model.encoder`. */
+  readonly id: string;
+  /** ONNX file, relative to the model root. */
+  readonly path: string;
+  /** Memory the loaded encoder takes in a pool. */
+  readonly memory: MemorySize;
+  /** Tokenizer that turns text into the encoder's input ids. */
+  readonly tokenizer: TokenizerInput;
+  /** Width of the embedding the encoder outputs. */
+  readonly dimensions: number;
+}
+
+export interface IntentInput {
+  /** Label the bot's head outputs at this index. */
+  readonly name: string;
+  /** Example utterances (documentation, demo model training, end-to-end tests). @default [] */
+  readonly examples?: readonly string[];
+}
+
+export interface RewriteRuleInput {
+  /** RE2 pattern (linear time: no backreferences, no lookaround). */
+  readonly pattern: string;
+  /** Replacement; `$1`, `$<name>` refer to groups. */
+  readonly replace: string;
+  /** RE2 flags among `i`, `m`, `s`. @default "" */
+  readonly flags?: string;
+}
+
+export interface EntityRuleInput {
+  /** Entity name in the response. */
+  readonly name: string;
+  /** RE2 pattern; the whole match (or group 1 when present) is the entity value. */
+  readonly pattern: string;
+  /** RE2 flags among `i`, `m`, `s`. @default "" */
+  readonly flags?: string;
+}
+
+export interface PostprocessInput {
+  /** Below this confidence the fallback intent is answered. @default 0 */
+  readonly threshold?: number;
+  /** Intent answered below the threshold. @default "fallback" */
+  readonly fallback?: string;
+  /** Entities extracted from the text. @default [] */
+  readonly entities?: readonly EntityRuleInput[];
+}
+
+export interface ModelInput {
+  /** The bot's own head: ONNX file relative to the model root (or an s3:// or https:// URI). */
+  readonly head: string;
+  /** Memory the loaded head takes in a pool. */
+  readonly memory: MemorySize;
+  /** Shared encoder id from `encoders`. @default - the head takes the tokenizer's ids directly (no encoder) */
+  readonly encoder?: string;
+}
+
+export interface BotInput {
+  /** DNS-label-safe id, unique in the catalog, at most 40 characters. */
+  readonly id: string;
+  /** Tenant id from `tenants`. */
+  readonly tenant: string;
+  /** Whether the bot answers live traffic (matched by pool group selectors). */
+  readonly realtime: boolean;
+  /** Free properties (language, model family, tier...), matched by pool group selectors. @default {} */
+  readonly properties?: Readonly<Record<string, PropertyValue>>;
+  readonly model: ModelInput;
+  /** The head's labels, in output order. */
+  readonly intents: readonly IntentInput[];
+  /** Rewrites applied to the text before tokenizing, in order. @default [] */
+  readonly preprocess?: readonly RewriteRuleInput[];
+  /** @default - threshold 0, fallback "fallback", no entities */
+  readonly postprocess?: PostprocessInput;
+  /** Name of a dedicated pool (from a group's `dedicatedPools`) that must hold this bot. @default - placed by hashing */
+  readonly pin?: string;
+}
+
+export interface SelectorInput {
+  /** Bots whose `realtime` equals this. @default - any */
+  readonly realtime?: boolean;
+  /** Bots whose properties equal these (an array: any of its values). @default - any */
+  readonly properties?: Readonly<Record<string, PropertyValue | readonly PropertyValue[]>>;
+}
+
+/** What bots sharing a key have in common, so that they rank pools alike and land together. */
+export type LocalityInput = 'none' | 'encoder' | { readonly property: string };
+
+export interface ReplicasInput {
+  /** @default 2 for real-time groups, 1 otherwise */
+  readonly min?: number;
+  /** @default 10 for real-time groups, 4 otherwise */
+  readonly max?: number;
+}
+
+export interface TolerationInput {
+  readonly key: string;
+  readonly operator?: 'Equal' | 'Exists';
+  readonly value?: string;
+  readonly effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+}
+
+export interface PoolGroupInput {
+  /** DNS-label-safe name, at most 20 characters; pools are named `<name>-<suffix>`. */
+  readonly name: string;
+  /** Latency class: real-time groups get tight timeouts and at least 2 replicas. */
+  readonly realtime: boolean;
+  /** Which bots the group takes; the first group whose selector matches a bot takes it. @default - `{ realtime: <the group's realtime> }` */
+  readonly selector?: SelectorInput;
+  /** Number of pools, or the fewest that fit the memory budget at the fill factor. @default "auto" */
+  readonly pools?: number | 'auto';
+  /** Memory budget of one pool (its container's memory request and limit). */
+  readonly memory: MemorySize;
+  /** Average share of a pool's budget that `auto` plans to use; the rest absorbs hashing imbalance. @default 0.75 */
+  readonly fillFactor?: number;
+  /** Memory of an idle pool process (Node, server, onnxruntime), counted once per pool. @default "160Mi" */
+  readonly poolOverhead?: MemorySize;
+  /** Co-location key for bots of this group. @default "encoder" */
+  readonly locality?: LocalityInput;
+  /** Names of dedicated pools that take only the bots pinned to them. @default [] */
+  readonly dedicatedPools?: readonly string[];
+  readonly replicas?: ReplicasInput;
+  /** Target average CPU utilisation for the autoscaler, in percent. @default 70 */
+  readonly targetCpuPercent?: number;
+  /** Request timeout at the router and the pool, in milliseconds. @default 2000 for real-time, 60000 otherwise */
+  readonly timeoutMs?: number;
+  /** Concurrent inferences per pool replica. @default 32 for real-time, 8 otherwise */
+  readonly concurrency?: number;
+  /** Kubernetes PriorityClass of the group's pods. @default - none */
+  readonly priorityClassName?: string;
+  /** @default [] */
+  readonly tolerations?: readonly TolerationInput[];
+  /** @default {} */
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+}
+
+/** What `bots.config.ts` exports through `defineCatalog()`. */
+export interface CatalogInput {
+  readonly platform?: PlatformInput;
+  readonly tenants: readonly TenantInput[];
+  /** @default [] */
+  readonly encoders?: readonly EncoderInput[];
+  readonly groups: readonly PoolGroupInput[];
+  readonly bots: readonly BotInput[];
+}
+
+// ---- Normalised form: what the ConfigMaps hold and pools and router read. ----
+
+export const CATALOG_API_VERSION = 'botshard.io/v1alpha1';
+
+export interface Platform {
+  namespace: string;
+  strategy: Strategy;
+  modelRoot: string;
+}
+export interface Tenant {
+  id: string;
+  name: string;
+}
+export interface Tokenizer {
+  kind: 'hashing';
+  buckets: number;
+  maxTokens: number;
+}
+export interface Encoder {
+  id: string;
+  path: string;
+  memory: number;
+  tokenizer: Tokenizer;
+  dimensions: number;
+}
+export interface Intent {
+  name: string;
+  examples: string[];
+}
+export interface RewriteRule {
+  pattern: string;
+  replace: string;
+  flags: string;
+}
+export interface EntityRule {
+  name: string;
+  pattern: string;
+  flags: string;
+}
+export interface Postprocess {
+  threshold: number;
+  fallback: string;
+  entities: EntityRule[];
+}
+export interface Model {
+  head: string;
+  memory: number;
+  encoder?: string;
+}
+export interface Bot {
+  id: string;
+  tenant: string;
+  realtime: boolean;
+  properties: Record<string, PropertyValue>;
+  model: Model;
+  intents: Intent[];
+  preprocess: RewriteRule[];
+  postprocess: Postprocess;
+  pin?: string;
+}
+export interface Selector {
+  realtime?: boolean;
+  properties: Record<string, PropertyValue[]>;
+}
+export type Locality = 'none' | 'encoder' | { property: string };
+export interface Toleration {
+  key: string;
+  operator: 'Equal' | 'Exists';
+  value?: string;
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+}
+export interface PoolGroup {
+  name: string;
+  realtime: boolean;
+  selector: Selector;
+  pools: number | 'auto';
+  memory: number;
+  fillFactor: number;
+  poolOverhead: number;
+  locality: Locality;
+  dedicatedPools: string[];
+  replicas: { min: number; max: number };
+  targetCpuPercent: number;
+  timeoutMs: number;
+  concurrency: number;
+  priorityClassName?: string;
+  tolerations: Toleration[];
+  nodeSelector: Record<string, string>;
+}
+
+/** The normalised catalog. `generation` is the hash of everything else, in canonical form. */
+export interface Catalog {
+  apiVersion: typeof CATALOG_API_VERSION;
+  kind: 'Catalog';
+  generation: string;
+  platform: Platform;
+  tenants: Tenant[];
+  encoders: Encoder[];
+  groups: PoolGroup[];
+  bots: Bot[];
+}

@@ -1,0 +1,69 @@
+import { parseArgs } from 'node:util';
+import { CatalogError } from './catalog/problems';
+import { PlacementError } from './placement/plan';
+import { catalogCommand } from './commands/catalog';
+import { diffCommand } from './commands/diff';
+import { planCommand } from './commands/plan';
+
+const USAGE = `usage: botshard <command> [options]
+
+commands:
+  catalog [--config FILE]                 print the normalised catalog JSON (what the ConfigMaps hold)
+  plan [--config FILE | --catalog PATH] [--json]
+                                          one row per pool: group, bots, memory used / budget, encoders
+  diff OLD NEW [--json]                   which bots move between two configs or catalogs, and why
+
+FILE is a bots.config.ts (default ./bots.config.ts) or a catalog .json; PATH a catalog file or folder.`;
+
+/** A mistake in how the command was called: usage is printed, exit code 2. */
+class UsageError extends Error {}
+
+function run(argv: string[]): string {
+  const [command, ...rest] = argv;
+  const options = {
+    config: { type: 'string' },
+    catalog: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  } as const;
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help || command === undefined || command === 'help' || command === '--help' || command === '-h') return USAGE;
+  const source = values.catalog ?? values.config ?? 'bots.config.ts';
+  switch (command) {
+    case 'catalog':
+      return catalogCommand({ config: source });
+    case 'plan':
+      if (values.catalog && values.config) throw new UsageError('give --config or --catalog, not both');
+      return planCommand({ config: source, json: values.json });
+    case 'diff':
+      if (positionals.length !== 2) throw new UsageError(`diff takes two configs or catalogs (OLD NEW), got ${positionals.length}`);
+      return diffCommand({ before: positionals[0], after: positionals[1], json: values.json });
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+/** Runs the `botshard` command; returns the exit code. Errors users can meet never print a stack trace. */
+export function main(argv: string[]): number {
+  try {
+    const out = run(argv);
+    process.stdout.write(`${out}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`botshard: ${e.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (e instanceof CatalogError || e instanceof PlacementError) {
+      process.stderr.write(`botshard: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}

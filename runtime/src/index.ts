@@ -1,0 +1,4 @@
+/** @botshard/runtime: the catalog and the shared placement. Servers live in their own entry points
+ * (`@botshard/runtime/lib/pool`, `.../router`) so that importing the catalog stays light. */
+export * from './catalog';
+export * from './placement';

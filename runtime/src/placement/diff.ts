@@ -1,0 +1,61 @@
+import { Catalog } from '../catalog';
+import { Topology } from './plan';
+
+/** Why a bot's pool changed between two catalogs. */
+export type MoveReason = 'bot added' | 'bot removed' | 'pin changed' | 'group changed' | 'pool added' | 'pool removed' | 'rebalanced';
+
+export interface Move {
+  bot: string;
+  from?: string;
+  to?: string;
+  reason: MoveReason;
+}
+
+export interface TopologyDiff {
+  moves: Move[];
+  /** Moves counted by reason. */
+  counts: Partial<Record<MoveReason, number>>;
+  poolsAdded: string[];
+  poolsRemoved: string[];
+  /** Bots present in both catalogs that stayed in their pool. */
+  unchanged: number;
+}
+
+/** Which bots move from which pool to which between two planned catalogs, and why. */
+export function diffTopologies(before: { catalog: Catalog; topology: Topology }, after: { catalog: Catalog; topology: Topology }): TopologyDiff {
+  const oldPools = new Set(before.topology.pools.map((p) => p.name));
+  const newPools = new Set(after.topology.pools.map((p) => p.name));
+  const oldBots = new Map(before.catalog.bots.map((b) => [b.id, b]));
+  const newBots = new Map(after.catalog.bots.map((b) => [b.id, b]));
+  const oldGroup = new Map(before.topology.pools.map((p) => [p.name, p.group]));
+  const newGroup = new Map(after.topology.pools.map((p) => [p.name, p.group]));
+  const moves: Move[] = [];
+  let unchanged = 0;
+  const ids = [...new Set([...oldBots.keys(), ...newBots.keys()])].sort();
+  for (const bot of ids) {
+    const from = before.topology.assignment.get(bot);
+    const to = after.topology.assignment.get(bot);
+    if (from === to) {
+      unchanged += 1;
+      continue;
+    }
+    let reason: MoveReason;
+    if (from === undefined) reason = 'bot added';
+    else if (to === undefined) reason = 'bot removed';
+    else if (oldBots.get(bot)?.pin !== newBots.get(bot)?.pin) reason = 'pin changed';
+    else if (oldGroup.get(from) !== newGroup.get(to)) reason = 'group changed';
+    else if (!oldPools.has(to)) reason = 'pool added';
+    else if (!newPools.has(from)) reason = 'pool removed';
+    else reason = 'rebalanced';
+    moves.push({ bot, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), reason });
+  }
+  const counts: TopologyDiff['counts'] = {};
+  for (const m of moves) counts[m.reason] = (counts[m.reason] ?? 0) + 1;
+  return {
+    moves,
+    counts,
+    poolsAdded: [...newPools].filter((p) => !oldPools.has(p)).sort(),
+    poolsRemoved: [...oldPools].filter((p) => !newPools.has(p)).sort(),
+    unchanged,
+  };
+}

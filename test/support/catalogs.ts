@@ -1,0 +1,56 @@
+import { Catalog, CatalogError, CatalogInput, normalizeCatalog } from '@botshard/runtime';
+
+/** A small valid catalog to start each test from (a deep copy: mutate freely). */
+export function smallCatalog(): any {
+  const input: CatalogInput = {
+    platform: { namespace: 'botshard' },
+    tenants: [{ id: 'acme' }, { id: 'globex' }],
+    encoders: [{ id: 'encoder-en', path: 'encoders/en.onnx', memory: '40Mi', tokenizer: { kind: 'hashing', buckets: 512 }, dimensions: 16 }],
+    groups: [
+      { name: 'realtime', realtime: true, memory: '512Mi', dedicatedPools: ['vip'] },
+      { name: 'batch', realtime: false, memory: '1Gi' },
+    ],
+    bots: [
+      {
+        id: 'acme-support',
+        tenant: 'acme',
+        realtime: true,
+        properties: { language: 'en' },
+        model: { head: 'heads/acme-support.onnx', memory: '8Mi', encoder: 'encoder-en' },
+        intents: [{ name: 'greeting', examples: ['hello'] }, { name: 'billing' }],
+        preprocess: [{ pattern: '\\s+', replace: ' ' }],
+        postprocess: { threshold: 0.4, fallback: 'fallback', entities: [{ name: 'order', pattern: '#([0-9]+)' }] },
+      },
+      {
+        id: 'globex-batch',
+        tenant: 'globex',
+        realtime: false,
+        model: { head: 'heads/globex-batch.onnx', memory: '1.5Mi' },
+        intents: [{ name: 'yes' }, { name: 'no' }],
+      },
+      {
+        id: 'acme-vip',
+        tenant: 'acme',
+        realtime: true,
+        model: { head: 'heads/acme-vip.onnx', memory: '16Mi', encoder: 'encoder-en' },
+        intents: [{ name: 'a' }, { name: 'b' }],
+        pin: 'vip',
+      },
+    ],
+  };
+  return JSON.parse(JSON.stringify(input));
+}
+
+/** Normalises or fails the test with the full problem list. */
+export function normalized(input: unknown): Catalog {
+  const result = normalizeCatalog(input);
+  if (!result.ok) throw new CatalogError(result.problems);
+  return result.catalog;
+}
+
+/** Problems of an input expected to be invalid. */
+export function problemsOf(input: unknown) {
+  const result = normalizeCatalog(input);
+  if (result.ok) throw new Error('expected the catalog to be invalid');
+  return result.problems;
+}
