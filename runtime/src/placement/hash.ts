@@ -76,11 +76,27 @@ function read32(b: Uint8Array, i: number): number {
 }
 
 const encoder = new TextEncoder();
+const scratch = new Uint8Array(256);
+
+/** The UTF-8 bytes of a string, in a reused buffer when it is short (hashing ids must not allocate). */
+function utf8(s: string): { bytes: Uint8Array; length: number } {
+  if (s.length * 3 > scratch.length) return { bytes: encoder.encode(s), length: -1 };
+  const { written } = encoder.encodeInto(s, scratch);
+  return { bytes: scratch, length: written };
+}
 
 /** XXH64 of the bytes (or of the UTF-8 encoding of a string) with seed 0. */
 export function xxh64(input: string | Uint8Array): U64 {
-  const b = typeof input === 'string' ? encoder.encode(input) : input;
-  const len = b.length;
+  let b: Uint8Array;
+  let len: number;
+  if (typeof input === 'string') {
+    const u = utf8(input);
+    b = u.bytes;
+    len = u.length < 0 ? b.length : u.length;
+  } else {
+    b = input;
+    len = b.length;
+  }
   let p = 0;
   let hHi: number;
   let hLo: number;
@@ -156,21 +172,27 @@ export function xxh64(input: string | Uint8Array): U64 {
   return { hi: hHi, lo: hLo };
 }
 
-const C1H = 0xff51afd7, C1L = 0xed558ccd;
-const C2H = 0xc4ceb9fe, C2L = 0x1a85ec53;
+/** MurmurHash3's 32-bit finalizer. */
+export function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
 
-/** MurmurHash3's fmix64 of (aHi,aLo) xor (bHi,bLo), written to `out` as [hi, lo].
- * This is the rendezvous score of a (key, pool) pair: cheap enough for 100,000 bots x pools. */
-export function mix64(aHi: number, aLo: number, bHi: number, bLo: number, out: Uint32Array): void {
-  let hHi = (aHi ^ bHi) >>> 0;
-  let hLo = (aLo ^ bLo) >>> 0;
-  hLo = (hLo ^ (hHi >>> 1)) >>> 0; // h ^= h >> 33
-  mul(hHi, hLo, C1H, C1L); hHi = rHi; hLo = rLo;
-  hLo = (hLo ^ (hHi >>> 1)) >>> 0;
-  mul(hHi, hLo, C2H, C2L); hHi = rHi; hLo = rLo;
-  hLo = (hLo ^ (hHi >>> 1)) >>> 0;
-  out[0] = hHi;
-  out[1] = hLo;
+/**
+ * The rendezvous score of a (key, pool) pair from their 64-bit hashes, as a 64-bit value
+ * `(scoreHi(...), scoreLo(...))` compared hi first: lo = fmix32(kLo ^ pLo), hi = fmix32(kHi ^ pHi ^ lo).
+ * Four 32-bit multiplications: cheap enough for 100,000 bots times hundreds of pools.
+ */
+export function scoreLo(kLo: number, pLo: number): number {
+  return fmix32((kLo ^ pLo) >>> 0);
+}
+
+export function scoreHi(kHi: number, pHi: number, lo: number): number {
+  return fmix32((kHi ^ pHi ^ lo) >>> 0);
 }
 
 /** The 16 lowercase hex digits of a 64-bit value. */

@@ -1,5 +1,5 @@
 import { Bot, Catalog, PoolGroup, groupOf } from '../catalog';
-import { U64, compareU64, mix64, xxh64 } from './hash';
+import { U64, compareU64, scoreHi, scoreLo, xxh64 } from './hash';
 
 /** One pool: a Deployment in Kubernetes, a process locally. Memory figures are bytes. */
 export interface Pool {
@@ -88,21 +88,36 @@ function put(pool: PoolState, bot: Bot, cost: number): void {
   if (bot.model.encoder !== undefined) pool.encoders.add(bot.model.encoder);
 }
 
-/** The key a bot ranks pools by: its locality key when the group asks for one, else its id. */
+/** The key a bot ranks pools by: its locality key when the group asks for one, else its id
+ * (bot ids cannot contain ":", so the two never collide). */
 function localityKey(group: PoolGroup, bot: Bot): string {
   const locality = group.locality;
-  if (locality === 'encoder') return bot.model.encoder !== undefined ? `encoder:${bot.model.encoder}` : `bot:${bot.id}`;
+  if (locality === 'encoder' && bot.model.encoder !== undefined) return `encoder:${bot.model.encoder}`;
   if (typeof locality === 'object') {
     const v = bot.properties[locality.property];
-    return v !== undefined ? `property:${locality.property}=${JSON.stringify(v)}` : `bot:${bot.id}`;
+    if (v !== undefined) return `property:${locality.property}=${JSON.stringify(v)}`;
   }
-  return `bot:${bot.id}`;
+  return bot.id;
+}
+
+/** Pool indices by descending score of the key; equal scores (never seen, but possible) by the bot id's own score. */
+function rank(hi: Uint32Array, lo: Uint32Array, idHash: U64, pools: readonly PoolState[]): number[] {
+  const tie = (i: number) => {
+    const l = scoreLo(idHash.lo, pools[i].hash.lo);
+    return [scoreHi(idHash.hi, pools[i].hash.hi, l), l];
+  };
+  return Array.from({ length: pools.length }, (_, i) => i).sort((a, b) => {
+    const c = compareU64(hi[b], lo[b], hi[a], lo[a]);
+    if (c !== 0) return c;
+    const [ta, tb] = [tie(a), tie(b)];
+    return compareU64(tb[0], tb[1], ta[0], ta[1]);
+  });
 }
 
 /**
  * Bounded-load rendezvous hashing weighted by memory: bots in a fixed hash order, each taking the
- * first pool in its ranking (by the integer score mix64(key, pool)) whose budget still fits it.
- * Returns the id of a bot that fits nowhere, or undefined when all are placed.
+ * first pool in its ranking (by the integer score of its key and the pool) whose budget still fits
+ * it. Returns a bot that fits nowhere, or undefined when all are placed.
  */
 function assign(group: PoolGroup, bots: readonly Bot[], pools: PoolState[], encoderBytes: ReadonlyMap<string, number>): Bot | undefined {
   const n = pools.length;
@@ -112,62 +127,47 @@ function assign(group: PoolGroup, bots: readonly Bot[], pools: PoolState[], enco
     const key = localityKey(group, bot);
     let keyHash = keyHashes.get(key);
     if (!keyHash) {
-      keyHash = key === `bot:${bot.id}` ? idHash : xxh64(key);
+      keyHash = key === bot.id ? idHash : xxh64(key);
       keyHashes.set(key, keyHash);
     }
-    const order = new Uint32Array(2);
-    mix64(idHash.hi, idHash.lo, ORDER_SALT.hi, ORDER_SALT.lo, order);
-    return { bot, idHash, keyHash, orderHi: order[0], orderLo: order[1] };
+    const orderLo = scoreLo(idHash.lo, ORDER_SALT.lo);
+    return { bot, idHash, keyHash, orderHi: scoreHi(idHash.hi, ORDER_SALT.hi, orderLo), orderLo };
   });
   ordered.sort((a, b) => compareU64(a.orderHi, a.orderLo, b.orderHi, b.orderLo) || (a.bot.id < b.bot.id ? -1 : 1));
 
-  const scores = new Uint32Array(2 * n);
-  const tie = new Uint32Array(2);
-  const tie2 = new Uint32Array(2);
-  const out = new Uint32Array(2);
-  // Bots sharing a locality key share a ranking: compute it once per key.
+  // The head alone not fitting rejects a full pool without looking at its encoders.
+  const fits = (pool: PoolState, bot: Bot) => pool.used + bot.model.memory <= pool.budget && pool.used + costIn(pool, bot, encoderBytes) <= pool.budget;
+  const hi = new Uint32Array(n);
+  const lo = new Uint32Array(n);
+  const poolHi = Uint32Array.from(pools, (p) => p.hash.hi);
+  const poolLo = Uint32Array.from(pools, (p) => p.hash.lo);
+  // Bots sharing a locality key share a ranking: computed once per key.
   const rankings = new Map<U64, number[]>();
   for (const { bot, idHash, keyHash } of ordered) {
-    const ranking = rankings.get(keyHash);
-    if (ranking) {
-      const pool = ranking.map((i) => pools[i]).find((p) => p.used + costIn(p, bot, encoderBytes) <= p.budget);
-      if (!pool) return bot;
-      put(pool, bot, costIn(pool, bot, encoderBytes));
-      continue;
-    }
-    let best = -1;
-    for (let i = 0; i < n; i++) {
-      mix64(keyHash.hi, keyHash.lo, pools[i].hash.hi, pools[i].hash.lo, out);
-      scores[2 * i] = out[0];
-      scores[2 * i + 1] = out[1];
-      if (best < 0 || compareU64(out[0], out[1], scores[2 * best], scores[2 * best + 1]) > 0) best = i;
-    }
     const shared = keyHash !== idHash;
-    const rank = (): number[] => {
-      const idx = Array.from({ length: n }, (_, i) => i);
-      return idx.sort((a, b) => {
-        const c = compareU64(scores[2 * b], scores[2 * b + 1], scores[2 * a], scores[2 * a + 1]);
-        if (c !== 0) return c;
-        // Equal scores for the key: tie-break by the bot id's own score.
-        mix64(idHash.hi, idHash.lo, pools[a].hash.hi, pools[a].hash.lo, tie);
-        mix64(idHash.hi, idHash.lo, pools[b].hash.hi, pools[b].hash.lo, tie2);
-        return compareU64(tie2[0], tie2[1], tie[0], tie[1]);
-      });
-    };
-    if (shared) {
-      const r = rank();
-      rankings.set(keyHash, r);
-      best = r[0];
+    let ranking = shared ? rankings.get(keyHash) : undefined;
+    if (!ranking) {
+      let best = 0;
+      const kHi = keyHash.hi;
+      const kLo = keyHash.lo;
+      for (let i = 0; i < n; i++) {
+        const l = scoreLo(kLo, poolLo[i]);
+        const h = scoreHi(kHi, poolHi[i], l);
+        lo[i] = l;
+        hi[i] = h;
+        if (h > hi[best] || (h === hi[best] && l > lo[best])) best = i;
+      }
+      // The common case: the top pool has room, no full ranking needed.
+      if (!shared && fits(pools[best], bot)) {
+        put(pools[best], bot, costIn(pools[best], bot, encoderBytes));
+        continue;
+      }
+      ranking = rank(hi, lo, idHash, pools);
+      if (shared) rankings.set(keyHash, ranking);
     }
-    let pool = pools[best];
-    let cost = costIn(pool, bot, encoderBytes);
-    if (pool.used + cost > pool.budget) {
-      const fit = (shared ? rankings.get(keyHash)! : rank()).map((i) => pools[i]).find((p) => p.used + costIn(p, bot, encoderBytes) <= p.budget);
-      if (!fit) return bot;
-      pool = fit;
-      cost = costIn(pool, bot, encoderBytes);
-    }
-    put(pool, bot, cost);
+    const index = ranking.find((i) => fits(pools[i], bot));
+    if (index === undefined) return bot;
+    put(pools[index], bot, costIn(pools[index], bot, encoderBytes));
   }
   return undefined;
 }
@@ -224,10 +224,12 @@ export function plan(catalog: Catalog, options: PlanOptions = {}): Topology {
   const pools: Pool[] = [];
   const groups: GroupTopology[] = [];
   const assignment = new Map<string, string>();
+  const names = new Set<string>();
   const finish = (state: PoolState, group: PoolGroup, dedicated: boolean): void => {
-    if (pools.some((p) => p.name === state.name)) {
+    if (names.has(state.name)) {
       throw new PlacementError(`pool name "${state.name}" of group "${group.name}" is used twice: rename the group, the bot or the dedicated pool`);
     }
+    names.add(state.name);
     const bots = state.bots.sort();
     pools.push({ name: state.name, group: group.name, dedicated, budget: state.budget, used: state.used, bots, encoders: [...state.encoders].sort() });
     for (const id of bots) assignment.set(id, state.name);
@@ -243,7 +245,7 @@ export function plan(catalog: Catalog, options: PlanOptions = {}): Topology {
         );
       }
     }
-    const names: string[] = [];
+    const groupPools: string[] = [];
     let shared: PoolState[] = [];
     if (strategy === 'dedicated') {
       shared = hashed.map((bot) => {
@@ -271,7 +273,7 @@ export function plan(catalog: Catalog, options: PlanOptions = {}): Topology {
     }
     for (const state of shared) {
       finish(state, group, strategy === 'dedicated');
-      names.push(state.name);
+      groupPools.push(state.name);
     }
     for (const name of group.dedicatedPools) {
       const state = newPool(name, group);
@@ -280,9 +282,9 @@ export function plan(catalog: Catalog, options: PlanOptions = {}): Topology {
         throw new PlacementError(`dedicated pool "${name}" needs ${describe(state.used)} for its pinned bots but has ${describe(state.budget)}: raise groups[].memory of "${group.name}" or pin fewer bots to it`);
       }
       finish(state, group, true);
-      names.push(name);
+      groupPools.push(name);
     }
-    groups.push({ name: group.name, pools: names });
+    groups.push({ name: group.name, pools: groupPools });
   }
   return { generation: catalog.generation, strategy, groups, pools, assignment };
 }

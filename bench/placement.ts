@@ -1,0 +1,167 @@
+/**
+ * npm run bench:placement
+ *
+ * plan() time and peak memory for 1k / 10k / 100k synthetic bots (each size in a fresh process),
+ * poolFor lookups per second, bots moved on pool add/remove against the optimal 1/(n+1) and against
+ * modulo hashing (the baseline), bots moved when one bot comes or goes, and encoder loads with
+ * locality against plain rendezvous. Writes bench/results/placement.{json,md}.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Catalog, CatalogInput, Topology, normalizeCatalog, plan, poolFor, xxh64 } from '@botshard/runtime';
+import { SyntheticOptions, syntheticCatalog } from './synthetic';
+
+const RESULTS = path.join(__dirname, 'results');
+
+function normalized(input: CatalogInput): Catalog {
+  const r = normalizeCatalog(input);
+  if (!r.ok) throw new Error(JSON.stringify(r.problems.slice(0, 3)));
+  return r.catalog;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
+
+/** Child mode: plan one size, print timings and peak RSS as JSON. */
+function measureSize(bots: number): void {
+  const catalog = normalized(syntheticCatalog({ bots, seed: 1, locality: 'encoder' }));
+  const rssBefore = process.resourceUsage().maxRSS;
+  const times: number[] = [];
+  let topology: Topology | undefined;
+  for (let i = 0; i < 5; i++) {
+    const t = process.hrtime.bigint();
+    topology = plan(catalog);
+    times.push(ms(t));
+  }
+  // Baseline: one XXH64 per bot, the least any placement by hashing must do.
+  const t = process.hrtime.bigint();
+  for (const bot of catalog.bots) xxh64(bot.id);
+  const hashOnly = ms(t);
+  const ids = catalog.bots.map((b) => b.id);
+  const lookups = 2_000_000;
+  const l = process.hrtime.bigint();
+  let found = 0;
+  for (let i = 0; i < lookups; i++) if (poolFor(ids[i % ids.length], topology!) !== undefined) found++;
+  const lookupNs = (ms(l) * 1e6) / lookups;
+  if (found !== lookups) throw new Error('poolFor missed a bot');
+  process.stdout.write(
+    JSON.stringify({
+      bots,
+      pools: topology!.pools.length,
+      planMs: { median: median(times), min: Math.min(...times), max: Math.max(...times), runs: times.length },
+      hashOnlyMs: hashOnly,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      planRssGrowthMiB: (process.resourceUsage().maxRSS - rssBefore) / 1024,
+      poolForNs: lookupNs,
+    }),
+  );
+}
+
+function movedFraction(before: Topology, after: Topology) {
+  const oldPools = new Set(before.pools.map((p) => p.name));
+  const newPools = new Set(after.pools.map((p) => p.name));
+  let moved = 0;
+  let betweenOld = 0;
+  for (const [bot, from] of before.assignment) {
+    const to = after.assignment.get(bot);
+    if (to === undefined || to === from) continue;
+    moved++;
+    if (oldPools.has(to) && newPools.has(from)) betweenOld++;
+  }
+  return { moved: moved / before.assignment.size, betweenOld: betweenOld / before.assignment.size };
+}
+
+/** Modulo hashing, the baseline: pool = hash(bot) mod n. */
+function moduloMoved(catalog: Catalog, n: number, m: number): number {
+  let moved = 0;
+  for (const bot of catalog.bots) {
+    const h = xxh64(bot.id).lo;
+    if (h % n !== h % m) moved++;
+  }
+  return moved / catalog.bots.length;
+}
+
+function disruption(locality: SyntheticOptions['locality']) {
+  const n = 10;
+  const opts: SyntheticOptions = { bots: 10000, seed: 3, locality, oneGroup: true, pools: n, memory: '8Gi' };
+  const input = syntheticCatalog(opts);
+  const withCount = (count: number) => normalized({ ...input, groups: input.groups.map((g) => ({ ...g, pools: count })) });
+  const base = withCount(n);
+  const before = plan(base);
+  const add = movedFraction(before, plan(withCount(n + 1)));
+  const removeTopology = plan(withCount(n - 1));
+  const removed = before.pools.find((p) => !removeTopology.pools.some((q) => q.name === p.name))!;
+  const remove = movedFraction(before, removeTopology);
+  const encoderLoads = before.pools.reduce((s, p) => s + p.encoders.length, 0);
+  const utilisation = before.pools.map((p) => p.used / p.budget);
+  return {
+    locality,
+    bots: opts.bots,
+    pools: n,
+    add: { moved: add.moved, optimal: 1 / (n + 1), betweenOldPools: add.betweenOld, moduloBaseline: moduloMoved(base, n, n + 1) },
+    remove: { moved: remove.moved, ownBots: removed.bots.length / opts.bots, others: remove.moved - removed.bots.length / opts.bots, moduloBaseline: moduloMoved(base, n, n - 1) },
+    encoderLoads,
+    utilisation: { min: Math.min(...utilisation), max: Math.max(...utilisation) },
+  };
+}
+
+function botChurn() {
+  const input = syntheticCatalog({ bots: 2000, seed: 9, locality: 'none', oneGroup: true, pools: 6, memory: '4Gi' });
+  const reference = plan(normalized(input));
+  const counts: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const gone = input.bots[i * 100];
+    const without = plan(normalized({ ...input, bots: input.bots.filter((b) => b !== gone) }));
+    counts.push([...without.assignment].filter(([bot, pool]) => reference.assignment.get(bot) !== pool).length);
+    const withOne = plan(normalized({ ...input, bots: [...input.bots, { ...gone, id: `new-bot-${i}` }] }));
+    counts.push([...reference.assignment].filter(([bot, pool]) => withOne.assignment.get(bot) !== pool).length);
+  }
+  return { bots: 2000, changes: counts.length, othersMoved: { mean: counts.reduce((a, b) => a + b, 0) / counts.length, worst: Math.max(...counts) } };
+}
+
+function main(): void {
+  if (process.argv[2] === '--size') return measureSize(Number(process.argv[3]));
+  const sizes = [1000, 10000, 100000].map((bots) =>
+    JSON.parse(execFileSync(process.execPath, [...process.execArgv, __filename, '--size', String(bots)], { encoding: 'utf8' })),
+  );
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    sizes,
+    disruption: [disruption('none'), disruption('encoder')],
+    botChurn: botChurn(),
+  };
+  fs.mkdirSync(RESULTS, { recursive: true });
+  fs.writeFileSync(path.join(RESULTS, 'placement.json'), `${JSON.stringify(result, null, 2)}\n`);
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const md = [
+    '# Placement benchmark',
+    '',
+    `${result.date}, ${result.machine.cpus} cores (${result.machine.cpu}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}. Command: \`npm run bench:placement\`.`,
+    '',
+    '## plan() and poolFor (locality "encoder", two groups, auto pool counts; each size in a fresh process)',
+    '',
+    '| bots | pools | plan median (min-max) of 5 | one XXH64 per bot (baseline) | peak RSS | poolFor |',
+    '|---:|---:|---:|---:|---:|---:|',
+    ...sizes.map((s) => `| ${s.bots} | ${s.pools} | ${s.planMs.median.toFixed(1)} ms (${s.planMs.min.toFixed(1)}-${s.planMs.max.toFixed(1)}) | ${s.hashOnlyMs.toFixed(1)} ms | ${s.peakRssMiB.toFixed(0)} MiB | ${s.poolForNs.toFixed(0)} ns |`),
+    '',
+    '## Bots moved when a pool is added or removed (10,000 bots, 10 pools, one group)',
+    '',
+    '| locality | add: moved | optimal 1/(n+1) | between old pools | modulo hashing | remove: moved | its own bots | others | modulo hashing | encoder loads | pool use min-max |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...result.disruption.map((d) =>
+      `| ${d.locality} | ${pct(d.add.moved)} | ${pct(d.add.optimal)} | ${pct(d.add.betweenOldPools)} | ${pct(d.add.moduloBaseline)} | ${pct(d.remove.moved)} | ${pct(d.remove.ownBots)} | ${pct(d.remove.others)} | ${pct(d.remove.moduloBaseline)} | ${d.encoderLoads} | ${pct(d.utilisation.min)}-${pct(d.utilisation.max)} |`,
+    ),
+    '',
+    `## One bot added or removed (2,000 bots, 6 pools, ${result.botChurn.changes} changes)`,
+    '',
+    `Other bots moved per change: mean ${result.botChurn.othersMoved.mean.toFixed(2)}, worst ${result.botChurn.othersMoved.worst}.`,
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(RESULTS, 'placement.md'), md);
+  process.stdout.write(md);
+}
+
+main();

@@ -1,0 +1,96 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { normalizeCatalog, plan } from '@botshard/runtime';
+import { smallCatalog } from './support/catalogs';
+
+const root = path.join(__dirname, '..');
+const bin = path.join(root, 'runtime/bin/botshard.js');
+const botshard = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8' });
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-cli-'));
+const write = (name: string, value: unknown) => {
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, typeof value === 'string' ? value : JSON.stringify(value));
+  return file;
+};
+
+describe('botshard CLI', () => {
+  it('plan reads ./bots.config.ts by default and prints one row per pool', () => {
+    const r = botshard('plan');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^generation [0-9a-f]{16}  strategy sharded  43 bots in \d+ pools/);
+    expect(r.stdout).toMatch(/^POOL\s+GROUP\s+BOTS\s+MEMORY\s+USED \/ BUDGET\s+ENCODERS$/m);
+    expect(r.stdout).toMatch(/^acme-vip \*\s+realtime\s+1\s+\[#+-+\]/m);
+    expect(r.stdout).toMatch(/^batch-[a-z0-9]{5}\s+batch\s+\d+/m);
+  });
+
+  it('plan --json lists every pool with its name, group, memory and bots, matching plan()', () => {
+    const file = write('small.json', smallCatalog());
+    const r = botshard('plan', '--catalog', file, '--json');
+    expect(r.status).toBe(0);
+    const json = JSON.parse(r.stdout);
+    const result = normalizeCatalog(smallCatalog());
+    if (!result.ok) throw new Error('invalid');
+    const topology = plan(result.catalog);
+    expect(json.generation).toBe(result.catalog.generation);
+    expect(json.pools).toEqual(
+      topology.pools.map((p) => ({ name: p.name, group: p.group, dedicated: p.dedicated, memory: { used: p.used, budget: p.budget }, encoders: p.encoders, bots: p.bots })),
+    );
+  });
+
+  it('catalog prints the normalised catalog, which plan reads back', () => {
+    const r = botshard('catalog');
+    expect(r.status).toBe(0);
+    const catalog = JSON.parse(r.stdout);
+    expect(catalog).toMatchObject({ apiVersion: 'botshard.io/v1alpha1', kind: 'Catalog' });
+    expect(catalog.bots).toHaveLength(43);
+    const file = write('example.json', r.stdout);
+    expect(botshard('plan', '--catalog', file).stdout).toBe(botshard('plan').stdout);
+  });
+
+  it('diff says which bots move where and why', () => {
+    const before = smallCatalog();
+    const after = smallCatalog();
+    after.groups[0].pools = 3;
+    after.bots.push({ ...after.bots[0], id: 'acme-new' });
+    const r = botshard('diff', write('before.json', before), write('after.json', after));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/bots change pool/);
+    expect(r.stdout).toMatch(/^pools added: realtime-[a-z0-9]{5}, realtime-[a-z0-9]{5}$/m);
+    expect(r.stdout).toMatch(/^acme-new\s+-\s+realtime-[a-z0-9]{5}\s+bot added$/m);
+    const json = JSON.parse(botshard('diff', write('before.json', before), write('after.json', after), '--json').stdout);
+    expect(json.moves).toContainEqual(expect.objectContaining({ bot: 'acme-new', reason: 'bot added' }));
+    expect(json.moves.filter((m: { reason: string }) => m.reason !== 'bot added').every((m: { reason: string }) => m.reason === 'pool added')).toBe(true);
+  });
+
+  it('lists every catalog problem, exits 1 and prints no stack trace', () => {
+    const bad = smallCatalog();
+    bad.bots[0].id = 'Bad_Id';
+    bad.bots[1].model.memory = '3 apples';
+    bad.bots[2].pin = 'nowhere';
+    const r = botshard('plan', '--catalog', write('bad.json', bad));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/the catalog has 3 problems/);
+    expect(r.stderr).toMatch(/bots\[0\]\.id: bot id "Bad_Id" is not a DNS label/);
+    expect(r.stderr).toMatch(/bots\[1\]\.model\.memory: is not a memory size: "3 apples"/);
+    expect(r.stderr).toMatch(/bots\[2\]\.pin: pins to pool "nowhere", which does not exist/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('reports a config that does not exist or does not compile, exit 1', () => {
+    const missing = botshard('plan', '--config', path.join(tmp, 'nope.config.ts'));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/nope.config.ts: .*file: does not exist/s);
+    const broken = botshard('plan', '--config', write('broken.config.ts', 'export default {{;'));
+    expect(broken.status).toBe(1);
+    expect(broken.stderr).toMatch(/cannot be loaded/);
+  });
+
+  it('exits 2 with usage for unknown commands and options', () => {
+    expect(botshard('frobnicate').status).toBe(2);
+    const r = botshard('plan', '--colour');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/usage: botshard/);
+  });
+});
