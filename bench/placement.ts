@@ -25,8 +25,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
 /** Child mode: plan one size, print timings and peak RSS as JSON. */
-function measureSize(bots: number): void {
-  const catalog = normalized(syntheticCatalog({ bots, seed: 1, locality: 'encoder' }));
+function measureSize(bots: number, locality: 'none' | 'encoder'): void {
+  const catalog = normalized(syntheticCatalog({ bots, seed: 1, locality }));
   const rssBefore = process.resourceUsage().maxRSS;
   const times: number[] = [];
   let topology: Topology | undefined;
@@ -49,6 +49,7 @@ function measureSize(bots: number): void {
   process.stdout.write(
     JSON.stringify({
       bots,
+      locality,
       pools: topology!.pools.length,
       planMs: { median: median(times), min: Math.min(...times), max: Math.max(...times), runs: times.length },
       hashOnlyMs: hashOnly,
@@ -85,7 +86,7 @@ function moduloMoved(catalog: Catalog, n: number, m: number): number {
 
 function disruption(locality: SyntheticOptions['locality']) {
   const n = 10;
-  const opts: SyntheticOptions = { bots: 10000, seed: 3, locality, oneGroup: true, pools: n, memory: '8Gi' };
+  const opts: SyntheticOptions = { bots: 10000, seed: 3, locality, oneGroup: true, pools: n, memory: '12Gi' };
   const input = syntheticCatalog(opts);
   const withCount = (count: number) => normalized({ ...input, groups: input.groups.map((g) => ({ ...g, pools: count })) });
   const base = withCount(n);
@@ -122,9 +123,11 @@ function botChurn() {
 }
 
 function main(): void {
-  if (process.argv[2] === '--size') return measureSize(Number(process.argv[3]));
-  const sizes = [1000, 10000, 100000].map((bots) =>
-    JSON.parse(execFileSync(process.execPath, [...process.execArgv, __filename, '--size', String(bots)], { encoding: 'utf8' })),
+  if (process.argv[2] === '--size') return measureSize(Number(process.argv[3]), process.argv[4] as 'none' | 'encoder');
+  const sizes = (['encoder', 'none'] as const).flatMap((locality) =>
+    [1000, 10000, 100000].map((bots) =>
+      JSON.parse(execFileSync(process.execPath, [...process.execArgv, __filename, '--size', String(bots), locality], { encoding: 'utf8' })),
+    ),
   );
   const result = {
     date: new Date().toISOString(),
@@ -141,11 +144,11 @@ function main(): void {
     '',
     `${result.date}, ${result.machine.cpus} cores (${result.machine.cpu}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}. Command: \`npm run bench:placement\`.`,
     '',
-    '## plan() and poolFor (locality "encoder", two groups, auto pool counts; each size in a fresh process)',
+    '## plan() and poolFor (two groups, auto pool counts; each size in a fresh process)',
     '',
-    '| bots | pools | plan median (min-max) of 5 | one XXH64 per bot (baseline) | peak RSS | poolFor |',
-    '|---:|---:|---:|---:|---:|---:|',
-    ...sizes.map((s) => `| ${s.bots} | ${s.pools} | ${s.planMs.median.toFixed(1)} ms (${s.planMs.min.toFixed(1)}-${s.planMs.max.toFixed(1)}) | ${s.hashOnlyMs.toFixed(1)} ms | ${s.peakRssMiB.toFixed(0)} MiB | ${s.poolForNs.toFixed(0)} ns |`),
+    '| locality | bots | pools | plan median (min-max) of 5 | one XXH64 per bot (baseline) | peak RSS | poolFor |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...sizes.map((s) => `| ${s.locality} | ${s.bots} | ${s.pools} | ${s.planMs.median.toFixed(1)} ms (${s.planMs.min.toFixed(1)}-${s.planMs.max.toFixed(1)}) | ${s.hashOnlyMs.toFixed(1)} ms | ${s.peakRssMiB.toFixed(0)} MiB | ${s.poolForNs.toFixed(0)} ns |`),
     '',
     '## Bots moved when a pool is added or removed (10,000 bots, 10 pools, one group)',
     '',

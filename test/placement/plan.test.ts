@@ -132,7 +132,7 @@ describe('plan: memory and co-location', () => {
   });
 
   it('co-locates bots that share an encoder: fewer encoder loads than plain rendezvous on the same bots', () => {
-    const input = syntheticCatalog({ bots: 5000, seed: 6, locality: 'none', pools: 12, oneGroup: true, memory: '4Gi' }) as any;
+    const input = syntheticCatalog({ bots: 5000, seed: 6, locality: 'none', pools: 12, oneGroup: true, memory: '6Gi' }) as any;
     const plain = encoderLoads(normalized(input));
     const local = encoderLoads(normalized({ ...input, groups: input.groups.map((g: any) => ({ ...g, locality: 'encoder' })) }));
     expect(plain).toBe(12 * 8); // every pool loads every encoder

@@ -136,7 +136,10 @@ function assign(group: PoolGroup, bots: readonly Bot[], pools: PoolState[], enco
   ordered.sort((a, b) => compareU64(a.orderHi, a.orderLo, b.orderHi, b.orderLo) || (a.bot.id < b.bot.id ? -1 : 1));
 
   // The head alone not fitting rejects a full pool without looking at its encoders.
-  const fits = (pool: PoolState, bot: Bot) => pool.used + bot.model.memory <= pool.budget && pool.used + costIn(pool, bot, encoderBytes) <= pool.budget;
+  const fits = (pool: PoolState, bot: Bot, limit = pool.budget) => pool.used + bot.model.memory <= limit && pool.used + costIn(pool, bot, encoderBytes) <= limit;
+  // Bots sharing a locality key would fill their first pool to the brim before spilling; fill it only
+  // to the group's fill factor first, so co-located pools keep the same headroom as the others.
+  const soft = fillLimit(group);
   const hi = new Uint32Array(n);
   const lo = new Uint32Array(n);
   const poolHi = Uint32Array.from(pools, (p) => p.hash.hi);
@@ -147,35 +150,50 @@ function assign(group: PoolGroup, bots: readonly Bot[], pools: PoolState[], enco
     const shared = keyHash !== idHash;
     let ranking = shared ? rankings.get(keyHash) : undefined;
     if (!ranking) {
-      let best = 0;
       const kHi = keyHash.hi;
       const kLo = keyHash.lo;
-      for (let i = 0; i < n; i++) {
-        const l = scoreLo(kLo, poolLo[i]);
-        const h = scoreHi(kHi, poolHi[i], l);
-        lo[i] = l;
-        hi[i] = h;
-        if (h > hi[best] || (h === hi[best] && l > lo[best])) best = i;
+      if (!shared) {
+        // The common case: the top pool has room, and no full ranking is needed.
+        let best = 0;
+        let bestHi = -1;
+        let bestLo = -1;
+        for (let i = 0; i < n; i++) {
+          const l = scoreLo(kLo, poolLo[i]);
+          const h = scoreHi(kHi, poolHi[i], l);
+          if (h > bestHi || (h === bestHi && l > bestLo)) {
+            best = i;
+            bestHi = h;
+            bestLo = l;
+          }
+        }
+        if (fits(pools[best], bot)) {
+          put(pools[best], bot, costIn(pools[best], bot, encoderBytes));
+          continue;
+        }
       }
-      // The common case: the top pool has room, no full ranking needed.
-      if (!shared && fits(pools[best], bot)) {
-        put(pools[best], bot, costIn(pools[best], bot, encoderBytes));
-        continue;
+      for (let i = 0; i < n; i++) {
+        lo[i] = scoreLo(kLo, poolLo[i]);
+        hi[i] = scoreHi(kHi, poolHi[i], lo[i]);
       }
       ranking = rank(hi, lo, idHash, pools);
       if (shared) rankings.set(keyHash, ranking);
     }
-    const index = ranking.find((i) => fits(pools[i], bot));
+    let index = shared ? ranking.find((i) => fits(pools[i], bot, soft)) : undefined;
+    if (index === undefined) index = ranking.find((i) => fits(pools[i], bot));
     if (index === undefined) return bot;
     put(pools[index], bot, costIn(pools[index], bot, encoderBytes));
   }
   return undefined;
 }
 
+/** A pool's memory at the group's fill factor, in integer bytes. */
+function fillLimit(group: PoolGroup): number {
+  return Math.floor((group.memory * Math.round(group.fillFactor * 1000)) / 1000);
+}
+
 /** The fewest pools whose budget at the fill factor holds the group's memory, encoders counted per pool that needs them. */
 function autoPoolCount(group: PoolGroup, bots: readonly Bot[], encoderBytes: ReadonlyMap<string, number>): number {
-  const fillPermille = Math.round(group.fillFactor * 1000);
-  const target = Math.floor((group.memory * fillPermille) / 1000) - group.poolOverhead;
+  const target = fillLimit(group) - group.poolOverhead;
   const capacity = target > 0 ? target : group.memory - group.poolOverhead;
   let heads = 0;
   const users = new Map<string, { bots: number; heads: number }>();
