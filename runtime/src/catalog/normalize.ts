@@ -496,14 +496,12 @@ export function normalizeCatalog(input: unknown): NormalizeResult {
       c.add('apiVersion', `unsupported apiVersion ${show(o.apiVersion)}`, `this runtime reads ${CATALOG_API_VERSION}; regenerate the catalog with the matching botshard`);
     }
     if (o.kind !== undefined && o.kind !== 'Catalog') c.add('kind', `must be "Catalog", got ${show(o.kind)}`, 'set kind to "Catalog"');
+    const platform = normalizePlatform(c, o.platform);
+    const tenants = normalizeTenants(c, o.tenants);
+    const encoders = normalizeEncoders(c, o.encoders);
+    const groups = normalizeGroups(c, o.groups);
     const bots = c.array(o.bots, 'bots').map((b, i) => normalizeBot(c, b, `bots[${i}]`));
-    const content = {
-      platform: normalizePlatform(c, o.platform),
-      tenants: normalizeTenants(c, o.tenants),
-      encoders: normalizeEncoders(c, o.encoders),
-      groups: normalizeGroups(c, o.groups),
-      bots: bots.filter((b): b is Bot => b !== undefined),
-    };
+    const content = { platform, tenants, encoders, groups, bots: bots.filter((b): b is Bot => b !== undefined) };
     c.unique(bots.flatMap((b, i) => (b ? [{ id: b.id, path: `bots[${i}].id` }] : [])), 'bot id');
     crossCheck(c, { apiVersion: CATALOG_API_VERSION, kind: 'Catalog', ...content });
     if (c.problems.length > 0) return { ok: false, problems: c.problems };
