@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { normalizeCatalog, parseMemory } from '@botshard/runtime';
 import { normalized, problemsOf, smallCatalog } from '../support/catalogs';
 
-const at = (problems: { path: string }[], path: string) => problems.find((p) => p.path === path);
+const at = <T extends { path: string }>(problems: T[], path: string) => problems.find((p) => p.path === path);
 
 describe('catalog validation', () => {
   it('accepts the small catalog and fills defaults', () => {

@@ -1,0 +1,200 @@
+import { Construct } from 'constructs';
+import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
+import { Toleration } from '@botshard/runtime';
+import { CatalogConfigMaps } from './catalog-config-maps';
+import { LABEL_POOL_GROUP, LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
+import { RunAsProps, _runAs, containerSecurityContext, podSecurityContext } from './security';
+import {
+  CATALOG_MOUNT,
+  CpuProps,
+  DEFAULT_IMAGE,
+  HTTP_PORT,
+  METRICS_PORT,
+  MODELS_MOUNT,
+  ReplicaBounds,
+  TerminationProps,
+  _checkCpu,
+  _checkPercent,
+  _checkReplicas,
+  _metricsIngress,
+  _ports,
+  _probes,
+  _scrapeAnnotations,
+  _spread,
+  _termination,
+  _workloadCompanions,
+  checkImage,
+  quantity,
+} from './workload';
+
+export interface InferencePoolProps extends TerminationProps, RunAsProps {
+  /** The pool's name from placement (`<group>-<suffix>`, or a dedicated pool's name): Deployment, Service and `BOTSHARD_POOL`. */
+  readonly pool: string;
+  /** Name of the pool group the pool belongs to. */
+  readonly group: string;
+  /** The catalog the pool loads its bots from. */
+  readonly catalog: CatalogConfigMaps;
+  /** Memory budget of the pool in bytes: the container's memory request and limit (from the group, never from the bots it holds today). */
+  readonly memory: number;
+  /** Whether the pool serves live traffic: at least 2 replicas and required host spread. @default false */
+  readonly realtime?: boolean;
+  /** Request timeout in milliseconds (`BOTSHARD_TIMEOUT_MS`). @default 2000 for real-time pools, 60000 otherwise */
+  readonly timeoutMs?: number;
+  /** Concurrent inferences per replica (`BOTSHARD_CONCURRENCY`). @default 32 for real-time pools, 8 otherwise */
+  readonly concurrency?: number;
+  /** Replica bounds of the autoscaler, which owns `spec.replicas`. @default - { min: 2, max: 10 } for real-time pools, { min: 1, max: 4 } otherwise */
+  readonly replicas?: ReplicaBounds;
+  /** Target average CPU utilisation of the autoscaler, in percent of the CPU request. @default 70 */
+  readonly targetCpuPercent?: number;
+  /** CPU request and limit. @default - { request: "500m", limit: "2" } for real-time pools, { request: "250m", limit: "1" } otherwise */
+  readonly cpu?: CpuProps;
+  /** Namespace. @default - the catalog's `platform.namespace` */
+  readonly namespace?: string;
+  /** Platform name, in `app.kubernetes.io/part-of` and the router's selector. @default "botshard" */
+  readonly platform?: string;
+  /** Runtime image, pinned by tag (never `latest`) or digest. @default "ghcr.io/botshard/runtime:0.1.0" */
+  readonly image?: string;
+  /** Service account of the pods (its token is never mounted). @default "<platform>-pool" */
+  readonly serviceAccountName?: string;
+  /** PriorityClass of the pods. @default - none */
+  readonly priorityClassName?: string;
+  /** @default [] */
+  readonly tolerations?: readonly Toleration[];
+  /** @default {} */
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+  /** Namespace allowed to scrape the metrics port. @default "monitoring" */
+  readonly monitoringNamespace?: string;
+  /** Size limit of the model cache emptyDir at /models. @default - the memory budget */
+  readonly modelCacheBytes?: number;
+  /** Seconds the pool may take to answer its first liveness probe before it is restarted. @default 120 */
+  readonly startupSeconds?: number;
+  /** Whether the pool takes only pinned bots (informational label). @default false */
+  readonly dedicated?: boolean;
+}
+
+/**
+ * One inference pool: Deployment (no `spec.replicas`: the HPA owns it), Service, PodDisruptionBudget,
+ * HorizontalPodAutoscaler and a NetworkPolicy that admits only the router (and metrics scrapes).
+ * Every object is named after the pool, so `<group>-<suffix>` is the same everywhere.
+ */
+export class InferencePool extends Construct {
+  /** The pool's name: of its Deployment, Service, PDB, HPA and NetworkPolicy. */
+  public readonly name: string;
+  /** Labels the Deployment selects its pods by. */
+  public readonly selector: Record<string, string>;
+
+  constructor(scope: Construct, id: string, props: InferencePoolProps) {
+    super(scope, id);
+    const what = `InferencePool "${props.pool}"`;
+    const platform = props.platform ?? 'botshard';
+    const realtime = props.realtime ?? false;
+    // Service names are DNS-1035 labels; the router addresses a pool as http://<pool>.<namespace>.svc.
+    this.name = checkName(props.pool, 'dns-1035-label', `${what}: pool name`, 'rename the group or the dedicated pool (pools are named <group>-<suffix>)');
+    checkName(props.group, 'dns-1123-label', `${what}: group name`, 'rename the pool group');
+    const namespace = checkName(props.namespace ?? props.catalog.namespace, 'dns-1123-label', `${what}: namespace`, 'use a DNS label');
+    const image = checkImage(props.image ?? DEFAULT_IMAGE, what);
+    const timeoutMs = props.timeoutMs ?? (realtime ? 2000 : 60000);
+    const concurrency = props.concurrency ?? (realtime ? 32 : 8);
+    const replicas = _checkReplicas(props.replicas ?? (realtime ? { min: 2, max: 10 } : { min: 1, max: 4 }), realtime, what, `raise groups[].replicas.min of "${props.group}" in bots.config.ts`);
+    const targetCpuPercent = _checkPercent(props.targetCpuPercent ?? 70, what);
+    const cpu = _checkCpu(props.cpu ?? (realtime ? { request: '500m', limit: '2' } : { request: '250m', limit: '1' }), what);
+    const { uid, gid } = _runAs(props, what);
+    const { preStop, drain, grace } = _termination(props, timeoutMs, what);
+    const memory = quantity(props.memory);
+    const modelCache = quantity(props.modelCacheBytes ?? props.memory);
+    const monitoring = checkName(props.monitoringNamespace ?? 'monitoring', 'dns-1123-label', `${what}: monitoringNamespace`, 'use the namespace of your Prometheus');
+    const serviceAccountName = checkName(props.serviceAccountName ?? `${platform}-pool`, 'dns-1123-subdomain', `${what}: serviceAccountName`, 'use a valid ServiceAccount name');
+    if (props.priorityClassName !== undefined) checkName(props.priorityClassName, 'dns-1123-subdomain', `${what}: priorityClassName`, 'use a valid PriorityClass name');
+    const startupSeconds = props.startupSeconds ?? 120;
+    if (!Number.isInteger(startupSeconds) || startupSeconds < 2) throw new Error(`${what}: startupSeconds must be a whole number of at least 2, got ${JSON.stringify(startupSeconds)}`);
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`${what}: concurrency must be a whole number of at least 1, got ${JSON.stringify(concurrency)}`);
+
+    this.selector = selectorLabels(platform, 'pool', this.name);
+    const tag = image.includes('@') ? undefined : image.slice(image.lastIndexOf(':') + 1);
+    const labels = objectLabels(platform, 'pool', this.name, {
+      [LABEL_POOL_GROUP]: props.group,
+      ...(props.dedicated ? { 'botshard.io/dedicated': 'true' } : {}),
+    });
+    const podLabels = tag ? { ...labels, [LABEL_VERSION]: tag } : labels;
+
+    const env: k8s.EnvVar[] = [
+      { name: 'BOTSHARD_POOL', value: this.name },
+      { name: 'BOTSHARD_CATALOG', value: CATALOG_MOUNT },
+      { name: 'BOTSHARD_MODELS', value: MODELS_MOUNT },
+      { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
+      { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
+      { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
+      { name: 'BOTSHARD_TIMEOUT_MS', value: String(timeoutMs) },
+      { name: 'BOTSHARD_CONCURRENCY', value: String(concurrency) },
+    ];
+
+    new k8s.KubeDeployment(this, 'deployment', {
+      metadata: { name: this.name, namespace, labels },
+      spec: {
+        // No `replicas`: the HorizontalPodAutoscaler owns it, and a GitOps sync must not reset it.
+        selector: { matchLabels: this.selector },
+        revisionHistoryLimit: 3,
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+        template: {
+          metadata: { labels: podLabels, annotations: _scrapeAnnotations },
+          spec: {
+            serviceAccountName,
+            automountServiceAccountToken: false,
+            // Thousands of pool Services would otherwise become environment variables of every pod.
+            enableServiceLinks: false,
+            securityContext: podSecurityContext(uid, gid),
+            terminationGracePeriodSeconds: grace,
+            ...(props.priorityClassName ? { priorityClassName: props.priorityClassName } : {}),
+            ...(props.tolerations && props.tolerations.length > 0 ? { tolerations: props.tolerations.map((t) => ({ ...t })) } : {}),
+            ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
+            topologySpreadConstraints: _spread(this.selector, realtime),
+            containers: [
+              {
+                name: 'pool',
+                image,
+                imagePullPolicy: 'IfNotPresent',
+                args: ['pool'],
+                ports: _ports,
+                env,
+                resources: {
+                  requests: { cpu: k8s.Quantity.fromString(cpu.request), memory: k8s.Quantity.fromString(memory) },
+                  limits: { cpu: k8s.Quantity.fromString(cpu.limit), memory: k8s.Quantity.fromString(memory) },
+                },
+                securityContext: containerSecurityContext(uid, gid),
+                ..._probes(startupSeconds),
+                lifecycle: { preStop: { exec: { command: ['sleep', String(preStop)] } } },
+                volumeMounts: [
+                  { name: 'catalog', mountPath: CATALOG_MOUNT, readOnly: true },
+                  { name: 'models', mountPath: MODELS_MOUNT },
+                  { name: 'tmp', mountPath: '/tmp' },
+                ],
+              },
+            ],
+            volumes: [
+              props.catalog.volume('catalog'),
+              { name: 'models', emptyDir: { sizeLimit: k8s.Quantity.fromString(modelCache) } },
+              { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },
+            ],
+          },
+        },
+      },
+    });
+
+    _workloadCompanions(this, {
+      name: this.name,
+      namespace,
+      labels,
+      selector: this.selector,
+      replicas,
+      targetCpuPercent,
+      ingress: [
+        {
+          // Only the router sends inference traffic to a pool.
+          from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': platform, 'app.kubernetes.io/component': 'router' } } }],
+          ports: [{ port: k8s.IntOrString.fromNumber(HTTP_PORT), protocol: 'TCP' }],
+        },
+        _metricsIngress(monitoring),
+      ],
+    });
+  }
+}

@@ -1,0 +1,178 @@
+import { Construct } from 'constructs';
+import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
+import { CatalogConfigMaps } from './catalog-config-maps';
+import { LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
+import { RunAsProps, _runAs, containerSecurityContext, podSecurityContext } from './security';
+import {
+  CATALOG_MOUNT,
+  CpuProps,
+  DEFAULT_IMAGE,
+  HTTP_PORT,
+  METRICS_PORT,
+  ReplicaBounds,
+  TENANT_KEYS_MOUNT,
+  TerminationProps,
+  _checkCpu,
+  _checkPercent,
+  _checkReplicas,
+  _metricsIngress,
+  _ports,
+  _probes,
+  _scrapeAnnotations,
+  _spread,
+  _termination,
+  _workloadCompanions,
+  checkImage,
+  quantity,
+} from './workload';
+
+export interface InferenceRouterProps extends TerminationProps, RunAsProps {
+  /** The catalog the router routes by. */
+  readonly catalog: CatalogConfigMaps;
+  /** The longest request timeout of any pool group, in milliseconds: the drain default covers it. */
+  readonly timeoutMs: number;
+  /** Namespace. @default - the namespace of the catalog ConfigMaps */
+  readonly namespace?: string;
+  /** Platform name: the router is `<platform>-router`. @default "botshard" */
+  readonly platform?: string;
+  /** Runtime image, pinned by tag (never `latest`) or digest. @default "ghcr.io/botshard/runtime:0.1.0" */
+  readonly image?: string;
+  /** Cluster DNS domain in the pool URL template. @default "cluster.local" */
+  readonly clusterDomain?: string;
+  /** Secret holding the tenant API key hashes, mounted (optional) at /etc/botshard/tenant-keys; no key material is synthesized. @default "botshard-tenant-keys" */
+  readonly tenantKeysSecret?: string;
+  /** Replica bounds of the autoscaler, which owns `spec.replicas` (at least 2: the router serves live traffic). @default { min: 2, max: 10 } */
+  readonly replicas?: ReplicaBounds;
+  /** Target average CPU utilisation of the autoscaler, in percent. @default 70 */
+  readonly targetCpuPercent?: number;
+  /** CPU request and limit. @default { request: "250m", limit: "1" } */
+  readonly cpu?: CpuProps;
+  /** Memory request and limit in bytes (routing tables of two catalog generations). @default 536870912 (512 MiB) */
+  readonly memory?: number;
+  /** Namespaces whose pods may call the router; empty for any source (ingress controllers, other clusters). @default [] */
+  readonly clientNamespaces?: readonly string[];
+  /** Namespace allowed to scrape the metrics port. @default "monitoring" */
+  readonly monitoringNamespace?: string;
+  /** Service account of the pods (its token is never mounted). @default "<platform>-router" */
+  readonly serviceAccountName?: string;
+  /** PriorityClass of the pods. @default - none */
+  readonly priorityClassName?: string;
+}
+
+/**
+ * The inference router: Deployment, Service, PDB, HPA and NetworkPolicy. It forwards each request to
+ * `http://{pool}.<namespace>.svc.<domain>:8080`, the pool that placement gives the bot.
+ */
+export class InferenceRouter extends Construct {
+  /** Name of the router's Deployment and Service. */
+  public readonly name: string;
+  /** The pool URL template the router fills with a pool name. */
+  public readonly poolUrlTemplate: string;
+  /** Labels the Deployment selects its pods by. */
+  public readonly selector: Record<string, string>;
+
+  constructor(scope: Construct, id: string, props: InferenceRouterProps) {
+    super(scope, id);
+    const platform = props.platform ?? 'botshard';
+    const what = `InferenceRouter "${platform}-router"`;
+    this.name = checkName(`${platform}-router`, 'dns-1035-label', `${what}: router name`, 'shorten the platform name or start it with a letter');
+    const namespace = checkName(props.namespace ?? props.catalog.namespace, 'dns-1123-label', `${what}: namespace`, 'use a DNS label');
+    const image = checkImage(props.image ?? DEFAULT_IMAGE, what);
+    const domain = checkName(props.clusterDomain ?? 'cluster.local', 'dns-1123-subdomain', `${what}: clusterDomain`, 'use your cluster\'s DNS domain');
+    const secret = checkName(props.tenantKeysSecret ?? 'botshard-tenant-keys', 'dns-1123-subdomain', `${what}: tenantKeysSecret`, 'use a valid Secret name');
+    const replicas = _checkReplicas(props.replicas ?? { min: 2, max: 10 }, true, what, 'set InferenceRouter replicas.min to 2 or more');
+    const targetCpuPercent = _checkPercent(props.targetCpuPercent ?? 70, what);
+    const cpu = _checkCpu(props.cpu ?? { request: '250m', limit: '1' }, what);
+    const memory = quantity(props.memory ?? 512 * 1024 * 1024);
+    const { uid, gid } = _runAs(props, what);
+    const { preStop, drain, grace } = _termination(props, props.timeoutMs, what);
+    const monitoring = checkName(props.monitoringNamespace ?? 'monitoring', 'dns-1123-label', `${what}: monitoringNamespace`, 'use the namespace of your Prometheus');
+    const clients = (props.clientNamespaces ?? []).map((ns) => checkName(ns, 'dns-1123-label', `${what}: clientNamespaces`, 'list namespace names'));
+    const serviceAccountName = checkName(props.serviceAccountName ?? `${platform}-router`, 'dns-1123-subdomain', `${what}: serviceAccountName`, 'use a valid ServiceAccount name');
+    if (props.priorityClassName !== undefined) checkName(props.priorityClassName, 'dns-1123-subdomain', `${what}: priorityClassName`, 'use a valid PriorityClass name');
+    this.poolUrlTemplate = `http://{pool}.${namespace}.svc.${domain}:${HTTP_PORT}`;
+
+    this.selector = selectorLabels(platform, 'router', this.name);
+    const labels = objectLabels(platform, 'router', this.name);
+    const tag = image.includes('@') ? undefined : image.slice(image.lastIndexOf(':') + 1);
+    const podLabels = tag ? { ...labels, [LABEL_VERSION]: tag } : labels;
+
+    new k8s.KubeDeployment(this, 'deployment', {
+      metadata: { name: this.name, namespace, labels },
+      spec: {
+        // No `replicas`: the HorizontalPodAutoscaler owns it.
+        selector: { matchLabels: this.selector },
+        revisionHistoryLimit: 3,
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+        template: {
+          metadata: { labels: podLabels, annotations: _scrapeAnnotations },
+          spec: {
+            serviceAccountName,
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            securityContext: podSecurityContext(uid, gid),
+            terminationGracePeriodSeconds: grace,
+            ...(props.priorityClassName ? { priorityClassName: props.priorityClassName } : {}),
+            topologySpreadConstraints: _spread(this.selector, true),
+            containers: [
+              {
+                name: 'router',
+                image,
+                imagePullPolicy: 'IfNotPresent',
+                args: ['router'],
+                ports: _ports,
+                env: [
+                  { name: 'BOTSHARD_CATALOG', value: CATALOG_MOUNT },
+                  { name: 'BOTSHARD_POOL_URL', value: this.poolUrlTemplate },
+                  { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
+                  { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
+                  { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
+                  { name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT },
+                ],
+                resources: {
+                  requests: { cpu: k8s.Quantity.fromString(cpu.request), memory: k8s.Quantity.fromString(memory) },
+                  limits: { cpu: k8s.Quantity.fromString(cpu.limit), memory: k8s.Quantity.fromString(memory) },
+                },
+                securityContext: containerSecurityContext(uid, gid),
+                ..._probes(60),
+                lifecycle: { preStop: { exec: { command: ['sleep', String(preStop)] } } },
+                volumeMounts: [
+                  { name: 'catalog', mountPath: CATALOG_MOUNT, readOnly: true },
+                  { name: 'tenant-keys', mountPath: TENANT_KEYS_MOUNT, readOnly: true },
+                  { name: 'tmp', mountPath: '/tmp' },
+                ],
+              },
+            ],
+            volumes: [
+              props.catalog.volume('catalog'),
+              { name: 'tenant-keys', secret: { secretName: secret, optional: true, defaultMode: 0o440 } },
+              { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },
+            ],
+          },
+        },
+      },
+    });
+
+    const poolPods = { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': platform, 'app.kubernetes.io/component': 'pool' };
+    _workloadCompanions(this, {
+      name: this.name,
+      namespace,
+      labels,
+      selector: this.selector,
+      replicas,
+      targetCpuPercent,
+      ingress: [
+        {
+          ...(clients.length > 0 ? { from: clients.map((ns) => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } })) } : {}),
+          ports: [{ port: k8s.IntOrString.fromNumber(HTTP_PORT), protocol: 'TCP' }],
+        },
+        _metricsIngress(monitoring),
+      ],
+      egress: [
+        // To the pools, and DNS (wherever the cluster resolver runs).
+        { to: [{ podSelector: { matchLabels: poolPods } }], ports: [{ port: k8s.IntOrString.fromNumber(HTTP_PORT), protocol: 'TCP' }] },
+        { ports: [{ port: k8s.IntOrString.fromNumber(53), protocol: 'UDP' }, { port: k8s.IntOrString.fromNumber(53), protocol: 'TCP' }] },
+      ],
+    });
+  }
+}

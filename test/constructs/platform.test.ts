@@ -1,0 +1,275 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Yaml } from 'cdk8s';
+import { formatMemory, loadCatalog, partFileName, plan } from '@botshard/runtime';
+import { buildPlatformApp, labelProblem, nameProblem, nameRuleOf } from '../../constructs/index';
+import { K8sObject, exampleCatalogInput, ofKind, synthInput, validateSchema } from './support';
+
+const example = synthInput(exampleCatalogInput());
+const workloads = ofKind(example.objects, 'Deployment');
+
+/** The catalog the ConfigMaps hold, read back through the runtime's own loader from a temp folder. */
+function readBack(objects: K8sObject[]) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-catalog-'));
+  try {
+    for (const cm of ofKind(objects, 'ConfigMap')) for (const [file, data] of Object.entries(cm.data as Record<string, string>)) fs.writeFileSync(path.join(dir, file), data);
+    return loadCatalog(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('BotPlatform on the example catalog (bots.config.ts)', () => {
+  it('synthesizes a platform chart and one chart per pool group', () => {
+    expect([...example.charts.keys()]).toEqual(['platform', 'pool-group-realtime', 'pool-group-batch']);
+    const kinds = (chart: string) => example.charts.get(chart)!.map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(kinds('platform')).toEqual([
+      'Namespace/botshard',
+      'ServiceAccount/botshard-pool',
+      'ServiceAccount/botshard-router',
+      'PriorityClass/botshard-realtime',
+      'ConfigMap/botshard-catalog-0000',
+      'Deployment/botshard-router',
+      'Service/botshard-router',
+      'PodDisruptionBudget/botshard-router',
+      'HorizontalPodAutoscaler/botshard-router',
+      'NetworkPolicy/botshard-router',
+    ]);
+    const topology = plan(example.catalog);
+    for (const group of ['realtime', 'batch']) {
+      const pools = topology.pools.filter((p) => p.group === group).map((p) => p.name);
+      expect(kinds(`pool-group-${group}`)).toEqual(pools.flatMap((p) => ['Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'NetworkPolicy'].map((k) => `${k}/${p}`)));
+    }
+    expect(kinds('pool-group-realtime')).toContain('Deployment/acme-vip');
+  });
+
+  it('matches the snapshot', () => {
+    expect(Object.fromEntries(example.charts)).toMatchSnapshot();
+  });
+
+  it('validates every object against the Kubernetes schema (kubernetes-models v4)', () => {
+    for (const obj of example.objects) expect(() => validateSchema(obj)).not.toThrow();
+    // The validator is live: a wrong type is caught.
+    const bad = JSON.parse(JSON.stringify(workloads[0]));
+    bad.spec.template.spec.containers[0].resources.limits.memory = { bytes: 1 };
+    expect(() => validateSchema(bad)).toThrow();
+  });
+
+  it('gives every object a valid name, namespace and labels, and explicit app.kubernetes.io selectors', () => {
+    for (const obj of example.objects) {
+      expect(nameProblem(obj.metadata.name, nameRuleOf(obj.kind))).toBeUndefined();
+      if (obj.kind !== 'Namespace' && obj.kind !== 'PriorityClass') expect(obj.metadata.namespace).toBe('botshard');
+      for (const [k, v] of Object.entries(obj.metadata.labels ?? {})) expect(labelProblem(k, v)).toBeUndefined();
+      expect(obj.metadata.labels).toMatchObject({ 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': 'botshard', 'app.kubernetes.io/managed-by': 'cdk8s' });
+      // No construct-path hashes: cdk8s would append 8 hex characters.
+      expect(obj.metadata.name).not.toMatch(/-c8[0-9a-f]{6}$/);
+      expect(JSON.stringify(obj)).not.toContain('cdk8s.io/metadata.addr');
+    }
+    for (const d of workloads) {
+      const selector = d.spec.selector.matchLabels;
+      expect(Object.keys(selector).sort()).toEqual(['app.kubernetes.io/component', 'app.kubernetes.io/instance', 'app.kubernetes.io/name', 'app.kubernetes.io/part-of']);
+      expect(selector['app.kubernetes.io/instance']).toBe(d.metadata.name);
+      expect(d.spec.template.metadata.labels).toMatchObject(selector);
+      // Service, PDB, HPA and NetworkPolicy of the workload share its name and selector.
+      const same = example.objects.filter((o) => o.metadata.name === d.metadata.name && o.kind !== 'Deployment' && o.kind !== 'ServiceAccount');
+      expect(same.map((o) => o.kind).sort()).toEqual(['HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'Service']);
+      expect(same.find((o) => o.kind === 'Service')!.spec.selector).toEqual(selector);
+      expect(same.find((o) => o.kind === 'PodDisruptionBudget')!.spec.selector.matchLabels).toEqual(selector);
+      expect(same.find((o) => o.kind === 'NetworkPolicy')!.spec.podSelector.matchLabels).toEqual(selector);
+      expect(same.find((o) => o.kind === 'HorizontalPodAutoscaler')!.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name });
+    }
+  });
+
+  it('runs every workload under the restricted Pod Security Standard, read-only, without a token', () => {
+    expect(workloads.length).toBe(6);
+    for (const d of workloads) {
+      const pod = d.spec.template.spec;
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(pod.enableServiceLinks).toBe(false);
+      expect(pod.serviceAccountName).toMatch(/^botshard-(pool|router)$/);
+      expect(pod.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.hostNetwork ?? false).toBe(false);
+      for (const c of pod.containers) {
+        expect(c.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+        expect(c.securityContext.runAsUser).toBeGreaterThan(0);
+        expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
+        expect(pod.volumes.find((v: any) => v.name === 'tmp').emptyDir.sizeLimit).toBeDefined();
+        expect(c.image).toBe('ghcr.io/botshard/runtime:0.1.0');
+      }
+    }
+    const ns = ofKind(example.objects, 'Namespace')[0];
+    expect(ns.metadata.labels!['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    for (const sa of ofKind(example.objects, 'ServiceAccount')) expect(sa.automountServiceAccountToken).toBe(false);
+  });
+
+  it('probes the OIP health paths and terminates gracefully (grace > preStop + drain)', () => {
+    for (const d of workloads) {
+      const pod = d.spec.template.spec;
+      const c = pod.containers[0];
+      expect(c.startupProbe.httpGet.path).toBe('/v2/health/live');
+      expect(c.livenessProbe.httpGet.path).toBe('/v2/health/live');
+      expect(c.readinessProbe.httpGet.path).toBe('/v2/health/ready');
+      for (const p of [c.startupProbe, c.livenessProbe, c.readinessProbe]) expect(p.httpGet.port).toBe('http');
+      const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+      const drain = Number(env.BOTSHARD_DRAIN_SECONDS);
+      const preStop = Number(c.lifecycle.preStop.exec.command[1]);
+      expect(c.lifecycle.preStop.exec.command[0]).toBe('sleep');
+      expect(preStop).toBeGreaterThan(0);
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(preStop + drain);
+      if (env.BOTSHARD_TIMEOUT_MS) expect(drain * 1000).toBeGreaterThanOrEqual(Number(env.BOTSHARD_TIMEOUT_MS));
+    }
+  });
+
+  it('passes the runtime contract to pools: pool name, catalog folder, ports, group timeout and concurrency', () => {
+    const topology = plan(example.catalog);
+    for (const pool of topology.pools) {
+      const d = workloads.find((w) => w.metadata.name === pool.name)!;
+      const group = example.catalog.groups.find((g) => g.name === pool.group)!;
+      const c = d.spec.template.spec.containers[0];
+      expect(c.args).toEqual(['pool']);
+      const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+      expect(env).toMatchObject({
+        BOTSHARD_POOL: pool.name,
+        BOTSHARD_CATALOG: '/etc/botshard/catalog',
+        BOTSHARD_MODELS: '/models',
+        BOTSHARD_PORT: '8080',
+        BOTSHARD_METRICS_PORT: '9090',
+        BOTSHARD_TIMEOUT_MS: String(group.timeoutMs),
+        BOTSHARD_CONCURRENCY: String(group.concurrency),
+      });
+      // Memory from the group's budget, not from the bots the pool holds today.
+      expect(pool.used).toBeLessThan(pool.budget);
+      expect(c.resources.requests.memory).toBe(formatMemory(group.memory));
+      expect(c.resources.limits.memory).toBe(formatMemory(group.memory));
+      expect(c.resources.requests.cpu).toBeDefined();
+      expect(c.resources.limits.cpu).toBeDefined();
+      // The catalog folder: one projected volume, read-only, never subPath.
+      const mount = c.volumeMounts.find((m: any) => m.name === 'catalog');
+      expect(mount).toEqual({ name: 'catalog', mountPath: '/etc/botshard/catalog', readOnly: true });
+      for (const m of c.volumeMounts) expect(m.subPath).toBeUndefined();
+      const volume = d.spec.template.spec.volumes.find((v: any) => v.name === 'catalog');
+      expect(volume.projected.sources[0]).toEqual({ configMap: { name: 'botshard-catalog-0000' } });
+      expect(d.spec.template.spec.priorityClassName).toBe(group.priorityClassName);
+      expect(d.spec.template.spec.tolerations).toEqual(group.tolerations.length ? group.tolerations : undefined);
+      expect(d.spec.template.spec.nodeSelector).toEqual(Object.keys(group.nodeSelector).length ? group.nodeSelector : undefined);
+      // No catalog generation in the pod template: a catalog change must not roll the pools.
+      expect(JSON.stringify(d.spec.template)).not.toContain(example.catalog.generation);
+    }
+  });
+
+  it('lets the HPA own replicas: no spec.replicas, real-time minimum 2, PDB with maxUnavailable and AlwaysAllow', () => {
+    for (const d of workloads) {
+      expect(d.spec.replicas).toBeUndefined();
+      const hpa = example.objects.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name === d.metadata.name)!;
+      const pdb = example.objects.find((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === d.metadata.name)!;
+      const group = example.catalog.groups.find((g) => g.name === d.metadata.labels!['botshard.io/pool-group']);
+      const realtime = group ? group.realtime : true; // the router serves live traffic
+      if (realtime) expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
+      if (group) expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).toEqual([group.replicas.min, group.replicas.max]);
+      expect(hpa.spec.metrics[0].resource).toEqual({ name: 'cpu', target: { type: 'Utilization', averageUtilization: group?.targetCpuPercent ?? 70 } });
+      expect(pdb.spec.maxUnavailable).toBe(1);
+      expect(pdb.spec.minAvailable).toBeUndefined();
+      expect(pdb.spec.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
+      const spread = d.spec.template.spec.topologySpreadConstraints;
+      expect(spread.map((s: any) => s.topologyKey)).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
+      for (const s of spread) expect(s.labelSelector.matchLabels).toEqual(d.spec.selector.matchLabels);
+      expect(spread[1].whenUnsatisfiable).toBe(realtime ? 'DoNotSchedule' : 'ScheduleAnyway');
+    }
+  });
+
+  it('admits traffic to pools only from the router, and metrics only from the monitoring namespace', () => {
+    const router = workloads.find((d) => d.metadata.name === 'botshard-router')!;
+    const routerPod = router.spec.template.metadata.labels;
+    for (const np of ofKind(example.objects, 'NetworkPolicy')) {
+      const metrics = np.spec.ingress.find((r: any) => r.ports[0].port === 9090);
+      expect(metrics.from).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+      expect(np.spec.ingress).toHaveLength(2);
+      if (np.metadata.name === 'botshard-router') continue;
+      const http = np.spec.ingress.find((r: any) => r.ports[0].port === 8080);
+      expect(http.from).toHaveLength(1);
+      const selector = http.from[0].podSelector.matchLabels;
+      expect(http.from[0].namespaceSelector).toBeUndefined();
+      // The selector picks the router's pods and nothing else of the platform.
+      for (const [k, v] of Object.entries(selector)) expect(routerPod[k]).toBe(v);
+      for (const d of workloads.filter((w) => w !== router)) expect(Object.entries(selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v)).toBe(false);
+      expect(np.spec.policyTypes).toEqual(['Ingress']);
+    }
+  });
+
+  it('configures the router: pool URL template, tenant keys from a Secret by name, no key material', () => {
+    const router = workloads.find((d) => d.metadata.name === 'botshard-router')!;
+    const c = router.spec.template.spec.containers[0];
+    expect(c.args).toEqual(['router']);
+    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+    expect(env).toEqual({
+      BOTSHARD_CATALOG: '/etc/botshard/catalog',
+      BOTSHARD_POOL_URL: 'http://{pool}.botshard.svc.cluster.local:8080',
+      BOTSHARD_PORT: '8080',
+      BOTSHARD_METRICS_PORT: '9090',
+      BOTSHARD_DRAIN_SECONDS: '65',
+      BOTSHARD_TENANT_KEYS: '/etc/botshard/tenant-keys',
+    });
+    const keys = router.spec.template.spec.volumes.find((v: any) => v.name === 'tenant-keys');
+    expect(keys.secret).toMatchObject({ secretName: 'botshard-tenant-keys', optional: true });
+    expect(ofKind(example.objects, 'Secret')).toEqual([]);
+    const np = example.objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'botshard-router')!;
+    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.spec.egress[0].to[0].podSelector.matchLabels['app.kubernetes.io/component']).toBe('pool');
+  });
+
+  it('stores the catalog in ConfigMaps under 1 MiB that read back to the same catalog', () => {
+    const maps = ofKind(example.objects, 'ConfigMap');
+    expect(maps.map((m) => Object.keys(m.data))).toEqual([[partFileName(0)]]);
+    for (const m of maps) expect(Buffer.byteLength(JSON.stringify(m))).toBeLessThan(1024 * 1024);
+    expect(readBack(example.objects)).toEqual(example.catalog);
+  });
+
+  it('changes a ConfigMap, not a pod spec, when a bot is added to a pool that has room', () => {
+    const input = exampleCatalogInput();
+    const bot = { ...input.bots[0], id: 'acme-support-en2', model: { ...input.bots[0].model, memory: '1Mi' } };
+    input.bots.push(bot);
+    const after = synthInput(input);
+    expect(after.catalog.generation).not.toBe(example.catalog.generation);
+    expect(plan(after.catalog).pools.map((p) => p.name)).toEqual(plan(example.catalog).pools.map((p) => p.name));
+    const byName = (objs: K8sObject[]) => new Map(objs.filter((o) => o.kind !== 'ConfigMap').map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+    expect(byName(after.objects)).toEqual(byName(example.objects));
+    const cm = (objs: K8sObject[]) => ofKind(objs, 'ConfigMap')[0].data[partFileName(0)];
+    expect(cm(after.objects)).not.toEqual(cm(example.objects));
+    expect(readBack(after.objects).bots.map((b) => b.id)).toContain('acme-support-en2');
+  });
+
+  it.each(['sharded', 'dedicated', 'single'] as const)('synthesizes the same bots with strategy %s', (strategy) => {
+    const input = exampleCatalogInput();
+    input.platform.strategy = strategy;
+    const out = synthInput(input);
+    const topology = plan(out.catalog);
+    const deployments = ofKind(out.objects, 'Deployment').filter((d) => d.metadata.labels!['app.kubernetes.io/component'] === 'pool');
+    expect(deployments.map((d) => d.metadata.name).sort()).toEqual(topology.pools.map((p) => p.name).sort());
+    // Every bot of the catalog lands on a synthesized pool, and the ConfigMaps carry the same bots.
+    const pools = new Set(deployments.map((d) => d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'BOTSHARD_POOL').value));
+    for (const bot of out.catalog.bots) expect(pools.has(topology.assignment.get(bot.id)!)).toBe(true);
+    expect(readBack(out.objects).bots).toEqual(example.catalog.bots);
+    if (strategy === 'dedicated') expect(deployments).toHaveLength(example.catalog.bots.length);
+    if (strategy === 'single') expect(topology.pools.filter((p) => !p.dedicated).map((p) => p.group)).toEqual(['realtime', 'batch']);
+    if (strategy === 'sharded') expect(deployments.length).toBeLessThan(example.catalog.bots.length);
+    for (const obj of out.objects) expect(() => validateSchema(obj)).not.toThrow();
+  });
+
+  it('matches the committed dist/ (run `npm run synth` after changing bots.config.ts)', () => {
+    const root = path.join(__dirname, '..', '..');
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-dist-'));
+    try {
+      buildPlatformApp(exampleCatalogInput(), {}, { outdir }).app.synth();
+      const files = fs.readdirSync(outdir).sort();
+      expect(files).toEqual(['platform.k8s.yaml', 'pool-group-batch.k8s.yaml', 'pool-group-realtime.k8s.yaml']);
+      expect(fs.readdirSync(path.join(root, 'dist')).sort()).toEqual(files);
+      for (const f of files) expect(fs.readFileSync(path.join(root, 'dist', f), 'utf8')).toBe(fs.readFileSync(path.join(outdir, f), 'utf8'));
+      // Deterministic: a second synthesis is byte-identical.
+      const again = Yaml.stringify(...synthInput(exampleCatalogInput()).objects);
+      expect(again).toBe(Yaml.stringify(...example.objects));
+    } finally {
+      fs.rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
