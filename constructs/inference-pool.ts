@@ -14,6 +14,7 @@ import {
   ReplicaBounds,
   TerminationProps,
   _checkCpu,
+  cpuMillis,
   _checkPercent,
   _checkReplicas,
   _metricsIngress,
@@ -126,6 +127,8 @@ export class InferencePool extends Construct {
       { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
       { name: 'BOTSHARD_TIMEOUT_MS', value: String(timeoutMs) },
       { name: 'BOTSHARD_CONCURRENCY', value: String(concurrency) },
+      // Node sees the node's CPUs, not the container's quota: one inference worker per CPU of the limit.
+      { name: 'BOTSHARD_WORKERS', value: String(Math.max(1, Math.floor(cpuMillis(cpu.limit, what) / 1000))) },
     ];
 
     new k8s.KubeDeployment(this, 'deployment', {

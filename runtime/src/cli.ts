@@ -4,6 +4,10 @@ import { PlacementError } from './placement/plan';
 import { catalogCommand } from './commands/catalog';
 import { diffCommand } from './commands/diff';
 import { planCommand } from './commands/plan';
+import { modelsCommand } from './local/command';
+import { poolCommand } from './pool/command';
+import { routerCommand } from './router/command';
+import { upCommand } from './local/up';
 
 const USAGE = `usage: botshard <command> [options]
 
@@ -12,6 +16,13 @@ commands:
   plan [--config FILE | --catalog PATH] [--json]
                                           one row per pool: group, bots, memory used / budget, encoders
   diff OLD NEW [--json]                   which bots move between two configs or catalogs, and why
+  up [--config FILE] [--port 8080] [--models DIR]
+                                          run the whole platform locally: a process per pool and the router
+  models [--config FILE] [--models DIR]   write demo ONNX models for the catalog's bots (default DIR: its modelRoot)
+  pool --pool NAME --catalog PATH [--models DIR] [--port 8080] [--metrics-port 9090] [--host 0.0.0.0]
+                                          run one pool server (env: BOTSHARD_POOL, BOTSHARD_CATALOG, ...; docs/pool.md)
+  router --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--port 8080] [--metrics-port 9090] [--tenant-keys DIR]
+                                          run the router (env: BOTSHARD_CATALOG, BOTSHARD_POOL_URL, ...; docs/router.md)
 
 FILE is a bots.config.ts (default ./bots.config.ts) or a catalog .json; PATH a catalog file or folder.`;
 
@@ -25,6 +36,14 @@ function run(argv: string[]): string {
     catalog: { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
+    models: { type: 'string' },
+    pool: { type: 'string' },
+    port: { type: 'string' },
+    'metrics-port': { type: 'string' },
+    host: { type: 'string' },
+    'pool-url': { type: 'string' },
+    'pool-urls': { type: 'string' },
+    'tenant-keys': { type: 'string' },
   } as const;
   let parsed;
   try {
@@ -44,6 +63,14 @@ function run(argv: string[]): string {
     case 'diff':
       if (positionals.length !== 2) throw new UsageError(`diff takes two configs or catalogs (OLD NEW), got ${positionals.length}`);
       return diffCommand({ before: positionals[0], after: positionals[1], json: values.json });
+    case 'models':
+      return modelsCommand({ config: source, models: values.models });
+    case 'pool':
+      return poolCommand({ pool: values.pool, catalog: values.catalog, models: values.models, port: values.port, metricsPort: values['metrics-port'], host: values.host });
+    case 'up':
+      return upCommand({ config: source, port: values.port, models: values.models });
+    case 'router':
+      return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], port: values.port, metricsPort: values['metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -53,7 +80,7 @@ function run(argv: string[]): string {
 export function main(argv: string[]): number {
   try {
     const out = run(argv);
-    process.stdout.write(`${out}\n`);
+    if (out) process.stdout.write(`${out}\n`); // `pool` prints nothing: it logs JSON lines
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

@@ -1,4 +1,4 @@
 /** @botshard/runtime: the catalog and the shared placement. Servers live in their own entry points
- * (`@botshard/runtime/lib/pool`, `.../router`) so that importing the catalog stays light. */
+ * (`@botshard/runtime/pool/server`, `@botshard/runtime/router/server`) so that importing the catalog stays light. */
 export * from './catalog';
 export * from './placement';

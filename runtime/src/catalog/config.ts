@@ -16,6 +16,8 @@ export function readConfigInput(file: string): unknown {
     typescriptRegistered = true;
   }
   let mod: Record<string, unknown>;
+  // A config edited while `botshard up` runs must be read anew, not from the module cache.
+  delete require.cache[absolute];
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     mod = require(absolute);

@@ -8,3 +8,4 @@ export { canonicalJson, canonicalGeneration } from './canonical';
 export { splitCatalog, partFileName } from './parts';
 export type { CatalogPart } from './parts';
 export { loadCatalog, readCatalogInput, joinParts } from './load';
+export { writeCatalogFolder } from './folder';

@@ -1,0 +1,246 @@
+/**
+ * npm run bench:pool
+ *
+ * The pool server with real ONNX demo models, each pool a real `botshard pool` process on 127.0.0.1:
+ * - time to ready and RSS for pools of 0 / 100 / 500 / 2,000 bots, and memory per bot beyond its
+ *   model weights ((RSS - RSS of an empty pool - bytes of model files loaded) / bots);
+ * - requests per second and p50/p99 latency for one bot and across many bots (POST /v1/bots/{bot}/predict,
+ *   keep-alive connections from this process), against the same encoder + head called in a bare
+ *   onnxruntime-node loop (one thread, no HTTP) in the same run.
+ * Bounded: a few minutes at most. Writes bench/results/pool.{json,md}.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Pool as HttpPool } from 'undici';
+import { Catalog, CatalogInput, normalizeCatalog, plan } from '@botshard/runtime';
+import { writeDemoModels } from '@botshard/runtime/local/models';
+import { syntheticCatalog } from './synthetic';
+
+const ROOT = path.resolve(__dirname, '..');
+const RESULTS = path.join(__dirname, 'results');
+const SIZES = process.env.SIZES ? process.env.SIZES.split(',').map(Number) : [100, 500, 2000];
+const LOAD_SECONDS = 5;
+const CONNECTIONS = 16;
+const WORKERS = Math.max(1, Math.min(4, os.availableParallelism()));
+
+function normalized(input: CatalogInput): Catalog {
+  const r = normalizeCatalog(input);
+  if (!r.ok) throw new Error(JSON.stringify(r.problems.slice(0, 3)));
+  return r.catalog;
+}
+
+/** N bots in one group of one pool (so one process holds them all), 8 shared encoders. */
+function catalogOf(bots: number): Catalog {
+  return normalized(syntheticCatalog({ bots, seed: 1, oneGroup: true, pools: 1, memory: '256Gi', encoders: 8 }));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  readyMs: number;
+}
+
+async function startPool(catalogFile: string, models: string, pool: string): Promise<Running> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', '--pool', pool, '--catalog', catalogFile, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
+    env: { ...process.env, BOTSHARD_LOG_LEVEL: 'info', BOTSHARD_WORKERS: String(WORKERS), BOTSHARD_TIMEOUT_MS: '30000', BOTSHARD_CONCURRENCY: '256' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffer = '';
+    child.stdout!.on('data', (d) => {
+      buffer += d;
+      const m = /"port":(\d+)[^\n]*"msg":"listening"/.exec(buffer);
+      if (m) resolve(Number(m[1]));
+      if (buffer.length > 1e6) buffer = buffer.slice(-1e5);
+    });
+    child.once('exit', (code) => reject(new Error(`pool exited with ${code}`)));
+  });
+  child.stdout!.resume();
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    const res = await fetch(`${url}/v2/health/ready`).catch(() => undefined);
+    if (res?.status === 200) break;
+    if (Date.now() - started > 120_000) throw new Error('pool not ready within 120 s');
+    await sleep(10);
+  }
+  return { child, url, readyMs: Date.now() - started };
+}
+
+async function stop(r: Running): Promise<void> {
+  const exited = new Promise((resolve) => r.child.once('exit', resolve));
+  r.child.kill('SIGTERM');
+  await exited;
+}
+
+/** Closed-loop load: CONNECTIONS requests in flight for `seconds`, each to the next bot of `bots`. */
+async function load(url: string, bots: string[], seconds: number) {
+  const client = new HttpPool(url, { connections: CONNECTIONS, pipelining: 1 });
+  const latencies: number[] = [];
+  let errors = 0;
+  let i = 0;
+  const end = Date.now() + seconds * 1000;
+  const loop = async () => {
+    while (Date.now() < end) {
+      const bot = bots[i++ % bots.length];
+      const t = performance.now();
+      const res = await client.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body: '{"text":"where is my order and my refund"}' });
+      await res.body.text();
+      if (res.statusCode === 200) latencies.push(performance.now() - t);
+      else errors++;
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, loop));
+  const elapsed = (performance.now() - started) / 1000;
+  await client.close();
+  return { requests: latencies.length, errors, rps: Math.round(latencies.length / elapsed), p50Ms: round(pct(latencies, 50)), p99Ms: round(pct(latencies, 99)) };
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** The same encoder + head in a bare onnxruntime-node loop, in a worker thread: tokenize, run, argmax. */
+async function bareLoop(encoderFile: string, headFile: string, buckets: number, seconds: number) {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const ort = require(workerData.ort);
+    const { tokenize } = require(workerData.tokenizer);
+    (async () => {
+      const o = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', enableCpuMemArena: false, enableMemPattern: false, extra: { session: { intra_op: { allow_spinning: '0' } } } };
+      const enc = await ort.InferenceSession.create(workerData.encoder, o);
+      const head = await ort.InferenceSession.create(workerData.head, o);
+      const lat = [];
+      const end = Date.now() + workerData.seconds * 1000;
+      while (Date.now() < end) {
+        const t = performance.now();
+        const ids = tokenize('where is my order and my refund', { buckets: workerData.buckets, maxTokens: 64 });
+        const input = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
+        const { embedding } = await enc.run({ input_ids: input });
+        const { probabilities } = await head.run({ embedding });
+        let best = 0; for (let j = 1; j < probabilities.data.length; j++) if (probabilities.data[j] > probabilities.data[best]) best = j;
+        lat.push(performance.now() - t);
+      }
+      parentPort.postMessage(lat);
+    })();`;
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { ort: require.resolve('onnxruntime-node'), tokenizer: path.join(ROOT, 'runtime/lib/pool/tokenizer.js'), encoder: encoderFile, head: headFile, buckets, seconds },
+  });
+  const lat = await new Promise<number[]>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  return { requests: lat.length, rps: Math.round(lat.length / seconds), p50Ms: round(pct(lat, 50)), p99Ms: round(pct(lat, 99)) };
+}
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-bench-pool-'));
+  const startedAt = Date.now();
+  const sizes: Array<Record<string, number>> = [];
+  let emptyPool = { readyMs: 0, rssMiB: 0 };
+  let throughput: Record<string, unknown> = {};
+  try {
+    // An empty pool: the process, fastify, the worker threads and onnxruntime, no bots.
+    const empty = catalogOf(10);
+    const emptyFile = path.join(work, 'empty.json');
+    fs.writeFileSync(emptyFile, JSON.stringify(empty));
+    const base = await startPool(emptyFile, path.join(work, 'none'), 'no-such-pool');
+    await sleep(500);
+    const baseRss = rssOf(base.child.pid!);
+    await stop(base);
+    console.log(`empty pool: ready ${base.readyMs} ms, RSS ${mib(baseRss)} MiB`);
+    emptyPool = { readyMs: base.readyMs, rssMiB: mib(baseRss) };
+
+    for (const n of SIZES) {
+      const catalog = catalogOf(n);
+      const models = path.join(work, `models-${n}`);
+      writeDemoModels(catalog, models);
+      const file = path.join(work, `catalog-${n}.json`);
+      fs.writeFileSync(file, JSON.stringify(catalog));
+      const pool = plan(catalog).pools[0].name;
+      const encoders = new Set(catalog.bots.map((b) => b.model.encoder!));
+      const modelBytes =
+        catalog.bots.reduce((s, b) => s + fs.statSync(path.join(models, b.model.head)).size, 0) +
+        catalog.encoders.filter((e) => encoders.has(e.id)).reduce((s, e) => s + fs.statSync(path.join(models, e.path)).size, 0);
+      const running = await startPool(file, models, pool);
+      await sleep(500);
+      const rss = rssOf(running.child.pid!);
+      const perBot = (rss - baseRss - modelBytes) / n;
+      const previous = sizes[sizes.length - 1];
+      // Marginal: what each bot added since the previous size (fixed costs such as the encoders' sessions cancel out).
+      const marginal = previous ? ((rss - previous.rssBytes) - (modelBytes - previous.modelBytes)) / (n - previous.bots) : perBot;
+      const row = { bots: n, readyMs: running.readyMs, rssMiB: mib(rss), modelMiB: mib(modelBytes), perBotKiB: Math.round(perBot / 1024), marginalPerBotKiB: Math.round(marginal / 1024), rssBytes: rss, modelBytes };
+      sizes.push(row);
+      console.log(`${n} bots: ready ${row.readyMs} ms, RSS ${row.rssMiB} MiB, model files ${row.modelMiB} MiB, beyond weights ${row.perBotKiB} KiB per bot (marginal ${row.marginalPerBotKiB} KiB)`);
+      if (n === 500) {
+        const bots = catalog.bots.map((b) => b.id);
+        await load(running.url, bots.slice(0, 1), 1); // warm-up
+        const one = await load(running.url, bots.slice(0, 1), LOAD_SECONDS);
+        console.log(`one bot: ${one.rps} req/s, p50 ${one.p50Ms} ms, p99 ${one.p99Ms} ms, ${one.errors} errors`);
+        const many = await load(running.url, bots, LOAD_SECONDS);
+        console.log(`${bots.length} bots: ${many.rps} req/s, p50 ${many.p50Ms} ms, p99 ${many.p99Ms} ms, ${many.errors} errors`);
+        await stop(running);
+        const bot = catalog.bots[0];
+        const encoder = catalog.encoders.find((e) => e.id === bot.model.encoder)!;
+        const bare = await bareLoop(path.join(models, encoder.path), path.join(models, bot.model.head), encoder.tokenizer.buckets, LOAD_SECONDS);
+        console.log(`bare onnxruntime-node loop (1 thread): ${bare.rps} runs/s, p50 ${bare.p50Ms} ms, p99 ${bare.p99Ms} ms`);
+        throughput = { poolBots: n, connections: CONNECTIONS, seconds: LOAD_SECONDS, oneBot: one, manyBots: { bots: bots.length, ...many }, bareLoop: bare };
+      } else {
+        await stop(running);
+      }
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+
+  const machine = { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, workers: WORKERS };
+  const result = { date: new Date().toISOString(), machine, emptyPool, sizes, throughput, seconds: Math.round((Date.now() - startedAt) / 1000) };
+  fs.mkdirSync(RESULTS, { recursive: true });
+  fs.writeFileSync(path.join(RESULTS, 'pool.json'), `${JSON.stringify(result, null, 2)}\n`);
+  const t = throughput as any;
+  const md = [
+    '# bench:pool',
+    '',
+    `\`npm run bench:pool\`, ${result.date.slice(0, 10)}: ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, ${WORKERS} inference workers per pool.`,
+    'Each pool is a real `botshard pool` process on 127.0.0.1 with the demo models of a synthetic catalog',
+    '(8 shared encoders of 4,096 x 64 float32, one small head per bot). Load comes from the same machine.',
+    '',
+    `Empty pool (process, fastify, ${WORKERS} worker threads, onnxruntime, no bots): ${result.emptyPool.rssMiB} MiB RSS, ready in ${result.emptyPool.readyMs} ms.`,
+    '',
+    '| bots | time to ready | RSS | model files | per bot beyond its weights | marginal per bot |',
+    '|---:|---:|---:|---:|---:|---:|',
+    ...sizes.map((s) => `| ${s.bots} | ${s.readyMs} ms | ${s.rssMiB} MiB | ${s.modelMiB} MiB | ${s.perBotKiB} KiB | ${s.marginalPerBotKiB} KiB |`),
+    '',
+    'Per bot beyond its weights = (RSS - RSS of the empty pool - bytes of the model files loaded) / bots; it includes',
+    'the fixed cost of the 8 encoder sessions, spread over the bots. Marginal = the same difference between one size',
+    'and the previous one, divided by the bots added: the cost of one more bot.',
+    '',
+    `Throughput on the ${t.poolBots}-bot pool, ${t.connections} keep-alive connections for ${t.seconds} s each, \`POST /v1/bots/{bot}/predict\`:`,
+    '',
+    '| load | requests/s | p50 | p99 |',
+    '|---|---:|---:|---:|',
+    `| one bot | ${t.oneBot.rps} | ${t.oneBot.p50Ms} ms | ${t.oneBot.p99Ms} ms |`,
+    `| ${t.manyBots.bots} bots, round robin | ${t.manyBots.rps} | ${t.manyBots.p50Ms} ms | ${t.manyBots.p99Ms} ms |`,
+    `| bare onnxruntime-node loop (same encoder + head, 1 thread, no HTTP) | ${t.bareLoop.rps} | ${t.bareLoop.p50Ms} ms | ${t.bareLoop.p99Ms} ms |`,
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(RESULTS, 'pool.md'), md);
+  console.log(`\nwrote bench/results/pool.json and pool.md in ${result.seconds} s`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

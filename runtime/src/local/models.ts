@@ -1,0 +1,271 @@
+/**
+ * Demo models: tiny real ONNX encoders and heads that follow the botshard model contract
+ * (docs/pool.md), generated deterministically from a seed and the catalog's example utterances.
+ *
+ * - Encoder: `input_ids` int64 [batch, tokens] -> `embedding` float32 [batch, D], an embedding bag:
+ *   Gather(table[buckets, D]) -> ReduceSum over tokens -> LpNormalization(p=2). Row 0 is zeros (padding).
+ * - Head: `embedding` float32 [batch, D] -> `probabilities` float32 [batch, L]: MatMul W[D, L] + b -> Softmax.
+ *   A bot without an encoder gets a head that takes `input_ids` and holds its own embedding bag.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { onnx } from 'onnx-proto';
+import { Bot, Catalog, Encoder } from '../catalog';
+import { xxh64 } from '../placement';
+import { DEFAULT_TOKENIZER, tokenize } from '../pool/tokenizer';
+
+/** Width of the embedding bag inside the head of a bot without an encoder. */
+export const STANDALONE_DIMENSIONS = 16;
+const OPSET = 13;
+const { DataType } = onnx.TensorProto;
+const { AttributeType } = onnx.AttributeProto;
+
+type Attr = { name: string; i?: number; f?: number; ints?: number[] };
+
+function node(opType: string, inputs: string[], outputs: string[], attrs: Attr[] = []): onnx.INodeProto {
+  return {
+    opType,
+    input: inputs,
+    output: outputs,
+    name: `${opType}_${outputs[0]}`,
+    attribute: attrs.map((a) =>
+      a.ints !== undefined
+        ? { name: a.name, type: AttributeType.INTS, ints: a.ints }
+        : a.f !== undefined
+          ? { name: a.name, type: AttributeType.FLOAT, f: a.f }
+          : { name: a.name, type: AttributeType.INT, i: a.i },
+    ),
+  };
+}
+
+function floatTensor(name: string, dims: number[], values: Float32Array): onnx.ITensorProto {
+  return { name, dims, dataType: DataType.FLOAT, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
+function int64Tensor(name: string, values: number[]): onnx.ITensorProto {
+  const raw = new BigInt64Array(values.map((v) => BigInt(v)));
+  return { name, dims: [values.length], dataType: DataType.INT64, rawData: new Uint8Array(raw.buffer) };
+}
+
+function valueInfo(name: string, elemType: number, dims: Array<number | string>): onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  };
+}
+
+function encodeModel(name: string, graph: onnx.IGraphProto): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 7,
+    producerName: 'botshard',
+    producerVersion: '0.1.0',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: { name, ...graph },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** The embedding-bag nodes: `input_ids` -> `out` (L2-normalised sum of the table rows). */
+function bagNodes(out: string): onnx.INodeProto[] {
+  return [
+    node('Gather', ['table', 'input_ids'], ['gathered'], [{ name: 'axis', i: 0 }]),
+    node('ReduceSum', ['gathered', 'token_axis'], ['bag'], [{ name: 'keepdims', i: 0 }]),
+    node('LpNormalization', ['bag'], [out], [{ name: 'axis', i: -1 }, { name: 'p', i: 2 }]),
+  ];
+}
+
+/** An encoder ONNX model around an embedding table of `buckets` x `dimensions` float32 values. */
+export function buildEncoderModel(table: Float32Array, buckets: number, dimensions: number): Uint8Array {
+  return encodeModel('encoder', {
+    node: bagNodes('embedding'),
+    initializer: [floatTensor('table', [buckets, dimensions], table), int64Tensor('token_axis', [1])],
+    input: [valueInfo('input_ids', DataType.INT64, ['batch', 'tokens'])],
+    output: [valueInfo('embedding', DataType.FLOAT, ['batch', dimensions])],
+  });
+}
+
+export interface HeadModelOptions {
+  /** W[D, L], row-major. */
+  weights: Float32Array;
+  /** b[L]. @default zeros */
+  bias?: Float32Array;
+  dimensions: number;
+  labels: number;
+  /** The head's own embedding bag, for a bot without an encoder: the head then takes `input_ids`. @default - takes `embedding` */
+  bag?: { table: Float32Array; buckets: number };
+  /**
+   * Extra work that does not change the result: `rounds` products of `size` x `size` matrices built
+   * from the input (so they are not folded away when the session loads). For tests of slow bots.
+   * @default - none
+   */
+  slow?: { size: number; rounds: number };
+}
+
+/** A head ONNX model: MatMul + Add + Softmax, optionally with its own embedding bag. */
+export function buildHeadModel(opts: HeadModelOptions): Uint8Array {
+  const { dimensions: D, labels: L } = opts;
+  const nodes: onnx.INodeProto[] = [];
+  const initializer: onnx.ITensorProto[] = [
+    floatTensor('W', [D, L], opts.weights),
+    floatTensor('b', [L], opts.bias ?? new Float32Array(L)),
+  ];
+  if (opts.bag) {
+    nodes.push(...bagNodes('embedding'));
+    initializer.push(floatTensor('table', [opts.bag.buckets, D], opts.bag.table), int64Tensor('token_axis', [1]));
+  }
+  nodes.push(node('MatMul', ['embedding', 'W'], ['scores']), node('Add', ['scores', 'b'], ['logits']));
+  let logits = 'logits';
+  if (opts.slow) {
+    // Expand a scalar drawn from the input to [size, size], multiply it by itself `rounds` times (a
+    // Sigmoid keeps the values bounded), then add 0 x its mean to the logits.
+    const { size, rounds } = opts.slow;
+    initializer.push(int64Tensor('slow_shape', [size, size]), floatTensor('slow_zero', [], new Float32Array([0])));
+    nodes.push(
+      node('ReduceMean', ['logits'], ['slow_seed'], [{ name: 'keepdims', i: 0 }]),
+      node('Expand', ['slow_seed', 'slow_shape'], ['slow_0']),
+    );
+    for (let r = 0; r < rounds; r++) {
+      nodes.push(node('MatMul', [`slow_${r}`, `slow_${r}`], [`slow_p${r}`]), node('Sigmoid', [`slow_p${r}`], [`slow_${r + 1}`]));
+    }
+    nodes.push(
+      node('ReduceMean', [`slow_${rounds}`], ['slow_mean'], [{ name: 'keepdims', i: 0 }]),
+      node('Mul', ['slow_mean', 'slow_zero'], ['slow_nothing']),
+      node('Add', ['logits', 'slow_nothing'], ['logits_slow']),
+    );
+    logits = 'logits_slow';
+  }
+  nodes.push(node('Softmax', [logits], ['probabilities'], [{ name: 'axis', i: -1 }]));
+  return encodeModel('head', {
+    node: nodes,
+    initializer,
+    input: [opts.bag ? valueInfo('input_ids', DataType.INT64, ['batch', 'tokens']) : valueInfo('embedding', DataType.FLOAT, ['batch', D])],
+    output: [valueInfo('probabilities', DataType.FLOAT, ['batch', L])],
+  });
+}
+
+/** mulberry32 seeded from a string: the same values in every run. */
+function random(seed: number, key: string): () => number {
+  let a = (xxh64(`${seed}/${key}`).lo ^ seed) >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A seeded embedding table: Gaussian values / sqrt(D) (a random projection of the hashed bag of words), row 0 zeros. */
+export function embeddingTable(seed: number, key: string, buckets: number, dimensions: number): Float32Array {
+  const next = random(seed, key);
+  const table = new Float32Array(buckets * dimensions);
+  const scale = 1 / Math.sqrt(dimensions);
+  for (let i = dimensions; i < table.length; i += 2) {
+    // Box-Muller: two Gaussian values per pair of uniform ones.
+    const u = Math.max(next(), 1e-12);
+    const v = next();
+    const r = Math.sqrt(-2 * Math.log(u)) * scale;
+    table[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < table.length) table[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return table;
+}
+
+/** The embedding bag in JS, as the ONNX encoder computes it: sum of the rows of `ids`, L2-normalised. */
+export function embed(ids: readonly number[], table: Float32Array, dimensions: number): Float32Array {
+  const out = new Float32Array(dimensions);
+  for (const id of ids) for (let d = 0; d < dimensions; d++) out[d] += table[id * dimensions + d];
+  return normalise(out);
+}
+
+function normalise(v: Float32Array): Float32Array {
+  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  if (norm > 0) for (let d = 0; d < v.length; d++) v[d] /= norm;
+  return v;
+}
+
+export interface DemoModelOptions {
+  /** @default 1 */
+  seed?: number;
+  /** Scale of the head's weights: higher means more confident answers. @default 10 */
+  temperature?: number;
+}
+
+/** Head weights W[D, L]: column j is the normalised mean embedding of intent j's examples (or of its name). */
+function headWeights(bot: Bot, table: Float32Array, tokenizer: { buckets: number; maxTokens: number }, D: number, temperature: number): Float32Array {
+  const L = bot.intents.length;
+  const W = new Float32Array(D * L);
+  bot.intents.forEach((intent, j) => {
+    const texts = intent.examples.length > 0 ? intent.examples : [intent.name.replace(/[_-]+/g, ' ')];
+    const mean = new Float32Array(D);
+    for (const text of texts) {
+      const e = embed(tokenize(text, tokenizer), table, D);
+      for (let d = 0; d < D; d++) mean[d] += e[d];
+    }
+    normalise(mean);
+    for (let d = 0; d < D; d++) W[d * L + j] = mean[d] * temperature;
+  });
+  return W;
+}
+
+/** Every demo model file of a catalog: model-root-relative path -> ONNX bytes. */
+export function demoModels(catalog: Catalog, opts: DemoModelOptions = {}): Map<string, Uint8Array> {
+  const seed = opts.seed ?? 1;
+  const temperature = opts.temperature ?? 10;
+  const files = new Map<string, Uint8Array>();
+  const tables = new Map<string, { encoder: Encoder; table: Float32Array }>();
+  for (const encoder of catalog.encoders) {
+    const table = embeddingTable(seed, `encoder/${encoder.id}`, encoder.tokenizer.buckets, encoder.dimensions);
+    tables.set(encoder.id, { encoder, table });
+    files.set(encoder.path, buildEncoderModel(table, encoder.tokenizer.buckets, encoder.dimensions));
+  }
+  for (const bot of catalog.bots) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(bot.model.head)) continue; // remote heads are not generated
+    const shared = bot.model.encoder ? tables.get(bot.model.encoder) : undefined;
+    if (shared) {
+      const D = shared.encoder.dimensions;
+      const weights = headWeights(bot, shared.table, shared.encoder.tokenizer, D, temperature);
+      files.set(bot.model.head, buildHeadModel({ weights, dimensions: D, labels: bot.intents.length }));
+    } else {
+      const D = STANDALONE_DIMENSIONS;
+      const table = embeddingTable(seed, `head/${bot.id}`, DEFAULT_TOKENIZER.buckets, D);
+      const weights = headWeights(bot, table, DEFAULT_TOKENIZER, D, temperature);
+      files.set(bot.model.head, buildHeadModel({ weights, dimensions: D, labels: bot.intents.length, bag: { table, buckets: DEFAULT_TOKENIZER.buckets } }));
+    }
+  }
+  return files;
+}
+
+export interface WriteResult {
+  /** Paths written (new or changed content). */
+  written: string[];
+  /** Paths already holding the same content. */
+  unchanged: string[];
+}
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** Writes the demo models of a catalog under `modelRoot` at the catalog's paths, skipping files whose content is unchanged. */
+export function writeDemoModels(catalog: Catalog, modelRoot: string, opts: DemoModelOptions = {}): WriteResult {
+  const result: WriteResult = { written: [], unchanged: [] };
+  for (const [relative, bytes] of demoModels(catalog, opts)) {
+    const file = path.resolve(modelRoot, relative);
+    let existing: Buffer | undefined;
+    try {
+      existing = fs.readFileSync(file);
+    } catch {
+      existing = undefined;
+    }
+    if (existing && sha256(existing) === sha256(bytes)) {
+      result.unchanged.push(relative);
+      continue;
+    }
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, file); // atomic: a pool reading the file never sees half of it
+    result.written.push(relative);
+  }
+  return result;
+}

@@ -1,0 +1,318 @@
+/**
+ * `botshard up`: the whole sharded platform on one machine. One process per pool (the same
+ * `botshard pool` command a container runs) and the router, on loopback ports, reading a catalog
+ * folder written the way kubelet writes a mounted ConfigMap. Editing the config re-plans and swaps the
+ * catalog, so bots move live as in a cluster. Crashed processes restart with backoff; Ctrl-C drains
+ * the router, then the pools, and leaves nothing behind.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { Catalog, CatalogError, formatMemory, writeCatalogFolder } from '../catalog';
+import { loadAnyCatalog } from '../catalog/config';
+import { PlacementError, Topology, plan } from '../placement';
+import { table } from '../commands/output';
+import { writeDemoModels } from './models';
+
+const BIN = path.join(__dirname, '../../bin/botshard.js');
+
+export interface UpOptions {
+  config: string;
+  /** Router port. @default 8080 */
+  port: number;
+  /** Model folder. @default - the catalog's modelRoot, next to the config */
+  models?: string;
+  /** Seconds each process drains on shutdown. @default 5 */
+  drainSeconds?: number;
+  /** How long a pool that no longer has bots keeps serving moved bots before it stops. @default 30000 */
+  moveGraceMs?: number;
+  /** Where output goes. @default process.stdout */
+  out?: NodeJS.WritableStream;
+}
+
+interface Child {
+  name: string;
+  kind: 'pool' | 'router';
+  /** Port to listen on: 0 until the first start has bound one, then kept across restarts. */
+  port: number;
+  proc?: ChildProcess;
+  ready: boolean;
+  restarts: number;
+  backoffMs: number;
+  /** Set when the child should not be restarted. */
+  retired: boolean;
+  startedAt: number;
+}
+
+export class LocalPlatform {
+  private readonly state = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-up-'));
+  private readonly catalogDir = path.join(this.state, 'catalog');
+  private readonly poolUrlsFile = path.join(this.state, 'pools.json');
+  readonly logDir = path.join(this.state, 'logs');
+  private readonly children = new Map<string, Child>();
+  private readonly out: NodeJS.WritableStream;
+  private readonly modelRoot: string;
+  private catalog!: Catalog;
+  private topology!: Topology;
+  private stopping = false;
+  private watching = false;
+
+  constructor(private readonly opts: UpOptions) {
+    this.out = opts.out ?? process.stdout;
+    fs.mkdirSync(this.logDir);
+    this.modelRoot = opts.models ?? '';
+  }
+
+  private say(line: string): void {
+    this.out.write(`${line}\n`);
+  }
+
+  private models(catalog: Catalog): string {
+    return this.modelRoot || path.resolve(path.dirname(this.opts.config), catalog.platform.modelRoot);
+  }
+
+  /** Validates, plans, writes models and catalog, starts every process and waits until all are ready. */
+  async start(): Promise<void> {
+    this.catalog = loadAnyCatalog(this.opts.config);
+    this.topology = plan(this.catalog);
+    const written = writeDemoModels(this.catalog, this.models(this.catalog));
+    if (written.written.length > 0) this.say(`wrote ${written.written.length} demo models to ${this.models(this.catalog)}`);
+    writeCatalogFolder(this.catalogDir, this.catalog);
+    this.writePoolUrls();
+    for (const pool of this.topology.pools) this.spawn({ name: pool.name, kind: 'pool', port: 0 });
+    this.spawn({ name: 'router', kind: 'router', port: this.opts.port });
+    await this.waitReady([...this.children.values()], 180_000);
+    this.print();
+    fs.watchFile(this.opts.config, { interval: 300 }, (cur, prev) => {
+      if (cur.mtimeMs !== prev.mtimeMs) void this.reload();
+    });
+    this.watching = true;
+  }
+
+  private args(child: Child): string[] {
+    const common = ['--port', String(child.port), '--metrics-port', '0', '--host', '127.0.0.1', '--catalog', this.catalogDir];
+    if (child.kind === 'router') return [BIN, 'router', ...common, '--pool-urls', this.poolUrlsFile];
+    return [BIN, 'pool', '--pool', child.name, ...common, '--models', this.models(this.catalog)];
+  }
+
+  private spawn(spec: Pick<Child, 'name' | 'kind' | 'port'>): Child {
+    const child: Child = this.children.get(spec.name) ?? { ...spec, ready: false, restarts: 0, backoffMs: 500, retired: false, startedAt: 0 };
+    this.children.set(spec.name, child);
+    child.ready = false;
+    child.startedAt = Date.now();
+    const log = fs.createWriteStream(path.join(this.logDir, `${child.name}.log`), { flags: 'a' });
+    // Its own process group: a Ctrl-C in the terminal reaches `up` only, which stops the router before the pools.
+    const proc = spawn(process.execPath, this.args(child), {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        BOTSHARD_PARENT_PID: String(process.pid),
+        BOTSHARD_DRAIN_SECONDS: String(this.opts.drainSeconds ?? 5),
+        BOTSHARD_POLL_MS: '200',
+        BOTSHARD_MOVE_GRACE_SECONDS: String(Math.round((this.opts.moveGraceMs ?? 30_000) / 1000)),
+      },
+    });
+    child.proc = proc;
+    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+      log.write(`${line}\n`);
+      let entry: { msg?: string; port?: number; level?: number };
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry.msg === 'listening' && typeof entry.port === 'number') {
+        child.port = entry.port;
+        if (child.kind === 'pool') this.writePoolUrls();
+      }
+      if ((entry.level ?? 0) >= 50) this.say(`[${child.name}] ${entry.msg}`);
+    });
+    readline.createInterface({ input: proc.stderr! }).on('line', (line) => {
+      log.write(`${line}\n`);
+      this.say(`[${child.name}] ${line}`);
+    });
+    proc.on('exit', (code, signal) => {
+      log.end();
+      if (this.stopping || child.retired || child.proc !== proc) return;
+      child.ready = false;
+      child.restarts += 1;
+      const ranLong = Date.now() - child.startedAt > 30_000;
+      child.backoffMs = ranLong ? 500 : Math.min(child.backoffMs * 2, 10_000);
+      this.say(`[up] ${child.kind} ${child.name} exited (${signal ?? `code ${code}`}); restart ${child.restarts} in ${child.backoffMs} ms`);
+      setTimeout(() => {
+        if (this.stopping || child.retired) return;
+        this.spawn(child);
+        this.waitReady([child], 180_000).then(
+          () => this.say(`[up] ${child.kind} ${child.name} is back on port ${child.port}`),
+          () => undefined,
+        );
+      }, child.backoffMs).unref();
+    });
+    return child;
+  }
+
+  /** The router finds pools through this file; it re-reads it when it changes. */
+  private writePoolUrls(): void {
+    const urls: Record<string, string> = {};
+    for (const c of this.children.values()) if (c.kind === 'pool' && c.port > 0 && !c.retired) urls[c.name] = `http://127.0.0.1:${c.port}`;
+    const tmp = `${this.poolUrlsFile}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(urls, null, 2));
+    fs.renameSync(tmp, this.poolUrlsFile);
+  }
+
+  private async waitReady(children: Child[], timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (const child of children) {
+      while (!child.ready) {
+        if (this.stopping) throw new Error('stopping');
+        if (Date.now() > end) throw new Error(`${child.kind} ${child.name} was not ready after ${timeoutMs / 1000} s: see ${path.join(this.logDir, `${child.name}.log`)}`);
+        if (child.port > 0) {
+          try {
+            const res = await fetch(`http://127.0.0.1:${child.port}/v2/health/ready`, { signal: AbortSignal.timeout(1000) });
+            await res.arrayBuffer();
+            child.ready = res.status === 200;
+          } catch {
+            // not listening yet
+          }
+        }
+        if (!child.ready) await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /** The table of pools and a request to try. */
+  private print(): void {
+    const rows = this.topology.pools.map((p) => {
+      const c = this.children.get(p.name)!;
+      return [p.name, p.group, String(p.bots.length), `${formatMemory(p.used)} / ${formatMemory(p.budget)}`, String(c.port), String(c.proc?.pid ?? '-')];
+    });
+    const router = this.children.get('router')!;
+    rows.push(['router', '-', String(this.topology.assignment.size), '-', String(router.port), String(router.proc?.pid ?? '-')]);
+    this.say(`\nbotshard is up: catalog generation ${this.catalog.generation}, ${this.topology.assignment.size} bots in ${this.topology.pools.length} pools\n`);
+    this.say(table(['POOL', 'GROUP', 'BOTS', 'MEMORY', 'PORT', 'PID'], rows, [false, false, true, true, true, true]));
+    const bot = this.catalog.bots.find((b) => b.intents[0]?.examples.length) ?? this.catalog.bots[0];
+    if (bot) {
+      const text = bot.intents[0].examples[0] ?? 'hello';
+      this.say(`\ntry it:\n  curl -s http://127.0.0.1:${router.port}/v1/bots/${bot.id}/predict -H 'content-type: application/json' -d '${JSON.stringify({ text }).replace(/'/g, "'\\''")}'`);
+    }
+    this.say(`\nlogs: ${this.logDir}\nedit ${this.opts.config} to move bots live; Ctrl-C stops everything\n`);
+  }
+
+  /** Re-plans after a config edit: new pools start, the catalog swaps, pools without bots retire after the grace period. */
+  async reload(): Promise<void> {
+    if (this.stopping) return;
+    let catalog: Catalog;
+    let topology: Topology;
+    try {
+      catalog = loadAnyCatalog(this.opts.config);
+      topology = plan(catalog);
+    } catch (e) {
+      if (e instanceof CatalogError || e instanceof PlacementError) {
+        this.say(`[up] ${this.opts.config} changed but is not valid; still serving generation ${this.catalog.generation}:\n${e.message}`);
+        return;
+      }
+      throw e;
+    }
+    if (catalog.generation === this.catalog.generation) return;
+    const before = new Set(this.topology.pools.map((p) => p.name));
+    const now = new Set(topology.pools.map((p) => p.name));
+    writeDemoModels(catalog, this.models(catalog));
+    this.catalog = catalog;
+    this.topology = topology;
+    writeCatalogFolder(this.catalogDir, catalog);
+    const added = topology.pools.filter((p) => !before.has(p.name) || this.children.get(p.name)?.retired);
+    for (const pool of added) {
+      const existing = this.children.get(pool.name);
+      if (existing) existing.retired = false;
+      if (!existing?.proc || existing.proc.exitCode !== null || existing.proc.signalCode !== null) this.spawn({ name: pool.name, kind: 'pool', port: 0 });
+    }
+    const removed = [...before].filter((p) => !now.has(p));
+    this.say(`[up] ${this.opts.config} changed: generation ${catalog.generation}; pools added: ${added.map((p) => p.name).join(', ') || 'none'}; pools removed: ${removed.join(', ') || 'none'}`);
+    for (const name of removed) {
+      setTimeout(() => {
+        if (this.stopping || this.topology.pools.some((p) => p.name === name)) return;
+        const child = this.children.get(name);
+        if (!child) return;
+        child.retired = true;
+        this.writePoolUrls();
+        child.proc?.kill('SIGTERM');
+        this.say(`[up] pool ${name} retired`);
+      }, (this.opts.moveGraceMs ?? 30_000) + 2000).unref();
+    }
+    try {
+      await this.waitReady(added.map((p) => this.children.get(p.name)!), 180_000);
+      this.print();
+    } catch {
+      // stopping, or a pool that keeps failing: its restarts are reported
+    }
+  }
+
+  /** Stops the router (it drains in-flight requests), then the pools; kills what does not exit in time. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.watching) fs.unwatchFile(this.opts.config);
+    const graceMs = ((this.opts.drainSeconds ?? 5) + 5) * 1000;
+    const stopAll = async (children: Child[]) => {
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              const proc = c.proc;
+              if (!proc || proc.exitCode !== null || proc.signalCode !== null) return resolve();
+              const kill = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+              proc.once('exit', () => {
+                clearTimeout(kill);
+                resolve();
+              });
+              proc.kill('SIGTERM');
+            }),
+        ),
+      );
+    };
+    const all = [...this.children.values()];
+    await stopAll(all.filter((c) => c.kind === 'router'));
+    await stopAll(all.filter((c) => c.kind === 'pool'));
+    fs.rmSync(this.catalogDir, { recursive: true, force: true });
+  }
+
+  /** Kills every child at once (a second Ctrl-C). */
+  kill(): void {
+    for (const c of this.children.values()) c.proc?.kill('SIGKILL');
+  }
+}
+
+/** The `botshard up` command: runs until SIGINT/SIGTERM. */
+export function upCommand(opts: { config: string; port?: string; models?: string }): string {
+  const port = opts.port === undefined ? 8080 : Number(opts.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`botshard up: --port must be an integer from 0 to 65535, got ${JSON.stringify(opts.port)}\n`);
+    process.exit(2);
+  }
+  const platform = new LocalPlatform({ config: opts.config, port, models: opts.models });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      platform.kill();
+      process.exit(130);
+    }
+    process.stdout.write(`\n[up] ${signal}: stopping the router, then the pools (Ctrl-C again to kill at once)\n`);
+    platform.stop().then(() => {
+      process.stdout.write('[up] stopped\n');
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  platform.start().catch(async (e: Error) => {
+    const known = e instanceof CatalogError || e instanceof PlacementError;
+    process.stderr.write(`botshard up: ${known ? e.message : (e.stack ?? e.message)}\n`);
+    await platform.stop();
+    process.exit(1);
+  });
+  return '';
+}

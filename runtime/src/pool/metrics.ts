@@ -1,0 +1,48 @@
+/**
+ * Prometheus metrics of a pool, in a registry of its own (several pools can share a process in tests).
+ * Per-bot series are counters only, so a pool of thousands of bots keeps a bounded number of histograms.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type BotState = 'loading' | 'ready' | 'failed' | 'leaving';
+
+export class PoolMetrics {
+  readonly registry = new Registry();
+  readonly botsAssigned: Gauge;
+  readonly bots: Gauge<'state'>;
+  readonly modelBytes: Gauge<'kind'>;
+  readonly loadSeconds: Histogram<'kind'>;
+  readonly loadFailures: Counter<'kind'>;
+  readonly inferenceSeconds: Histogram<'group'>;
+  readonly requestSeconds: Histogram<'route' | 'code'>;
+  readonly botRequests: Counter<'bot' | 'outcome'>;
+  readonly shed: Counter<'reason'>;
+  readonly queueDepth: Gauge<'worker'>;
+  readonly generation: Gauge<'generation'>;
+  readonly catalogReloads: Counter<'result'>;
+  readonly ready: Gauge;
+
+  constructor(pool: string, defaults = true) {
+    this.registry.setDefaultLabels({ pool });
+    if (defaults) collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    this.botsAssigned = new Gauge({ name: 'botshard_pool_bots_assigned', help: 'Bots the catalog assigns to this pool', registers });
+    this.bots = new Gauge({ name: 'botshard_pool_bots', help: 'Bots held by this pool, by state (loading, ready, failed, leaving)', labelNames: ['state'], registers });
+    this.modelBytes = new Gauge({ name: 'botshard_pool_model_bytes', help: 'Bytes of model files loaded, by kind (encoder, head)', labelNames: ['kind'], registers });
+    this.loadSeconds = new Histogram({ name: 'botshard_pool_model_load_seconds', help: 'Time to load a model into an inference worker', labelNames: ['kind'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+    this.loadFailures = new Counter({ name: 'botshard_pool_model_load_failures_total', help: 'Models that failed to load, by kind', labelNames: ['kind'], registers });
+    this.inferenceSeconds = new Histogram({ name: 'botshard_pool_inference_seconds', help: 'Model time of an inference request (encoder + head) in a worker, by pool group', labelNames: ['group'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
+    this.requestSeconds = new Histogram({ name: 'botshard_pool_request_seconds', help: 'HTTP request duration, by route and status code', labelNames: ['route', 'code'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
+    this.botRequests = new Counter({ name: 'botshard_pool_bot_requests_total', help: 'Inference requests per bot, by outcome (ok, bad_request, shed, timeout, error, not_ready)', labelNames: ['bot', 'outcome'], registers });
+    this.shed = new Counter({ name: 'botshard_pool_shed_total', help: 'Requests refused with 503 because a queue was full, by reason (bot, worker)', labelNames: ['reason'], registers });
+    this.queueDepth = new Gauge({ name: 'botshard_pool_queue_depth', help: 'Inference requests waiting or running, per worker thread', labelNames: ['worker'], registers });
+    this.generation = new Gauge({ name: 'botshard_pool_catalog_generation', help: 'Catalog generation being served (value 1)', labelNames: ['generation'], registers });
+    this.catalogReloads = new Counter({ name: 'botshard_pool_catalog_reloads_total', help: 'Catalog changes seen, by result (applied, invalid)', labelNames: ['result'], registers });
+    this.ready = new Gauge({ name: 'botshard_pool_ready', help: '1 when the pool reports ready', registers });
+  }
+
+  setGeneration(generation: string): void {
+    this.generation.reset();
+    this.generation.set({ generation }, 1);
+  }
+}

@@ -1,0 +1,348 @@
+/**
+ * The pool's state: which bots it serves and in which state, kept in line with the catalog by
+ * `apply()` (the reconcile step): load bots newly assigned here, reload changed ones (the old version
+ * serves until the new one is ready), keep bots that moved to another pool for a grace period, unload
+ * removed ones. Each shared encoder is loaded once per pool, in the worker that runs its bots.
+ */
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import { Bot, Catalog, Encoder, PoolGroup } from '../catalog';
+import { Topology, plan } from '../placement';
+import { BotState, PoolMetrics } from './metrics';
+import { BotProcessor, Prediction } from './processors';
+import { ModelError, WorkerPool } from './workers';
+
+/** A bot this pool serves (or tried to). */
+export interface BotEntry {
+  bot: Bot;
+  state: BotState;
+  /** Why the bot failed to load. */
+  error?: string;
+  /** Pool that holds the bot now, while it is `leaving` this one. */
+  holder?: string;
+  /** Hash of the bot's definition and its encoder's: a change means a reload. */
+  spec: string;
+  worker: number;
+  headKey: string;
+  encoderKey?: string;
+  headBytes: number;
+  processor?: BotProcessor;
+  leaveTimer?: NodeJS.Timeout;
+}
+
+interface EncoderEntry {
+  key: string;
+  worker: number;
+  refs: number;
+  bytes: number;
+  loaded: Promise<void>;
+}
+
+export interface PoolRuntimeOptions {
+  pool: string;
+  modelRoot: string;
+  workers: WorkerPool;
+  metrics: PoolMetrics;
+  log: FastifyBaseLogger;
+  /** How long a bot that moved to another pool is still served here. */
+  moveGraceMs: number;
+  /** Models loading at once. */
+  loadConcurrency: number;
+}
+
+/** Where a request for a bot goes: served here, or a 404 naming the pool that holds it (if any). */
+export type Lookup = { entry: BotEntry } | { entry?: undefined; holder?: string };
+
+const hash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+
+async function bounded(tasks: Array<() => Promise<void>>, concurrency: number): Promise<void> {
+  let next = 0;
+  const run = async () => {
+    while (next < tasks.length) await tasks[next++]();
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, tasks.length) }, run));
+}
+
+export class PoolRuntime {
+  readonly bots = new Map<string, BotEntry>();
+  catalog?: Catalog;
+  topology?: Topology;
+  /** The group of this pool in the current catalog. */
+  group?: PoolGroup;
+  /** The first catalog has been applied (every assigned bot loaded or failed). */
+  started = false;
+  draining = false;
+  private readonly encoders = new Map<string, EncoderEntry>();
+  private readonly workerOfKey = new Map<string, number>();
+  private readonly botsPerWorker: number[];
+  private version = 0;
+  private applying: Promise<void> = Promise.resolve();
+  private pending?: Catalog;
+  private closed = false;
+
+  constructor(private readonly opts: PoolRuntimeOptions) {
+    this.botsPerWorker = new Array(opts.workers.size).fill(0);
+  }
+
+  get ready(): boolean {
+    return this.started && !this.draining && !this.closed;
+  }
+
+  /** Applies a catalog: plans it (a PlacementError throws here, before anything changes), then reconciles. */
+  apply(catalog: Catalog): Promise<void> {
+    const topology = plan(catalog);
+    this.pending = catalog;
+    const pendingTopology = topology;
+    this.applying = this.applying.then(async () => {
+      if (this.pending !== catalog || this.closed) return; // a newer catalog came in meanwhile
+      this.pending = undefined;
+      try {
+        await this.reconcile(catalog, pendingTopology);
+      } catch (e) {
+        this.opts.log.error({ err: e, generation: catalog.generation }, 'catalog could not be applied');
+      }
+    });
+    return this.applying;
+  }
+
+  lookup(id: string): Lookup {
+    const entry = this.bots.get(id);
+    if (entry) return { entry };
+    return { holder: this.topology?.assignment.get(id) };
+  }
+
+  private async reconcile(catalog: Catalog, topology: Topology): Promise<void> {
+    const { pool, log, metrics } = this.opts;
+    const started = Date.now();
+    const own = topology.pools.find((p) => p.name === pool);
+    if (!own) log.warn({ generation: catalog.generation, pools: topology.pools.length }, `pool "${pool}" is not in the catalog's plan: it serves no bots`);
+    this.catalog = catalog;
+    this.topology = topology;
+    this.group = own ? catalog.groups.find((g) => g.name === own.group) : undefined;
+    metrics.setGeneration(catalog.generation);
+    const encoders = new Map(catalog.encoders.map((e) => [e.id, e]));
+    const assigned = catalog.bots.filter((b) => topology.assignment.get(b.id) === pool);
+    metrics.botsAssigned.set(assigned.length);
+    const wanted = new Set(assigned.map((b) => b.id));
+
+    let leaving = 0;
+    let removed = 0;
+    for (const [id, entry] of this.bots) {
+      if (wanted.has(id)) continue;
+      const holder = topology.assignment.get(id);
+      if (holder && entry.state === 'ready') {
+        // Moved to another pool: keep serving it while routers still send it here.
+        entry.state = 'leaving';
+        entry.holder = holder;
+        leaving++;
+        entry.leaveTimer = setTimeout(() => {
+          if (this.bots.get(id) === entry) {
+            this.bots.delete(id);
+            this.release(entry);
+            this.updateGauges();
+            log.info({ bot: id, holder: entry.holder }, 'bot moved away: unloaded after its grace period');
+          }
+        }, this.opts.moveGraceMs);
+        entry.leaveTimer.unref();
+      } else if (holder && entry.state === 'leaving') {
+        entry.holder = holder;
+      } else {
+        // Removed from the catalog (or moved before it ever served): gone at once.
+        this.bots.delete(id);
+        this.release(entry);
+        removed++;
+      }
+    }
+
+    const tasks: Array<() => Promise<void>> = [];
+    for (const bot of assigned) {
+      const encoder = bot.model.encoder ? encoders.get(bot.model.encoder) : undefined;
+      const spec = hash({ bot, encoder });
+      const current = this.bots.get(bot.id);
+      if (current && current.spec === spec && current.state !== 'failed') {
+        current.bot = bot;
+        if (current.state === 'leaving') {
+          // Moved back before its grace period ended.
+          clearTimeout(current.leaveTimer);
+          current.state = 'ready';
+          current.holder = undefined;
+        }
+        continue;
+      }
+      tasks.push(() => this.load(bot, encoder, spec));
+    }
+    this.updateGauges();
+    await bounded(tasks, this.opts.loadConcurrency);
+    this.started = true;
+    this.updateGauges();
+    const counts = this.counts();
+    log.info({ generation: catalog.generation, assigned: assigned.length, loaded: tasks.length, leaving, removed, ready: counts.ready, failed: counts.failed, ms: Date.now() - started }, 'catalog applied');
+  }
+
+  private workerFor(key: string): number {
+    let w = this.workerOfKey.get(key);
+    if (w === undefined) {
+      // A new key (an encoder, or a bot without one) goes to the worker with the fewest bots.
+      w = this.botsPerWorker.indexOf(Math.min(...this.botsPerWorker));
+      this.workerOfKey.set(key, w);
+    }
+    return w;
+  }
+
+  private async acquireEncoder(encoder: Encoder, key: string, worker: number): Promise<void> {
+    let entry = this.encoders.get(key);
+    if (!entry) {
+      const started = performance.now();
+      const e: EncoderEntry = { key, worker, refs: 0, bytes: 0, loaded: Promise.resolve() };
+      e.loaded = this.opts.workers.load(worker, key, path.resolve(this.opts.modelRoot, encoder.path)).then(
+        (r) => {
+          if (!r.inputs.includes('input_ids') || !r.outputs.includes('embedding')) {
+            throw new ModelError(`encoder "${encoder.id}" (${encoder.path}) must take "input_ids" and output "embedding", it takes ${JSON.stringify(r.inputs)} and outputs ${JSON.stringify(r.outputs)}`);
+          }
+          e.bytes = r.bytes;
+          this.opts.metrics.loadSeconds.observe({ kind: 'encoder' }, (performance.now() - started) / 1000);
+        },
+        (err: Error) => {
+          throw new ModelError(`encoder "${encoder.id}" failed to load from ${encoder.path}: ${err.message}`);
+        },
+      );
+      e.loaded.catch(() => {
+        this.opts.metrics.loadFailures.inc({ kind: 'encoder' });
+        if (this.encoders.get(key) === e) this.encoders.delete(key); // the next catalog retries
+      });
+      this.encoders.set(key, e);
+      entry = e;
+    }
+    entry.refs++;
+    try {
+      await entry.loaded;
+    } catch (err) {
+      entry.refs--;
+      throw err;
+    }
+  }
+
+  private releaseEncoder(key: string): void {
+    const entry = this.encoders.get(key);
+    if (!entry) return;
+    if (--entry.refs <= 0) {
+      this.encoders.delete(key);
+      this.workerOfKey.delete(key);
+      this.opts.workers.unload(entry.worker, key).catch(() => undefined);
+    }
+  }
+
+  private release(entry: BotEntry): void {
+    clearTimeout(entry.leaveTimer);
+    this.botsPerWorker[entry.worker]--;
+    if (entry.state === 'ready' || entry.state === 'leaving') {
+      this.opts.workers.unload(entry.worker, entry.headKey).catch(() => undefined);
+      if (entry.encoderKey) this.releaseEncoder(entry.encoderKey);
+    }
+  }
+
+  private async load(bot: Bot, encoder: Encoder | undefined, spec: string): Promise<void> {
+    if (this.closed) return;
+    const { log, metrics, workers } = this.opts;
+    const encoderKey = encoder ? `encoder/${encoder.id}/${hash(encoder)}` : undefined;
+    const worker = this.workerFor(encoderKey ?? `bot/${bot.id}`);
+    const entry: BotEntry = { bot, state: 'loading', spec, worker, headKey: `${bot.id}#${++this.version}`, encoderKey, headBytes: 0 };
+    this.botsPerWorker[worker]++;
+    const previous = this.bots.get(bot.id);
+    // A serving bot keeps serving its old version until the new one is ready.
+    if (!previous || (previous.state !== 'ready' && previous.state !== 'leaving')) {
+      if (previous) this.release(previous);
+      this.bots.set(bot.id, entry);
+      this.updateGauges();
+    }
+    const started = performance.now();
+    let encoderAcquired = false;
+    let headLoaded = false;
+    try {
+      if (bot.model.encoder && !encoder) throw new ModelError(`encoder "${bot.model.encoder}" is not in the catalog`);
+      entry.processor = new BotProcessor(bot, encoder?.tokenizer);
+      if (encoder && encoderKey) {
+        await this.acquireEncoder(encoder, encoderKey, worker);
+        encoderAcquired = true;
+      }
+      const file = path.resolve(this.opts.modelRoot, bot.model.head);
+      const r = await workers.load(worker, entry.headKey, file).catch((err: Error) => {
+        throw new ModelError(`head ${bot.model.head} failed to load: ${err.message}`);
+      });
+      headLoaded = true;
+      entry.headBytes = r.bytes;
+      const input = encoder ? 'embedding' : 'input_ids';
+      if (!r.inputs.includes(input) || !r.outputs.includes('probabilities')) {
+        throw new ModelError(`head ${bot.model.head} must take "${input}" and output "probabilities", it takes ${JSON.stringify(r.inputs)} and outputs ${JSON.stringify(r.outputs)}`);
+      }
+      // One run on padding at load: checks the label count and warms the session up.
+      const warm = await workers.infer(worker, bot.id, { encoder: encoderKey, head: entry.headKey }, new BigInt64Array(1), 1, 1, Date.now() + 60_000);
+      if (warm.labels !== bot.intents.length) {
+        throw new ModelError(`head ${bot.model.head} outputs ${warm.labels} probabilities, the catalog lists ${bot.intents.length} intents`);
+      }
+      entry.state = 'ready';
+      metrics.loadSeconds.observe({ kind: 'head' }, (performance.now() - started) / 1000);
+    } catch (e) {
+      entry.state = 'failed';
+      entry.error = (e as Error).message;
+      metrics.loadFailures.inc({ kind: 'head' });
+      if (headLoaded) workers.unload(worker, entry.headKey).catch(() => undefined);
+      if (encoderAcquired && encoderKey) this.releaseEncoder(encoderKey);
+      log.warn({ bot: bot.id, err: entry.error }, 'bot failed to load');
+    }
+    const current = this.bots.get(bot.id);
+    if (current !== entry) {
+      if (current) this.release(current);
+      this.bots.set(bot.id, entry);
+    }
+    this.updateGauges();
+  }
+
+  /** Runs a bot on a batch of texts. Throws OverloadedError, DeadlineError or ModelError. */
+  async predict(entry: BotEntry, texts: string[], deadline: number): Promise<{ probabilities: Float32Array; rows: Prediction[] }> {
+    const processor = entry.processor!;
+    const tokens = texts.map((t) => processor.tokens(t));
+    const width = Math.max(1, ...tokens.map((t) => t.length));
+    const ids = new BigInt64Array(texts.length * width);
+    tokens.forEach((row, i) => row.forEach((id, j) => (ids[i * width + j] = BigInt(id))));
+    const r = await this.opts.workers.infer(entry.worker, entry.bot.id, { encoder: entry.encoderKey, head: entry.headKey }, ids, texts.length, width, deadline);
+    this.opts.metrics.inferenceSeconds.observe({ group: this.group?.name ?? 'none' }, r.ms / 1000);
+    if (r.labels !== processor.labels.length) throw new ModelError(`head outputs ${r.labels} probabilities, the catalog lists ${processor.labels.length} intents`);
+    return { probabilities: r.probabilities, rows: texts.map((_, i) => processor.decide(r.probabilities, i)) };
+  }
+
+  /** Inference requests waiting or running, per worker thread. */
+  queueDepths(): number[] {
+    return this.opts.workers.depths();
+  }
+
+  counts(): Record<BotState, number> {
+    const counts: Record<BotState, number> = { loading: 0, ready: 0, failed: 0, leaving: 0 };
+    for (const e of this.bots.values()) counts[e.state]++;
+    return counts;
+  }
+
+  private updateGauges(): void {
+    const { metrics } = this.opts;
+    for (const [state, n] of Object.entries(this.counts())) metrics.bots.set({ state }, n);
+    let heads = 0;
+    for (const e of this.bots.values()) if (e.state === 'ready' || e.state === 'leaving') heads += e.headBytes;
+    let encoders = 0;
+    for (const e of this.encoders.values()) encoders += e.bytes;
+    metrics.modelBytes.set({ kind: 'head' }, heads);
+    metrics.modelBytes.set({ kind: 'encoder' }, encoders);
+    metrics.ready.set(this.ready ? 1 : 0);
+  }
+
+  /** Reports not ready from now on (SIGTERM). */
+  drain(): void {
+    this.draining = true;
+    this.updateGauges();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const e of this.bots.values()) clearTimeout(e.leaveTimer);
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The pool's inference workers, seen from the HTTP thread: a bounded queue per worker and per bot,
+ * deadlines, and at most a couple of messages in flight per worker (the rest wait here, where a
+ * request past its deadline can still be dropped instead of computed for nobody).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { WorkerRequest, WorkerResponse } from './worker';
+
+/** The queue is full: answer 503 with Retry-After. */
+export class OverloadedError extends Error {
+  readonly statusCode = 503;
+}
+/** The request's deadline passed: answer 504. */
+export class DeadlineError extends Error {
+  readonly statusCode = 504;
+}
+/** A model failed to load or run. */
+export class ModelError extends Error {
+  readonly statusCode = 500;
+}
+
+type Payload = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+interface Job {
+  id: number;
+  payload: Payload;
+  /** Bot the job counts against (inference only). */
+  bot?: string;
+  deadline?: number;
+  timer?: NodeJS.Timeout;
+  sent: boolean;
+  done: boolean;
+  resolve(r: WorkerResponse): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  queue: Job[];
+  inflight: Map<number, Job>;
+  /** Models loaded in this worker: key -> file, to reload them if the worker has to be restarted. */
+  models: Map<string, string>;
+}
+
+export interface WorkerPoolOptions {
+  /** Worker threads. */
+  workers: number;
+  /** Inference requests waiting per worker beyond those in flight. */
+  workerQueue: number;
+  /** Inference requests waiting or running per bot. */
+  botQueue: number;
+  /** Messages in flight per worker. @default 2 */
+  inflight?: number;
+  /** Called when a worker thread dies (it is restarted and its models reloaded). */
+  onWorkerExit?(index: number, error: Error): void;
+  /** Called when a queue's depth changes. */
+  onQueueDepth?(index: number, depth: number): void;
+}
+
+function workerScript(): string {
+  // Compiled: lib/pool/worker.js beside this file. From sources (ts-jest), the compiled copy in lib/.
+  const here = path.join(__dirname, 'worker.js');
+  return fs.existsSync(here) ? here : path.resolve(__dirname, '../../lib/pool/worker.js');
+}
+
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly perBot = new Map<string, number>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i, new Map()));
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Requests waiting or running, per worker. */
+  depths(): number[] {
+    return this.slots.map((s) => s.queue.length + s.inflight.size);
+  }
+
+  private spawn(index: number, models: Map<string, string>): Slot {
+    const worker = new Worker(workerScript(), { name: `botshard-inference-${index}` });
+    const slot: Slot = { index, worker, queue: [], inflight: new Map(), models };
+    worker.on('message', (msg: WorkerResponse) => this.answer(slot, msg));
+    worker.on('error', (e) => this.died(slot, e));
+    worker.on('exit', (code) => this.died(slot, new Error(`worker exited with code ${code}`)));
+    for (const [key, file] of models) this.submit(slot, { type: 'load', key, file }, {}).catch(() => models.delete(key));
+    return slot;
+  }
+
+  private died(slot: Slot, error: Error): void {
+    if (this.closed || this.slots[slot.index] !== slot) return;
+    for (const job of [...slot.inflight.values(), ...slot.queue]) this.finish(job, undefined, new ModelError(`inference worker failed: ${error.message}`));
+    slot.queue = [];
+    slot.inflight.clear();
+    this.opts.onWorkerExit?.(slot.index, error);
+    this.slots[slot.index] = this.spawn(slot.index, slot.models);
+  }
+
+  private answer(slot: Slot, msg: WorkerResponse): void {
+    const job = slot.inflight.get(msg.id);
+    if (!job) return;
+    slot.inflight.delete(msg.id);
+    if (msg.type === 'error') this.finish(job, undefined, new ModelError(msg.message));
+    else this.finish(job, msg);
+    this.pump(slot);
+  }
+
+  private finish(job: Job, result?: WorkerResponse, error?: Error): void {
+    if (job.done) return;
+    job.done = true;
+    if (job.timer) clearTimeout(job.timer);
+    if (job.bot !== undefined) {
+      const n = (this.perBot.get(job.bot) ?? 1) - 1;
+      if (n <= 0) this.perBot.delete(job.bot);
+      else this.perBot.set(job.bot, n);
+    }
+    if (error) job.reject(error);
+    else job.resolve(result!);
+  }
+
+  private pump(slot: Slot): void {
+    const max = this.opts.inflight ?? 2;
+    while (slot.inflight.size < max && slot.queue.length > 0) {
+      const job = slot.queue.shift()!;
+      if (job.done) continue;
+      job.sent = true;
+      slot.inflight.set(job.id, job);
+      const msg = { ...job.payload, id: job.id } as WorkerRequest;
+      slot.worker.postMessage(msg);
+    }
+    this.opts.onQueueDepth?.(slot.index, slot.queue.length + slot.inflight.size);
+  }
+
+  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number }): Promise<WorkerResponse> {
+    return new Promise<WorkerResponse>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, payload, bot: o.bot, deadline: o.deadline, sent: false, done: false, resolve, reject };
+      if (o.bot !== undefined) this.perBot.set(o.bot, (this.perBot.get(o.bot) ?? 0) + 1);
+      if (o.deadline !== undefined) {
+        job.timer = setTimeout(() => {
+          // Queued: it never runs. Running: its result is dropped when it comes.
+          const i = slot.queue.indexOf(job);
+          if (i >= 0) slot.queue.splice(i, 1);
+          this.finish(job, undefined, new DeadlineError('the request passed its deadline before the model answered'));
+          this.opts.onQueueDepth?.(slot.index, slot.queue.length + slot.inflight.size);
+        }, Math.max(0, o.deadline - Date.now()));
+        job.timer.unref();
+      }
+      slot.queue.push(job);
+      this.pump(slot);
+    });
+  }
+
+  /** Loads a model into a worker under `key`. Resolves with its size in bytes. */
+  async load(worker: number, key: string, file: string): Promise<{ bytes: number; inputs: string[]; outputs: string[] }> {
+    const slot = this.slots[worker];
+    const r = await this.submit(slot, { type: 'load', key, file }, {});
+    if (r.type !== 'loaded') throw new ModelError(`unexpected answer ${r.type}`);
+    this.slots[worker].models.set(key, file);
+    return r;
+  }
+
+  /** Unloads a model after the requests queued before it. */
+  async unload(worker: number, key: string): Promise<void> {
+    const slot = this.slots[worker];
+    slot.models.delete(key);
+    await this.submit(slot, { type: 'unload', key }, {});
+  }
+
+  /**
+   * Runs a bot's models on a batch of token ids ([batch, tokens], 0-padded). Throws OverloadedError when
+   * the bot's or the worker's queue is full, DeadlineError past the deadline, ModelError when a model fails.
+   */
+  async infer(worker: number, bot: string, models: { encoder?: string; head: string }, ids: BigInt64Array, batch: number, tokens: number, deadline: number): Promise<{ probabilities: Float32Array; labels: number; ms: number }> {
+    if (this.closed) throw new OverloadedError('the pool is shutting down');
+    const slot = this.slots[worker];
+    if ((this.perBot.get(bot) ?? 0) >= this.opts.botQueue) throw new OverloadedError(`bot "${bot}" has ${this.opts.botQueue} requests queued already`);
+    if (slot.queue.length >= this.opts.workerQueue) throw new OverloadedError(`inference worker ${worker} has ${this.opts.workerQueue} requests queued already`);
+    const r = await this.submit(slot, { type: 'infer', encoder: models.encoder, head: models.head, ids, batch, tokens }, { bot, deadline });
+    if (r.type !== 'result') throw new ModelError(`unexpected answer ${r.type}`);
+    return r;
+  }
+
+  /** Stops the threads; pending requests fail. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const slot of this.slots) {
+      for (const job of [...slot.inflight.values(), ...slot.queue]) this.finish(job, undefined, new OverloadedError('the pool is shutting down'));
+    }
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

@@ -1,0 +1,28 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The router's Prometheus metrics. Labels stay bounded: groups and pools, never bots or tenants' keys. */
+export class RouterMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'botshard_router_requests_total', help: 'Requests by group, pool and status code', labelNames: ['group', 'pool', 'code'], registers: [this.registry] });
+  readonly latency = new Histogram({
+    name: 'botshard_router_request_duration_seconds',
+    help: 'Time from request to response headers, by group and pool',
+    labelNames: ['group', 'pool'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly upstreamErrors = new Counter({ name: 'botshard_router_upstream_errors_total', help: 'Upstream failures by kind (connect, timeout, reset, circuit_open, not_ready)', labelNames: ['pool', 'kind'], registers: [this.registry] });
+  readonly fallbacks = new Counter({ name: 'botshard_router_fallbacks_total', help: 'Requests served by the previous generation\'s pool while a bot moves', labelNames: ['group'], registers: [this.registry] });
+  readonly rejected = new Counter({ name: 'botshard_router_rejected_total', help: 'Requests refused before forwarding, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly generation = new Gauge({ name: 'botshard_router_catalog_generation_info', help: 'Catalog generation in use (value 1)', labelNames: ['generation'], registers: [this.registry] });
+  readonly inflight = new Gauge({ name: 'botshard_router_inflight_requests', help: 'Requests being forwarded, by group', labelNames: ['group'], registers: [this.registry] });
+
+  constructor(processMetrics = true) {
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'botshard_router_' });
+  }
+
+  setGeneration(generation: string): void {
+    this.generation.reset();
+    this.generation.set({ generation }, 1);
+  }
+}

@@ -1,0 +1,87 @@
+import { Catalog, PoolGroup } from '../catalog';
+import { Topology, plan } from '../placement';
+
+/** One catalog generation as the router sees it. */
+export interface Generation {
+  catalog: Catalog;
+  topology: Topology;
+  groups: ReadonlyMap<string, PoolGroup>;
+  /** bot id -> { tenant, group } */
+  bots: ReadonlyMap<string, { tenant: string; group: string }>;
+}
+
+/** Where a request for a bot goes: its pool now, and its pool in the previous generation when that differs. */
+export interface Route {
+  bot: string;
+  tenant: string;
+  group: PoolGroup;
+  pool: string;
+  /** The pool that held the bot in the previous generation, while the bot moves. */
+  previousPool?: string;
+}
+
+function generation(catalog: Catalog): Generation {
+  const topology = plan(catalog);
+  const groupOfPool = new Map(topology.pools.map((p) => [p.name, p.group]));
+  const bots = new Map<string, { tenant: string; group: string }>();
+  for (const bot of catalog.bots) bots.set(bot.id, { tenant: bot.tenant, group: groupOfPool.get(topology.assignment.get(bot.id)!)! });
+  return { catalog, topology, groups: new Map(catalog.groups.map((g) => [g.name, g])), bots };
+}
+
+/**
+ * The placement of the current and the previous catalog generation: while a bot moves, requests that
+ * its new pool cannot serve yet go to the old one, so rebalancing loses no request.
+ */
+export class RoutingTable {
+  private current: Generation;
+  private previous?: Generation;
+
+  constructor(catalog: Catalog) {
+    this.current = generation(catalog);
+  }
+
+  get generation(): string {
+    return this.current.catalog.generation;
+  }
+
+  get previousGeneration(): string | undefined {
+    return this.previous?.catalog.generation;
+  }
+
+  get catalog(): Catalog {
+    return this.current.catalog;
+  }
+
+  /** Makes `catalog` current; the current one becomes the previous. Plans before swapping, so a catalog
+   * that cannot be placed throws and leaves the table as it was. */
+  update(catalog: Catalog): void {
+    if (catalog.generation === this.current.catalog.generation) return;
+    const next = generation(catalog);
+    this.previous = this.current;
+    this.current = next;
+  }
+
+  route(bot: string): Route | undefined {
+    const info = this.current.bots.get(bot);
+    if (!info) return undefined;
+    const pool = this.current.topology.assignment.get(bot)!;
+    const before = this.previous?.topology.assignment.get(bot);
+    return {
+      bot,
+      tenant: info.tenant,
+      group: this.current.groups.get(info.group)!,
+      pool,
+      ...(before !== undefined && before !== pool ? { previousPool: before } : {}),
+    };
+  }
+
+  /** Whether a pool exists in the current or the previous generation (a pool named by an upstream header must). */
+  knows(pool: string): boolean {
+    return this.current.topology.pools.some((p) => p.name === pool) || (this.previous?.topology.pools.some((p) => p.name === pool) ?? false);
+  }
+
+  /** Pools of the current generation with their group. */
+  pools(): Array<{ name: string; group: string }> {
+    return this.current.topology.pools.map((p) => ({ name: p.name, group: p.group }));
+  }
+}

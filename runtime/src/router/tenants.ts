@@ -1,0 +1,79 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * Tenant API keys, stored as SHA-256 hashes (hex) in a folder where each file is named after a tenant
+ * and holds its key hashes, one per line: the layout of a mounted Kubernetes Secret whose keys are
+ * tenant ids. No key material is ever stored; keys are compared by hash in constant time.
+ */
+export class TenantKeys {
+  private hashes: Array<{ tenant: string; hash: Buffer }> = [];
+
+  constructor(private readonly location: string) {
+    this.reload();
+  }
+
+  /** Re-reads the folder (a Secret update swaps it); keeps the old keys if it cannot be read. */
+  reload(): void {
+    let files: string[];
+    try {
+      files = fs.readdirSync(this.location).filter((f) => !f.startsWith('.'));
+    } catch {
+      return;
+    }
+    const hashes: Array<{ tenant: string; hash: Buffer }> = [];
+    for (const tenant of files) {
+      const text = fs.readFileSync(path.join(this.location, tenant), 'utf8');
+      for (const line of text.split(/\r?\n/)) {
+        const hex = line.trim().toLowerCase();
+        if (/^[0-9a-f]{64}$/.test(hex)) hashes.push({ tenant, hash: Buffer.from(hex, 'hex') });
+      }
+    }
+    this.hashes = hashes;
+  }
+
+  get size(): number {
+    return this.hashes.length;
+  }
+
+  /** The tenant a key belongs to, or undefined. Compares against every hash, so timing tells nothing. */
+  tenantOf(key: string): string | undefined {
+    const digest = createHash('sha256').update(key).digest();
+    let found: string | undefined;
+    for (const { tenant, hash } of this.hashes) {
+      if (timingSafeEqual(digest, hash) && found === undefined) found = tenant;
+    }
+    return found;
+  }
+}
+
+/** SHA-256 of a key as stored in the tenant keys Secret. */
+export function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/** A token bucket per tenant: `rate` requests per second on average, bursts up to `burst`. */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Takes a token; returns 0 when allowed, else the seconds to wait. */
+  take(tenant: string): number {
+    const t = this.now();
+    const b = this.buckets.get(tenant) ?? { tokens: this.burst, at: t };
+    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.rate);
+    b.at = t;
+    this.buckets.set(tenant, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / this.rate));
+  }
+}

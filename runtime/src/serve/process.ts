@@ -1,0 +1,107 @@
+/** What every long-running botshard process shares: settings from flags and env, a metrics port, and signal handling. */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+/** A flag or variable with a wrong value: the message says which and how to fix it. */
+export class SettingsError extends Error {}
+
+/** An integer setting in [min, max], or undefined when not set. */
+export function integerSetting(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new SettingsError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Serves `GET /metrics` of a registry on its own port (so NetworkPolicies can open it to monitoring only). */
+export async function serveMetrics(registry: Registry, port: number, host: string): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: err.message }));
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'only GET /metrics is served on this port' }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+export function portOf(server: http.Server): number {
+  return (server.address() as AddressInfo).port;
+}
+
+interface Log {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * On SIGTERM or SIGINT: run `drain` (stop taking work, finish what is in flight) and exit 0; exit at
+ * once on a second signal, or when the drain takes longer than `drainSeconds`.
+ */
+export function exitOnSignals(log: Log, drainSeconds: number, drain: () => Promise<void>): void {
+  let stopping = false;
+  // Die by the signal's default action (what a process without a handler does): exiting through
+  // process.exit with native threads still running can abort in their teardown.
+  const dieBy = (signal: NodeJS.Signals) => {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting at once');
+      dieBy(signal);
+      return;
+    }
+    stopping = true;
+    log.info({ signal, drainSeconds }, 'signal received: draining');
+    const force = setTimeout(() => {
+      log.error({ drainSeconds }, 'drain took longer than BOTSHARD_DRAIN_SECONDS: exiting with requests still in flight');
+      dieBy('SIGTERM');
+    }, drainSeconds * 1000);
+    force.unref();
+    drain().then(
+      () => {
+        log.info({}, 'drained: exiting');
+        process.exit(0);
+      },
+      (err: Error) => {
+        log.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+/**
+ * When started by `botshard up` (BOTSHARD_PARENT_PID set), drain and exit if that parent goes away,
+ * so that no orphan process is left behind even if `up` itself is killed.
+ */
+export function exitWithParent(env: NodeJS.ProcessEnv = process.env): void {
+  const parent = Number(env.BOTSHARD_PARENT_PID);
+  if (!Number.isInteger(parent) || parent <= 0) return;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      process.kill(process.pid, 'SIGTERM');
+    }
+  }, 1000);
+  timer.unref();
+}

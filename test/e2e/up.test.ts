@@ -1,0 +1,202 @@
+/**
+ * End to end: `botshard up` as a child process, the way a user runs it, with real pool and router
+ * processes on loopback. Every load here is bounded in count and time and sent to 127.0.0.1 only.
+ */
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensureBuilt, until } from '../pool/support';
+import { load } from '../router/support';
+
+const ROOT = path.resolve(__dirname, '../..');
+const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+interface Row {
+  pool: string;
+  group: string;
+  port: number;
+  pid: number;
+}
+
+describe('botshard up', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-e2e-'));
+  const config = path.join(dir, 'bots.config.ts');
+  let up: ChildProcess;
+  let output = '';
+  let port: number;
+  let rows: Row[] = [];
+  const url = () => `http://127.0.0.1:${port}`;
+  /** The table `up` printed last. */
+  const parseTable = () => {
+    const last = output.lastIndexOf('POOL ');
+    const lines = output.slice(last).split('\n').slice(1);
+    const parsed: Row[] = [];
+    for (const line of lines) {
+      const cells = line.trim().split(/\s+/);
+      if (cells.length < 6 || !/^\d+$/.test(cells[cells.length - 1])) break;
+      parsed.push({ pool: cells[0], group: cells[1], port: Number(cells[cells.length - 2]), pid: Number(cells[cells.length - 1]) });
+    }
+    return parsed;
+  };
+
+  beforeAll(async () => {
+    ensureBuilt();
+    // The config imports @botshard/runtime: resolve it from the repository's node_modules.
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+    fs.copyFileSync(path.join(ROOT, 'bots.config.ts'), config);
+    port = await freePort();
+    up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    up.stdout!.on('data', (d) => (output += d));
+    up.stderr!.on('data', (d) => (output += d));
+    await until(() => output.includes('botshard is up') && output.includes('try it:'), 150_000, `botshard up to be ready; output so far:\n${output}`);
+    rows = parseTable();
+  }, 180_000);
+
+  afterAll(async () => {
+    if (up && up.exitCode === null) {
+      up.kill('SIGKILL');
+      for (const r of rows) if (alive(r.pid)) process.kill(r.pid, 'SIGKILL');
+    }
+  });
+
+  test('prints a table of pools and the router, and a curl that works', async () => {
+    const plan = JSON.parse(execFileSync(process.execPath, [BIN, 'plan', '--config', config, '--json'], { cwd: dir, encoding: 'utf8' }));
+    expect(rows.map((r) => r.pool).sort()).toEqual([...plan.pools.map((p: { name: string }) => p.name), 'router'].sort());
+    for (const r of rows) expect(alive(r.pid)).toBe(true);
+    // The printed curl, run as printed.
+    const curl = output.split('\n').find((l) => l.trim().startsWith('curl -s'))!.trim();
+    const [, bot, text] = /\/v1\/bots\/([a-z0-9-]+)\/predict .* -d '(.*)'$/.exec(curl)!;
+    const res = await fetch(`${url()}/v1/bots/${bot}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+    expect(res.status).toBe(200);
+    // ps shows which process is which pool.
+    const ps = execFileSync('ps', ['-o', 'args=', '-p', rows.map((r) => r.pid).join(',')], { encoding: 'utf8' });
+    for (const r of rows.filter((x) => x.pool !== 'router')) expect(ps).toContain(r.pool);
+  });
+
+  test('every bot answers its example utterances with their intent, from the pool botshard plan names', async () => {
+    const catalog = JSON.parse(execFileSync(process.execPath, [BIN, 'catalog', '--config', config], { cwd: dir, encoding: 'utf8' }));
+    const plan = JSON.parse(execFileSync(process.execPath, [BIN, 'plan', '--config', config, '--json'], { cwd: dir, encoding: 'utf8' }));
+    const poolOf = new Map<string, string>();
+    for (const p of plan.pools) for (const b of p.bots) poolOf.set(b, p.name);
+    const wrong: string[] = [];
+    let asked = 0;
+    for (const bot of catalog.bots) {
+      for (const intent of bot.intents) {
+        for (const text of intent.examples) {
+          const res = await fetch(`${url()}/v1/bots/${bot.id}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) });
+          const body = (await res.json()) as { pool: string; intent: string; confidence: number };
+          asked += 1;
+          expect([bot.id, res.status, body.pool]).toEqual([bot.id, 200, poolOf.get(bot.id)]);
+          if (body.intent !== intent.name) wrong.push(`${bot.id}: "${text}" -> ${body.intent} (${body.confidence.toFixed(2)}), expected ${intent.name}`);
+        }
+      }
+    }
+    expect(asked).toBeGreaterThan(400);
+    expect(wrong).toEqual([]);
+  }, 120_000);
+
+  test('a killed pool fails only its own bots, only until up restarts it', async () => {
+    const plan = JSON.parse(execFileSync(process.execPath, [BIN, 'plan', '--config', config, '--json'], { cwd: dir, encoding: 'utf8' }));
+    const victim = plan.pools.find((p: { bots: string[] }) => p.bots.length > 3);
+    const victimRow = rows.find((r) => r.pool === victim.name)!;
+    const bots: string[] = plan.pools.flatMap((p: { bots: string[] }) => p.bots);
+    const traffic = load(url(), bots, 4, 60_000);
+    let recovered = 0;
+    try {
+      await until(() => traffic.statuses.length > 50, 20_000, 'load to start');
+      process.kill(victimRow.pid, 'SIGKILL');
+      await until(() => output.includes(`pool ${victim.name} exited`), 10_000, 'up to see the pool exit');
+      await until(() => output.includes(`pool ${victim.name} is back`), 60_000, 'up to restart the pool');
+      // Back means the router serves its bots again (a pool's circuit stays open for a short cooldown).
+      const backAt = traffic.outcomes.length;
+      await until(() => victim.bots.every((b: string) => traffic.outcomes.slice(backAt).some((o) => o.bot === b && o.status === 200)), 30_000, 'the router to serve the pool again');
+      recovered = traffic.outcomes.length;
+      await until(() => traffic.outcomes.length > recovered + 200, 30_000, 'requests after the recovery');
+    } finally {
+      await traffic.stop();
+    }
+    expect(traffic.failures.length).toBeGreaterThan(0); // the kill was felt...
+    expect(traffic.failures.filter((f) => !victim.bots.includes(f.bot))).toEqual([]); // ...by its own bots only
+    expect(traffic.failures.filter((f) => f.status !== 503 && f.status !== 0)).toEqual([]);
+    expect(traffic.outcomes.slice(recovered).filter((o) => o.status !== 200)).toEqual([]); // ...and not once it was back
+  }, 120_000);
+
+  test('a pool added by editing the config takes over its bots with no failed request', async () => {
+    const before = JSON.parse(execFileSync(process.execPath, [BIN, 'plan', '--config', config, '--json'], { cwd: dir, encoding: 'utf8' }));
+    const realtime = before.pools.filter((p: { group: string; dedicated: boolean }) => p.group === 'realtime' && !p.dedicated).length;
+    const text = fs.readFileSync(config, 'utf8').replace("pools: 'auto',\n      memory: '512Mi',", `pools: ${realtime + 1},\n      memory: '512Mi',`);
+    expect(text).not.toBe(fs.readFileSync(config, 'utf8'));
+    const bots: string[] = before.pools.flatMap((p: { bots: string[] }) => p.bots);
+    const traffic = load(url(), bots, 4, 60_000);
+    let after: { pools: Array<{ name: string; bots: string[] }> };
+    try {
+      await until(() => traffic.statuses.length > 50, 20_000, 'load to start');
+      fs.writeFileSync(config, text);
+      await until(() => output.includes('pools added: realtime-'), 20_000, 'up to re-plan');
+      after = JSON.parse(execFileSync(process.execPath, [BIN, 'plan', '--config', config, '--json'], { cwd: dir, encoding: 'utf8' }));
+      const added = after.pools.find((p) => !before.pools.some((q: { name: string }) => q.name === p.name))!;
+      await until(() => added.bots.every((b) => traffic.pools.get(b) === added.name), 60_000, `bots to reach ${added.name}`);
+    } finally {
+      await traffic.stop();
+    }
+    expect(traffic.failures).toEqual([]);
+    expect(traffic.statuses.length).toBeGreaterThan(100);
+    rows = parseTable();
+  }, 120_000);
+
+  test('SIGTERM under load: requests answered are answered well, up exits 0, no process or port is left', async () => {
+    const bots = ['acme-support-en', 'globex-banking-de', 'hooli-retail-en'];
+    const traffic = load(url(), bots, 4, 30_000);
+    await until(() => traffic.statuses.length > 30, 20_000, 'load to start');
+    const exited = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
+    up.kill('SIGTERM');
+    const code = await exited;
+    await traffic.stop().catch(() => undefined);
+    expect(code).toBe(0);
+    // Requests in flight were answered by their pool: nothing was cut off or found its pool gone. Requests that
+    // arrived while the router was closing got its 503; later ones found it closed (connection refused).
+    // A request cut off in flight would show as a 5xx from the router (pool unreachable, reset, timeout).
+    for (const f of traffic.failures) {
+      if (f.status === 0) continue; // no answer: the router had closed (refused) or closed an idle keep-alive connection
+      expect(f.status).toBe(503);
+      expect(f.body).not.toMatch(/unreachable|closed the connection|did not answer/);
+    }
+    for (const r of rows) {
+      expect([r.pool, alive(r.pid)]).toEqual([r.pool, false]);
+      expect([r.pool, await listening(r.port)]).toEqual([r.pool, false]);
+    }
+  }, 60_000);
+});

@@ -1,0 +1,135 @@
+/** Live catalog changes on running pools: a mounted ConfigMap folder swapped under them. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Catalog, normalizeCatalog } from '@botshard/runtime';
+import { writeDemoModels } from '@botshard/runtime/local/models';
+import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, runPool, supportBot, tempDir, until, writeMountedCatalog } from './support';
+
+beforeAll(() => ensureBuilt());
+
+const NAMES = ['amber', 'birch', 'cedar', 'dune', 'ember', 'fjord', 'grove', 'heath', 'inlet', 'jade', 'kelp', 'lotus'];
+
+describe('a live catalog change: bots added, removed, moved and changed, with no failed request', () => {
+  const before = normalized(catalogInput(NAMES.map((id) => supportBot(id)), 2));
+  const afterInput = catalogInput([...NAMES.filter((n) => n !== 'lotus').map((id) => supportBot(id, id === 'amber' ? { postprocess: { threshold: 0.9, fallback: 'unsure' } } : {})), supportBot('maple')], 3);
+  const after = normalized(afterInput);
+  const was = placement(before);
+  const now = placement(after);
+  const moved = NAMES.filter((b) => now.has(b) && now.get(b) !== was.get(b));
+  const poolNames = [...new Set(now.values())].sort();
+  const folder = tempDir('catalog');
+  const models = tempDir('models');
+  const pools = new Map<string, RunningPool>();
+  const GRACE_MS = 2000;
+
+  beforeAll(async () => {
+    writeDemoModels(before, models);
+    writeDemoModels(after, models);
+    writeMountedCatalog(folder, before);
+    for (const pool of poolNames) pools.set(pool, await runPool({ pool, catalog: folder, modelRoot: models, pollMs: 200, moveGraceMs: GRACE_MS }));
+  });
+  afterAll(async () => Promise.all([...pools.values()].map((p) => p.close())));
+
+  test('the change moves some bots to the new pool', () => {
+    expect(poolNames).toHaveLength(3);
+    expect([...new Set(was.values())]).toHaveLength(2);
+    expect(moved.length).toBeGreaterThan(0);
+    expect(now.get('maple')).toBeDefined();
+  });
+
+  test('every request to a bot that stays in the catalog succeeds through the change; then the new placement holds', async () => {
+    const stable = NAMES.filter((n) => n !== 'lotus');
+    const amberKey = pools.get(was.get('amber')!)!.app.pool.bots.get('amber')!.headKey;
+    const failures: string[] = [];
+    let sent = 0;
+    let stop = false;
+    const load = async (worker: number) => {
+      for (let i = worker; !stop && sent < 5000; i++) {
+        const bot = stable[i % stable.length];
+        const url = pools.get(was.get(bot)!)!.url; // as a router on the old placement would send it
+        const res = await postJson(`${url}/v1/bots/${bot}/predict`, { text: 'I forgot my password' });
+        sent++;
+        if (res.status !== 200) failures.push(`${bot}: ${res.status} ${JSON.stringify(res.body)}`);
+      }
+    };
+    const loaders = [0, 1, 2, 3].map(load);
+    await until(() => sent > 50, 10_000, 'traffic before the change');
+    writeMountedCatalog(folder, after);
+    const applied = () => [...pools.values()].every((p) => p.app.pool.catalog?.generation === after.generation && [...p.app.pool.bots.values()].every((b) => b.state !== 'loading'));
+    await until(applied, 15_000, 'every pool to apply the new catalog');
+    const atApply = sent;
+    await until(() => sent > atApply + 50, 10_000, 'traffic after the change');
+    stop = true;
+    await Promise.all(loaders);
+    expect(failures).toEqual([]);
+    expect(sent).toBeGreaterThan(100);
+
+    // Added: ready in its pool. Changed: reloaded (a new version) and answering with its new settings.
+    expect((await getJson(`${pools.get(now.get('maple')!)!.url}/v2/models/maple/ready`)).body.ready).toBe(true);
+    const amber = pools.get(now.get('amber')!)!.app.pool.bots.get('amber')!;
+    expect(amber.headKey).not.toBe(amberKey);
+    const unsure = await postJson(`${pools.get(now.get('amber')!)!.url}/v1/bots/amber/predict`, { text: '' });
+    expect(unsure.body.intent).toBe('unsure'); // its new fallback (was "human_handoff")
+    // Removed: gone at once.
+    const removed = await getJson(`${pools.get(was.get('lotus')!)!.url}/v2/models/lotus/ready`);
+    expect(removed.status).toBe(404);
+    expect(removed.body.error).toMatch(/not in the catalog/);
+    // Moved: ready in the new pool, still served by the old one for the grace period...
+    for (const bot of moved) {
+      expect((await getJson(`${pools.get(now.get(bot)!)!.url}/v2/models/${bot}/ready`)).status).toBe(200);
+      const old = await getJson(`${pools.get(was.get(bot)!)!.url}/v2/models/${bot}/ready`);
+      expect(old.body.state).toBe('leaving');
+    }
+    // ... then unloaded there, answering 404 with the pool that holds it.
+    const oldPool = pools.get(was.get(moved[0])!)!;
+    await until(() => !oldPool.app.pool.bots.has(moved[0]), GRACE_MS + 5000, 'the grace period to end');
+    const gone = await postJson(`${oldPool.url}/v1/bots/${moved[0]}/predict`, { text: 'hi' });
+    expect(gone.status).toBe(404);
+    expect(gone.headers.get('x-botshard-pool')).toBe(now.get(moved[0]));
+  });
+
+  test('an invalid catalog (a regex RE2 cannot run in linear time) is rejected at validation, logged and ignored', async () => {
+    const input = JSON.parse(JSON.stringify(after)) as Catalog;
+    input.bots[0].preprocess = [{ pattern: '(a+)+\\1', replace: '', flags: '' }];
+    const problems = normalizeCatalog(input);
+    expect(problems.ok).toBe(false);
+    if (!problems.ok) expect(problems.problems.map((p) => p.message).join('\n')).toMatch(/backreference/);
+
+    const pool = pools.get(poolNames[0])!;
+    const invalid = async () => (await pool.app.poolMetrics.catalogReloads.get()).values.find((v) => v.labels.result === 'invalid')?.value ?? 0;
+    const seen = await invalid();
+    // Written as one catalog file in a fresh ConfigMap folder version.
+    const stamp = `..bad_${Date.now()}`;
+    fs.mkdirSync(path.join(folder, stamp));
+    fs.writeFileSync(path.join(folder, stamp, 'catalog-0000.json'), JSON.stringify(input));
+    fs.symlinkSync(stamp, path.join(folder, '..data_tmp'));
+    fs.renameSync(path.join(folder, '..data_tmp'), path.join(folder, '..data'));
+    for (const f of fs.readdirSync(folder)) if (f.startsWith('catalog-') && f !== 'catalog-0000.json') fs.unlinkSync(path.join(folder, f));
+    await until(async () => (await invalid()) > seen, 10_000, 'the invalid catalog to be seen');
+    expect(pool.app.pool.catalog?.generation).toBe(after.generation);
+    const bot = [...now].find(([, p]) => p === poolNames[0])![0];
+    expect((await postJson(`${pool.url}/v1/bots/${bot}/predict`, { text: 'hello there' })).status).toBe(200);
+  });
+});
+
+describe('RE2 rules run in linear time', () => {
+  test('a pattern that backtracks catastrophically elsewhere answers at once', async () => {
+    const catalog = normalized(catalogInput([supportBot('re2', { preprocess: [{ pattern: '(a+)+$', replace: 'x' }], postprocess: { entities: [{ name: 'as', pattern: '(a|aa)+b' }] } })]));
+    const pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: tempDirWithModels(catalog) });
+    try {
+      const started = Date.now();
+      const res = await postJson(`${pool.url}/v1/bots/re2/predict`, { text: `${'a'.repeat(4000)}!` });
+      expect(res.status).toBe(200);
+      expect(res.body.entities).toEqual([]);
+      expect(Date.now() - started).toBeLessThan(2000); // a backtracking engine would not finish this year
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+function tempDirWithModels(catalog: Catalog): string {
+  const dir = tempDir('models');
+  writeDemoModels(catalog, dir);
+  return dir;
+}

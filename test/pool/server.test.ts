@@ -1,0 +1,270 @@
+/** The pool server over real HTTP on loopback, with real ONNX models: endpoints, placement, isolation, bad input. */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { serveMetrics } from '@botshard/runtime/serve/process';
+import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, runPool, standaloneBot, supportBot, withModels } from './support';
+
+beforeAll(() => ensureBuilt());
+
+const infer = (texts: string[], extra: Record<string, unknown> = {}) => ({ inputs: [{ name: 'text', shape: [texts.length], datatype: 'BYTES', data: texts }], ...extra });
+
+describe('a pool loads only its own bots', () => {
+  const bots = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel'].map((id) => supportBot(id));
+  const catalog = normalized(catalogInput(bots, 2));
+  const where = placement(catalog);
+  const pools = [...new Set(where.values())].sort();
+  let models: string;
+  const running: RunningPool[] = [];
+
+  beforeAll(async () => {
+    models = withModels(catalog);
+    for (const pool of pools) running.push(await runPool({ pool, catalog, modelRoot: models }));
+  });
+  afterAll(async () => Promise.all(running.map((r) => r.close())));
+
+  test('the plan splits the bots over both pools', () => {
+    expect(pools).toHaveLength(2);
+  });
+
+  test('each pool holds exactly the bots the placement assigns to it and sends the others on', async () => {
+    for (const [i, pool] of pools.entries()) {
+      const own = [...where].filter(([, p]) => p === pool).map(([b]) => b).sort();
+      expect([...running[i].app.pool.bots.keys()].sort()).toEqual(own);
+      for (const [bot, holder] of where) {
+        const res = await getJson(`${running[i].url}/v2/models/${bot}/ready`);
+        expect(res.headers.get('x-botshard-pool')).toBe(holder);
+        expect(res.status).toBe(holder === pool ? 200 : 404);
+        if (holder !== pool) expect(res.body.error).toContain(`pool "${holder}" holds it`);
+      }
+    }
+  });
+
+  test('an encoder is loaded once per pool however many bots use it', async () => {
+    const text = await (await fetch(`${running[0].url}/v2/health/ready`)).text();
+    expect(text).toBe('{"ready":true}');
+    const bytes = await running[0].app.poolMetrics.modelBytes.get();
+    const encoder = bytes.values.find((v) => v.labels.kind === 'encoder')!.value;
+    expect(encoder).toBe(fs.statSync(path.join(models, 'encoders/en.onnx')).size);
+  });
+
+  test('a bot not in the catalog is a 404 carrying this pool\'s name', async () => {
+    const res = await postJson(`${running[0].url}/v1/bots/nobody/predict`, { text: 'hi' });
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ error: expect.stringContaining('not in the catalog') });
+    expect(res.headers.get('x-botshard-pool')).toBe(pools[0]);
+  });
+});
+
+describe('the OIP endpoints', () => {
+  const catalog = normalized(catalogInput([supportBot('support'), standaloneBot('yesno')]));
+  let pool: RunningPool;
+  let url: string;
+  const name = () => [...placement(catalog).values()][0];
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: name(), catalog, modelRoot: withModels(catalog), headersTimeoutMs: 500, requestTimeoutMs: 2000, timeoutCheckMs: 100, maxBatch: 8, maxTextLength: 200, bodyLimit: 4096 });
+    url = pool.url;
+  });
+  afterAll(() => pool.close());
+
+  test('health, server metadata and model metadata', async () => {
+    expect((await getJson(`${url}/v2/health/live`)).body).toEqual({ live: true });
+    const ready = await getJson(`${url}/v2/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(ready.headers.get('x-botshard-pool')).toBe(name());
+    expect((await getJson(`${url}/v2`)).body).toEqual({ name: 'botshard-pool', version: expect.any(String), extensions: [] });
+    const meta = await getJson(`${url}/v2/models/support`);
+    expect(meta.body).toEqual({
+      name: 'support',
+      versions: ['1'],
+      platform: 'onnx_onnxv1',
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }],
+      outputs: [
+        { name: 'intent', datatype: 'BYTES', shape: [-1] },
+        { name: 'confidence', datatype: 'FP32', shape: [-1] },
+        { name: 'probabilities', datatype: 'FP32', shape: [-1, 3], parameters: { labels: 'password_reset,billing,greeting' } },
+      ],
+    });
+    expect((await getJson(`${url}/v2/models/support/ready`)).body).toEqual({ name: 'support', ready: true, state: 'ready' });
+    expect((await getJson(`${url}/v2/models/support/versions/1/ready`)).status).toBe(200);
+    expect((await getJson(`${url}/v2/models/support/versions/2/ready`)).status).toBe(404);
+  });
+
+  test('infer: a batch of texts, the id echoed, intents, confidences and probabilities', async () => {
+    const res = await postJson(`${url}/v2/models/support/infer`, infer(['I forgot my password', 'why was I charged twice', 'hello there'], { id: 'req-42' }));
+    expect(res.status).toBe(200);
+    expect(res.body.model_name).toBe('support');
+    expect(res.body.id).toBe('req-42');
+    const [intent, confidence, probabilities] = res.body.outputs;
+    expect(intent).toEqual({ name: 'intent', datatype: 'BYTES', shape: [3], data: ['password_reset', 'billing', 'greeting'] });
+    expect(confidence).toMatchObject({ name: 'confidence', datatype: 'FP32', shape: [3] });
+    for (const c of confidence.data) expect(c).toBeGreaterThan(0.8);
+    expect(probabilities).toMatchObject({ name: 'probabilities', datatype: 'FP32', shape: [3, 3] });
+    expect(probabilities.data).toHaveLength(9);
+  });
+
+  test('infer: [N, 1] nested data, and only the outputs asked for', async () => {
+    const res = await postJson(`${url}/v2/models/support/infer`, {
+      inputs: [{ name: 'text', shape: [2, 1], datatype: 'BYTES', data: [['hello there'], ['my bill is wrong']] }],
+      outputs: [{ name: 'intent' }],
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.outputs).toEqual([{ name: 'intent', datatype: 'BYTES', shape: [2], data: ['greeting', 'billing'] }]);
+    expect(res.body.id).toBeUndefined();
+  });
+
+  test('predict: intent, confidence, RE2 entities with offsets, pool; the fallback below the threshold', async () => {
+    const text = 'I forgot my password, ticket #123456';
+    const res = await postJson(`${url}/v1/bots/support/predict`, { text });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ bot: 'support', intent: 'password_reset', confidence: expect.any(Number), entities: [{ name: 'ticket', value: '123456', start: 30, end: 36 }], pool: name() });
+    expect(text.slice(30, 36)).toBe('123456');
+    // No words: every intent at 1/3, below the threshold (0.5), so the bot's fallback.
+    const empty = await postJson(`${url}/v1/bots/support/predict`, { text: '' });
+    expect(empty.body).toMatchObject({ intent: 'human_handoff', entities: [] });
+    expect(empty.body.confidence).toBeCloseTo(1 / 3, 5);
+  });
+
+  test('pre-processing rewrites the text before tokenizing (RE2 rules in order)', async () => {
+    const a = await postJson(`${url}/v2/models/support/infer`, infer(['my   bill is   wrong', 'my bill is wrong']));
+    const [p1, p2] = [a.body.outputs[2].data.slice(0, 3), a.body.outputs[2].data.slice(3)];
+    p1.forEach((v: number, i: number) => expect(v).toBeCloseTo(p2[i], 6));
+  });
+
+  test('a bot without an encoder runs its own embedding bag', async () => {
+    const res = await postJson(`${url}/v1/bots/yesno/predict`, { text: 'no thanks' });
+    expect(res.body).toMatchObject({ bot: 'yesno', intent: 'no' });
+  });
+
+  test.each([
+    ['shape and data disagree', infer(['a']).inputs.map((i) => ({ ...i, shape: [2] })), /shape \[2\] but 1 strings/],
+    ['wrong datatype', [{ name: 'text', shape: [1], datatype: 'FP32', data: [1] }], /datatype/],
+    ['wrong input name', [{ name: 'input0', shape: [1], datatype: 'BYTES', data: ['a'] }], /name/],
+    ['numbers as text', [{ name: 'text', shape: [1], datatype: 'BYTES', data: [1] }], /data/],
+    ['too many strings', [{ name: 'text', shape: [9], datatype: 'BYTES', data: Array(9).fill('a') }], /./],
+    ['a text too long', [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['a'.repeat(201)] }], /200 characters|NOT have more than 200/],
+    ['two inputs', [...infer(['a']).inputs, ...infer(['b']).inputs], /inputs/],
+    ['no inputs', [], /inputs/],
+    ['a 3-d shape', [{ name: 'text', shape: [1, 1, 1], datatype: 'BYTES', data: ['a'] }], /shape/],
+  ])('400 before any model runs: %s', async (_name, inputs, message) => {
+    const before = await pool.app.poolMetrics.inferenceSeconds.get();
+    const res = await postJson(`${url}/v2/models/support/infer`, { inputs });
+    expect(res.status).toBe(400);
+    expect(Object.keys(res.body)).toEqual(['error']);
+    expect(res.body.error).toMatch(message);
+    const after = await pool.app.poolMetrics.inferenceSeconds.get();
+    const count = (m: typeof before) => m.values.filter((v) => v.metricName?.endsWith('_count')).reduce((s, v) => s + v.value, 0);
+    expect(count(after)).toBe(count(before));
+  });
+
+  test('unknown output names and unknown fields are 400', async () => {
+    expect((await postJson(`${url}/v2/models/support/infer`, infer(['a'], { outputs: [{ name: 'logits' }] }))).body.error).toMatch(/unknown output "logits"/);
+    expect((await postJson(`${url}/v2/models/support/infer`, infer(['a'], { extra: 1 }))).status).toBe(400);
+    expect((await postJson(`${url}/v1/bots/support/predict`, { text: 'a', more: 1 })).status).toBe(400);
+    expect((await postJson(`${url}/v1/bots/support/predict`, { text: 5 })).status).toBe(400);
+  });
+
+  test('malformed and empty JSON are 400, oversize bodies 413', async () => {
+    const bad = await postJson(`${url}/v1/bots/support/predict`, '{"text": "a"');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/malformed JSON/);
+    expect((await postJson(`${url}/v1/bots/support/predict`, '')).status).toBe(400);
+    const big = await postJson(`${url}/v1/bots/support/predict`, { text: 'a'.repeat(5000) });
+    expect(big.status).toBe(413);
+    expect(big.body).toEqual({ error: 'request body is larger than 4096 bytes' });
+  });
+
+  test('prototype-pollution keys are rejected', async () => {
+    for (const body of ['{"text": "a", "__proto__": {"polluted": true}}', '{"text": "a", "constructor": {"prototype": {"polluted": true}}}', '{"inputs": [{"__proto__": {"x": 1}, "name": "text"}]}']) {
+      const res = await postJson(`${url}/v1/bots/support/predict`, body);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatch(/forbidden key/);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  test('curl -d without a JSON content type still works', async () => {
+    const res = await fetch(`${url}/v1/bots/support/predict`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '{"text":"hello there"}' });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { intent: string }).intent).toBe('greeting');
+  });
+
+  test('unknown routes are 404 {"error"}', async () => {
+    const res = await getJson(`${url}/v3/nothing`);
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ error: 'no route GET /v3/nothing' });
+  });
+
+  test('a client that never finishes its headers is cut off (header timeout)', async () => {
+    const port = Number(new URL(url).port);
+    const socket = net.connect(port, '127.0.0.1');
+    socket.write('GET /v2/health/live HTTP/1.1\r\nHost: x\r\n'); // headers never end
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      let data = '';
+      socket.on('data', (d) => (data += d));
+      socket.on('close', () => resolve(data));
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 408/);
+    expect(Date.now() - started).toBeLessThan(5000); // headersTimeoutMs 500, checked every 100 ms
+  });
+
+  test('metrics on their own port', async () => {
+    const server = await serveMetrics(pool.app.poolMetrics.registry, 0, '127.0.0.1');
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      for (const metric of ['botshard_pool_bots_assigned', 'botshard_pool_bots{', 'botshard_pool_model_bytes', 'botshard_pool_model_load_seconds', 'botshard_pool_inference_seconds', 'botshard_pool_bot_requests_total', 'botshard_pool_queue_depth', 'botshard_pool_catalog_generation', 'botshard_pool_ready']) {
+        expect(text).toContain(metric);
+      }
+      expect(text).toContain(`botshard_pool_catalog_generation{generation="${catalog.generation}"`);
+      expect(text).toMatch(/botshard_pool_bots\{state="ready",pool="[^"]+"\} 2/);
+      expect(text).toMatch(/botshard_pool_bot_requests_total\{bot="support",outcome="ok",pool="[^"]+"\} \d+/);
+      expect(text).not.toMatch(/inference_seconds_bucket\{[^}]*bot=/); // no per-bot histograms
+      expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('isolation: a missing or corrupt model fails its bot only', () => {
+  const catalog = normalized(catalogInput([supportBot('good'), supportBot('corrupt'), supportBot('missing'), standaloneBot('wrong-labels', { intents: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] })]));
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    const models = withModels(catalog);
+    fs.writeFileSync(path.join(models, 'heads/corrupt.onnx'), 'this is not an ONNX model');
+    fs.rmSync(path.join(models, 'heads/missing.onnx'));
+    // A valid model whose output does not match the catalog: 2 probabilities for 3 intents.
+    const other = normalized(catalogInput([standaloneBot('wrong-labels')]));
+    fs.copyFileSync(path.join(withModels(other), 'heads/wrong-labels.onnx'), path.join(models, 'heads/wrong-labels.onnx'));
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: models });
+  });
+  afterAll(() => pool.close());
+
+  test('the pool is ready and the good bot serves', async () => {
+    expect((await getJson(`${pool.url}/v2/health/ready`)).status).toBe(200);
+    expect((await postJson(`${pool.url}/v1/bots/good/predict`, { text: 'hello there' })).body.intent).toBe('greeting');
+  });
+
+  test.each([
+    ['corrupt', /head heads\/corrupt.onnx failed to load/],
+    ['missing', /ENOENT|no such file/],
+    ['wrong-labels', /outputs 2 probabilities, the catalog lists 3 intents/],
+  ])('%s: reported failed in /ready, 503 on inference', async (bot, reason) => {
+    const ready = await getJson(`${pool.url}/v2/models/${bot}/ready`);
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatchObject({ name: bot, ready: false, state: 'failed', error: expect.stringMatching(reason) });
+    const res = await postJson(`${pool.url}/v1/bots/${bot}/predict`, { text: 'hello' });
+    expect(res.status).toBe(503);
+    expect(res.body.error).toMatch(/failed to load/);
+  });
+
+  test('metrics count the failures', async () => {
+    const bots = await pool.app.poolMetrics.bots.get();
+    expect(bots.values.find((v) => v.labels.state === 'failed')!.value).toBe(3);
+    expect(bots.values.find((v) => v.labels.state === 'ready')!.value).toBe(1);
+  });
+});

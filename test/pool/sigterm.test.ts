@@ -1,0 +1,130 @@
+/** `botshard pool` as a real process: port 0, JSON logs, SIGTERM drain, a second signal. */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ROOT, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, slowModels, standaloneBot, supportBot, tempDir } from './support';
+
+interface Pool {
+  child: ChildProcess;
+  url: string;
+  metricsUrl: string;
+  logs: any[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+const poolName = [...placement(catalog).values()][0];
+let catalogFile: string;
+let models: string;
+
+beforeAll(() => {
+  ensureBuilt();
+  catalogFile = path.join(tempDir('catalog'), 'catalog.json');
+  fs.writeFileSync(catalogFile, JSON.stringify(catalog));
+  models = slowModels(catalog);
+});
+
+/** Starts `node runtime/bin/botshard.js pool ...` and waits for its "listening" log line and readiness. */
+async function start(env: Record<string, string> = {}): Promise<Pool> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', '--pool', poolName, '--catalog', catalogFile, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
+    cwd: ROOT,
+    env: { ...process.env, BOTSHARD_WORKERS: '2', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: any[] = [];
+  // 'close', not 'exit': the last log lines are read by then.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  let buffer = '';
+  const listening = new Promise<any>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      buffer += d;
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        const entry = JSON.parse(line);
+        logs.push(entry);
+        if (entry.msg === 'listening') resolve(entry);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`pool exited with ${code} before listening`)));
+  });
+  const entry = await listening;
+  const url = `http://127.0.0.1:${entry.port}`;
+  const end = Date.now() + 20_000;
+  while ((await getJson(`${url}/v2/health/ready`)).status !== 200) {
+    if (Date.now() > end) throw new Error('pool not ready');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, url, metricsUrl: `http://127.0.0.1:${entry.metricsPort}/metrics`, logs, exited };
+}
+
+test('serves on the bound port, names its pool, and exposes metrics on the other port', async () => {
+  const pool = await start();
+  try {
+    const listening = pool.logs.find((l) => l.msg === 'listening');
+    expect(listening).toMatchObject({ pool: poolName, port: expect.any(Number), metricsPort: expect.any(Number) });
+    expect(listening.port).not.toBe(0);
+    const res = await postJson(`${pool.url}/v1/bots/fast/predict`, { text: 'I forgot my password' }, { 'x-request-id': 'abc-123' });
+    expect(res.body).toMatchObject({ intent: 'password_reset', pool: poolName });
+    expect(res.headers.get('x-request-id')).toBe('abc-123');
+    expect(await (await fetch(pool.metricsUrl)).text()).toContain('botshard_pool_bots_assigned');
+    expect(fs.readFileSync(`/proc/${pool.child.pid}/cmdline`, 'utf8')).toContain(poolName);
+  } finally {
+    pool.child.kill('SIGKILL');
+    await pool.exited;
+  }
+});
+
+test('SIGTERM: finishes the request in flight, stops listening, exits 0', async () => {
+  const pool = await start();
+  const inflight = postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'yes please' });
+  await new Promise((r) => setTimeout(r, 300));
+  pool.child.kill('SIGTERM');
+  const res = await inflight;
+  expect(res.status).toBe(200);
+  expect(res.body.bot).toBe('slow');
+  const exit = await pool.exited;
+  expect(exit).toEqual({ code: 0, signal: null });
+  const messages = pool.logs.map((l) => l.msg);
+  expect(messages).toEqual(expect.arrayContaining(['signal received: draining', 'draining: not ready, finishing in-flight requests', 'drained: exiting']));
+  // Nothing listens any more.
+  await expect(fetch(`${pool.url}/v2/health/live`)).rejects.toThrow();
+});
+
+test('a second signal ends the process at once, without waiting for the request in flight', async () => {
+  const pool = await start({ BOTSHARD_DRAIN_SECONDS: '60' });
+  const inflight = postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'yes please' }).then(
+    (r) => r.status,
+    () => 'aborted',
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  pool.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 50));
+  pool.child.kill('SIGTERM');
+  const exit = await pool.exited;
+  expect(exit).toEqual({ code: null, signal: 'SIGTERM' }); // killed by the signal, as without a handler
+  expect(await inflight).toBe('aborted');
+  expect(pool.logs.map((l) => l.msg)).toContain('second signal: exiting at once');
+});
+
+test('bad settings exit 2 with a message, an invalid catalog exits 1', async () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', ...args], { cwd: ROOT, env: { ...process.env, BOTSHARD_POOL: '', BOTSHARD_CATALOG: '' } });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (code) => resolve({ code, stderr }));
+    });
+  const noPool = await run(['--catalog', catalogFile]);
+  expect(noPool.code).toBe(2);
+  expect(noPool.stderr).toMatch(/pool name is missing/);
+  const badPort = await run(['--pool', poolName, '--catalog', catalogFile, '--port', 'http']);
+  expect(badPort.code).toBe(2);
+  expect(badPort.stderr).toMatch(/--port \/ BOTSHARD_PORT must be an integer from 0 to 65535, got "http"/);
+  const bad = path.join(tempDir('bad'), 'catalog.json');
+  fs.writeFileSync(bad, JSON.stringify({ ...catalog, bots: [{ ...catalog.bots[0], id: 'Not Valid' }] }));
+  const invalid = await run(['--pool', poolName, '--catalog', bad, '--port', '0', '--metrics-port', '0']);
+  expect(invalid.code).toBe(1);
+  expect(invalid.stderr).toMatch(/the catalog has \d+ problem/);
+  expect(invalid.stderr).not.toMatch(/\n\s+at /); // no stack trace
+});

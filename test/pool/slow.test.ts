@@ -1,0 +1,96 @@
+/** A slow bot must not hold up the rest of the pool; full queues shed with 503, late requests get 504. */
+import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, runPool, slowModels, standaloneBot, supportBot, until } from './support';
+
+beforeAll(() => ensureBuilt());
+
+const timed = async <T>(f: () => Promise<T>) => {
+  const started = Date.now();
+  const value = await f();
+  return { value, ms: Date.now() - started, at: Date.now() };
+};
+
+describe('a slow bot', () => {
+  const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: slowModels(catalog), workers: 2, concurrency: 2, timeoutMs: 30_000 });
+  });
+  afterAll(() => pool.close());
+
+  test('runs in another worker than the fast bot', () => {
+    expect(pool.app.pool.bots.get('slow')!.worker).not.toBe(pool.app.pool.bots.get('fast')!.worker);
+  });
+
+  test('does not delay the health probe or another bot: both answer within 1 s while it computes', async () => {
+    const slowWorker = pool.app.pool.bots.get('slow')!.worker;
+    const slow = timed(() => postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'yes please' }));
+    await until(() => pool.app.pool.queueDepths()[slowWorker] > 0, 5000, 'the slow request to reach its worker');
+    const others = [];
+    for (let i = 0; i < 5; i++) {
+      others.push(await timed(() => getJson(`${pool.url}/v2/health/ready`)));
+      others.push(await timed(() => postJson(`${pool.url}/v1/bots/fast/predict`, { text: 'hello there' })));
+    }
+    const done = await slow;
+    expect(done.value.status).toBe(200);
+    for (const o of others) {
+      expect(o.value.status).toBe(200);
+      expect(o.ms).toBeLessThan(1000);
+      expect(o.at).toBeLessThanOrEqual(done.at); // answered while the slow bot was still computing
+    }
+  });
+
+  test('a full queue sheds at once with 503 and Retry-After (2 requests per bot at concurrency 2)', async () => {
+    const results = await Promise.all(Array.from({ length: 6 }, () => postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' })));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 503, 503, 503, 503]);
+    for (const r of results.filter((x) => x.status === 503)) {
+      expect(r.headers.get('retry-after')).toBe('1');
+      expect(r.body.error).toMatch(/^overloaded: bot "slow" has 2 requests queued already/);
+    }
+    const shed = await pool.app.poolMetrics.shed.get();
+    expect(shed.values.find((v) => v.labels.reason === 'bot')?.value).toBe(4);
+  });
+});
+
+describe('a request past its deadline', () => {
+  const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: slowModels(catalog), workers: 1, concurrency: 8, timeoutMs: 300 });
+  });
+  afterAll(() => pool.close());
+
+  test('gets 504 at its deadline, running or still queued, and the pool serves on', async () => {
+    const results = await Promise.all([0, 1, 2].map(() => timed(() => postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' }))));
+    for (const r of results) {
+      expect(r.value.status).toBe(504);
+      expect(r.value.body.error).toMatch(/did not answer within 300 ms/);
+      expect(r.ms).toBeLessThan(3000); // answered at the deadline, not when the model finishes
+    }
+    // Queued requests past their deadline are dropped, not computed: the worker is free again soon.
+    const end = Date.now() + 10_000;
+    let res;
+    do res = await postJson(`${pool.url}/v1/bots/fast/predict`, { text: 'hello there' });
+    while (res.status !== 200 && Date.now() < end);
+    expect(res.status).toBe(200);
+    const timeouts = await pool.app.poolMetrics.botRequests.get();
+    expect(timeouts.values.find((v) => v.labels.bot === 'slow' && v.labels.outcome === 'timeout')?.value).toBe(3);
+  });
+});
+
+describe('drain', () => {
+  test('reports not ready at once, answers the request in flight, then closes', async () => {
+    const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+    const pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: slowModels(catalog), timeoutMs: 30_000 });
+    const inflight = postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'yes please' });
+    await until(() => pool.app.pool.queueDepths().some((d) => d > 0), 5000, 'the request to reach a worker');
+    const drained = pool.app.drain();
+    expect(pool.app.pool.ready).toBe(false); // what /v2/health/ready answers (503) on a connection still open
+    expect((await pool.app.poolMetrics.ready.get()).values[0].value).toBe(0);
+    expect((await inflight).status).toBe(200);
+    await drained;
+    await expect(fetch(`${pool.url}/v2/health/live`)).rejects.toThrow();
+  });
+});

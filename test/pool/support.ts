@@ -1,0 +1,193 @@
+/** Shared set-up of the pool tests: small catalogs, real demo models in a temp dir, real servers on loopback. */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { BotInput, Catalog, CatalogInput, normalizeCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
+import { STANDALONE_DIMENSIONS, buildHeadModel, embeddingTable, writeDemoModels } from '@botshard/runtime/local/models';
+import { PoolServerOptions, buildPoolServer } from '@botshard/runtime/pool/server';
+
+export const ROOT = path.resolve(__dirname, '../..');
+
+/** The worker threads and the CLI run from runtime/lib: compile once per test file (quick when up to date). */
+export function ensureBuilt(): void {
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-b', 'runtime'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `botshard-${prefix}-`));
+}
+
+const SUPPORT = [
+  { name: 'password_reset', examples: ['I forgot my password', 'reset my password please', 'cannot log in to my account'] },
+  { name: 'billing', examples: ['why was I charged twice', 'question about my invoice', 'my bill is wrong'] },
+  { name: 'greeting', examples: ['hello there', 'hi good morning', 'hey'] },
+];
+
+/** A support bot with an encoder, rewrite rules, a threshold and an entity rule. */
+export function supportBot(id: string, extra: Partial<BotInput> = {}): BotInput {
+  return {
+    id,
+    tenant: 'acme',
+    realtime: true,
+    model: { head: `heads/${id}.onnx`, memory: '2Mi', encoder: 'encoder-en' },
+    intents: SUPPORT,
+    preprocess: [
+      { pattern: '[\\w.+-]+@[\\w-]+\\.[\\w.]+', replace: ' email ' },
+      { pattern: '\\s+', replace: ' ' },
+    ],
+    postprocess: { threshold: 0.5, fallback: 'human_handoff', entities: [{ name: 'ticket', pattern: '\\b(?:ticket|case)\\s*#?\\s*([0-9]{4,10})', flags: 'i' }] },
+    ...extra,
+  };
+}
+
+/** A bot without an encoder: its head takes the token ids and holds its own embedding bag. */
+export function standaloneBot(id: string, extra: Partial<BotInput> = {}): BotInput {
+  return {
+    id,
+    tenant: 'acme',
+    realtime: true,
+    model: { head: `heads/${id}.onnx`, memory: '1Mi' },
+    intents: [
+      { name: 'yes', examples: ['yes please', 'sure thing', 'absolutely yes'] },
+      { name: 'no', examples: ['no thanks', 'not at all', 'absolutely not'] },
+    ],
+    ...extra,
+  };
+}
+
+/** A catalog input with one real-time group of `pools` pools. */
+export function catalogInput(bots: BotInput[], pools = 1): CatalogInput {
+  return {
+    tenants: [{ id: 'acme' }],
+    encoders: [{ id: 'encoder-en', path: 'encoders/en.onnx', memory: '4Mi', tokenizer: { kind: 'hashing', buckets: 1024 }, dimensions: 64 }],
+    groups: [{ name: 'rt', realtime: true, memory: '1Gi', pools, poolOverhead: '100Mi', locality: 'none' }],
+    bots,
+  };
+}
+
+export function normalized(input: unknown): Catalog {
+  const result = normalizeCatalog(input);
+  if (!result.ok) throw new Error(result.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
+  return result.catalog;
+}
+
+/** The pool that holds each bot. */
+export function placement(catalog: Catalog): Map<string, string> {
+  return new Map(plan(catalog).assignment);
+}
+
+/** Writes a catalog as a mounted ConfigMap does (small parts, `..data` swapped atomically); again to update it. */
+export function writeMountedCatalog(dir: string, catalog: Catalog): void {
+  writeCatalogFolder(dir, catalog, 4096);
+}
+
+export interface RunningPool {
+  app: FastifyInstance;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Builds a pool server, listens on 127.0.0.1 with a free port, and waits until it reports ready. */
+export async function runPool(opts: PoolServerOptions): Promise<RunningPool> {
+  const app = await buildPoolServer({ logger: false, processMetrics: false, workers: 2, ...opts });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  await until(() => app.pool.ready, 20_000, 'the pool to be ready');
+  return { app, url, close: () => app.close() };
+}
+
+/** Waits for a condition, polling; fails with what it waited for. */
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A catalog with its demo models written to a fresh folder. */
+export function withModels(catalog: Catalog): string {
+  const dir = tempDir('models');
+  writeDemoModels(catalog, dir);
+  return dir;
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+export async function getJson(url: string): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(url);
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+// onnxruntime-node's typed arrays come from Node's realm, not jest's sandbox: tests run sessions in a
+// worker thread (as the pool does), through this small script.
+const ONNX_RUNNER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require(workerData.ort);
+parentPort.on('message', async ({ model, runs }) => {
+  try {
+    const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+    const results = [];
+    for (const feeds of runs) {
+      const inputs = {};
+      for (const [name, t] of Object.entries(feeds)) {
+        inputs[name] = new ort.Tensor(t.type, t.type === 'int64' ? BigInt64Array.from(t.data.map(BigInt)) : Float32Array.from(t.data), t.dims);
+      }
+      const out = await session.run(inputs);
+      const plain = {};
+      for (const [name, t] of Object.entries(out)) plain[name] = { dims: [...t.dims], data: Array.from(t.data, Number) };
+      results.push(plain);
+    }
+    parentPort.postMessage({ ok: true, inputs: session.inputNames, outputs: session.outputNames, results });
+  } catch (e) {
+    parentPort.postMessage({ ok: false, error: e.message });
+  }
+});
+`;
+
+export interface TensorJson {
+  type: 'int64' | 'float32';
+  data: number[];
+  dims: number[];
+}
+
+/** Loads a model in a worker thread with onnxruntime-node and runs it on each set of feeds. */
+export async function runOnnx(model: Uint8Array, runs: Array<Record<string, TensorJson>>): Promise<{ inputs: string[]; outputs: string[]; results: Array<Record<string, { dims: number[]; data: number[] }>> }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const worker = new Worker(ONNX_RUNNER, { eval: true, workerData: { ort: require.resolve('onnxruntime-node', { paths: [ROOT] }) } });
+  try {
+    const answer = await new Promise<any>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.postMessage({ model, runs });
+    });
+    if (!answer.ok) throw new Error(answer.error);
+    return answer;
+  } finally {
+    await worker.terminate();
+  }
+}
+
+/** A real model that takes about a second per request on one core (80 products of 1024 x 1024 matrices). */
+export function slowModels(catalog: Catalog, rounds = 80): string {
+  const models = withModels(catalog);
+  const head = buildHeadModel({
+    weights: new Float32Array(STANDALONE_DIMENSIONS * 2),
+    dimensions: STANDALONE_DIMENSIONS,
+    labels: 2,
+    bag: { table: embeddingTable(1, 'slow', 4096, STANDALONE_DIMENSIONS), buckets: 4096 },
+    slow: { size: 1024, rounds },
+  });
+  fs.writeFileSync(path.join(models, 'heads/slow.onnx'), head);
+  return models;
+}

@@ -1,0 +1,231 @@
+/** The router against real pool servers on loopback: routing, hostile ids, auth, timeouts, rebalancing. */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { plan, poolFor } from '@botshard/runtime';
+import { hashKey } from '@botshard/runtime/router/tenants';
+import example from '../../bots.config';
+import { RunningPool, catalogInput, ensureBuilt, normalized, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { load, poolRequestCount, runRouter } from './support';
+
+beforeAll(() => ensureBuilt());
+
+/** A raw request, so that the path reaches the router exactly as written (fetch would normalise it). */
+function raw(url: string, method: string, rawPath: string, body?: string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: hostname, port, method, path: rawPath, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('routing the example catalog', () => {
+  const catalog = normalized(example);
+  const topology = plan(catalog);
+  const pools: RunningPool[] = [];
+  const urls = new Map<string, string>();
+  let router: Awaited<ReturnType<typeof runRouter>>;
+
+  beforeAll(async () => {
+    const models = withModels(catalog);
+    for (const pool of topology.pools) {
+      const running = await runPool({ pool: pool.name, catalog, modelRoot: models, workers: 1 });
+      pools.push(running);
+      urls.set(pool.name, running.url);
+    }
+    router = await runRouter({ catalog, urls });
+  }, 120_000);
+  afterAll(async () => {
+    await router?.close();
+    await Promise.all(pools.map((p) => p.close()));
+  });
+
+  test('sends every bot to the pool poolFor names, over both protocols', async () => {
+    for (const bot of catalog.bots) {
+      const text = bot.intents[0].examples[0];
+      const res = await postJson(`${router.url}/v1/bots/${bot.id}/predict`, { text });
+      expect([bot.id, res.status]).toEqual([bot.id, 200]);
+      expect(res.headers.get('x-botshard-pool')).toBe(poolFor(bot.id, topology));
+      expect(res.body.pool).toBe(poolFor(bot.id, topology));
+    }
+    const bot = catalog.bots[0];
+    const infer = await postJson(`${router.url}/v2/models/${bot.id}/infer`, { id: 'r-1', inputs: [{ name: 'text', shape: [2], datatype: 'BYTES', data: ['hello', 'my bill is wrong'] }] });
+    expect(infer.status).toBe(200);
+    expect(infer.body).toMatchObject({ model_name: bot.id, id: 'r-1' });
+    expect(infer.headers.get('x-botshard-pool')).toBe(poolFor(bot.id, topology));
+  });
+
+  test('answers health and server metadata itself, and forwards model metadata and readiness', async () => {
+    expect((await fetch(`${router.url}/v2/health/live`)).status).toBe(200);
+    expect((await fetch(`${router.url}/v2/health/ready`)).status).toBe(200);
+    expect(await (await fetch(`${router.url}/v2`)).json()).toEqual({ name: 'botshard-router', version: '0.1.0', extensions: ['botshard_routing'] });
+    const meta = await fetch(`${router.url}/v2/models/acme-support-en`);
+    expect(meta.status).toBe(200);
+    expect(await meta.json()).toMatchObject({ name: 'acme-support-en', platform: 'onnx_onnxv1' });
+    const ready = await fetch(`${router.url}/v2/models/acme-support-en/ready`);
+    expect(await ready.json()).toMatchObject({ name: 'acme-support-en', ready: true });
+  });
+
+  test('answers with the caller\'s request id', async () => {
+    const res = await fetch(`${router.url}/v1/bots/acme-support-en/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-42', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+      body: JSON.stringify({ text: 'hi' }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe('req-42');
+  });
+
+  test('an unknown bot is a 404 in the protocol\'s error shape', async () => {
+    const res = await postJson(`${router.url}/v1/bots/nobody-here/predict`, { text: 'hi' });
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ error: expect.stringMatching(/unknown bot "nobody-here"/) });
+  });
+
+  test('refuses hostile bot ids without reaching any pool', async () => {
+    const before = await Promise.all(pools.map((p) => poolRequestCount(p.app)));
+    const hostile = [
+      ['POST', '/v1/bots/..%2f..%2fadmin/predict'],
+      ['POST', '/v1/bots/%2e%2e/predict'],
+      ['POST', '/v1/bots/acme%0d%0aX-Injected:%20yes/predict'],
+      ['POST', '/v1/bots/ACME-SUPPORT-EN/predict'],
+      ['POST', '/v1/bots/acme-support-en%00/predict'],
+      ['POST', `/v1/bots/${'a'.repeat(300)}/predict`],
+      ['GET', '/v2/models/acme-support-en/versions/..%2f..%2f/ready'],
+      ['GET', '/v2/models/../../etc/passwd'],
+      ['POST', '/v2/models/%2e%2e%2fv2%2fhealth/infer'],
+    ] as const;
+    for (const [method, p] of hostile) {
+      const res = await raw(router.url, method, p, method === 'POST' ? '{"text":"x"}' : undefined);
+      expect([p, res.status, [400, 404, 414].includes(res.status)]).toEqual([p, res.status, true]);
+      expect(JSON.parse(res.body)).toEqual({ error: expect.any(String) });
+    }
+    const after = await Promise.all(pools.map((p) => poolRequestCount(p.app)));
+    expect(after).toEqual(before);
+  });
+
+  test('refuses an oversize body with 413 before forwarding', async () => {
+    const res = await postJson(`${router.url}/v1/bots/acme-support-en/predict`, { text: 'x'.repeat(1024 * 1024 + 10) });
+    expect(res.status).toBe(413);
+    expect(res.body.error).toMatch(/larger than/);
+  });
+});
+
+describe('tenants', () => {
+  const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
+  const catalog = normalized({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }] });
+  let pool: RunningPool;
+  let router: Awaited<ReturnType<typeof runRouter>>;
+
+  beforeAll(async () => {
+    const keys = tempDir('keys');
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
+    fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n${hashKey('globex-second')}\n`);
+    const name = plan(catalog).pools[0].name;
+    pool = await runPool({ pool: name, catalog, modelRoot: withModels(catalog), workers: 1 });
+    router = await runRouter({ catalog, urls: new Map([[name, pool.url]]), tenantKeys: keys, tenantRate: 5 });
+  });
+  afterAll(async () => {
+    await router.close();
+    await pool.close();
+  });
+
+  test('401 without a key or with a wrong one, 403 for another tenant\'s bot, 200 for its own', async () => {
+    const ask = (bot: string, key?: string) => postJson(`${router.url}/v1/bots/${bot}/predict`, { text: 'hi' }, key ? { authorization: `Bearer ${key}` } : {});
+    const none = await ask('acme-bot');
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Bearer');
+    expect((await ask('acme-bot', 'guess')).status).toBe(401);
+    const other = await ask('globex-bot', 'acme-secret');
+    expect(other.status).toBe(403);
+    expect(other.body.error).toMatch(/may not use bot "globex-bot"/);
+    expect((await ask('acme-bot', 'acme-secret')).status).toBe(200);
+    expect((await ask('globex-bot', 'globex-second')).status).toBe(200);
+  });
+
+  test('limits each tenant\'s rate with 429 and Retry-After, without touching other tenants', async () => {
+    const results = [];
+    for (let i = 0; i < 15; i++) results.push(await postJson(`${router.url}/v1/bots/acme-bot/predict`, { text: 'hi' }, { 'x-api-key': 'acme-secret' }));
+    const limited = results.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(Number(limited[0].headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await postJson(`${router.url}/v1/bots/globex-bot/predict`, { text: 'hi' }, { 'x-api-key': 'globex-secret' })).status).toBe(200);
+  });
+});
+
+describe('upstream timeout', () => {
+  const input = catalogInput([supportBot('fast'), standaloneBot('slow')]);
+  const catalog = normalized({ ...input, groups: [{ ...input.groups[0], timeoutMs: 300 }] });
+  let pool: RunningPool;
+  let router: Awaited<ReturnType<typeof runRouter>>;
+
+  beforeAll(async () => {
+    const name = plan(catalog).pools[0].name;
+    pool = await runPool({ pool: name, catalog, modelRoot: slowModels(catalog), workers: 2, timeoutMs: 30_000 });
+    router = await runRouter({ catalog, urls: new Map([[name, pool.url]]) });
+  });
+  afterAll(async () => {
+    await router.close();
+    await pool.close();
+  });
+
+  test('answers 504 at the group\'s bound, while other bots answer', async () => {
+    const started = Date.now();
+    const res = await postJson(`${router.url}/v1/bots/slow/predict`, { text: 'yes' });
+    const ms = Date.now() - started;
+    expect(res.status).toBe(504);
+    expect(res.body.error).toMatch(/did not answer in time \(pool group "rt" allows 300 ms\)/);
+    expect(ms).toBeGreaterThanOrEqual(290);
+    expect(ms).toBeLessThan(300 + 1500); // at the bound, not when the model finishes (about a second)
+    expect((await postJson(`${router.url}/v1/bots/fast/predict`, { text: 'hello there' })).status).toBe(200);
+    // The pool still computes the abandoned request: let it finish before the pool closes.
+    await until(() => pool.app.pool.queueDepths().every((d: number) => d === 0), 10_000, 'the slow request to finish');
+  });
+});
+
+describe('rebalancing: a pool added while load runs', () => {
+  const bots = Array.from({ length: 12 }, (_, i) => supportBot(`bot-${i}`));
+  const one = normalized(catalogInput(bots, 1));
+  const two = normalized(catalogInput(bots, 2));
+  const [first, second] = plan(two).pools.map((p) => p.name);
+
+  test('bots move to the new pool and no request fails', async () => {
+    expect(plan(one).pools.map((p) => p.name)).toEqual([first]);
+    const moving = [...plan(two).assignment].filter(([, pool]) => pool === second).map(([bot]) => bot);
+    expect(moving.length).toBeGreaterThan(0);
+    const dir = tempDir('catalog');
+    writeMountedCatalog(dir, one);
+    const models = withModels(two);
+    const urls = new Map<string, string>();
+    const a = await runPool({ pool: first, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
+    urls.set(first, a.url);
+    const router = await runRouter({ catalog: dir, urls });
+    let b: RunningPool | undefined;
+    const traffic = load(router.url, bots.map((b) => b.id), 4);
+    try {
+      await until(() => traffic.statuses.length > 40, 20_000, 'load to start');
+      // The new catalog lands before the new pool is up: the router must keep moved bots on the old pool.
+      writeMountedCatalog(dir, two);
+      await until(() => router.app.router.table.generation === two.generation, 10_000, 'the router to see the new catalog');
+      const during = traffic.statuses.length;
+      await until(() => traffic.statuses.length > during + 40, 20_000, 'requests while the new pool is down');
+      b = await runPool({ pool: second, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
+      urls.set(second, b.url);
+      await until(() => moving.every((bot) => traffic.pools.get(bot) === second), 20_000, 'moved bots to be served by the new pool');
+    } finally {
+      await traffic.stop();
+      await router.close();
+      await a.close();
+      await b?.close();
+    }
+    expect(traffic.failures).toEqual([]);
+    expect(traffic.statuses.length).toBeGreaterThan(100);
+    const fallbacks = await router.app.router.metrics.fallbacks.get();
+    expect(fallbacks.values.reduce((s, v) => s + v.value, 0)).toBeGreaterThan(0);
+  }, 90_000);
+});
