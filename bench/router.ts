@@ -22,7 +22,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = 16;
 
 function start(args: string[]): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn' } });
+  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_PARENT_PID: String(process.pid) } });
   return new Promise((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
     // The `listening` line is logged at info; ask for it through a level the process still prints.

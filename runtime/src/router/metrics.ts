@@ -15,9 +15,19 @@ export class RouterMetrics {
   readonly fallbacks = new Counter({ name: 'botshard_router_fallbacks_total', help: 'Requests served by the previous generation\'s pool while a bot moves', labelNames: ['group'], registers: [this.registry] });
   readonly rejected = new Counter({ name: 'botshard_router_rejected_total', help: 'Requests refused before forwarding, by reason', labelNames: ['reason'], registers: [this.registry] });
   readonly generation = new Gauge({ name: 'botshard_router_catalog_generation_info', help: 'Catalog generation in use (value 1)', labelNames: ['generation'], registers: [this.registry] });
-  readonly inflight = new Gauge({ name: 'botshard_router_inflight_requests', help: 'Requests being forwarded, by group', labelNames: ['group'], registers: [this.registry] });
+  readonly inflight: Gauge;
 
-  constructor(processMetrics = true) {
+  /** `inflight`: requests being forwarded per group, read when scraped (nothing to update per request). */
+  constructor(processMetrics = true, inflight: ReadonlyMap<string, number> = new Map()) {
+    this.inflight = new Gauge({
+      name: 'botshard_router_inflight_requests',
+      help: 'Requests being forwarded, by group',
+      labelNames: ['group'],
+      registers: [this.registry],
+      collect() {
+        for (const [group, n] of inflight) this.set({ group }, n);
+      },
+    });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'botshard_router_' });
   }
 

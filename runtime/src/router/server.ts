@@ -3,7 +3,7 @@
  * with the same placement as the pools. `buildRouter()` returns the fastify app; `listen` is the caller's.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import Fastify, { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, LogController } from 'fastify';
 import { Catalog, MAX_BOT_ID, loadCatalog } from '../catalog';
 import { ErrorResponse, LiveResponse, ReadyResponse, ServerMetadataResponse } from '../oip';
 import { CatalogWatcher } from '../catalog/watch';
@@ -22,6 +22,8 @@ const SERVER_VERSION: string = require('../../package.json').version;
 const BOT_ID = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
 const REQUEST_ID = /^[0-9A-Za-z._:-]{1,128}$/;
+/** Responses up to this size are read whole and sent in one write; larger ones are streamed. */
+const SMALL_BODY = 64 * 1024;
 
 export interface RouterOptions {
   /** A catalog file or folder (watched for changes), or a catalog object (not watched). */
@@ -80,7 +82,8 @@ function sendError(reply: FastifyReply, status: number, error: string, retryAfte
 export function buildRouter(opts: RouterOptions): FastifyInstance {
   const initial = typeof opts.catalog === 'string' ? loadCatalog(opts.catalog) : opts.catalog;
   const table = new RoutingTable(initial);
-  const metrics = new RouterMetrics(opts.processMetrics ?? true);
+  const inflight = new Map<string, number>();
+  const metrics = new RouterMetrics(opts.processMetrics ?? true, inflight);
   metrics.setGeneration(table.generation);
   const address: PoolAddress = typeof opts.poolUrl === 'string' ? poolAddress(opts.poolUrl, initial.platform.namespace) : opts.poolUrl;
   const upstreams = new Upstreams({ keepAliveMs: 60_000 });
@@ -92,7 +95,6 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   };
   const keys = opts.tenantKeys ? new TenantKeys(opts.tenantKeys) : undefined;
   const limiter = opts.tenantRate ? new RateLimiter(opts.tenantRate, opts.tenantRate * 2) : undefined;
-  const inflight = new Map<string, number>();
   const maxAttempts = opts.maxAttempts ?? 3;
 
   const app = Fastify({
@@ -102,6 +104,8 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000,
     connectionTimeout: opts.headersTimeoutMs ?? 10_000,
     return503OnClosing: true,
+    // Two info lines per request cost more than forwarding it: requests log at debug (5xx at warn).
+    logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
     requestIdHeader: false,
     genReqId: (req) => {
@@ -144,6 +148,11 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime };
+    if (reply.statusCode >= 500) request.log.warn(line, 'request failed');
+    else request.log.debug(line, 'request');
   });
 
   if (typeof opts.catalog === 'string') {
@@ -212,8 +221,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   function groupLimit(route: Route): number {
     const configured = opts.groupConcurrency?.[route.group.name];
     if (configured !== undefined) return configured;
-    const pools = table.pools().filter((p) => p.group === route.group.name).length;
-    return route.group.concurrency * Math.max(1, pools) * route.group.replicas.max;
+    return route.group.concurrency * Math.max(1, table.poolCount(route.group.name)) * route.group.replicas.max;
   }
 
   /** Forwards to the bot's pool, falling back to its previous pool (or the pool a 404 names) while it moves. */
@@ -236,7 +244,6 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
       return sendError(reply, 503, `pool group "${group}" is at its concurrency limit`, 1);
     }
     inflight.set(group, busy + 1);
-    metrics.inflight.inc({ group });
     const started = process.hrtime.bigint();
     const deadline = Date.now() + route.group.timeoutMs;
     const headers: Record<string, string> = { 'x-request-id': request.id };
@@ -289,8 +296,19 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
         if (pool !== route.pool) metrics.fallbacks.inc({ group });
         metrics.requests.inc({ group, pool, code: String(res.statusCode) });
         metrics.latency.observe({ group, pool }, Number(process.hrtime.bigint() - started) / 1e9);
+        // Small answers (all of OIP's JSON, in practice) go out in one write; large ones stream through.
+        const length = Number(res.headers['content-length']);
+        let answer: Buffer | typeof res.body = res.body;
+        if (length >= 0 && length <= SMALL_BODY) {
+          try {
+            answer = Buffer.from(await res.body.arrayBuffer());
+          } catch {
+            metrics.upstreamErrors.inc({ pool, kind: 'reset' });
+            return sendError(reply, 502, `pool "${pool}" closed the connection in the middle of its answer`);
+          }
+        }
         reply.code(res.statusCode).headers(responseHeaders(res.headers));
-        return reply.send(res.body);
+        return reply.send(answer);
       }
       if (lastError?.kind === 'timeout') {
         metrics.requests.inc({ group, pool: lastError.pool, code: '504' });
@@ -302,7 +320,6 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
       return sendError(reply, 503, lastError ? lastError.message : `pool "${pool}" is failing; calls to it are paused`, retryAfter);
     } finally {
       inflight.set(group, (inflight.get(group) ?? 1) - 1);
-      metrics.inflight.dec({ group });
     }
   }
 

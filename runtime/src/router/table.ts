@@ -8,6 +8,10 @@ export interface Generation {
   groups: ReadonlyMap<string, PoolGroup>;
   /** bot id -> { tenant, group } */
   bots: ReadonlyMap<string, { tenant: string; group: string }>;
+  /** group name -> number of pools */
+  poolCounts: ReadonlyMap<string, number>;
+  /** pool names */
+  poolNames: ReadonlySet<string>;
 }
 
 /** Where a request for a bot goes: its pool now, and its pool in the previous generation when that differs. */
@@ -25,7 +29,9 @@ function generation(catalog: Catalog): Generation {
   const groupOfPool = new Map(topology.pools.map((p) => [p.name, p.group]));
   const bots = new Map<string, { tenant: string; group: string }>();
   for (const bot of catalog.bots) bots.set(bot.id, { tenant: bot.tenant, group: groupOfPool.get(topology.assignment.get(bot.id)!)! });
-  return { catalog, topology, groups: new Map(catalog.groups.map((g) => [g.name, g])), bots };
+  const poolCounts = new Map<string, number>();
+  for (const p of topology.pools) poolCounts.set(p.group, (poolCounts.get(p.group) ?? 0) + 1);
+  return { catalog, topology, groups: new Map(catalog.groups.map((g) => [g.name, g])), bots, poolCounts, poolNames: new Set(topology.pools.map((p) => p.name)) };
 }
 
 /**
@@ -77,11 +83,11 @@ export class RoutingTable {
 
   /** Whether a pool exists in the current or the previous generation (a pool named by an upstream header must). */
   knows(pool: string): boolean {
-    return this.current.topology.pools.some((p) => p.name === pool) || (this.previous?.topology.pools.some((p) => p.name === pool) ?? false);
+    return this.current.poolNames.has(pool) || (this.previous?.poolNames.has(pool) ?? false);
   }
 
-  /** Pools of the current generation with their group. */
-  pools(): Array<{ name: string; group: string }> {
-    return this.current.topology.pools.map((p) => ({ name: p.name, group: p.group }));
+  /** Pools of a group in the current generation. */
+  poolCount(group: string): number {
+    return this.current.poolCounts.get(group) ?? 0;
   }
 }
