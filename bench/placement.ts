@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Catalog, CatalogInput, Topology, normalizeCatalog, plan, poolFor, xxh64 } from '@botshard/runtime';
+import { Catalog, CatalogInput, Topology, countMoves, normalizeCatalog, plan, poolFor, xxh64 } from '@botshard/runtime';
 import { SyntheticOptions, syntheticCatalog } from './synthetic';
 
 const RESULTS = path.join(__dirname, 'results');
@@ -61,17 +61,8 @@ function measureSize(bots: number, locality: 'none' | 'encoder'): void {
 }
 
 function movedFraction(before: Topology, after: Topology) {
-  const oldPools = new Set(before.pools.map((p) => p.name));
-  const newPools = new Set(after.pools.map((p) => p.name));
-  let moved = 0;
-  let betweenOld = 0;
-  for (const [bot, from] of before.assignment) {
-    const to = after.assignment.get(bot);
-    if (to === undefined || to === from) continue;
-    moved++;
-    if (oldPools.has(to) && newPools.has(from)) betweenOld++;
-  }
-  return { moved: moved / before.assignment.size, betweenOld: betweenOld / before.assignment.size };
+  const m = countMoves(before, after);
+  return { moved: m.moved / m.total, betweenOld: m.betweenOld / m.total };
 }
 
 /** Modulo hashing, the baseline: pool = hash(bot) mod n. */

@@ -3,6 +3,7 @@
  * shared encoders, with realistic head sizes. Same options, same catalog, byte for byte.
  */
 import type { BotInput, CatalogInput, LocalityInput, PoolGroupInput } from '@botshard/runtime';
+import { mulberry32 } from '@botshard/runtime/local/random';
 
 export interface SyntheticOptions {
   bots: number;
@@ -22,17 +23,8 @@ export interface SyntheticOptions {
   oneGroup?: boolean;
 }
 
-/** mulberry32: a small seeded PRNG, so catalogs are reproducible without a dependency. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG of the synthetic catalogs. */
+export const rng = mulberry32;
 
 const WORDS = ['order', 'refund', 'account', 'balance', 'flight', 'hotel', 'card', 'delivery', 'invoice', 'password', 'upgrade', 'cancel'];
 

@@ -1,4 +1,4 @@
-import { Catalog, Topology, plan } from '@botshard/runtime';
+import { Catalog, countMoves, plan } from '@botshard/runtime';
 import { SyntheticOptions, syntheticCatalog } from '../../bench/synthetic';
 import { normalized } from './catalogs';
 
@@ -15,19 +15,7 @@ export function withPools(catalog: Catalog, pools: Record<string, number | 'auto
   return normalized(input);
 }
 
-/** Fraction of the bots of both topologies that changed pool, and of those, how many moved between pools that exist in both. */
-export function moved(before: Topology, after: Topology): { moved: number; betweenOld: number; total: number } {
-  const oldPools = new Set(before.pools.map((p) => p.name));
-  const newPools = new Set(after.pools.map((p) => p.name));
-  let count = 0;
-  let betweenOld = 0;
-  for (const [bot, from] of before.assignment) {
-    const to = after.assignment.get(bot);
-    if (to === undefined || to === from) continue;
-    count += 1;
-    if (oldPools.has(to) && newPools.has(from)) betweenOld += 1;
-  }
-  return { moved: count, betweenOld, total: before.assignment.size };
-}
+/** Bots that changed pool between two topologies (see countMoves). */
+export const moved = countMoves;
 
 export { plan };

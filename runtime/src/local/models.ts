@@ -14,6 +14,7 @@ import { onnx } from 'onnx-proto';
 import { Bot, Catalog, Encoder } from '../catalog';
 import { xxh64 } from '../placement';
 import { DEFAULT_TOKENIZER, tokenize } from '../pool/tokenizer';
+import { mulberry32 } from './random';
 
 /** Width of the embedding bag inside the head of a bot without an encoder. */
 export const STANDALONE_DIMENSIONS = 16;
@@ -146,14 +147,7 @@ export function buildHeadModel(opts: HeadModelOptions): Uint8Array {
 
 /** mulberry32 seeded from a string: the same values in every run. */
 function random(seed: number, key: string): () => number {
-  let a = (xxh64(`${seed}/${key}`).lo ^ seed) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((xxh64(`${seed}/${key}`).lo ^ seed) >>> 0);
 }
 
 /** A seeded embedding table: Gaussian values / sqrt(D) (a random projection of the hashed bag of words), row 0 zeros. */

@@ -59,3 +59,18 @@ export function diffTopologies(before: { catalog: Catalog; topology: Topology },
     unchanged,
   };
 }
+
+/** How many of the bots placed in both topologies changed pool, and how many of those moved between pools that exist in both. */
+export function countMoves(before: Topology, after: Topology): { moved: number; betweenOld: number; total: number } {
+  const oldPools = new Set(before.pools.map((p) => p.name));
+  const newPools = new Set(after.pools.map((p) => p.name));
+  let moved = 0;
+  let betweenOld = 0;
+  for (const [bot, from] of before.assignment) {
+    const to = after.assignment.get(bot);
+    if (to === undefined || to === from) continue;
+    moved += 1;
+    if (oldPools.has(to) && newPools.has(from)) betweenOld += 1;
+  }
+  return { moved, betweenOld, total: before.assignment.size };
+}
