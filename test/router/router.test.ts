@@ -109,6 +109,21 @@ describe('routing the example catalog', () => {
     expect(after).toEqual(before);
   });
 
+  test('counts requests, rejections and the catalog generation in its metrics', async () => {
+    const bot = catalog.bots[0].id;
+    expect((await postJson(`${router.url}/v1/bots/${bot}/predict`, { text: 'hi' })).status).toBe(200);
+    expect((await postJson(`${router.url}/v1/bots/Bad_Id/predict`, { text: 'hi' })).status).toBe(400);
+    expect((await postJson(`${router.url}/v1/bots/unknown-bot/predict`, { text: 'hi' })).status).toBe(404);
+    const text = await router.app.router.metrics.registry.metrics();
+    const pool = poolFor(bot, topology)!;
+    expect(text).toMatch(new RegExp(`botshard_router_requests_total\\{group="[a-z]+",pool="${pool}",code="200"\\} [1-9]`));
+    expect(text).toMatch(/botshard_router_request_duration_seconds_bucket\{le="0.005",group="[a-z]+",pool="[a-z0-9-]+"\} \d+/);
+    expect(text).toMatch(/botshard_router_rejected_total\{reason="bad_id"\} [1-9]/);
+    expect(text).toMatch(/botshard_router_rejected_total\{reason="unknown_bot"\} [1-9]/);
+    expect(text).toContain(`botshard_router_catalog_generation_info{generation="${catalog.generation}"} 1`);
+    expect(text).not.toMatch(/bot="/); // no per-bot series: cardinality stays bounded
+  });
+
   test('refuses an oversize body with 413 before forwarding', async () => {
     const res = await postJson(`${router.url}/v1/bots/acme-support-en/predict`, { text: 'x'.repeat(1024 * 1024 + 10) });
     expect(res.status).toBe(413);
