@@ -193,10 +193,12 @@ describe('upstream timeout', () => {
     const started = Date.now();
     const res = await postJson(`${router.url}/v1/bots/slow/predict`, { text: 'yes' });
     const ms = Date.now() - started;
+    // Answered at the bound, while the pool is still computing (the model takes about a second).
+    const stillComputing = pool.app.pool.queueDepths().some((d: number) => d > 0);
     expect(res.status).toBe(504);
     expect(res.body.error).toMatch(/did not answer in time \(pool group "rt" allows 300 ms\)/);
     expect(ms).toBeGreaterThanOrEqual(290);
-    expect(ms).toBeLessThan(300 + 1500); // at the bound, not when the model finishes (about a second)
+    expect(stillComputing).toBe(true);
     expect((await postJson(`${router.url}/v1/bots/fast/predict`, { text: 'hello there' })).status).toBe(200);
     // The pool still computes the abandoned request: let it finish before the pool closes.
     await until(() => pool.app.pool.queueDepths().every((d: number) => d === 0), 10_000, 'the slow request to finish');

@@ -29,6 +29,7 @@ const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const PROPERTY_KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const STRATEGIES: readonly Strategy[] = ['sharded', 'dedicated', 'single'];
 const REGEX_FLAGS = /^[ims]*$/;
+const SHA256 = /^[0-9a-fA-F]{64}$/;
 
 type Obj = Record<string, unknown>;
 
@@ -167,6 +168,20 @@ class Checker {
     return { pattern: p, flags: f };
   }
 
+  /** An optional SHA-256 digest of a model file, lower-cased; undefined when absent or invalid (reported). */
+  sha256(v: unknown, p: string): string | undefined {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || !SHA256.test(v)) {
+      const hint = typeof v === 'string' && /^sha256[:-]/i.test(v)
+        ? `drop the prefix: write only the 64 hex characters`
+        : 'write the 64 hex characters that `sha256sum FILE` prints (or remove sha256 to skip verification)';
+      const got = typeof v === 'string' ? `${show(v)} (${v.length} characters)` : show(v);
+      this.add(p, `is not a SHA-256 digest of 64 hexadecimal characters: ${got}`, hint);
+      return undefined;
+    }
+    return v.toLowerCase();
+  }
+
   modelPath(v: unknown, p: string): string {
     const s = this.string(v, p, '');
     if (s === '') return s;
@@ -218,14 +233,16 @@ function normalizeEncoders(c: Checker, v: unknown): Encoder[] {
   const encoders: Encoder[] = [];
   c.array(v, 'encoders', true).forEach((e, i) => {
     const p = `encoders[${i}]`;
-    const o = c.object(e, p, ['id', 'path', 'memory', 'tokenizer', 'dimensions'], ['id', 'path', 'memory', 'tokenizer', 'dimensions']);
+    const o = c.object(e, p, ['id', 'path', 'sha256', 'memory', 'tokenizer', 'dimensions'], ['id', 'path', 'memory', 'tokenizer', 'dimensions']);
     if (!o) return;
     const tp = `${p}.tokenizer`;
     const t = o.tokenizer === undefined ? undefined : c.object(o.tokenizer, tp, ['kind', 'buckets', 'maxTokens'], ['kind', 'buckets']);
     if (t && t.kind !== undefined && t.kind !== 'hashing') c.add(`${tp}.kind`, `must be "hashing", got ${show(t.kind)}`, 'use kind: "hashing"');
+    const sha256 = c.sha256(o.sha256, `${p}.sha256`);
     encoders.push({
       id: c.dnsLabel(o.id, `${p}.id`, 'encoder id', MAX_DNS_LABEL),
       path: c.modelPath(o.path, `${p}.path`),
+      ...(sha256 !== undefined ? { sha256 } : {}),
       memory: c.memory(o.memory, `${p}.memory`, 0),
       tokenizer: {
         kind: 'hashing',
@@ -377,9 +394,11 @@ function normalizeBot(c: Checker, b: unknown, p: string): Bot | undefined {
     }
   }
   const mp = `${p}.model`;
-  const m = o.model === undefined ? undefined : c.object(o.model, mp, ['head', 'memory', 'encoder'], ['head', 'memory']);
+  const m = o.model === undefined ? undefined : c.object(o.model, mp, ['head', 'sha256', 'memory', 'encoder'], ['head', 'memory']);
+  const sha256 = c.sha256(m?.sha256, `${mp}.sha256`);
   const model: Bot['model'] = {
     head: c.modelPath(m?.head, `${mp}.head`),
+    ...(sha256 !== undefined ? { sha256 } : {}),
     memory: c.memory(m?.memory, `${mp}.memory`, 0),
   };
   if (m?.encoder !== undefined) model.encoder = c.string(m.encoder, `${mp}.encoder`, '');

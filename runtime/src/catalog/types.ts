@@ -41,8 +41,10 @@ export interface TokenizerInput {
 export interface EncoderInput {
   /** Encoder id, referenced by `bots[].model.encoder`. */
   readonly id: string;
-  /** ONNX file, relative to the model root. */
+  /** ONNX file: relative to the model root, or an s3://bucket/key or https:// URI. */
   readonly path: string;
+  /** SHA-256 of the file (64 hex characters): a download that does not match fails the bots using it. @default - not verified */
+  readonly sha256?: string;
   /** Memory the loaded encoder takes in a pool. */
   readonly memory: MemorySize;
   /** Tokenizer that turns text into the encoder's input ids. */
@@ -88,6 +90,8 @@ export interface PostprocessInput {
 export interface ModelInput {
   /** The bot's own head: ONNX file relative to the model root (or an s3:// or https:// URI). */
   readonly head: string;
+  /** SHA-256 of the head file (64 hex characters): a download that does not match fails this bot only. @default - not verified */
+  readonly sha256?: string;
   /** Memory the loaded head takes in a pool. */
   readonly memory: MemorySize;
   /** Shared encoder id from `encoders`. @default - the head takes the tokenizer's ids directly (no encoder) */
@@ -203,6 +207,8 @@ export interface Tokenizer {
 export interface Encoder {
   id: string;
   path: string;
+  /** Lower-case hex SHA-256 of the file, when the catalog gives one. */
+  sha256?: string;
   memory: number;
   tokenizer: Tokenizer;
   dimensions: number;
@@ -228,6 +234,8 @@ export interface Postprocess {
 }
 export interface Model {
   head: string;
+  /** Lower-case hex SHA-256 of the head file, when the catalog gives one. */
+  sha256?: string;
   memory: number;
   encoder?: string;
 }

@@ -17,6 +17,10 @@ export interface PoolSettings {
   pool: string;
   catalog: string;
   models?: string;
+  /** BOTSHARD_MODEL_CACHE: folder for downloaded models. */
+  modelCache?: string;
+  /** BOTSHARD_S3_ENDPOINT: an S3-compatible endpoint (path-style requests). */
+  s3Endpoint?: string;
   port: number;
   metricsPort: number;
   host: string;
@@ -29,6 +33,13 @@ export interface PoolSettings {
   logLevel: string;
 }
 
+function s3Endpoint(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (!/^https?:\/\/[^/]+/.test(value)) {
+    throw new SettingsError(`BOTSHARD_S3_ENDPOINT must be an http:// or https:// URL, got ${JSON.stringify(value)}: set it to your S3-compatible store, e.g. http://minio.storage.svc:9000, or unset it for AWS S3`);
+  }
+  return value;
+}
 
 export function poolSettings(flags: PoolCommandFlags, env: NodeJS.ProcessEnv): PoolSettings {
   const pool = flags.pool ?? env.BOTSHARD_POOL;
@@ -43,6 +54,8 @@ export function poolSettings(flags: PoolCommandFlags, env: NodeJS.ProcessEnv): P
     pool,
     catalog,
     models: flags.models ?? env.BOTSHARD_MODELS,
+    modelCache: env.BOTSHARD_MODEL_CACHE || undefined,
+    s3Endpoint: s3Endpoint(env.BOTSHARD_S3_ENDPOINT),
     port: integerSetting('--port / BOTSHARD_PORT', flags.port ?? env.BOTSHARD_PORT, 0, 65535) ?? 8080,
     metricsPort: integerSetting('--metrics-port / BOTSHARD_METRICS_PORT', flags.metricsPort ?? env.BOTSHARD_METRICS_PORT, 0, 65535) ?? 9090,
     host: flags.host ?? env.BOTSHARD_HOST ?? '0.0.0.0',
@@ -65,6 +78,8 @@ export async function startPool(s: PoolSettings): Promise<{ port: number; metric
     pool: s.pool,
     catalog: s.catalog,
     modelRoot: s.models,
+    modelCache: s.modelCache,
+    modelStore: s.s3Endpoint ? { s3Endpoint: s.s3Endpoint } : undefined,
     timeoutMs: s.timeoutMs,
     concurrency: s.concurrency,
     workers: s.workers,

@@ -5,12 +5,12 @@
  * removed ones. Each shared encoder is loaded once per pool, in the worker that runs its bots.
  */
 import { createHash } from 'node:crypto';
-import * as path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { Bot, Catalog, Encoder, PoolGroup } from '../catalog';
 import { Topology, plan } from '../placement';
 import { BotState, PoolMetrics } from './metrics';
 import { BotProcessor, Prediction } from './processors';
+import { ModelStore } from './store';
 import { ModelError, WorkerPool } from './workers';
 
 /** A bot this pool serves (or tried to). */
@@ -41,7 +41,8 @@ interface EncoderEntry {
 
 export interface PoolRuntimeOptions {
   pool: string;
-  modelRoot: string;
+  /** Resolves model locations (paths under the model root, s3:// and https:// URIs) to local files. */
+  store: ModelStore;
   workers: WorkerPool;
   metrics: PoolMetrics;
   log: FastifyBaseLogger;
@@ -195,7 +196,7 @@ export class PoolRuntime {
     if (!entry) {
       const started = performance.now();
       const e: EncoderEntry = { key, worker, refs: 0, bytes: 0, loaded: Promise.resolve() };
-      e.loaded = this.opts.workers.load(worker, key, path.resolve(this.opts.modelRoot, encoder.path)).then(
+      e.loaded = this.opts.store.resolve(encoder.path, encoder.sha256).then((file) => this.opts.workers.load(worker, key, file)).then(
         (r) => {
           if (!r.inputs.includes('input_ids') || !r.outputs.includes('embedding')) {
             throw new ModelError(`encoder "${encoder.id}" (${encoder.path}) must take "input_ids" and output "embedding", it takes ${JSON.stringify(r.inputs)} and outputs ${JSON.stringify(r.outputs)}`);
@@ -266,7 +267,9 @@ export class PoolRuntime {
         await this.acquireEncoder(encoder, encoderKey, worker);
         encoderAcquired = true;
       }
-      const file = path.resolve(this.opts.modelRoot, bot.model.head);
+      const file = await this.opts.store.resolve(bot.model.head, bot.model.sha256).catch((err: Error) => {
+        throw new ModelError(`head ${bot.model.head} could not be fetched: ${err.message}`);
+      });
       const r = await workers.load(worker, entry.headKey, file).catch((err: Error) => {
         throw new ModelError(`head ${bot.model.head} failed to load: ${err.message}`);
       });

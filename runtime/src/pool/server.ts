@@ -28,6 +28,7 @@ import {
 } from '../oip';
 import { PoolMetrics } from './metrics';
 import { BotEntry, PoolRuntime } from './runtime';
+import { ModelStore, ModelStoreOptions } from './store';
 import { CatalogWatcher } from '../catalog/watch';
 import { DeadlineError, ModelError, OverloadedError, WorkerPool } from './workers';
 
@@ -43,6 +44,10 @@ export interface PoolServerOptions {
   catalog: string | Catalog;
   /** Folder that the catalog's model paths are relative to. @default - the catalog's `platform.modelRoot`, relative to the catalog's folder */
   modelRoot?: string;
+  /** Folder for models downloaded from s3:// and https:// locations. @default - `<modelRoot>/.cache`, or `<tmpdir>/botshard-models` when that is read-only */
+  modelCache?: string;
+  /** Download settings of the model store (S3 endpoint, concurrency, retries). @default - see ModelStoreOptions */
+  modelStore?: Omit<ModelStoreOptions, 'root' | 'cacheDir' | 'registry'>;
   /** Inference worker threads. @default - the CPUs available, at most 4 */
   workers?: number;
   /** Deadline of an inference request. @default - the pool group's `timeoutMs` */
@@ -130,9 +135,16 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     onWorkerExit: (index, err) => log.error({ worker: index, err }, 'inference worker died: restarted, its models reloading'),
     onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
   });
+  const store = new ModelStore({
+    onRetry: (r) => log.warn(r, 'model download failed: retrying'),
+    ...opts.modelStore,
+    root: opts.modelRoot ?? defaultModelRoot(opts.catalog, initial),
+    cacheDir: opts.modelCache,
+    registry: metrics.registry,
+  });
   const runtime: PoolRuntime = new PoolRuntime({
     pool: opts.pool,
-    modelRoot: opts.modelRoot ?? defaultModelRoot(opts.catalog, initial),
+    store,
     workers,
     metrics,
     log,
@@ -185,7 +197,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   app.addHook('onClose', async () => {
     watcher?.stop();
     runtime.close();
-    await workers.close();
+    await Promise.all([workers.close(), store.close()]);
   });
 
   app.addHook('onRequest', async (request, reply) => {

@@ -1,0 +1,2 @@
+export * from './model-bucket';
+export * from './eks-stack';
