@@ -3,7 +3,7 @@ import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
 import { Toleration } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_POOL_GROUP, LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
-import { RunAsProps, _runAs, containerSecurityContext, podSecurityContext } from './security';
+import { RunAsProps, _runAs } from './security';
 import {
   CATALOG_MOUNT,
   CpuProps,
@@ -14,6 +14,7 @@ import {
   ReplicaBounds,
   TerminationProps,
   _checkCpu,
+  _deployment,
   cpuMillis,
   _checkPercent,
   _checkReplicas,
@@ -131,56 +132,40 @@ export class InferencePool extends Construct {
       { name: 'BOTSHARD_WORKERS', value: String(Math.max(1, Math.floor(cpuMillis(cpu.limit, what) / 1000))) },
     ];
 
-    new k8s.KubeDeployment(this, 'deployment', {
-      metadata: { name: this.name, namespace, labels },
-      spec: {
-        // No `replicas`: the HorizontalPodAutoscaler owns it, and a GitOps sync must not reset it.
-        selector: { matchLabels: this.selector },
-        revisionHistoryLimit: 3,
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
-        template: {
-          metadata: { labels: podLabels, annotations: _scrapeAnnotations },
-          spec: {
-            serviceAccountName,
-            automountServiceAccountToken: false,
-            // Thousands of pool Services would otherwise become environment variables of every pod.
-            enableServiceLinks: false,
-            securityContext: podSecurityContext(uid, gid),
-            terminationGracePeriodSeconds: grace,
-            ...(props.priorityClassName ? { priorityClassName: props.priorityClassName } : {}),
-            ...(props.tolerations && props.tolerations.length > 0 ? { tolerations: props.tolerations.map((t) => ({ ...t })) } : {}),
-            ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
-            topologySpreadConstraints: _spread(this.selector, realtime),
-            containers: [
-              {
-                name: 'pool',
-                image,
-                imagePullPolicy: 'IfNotPresent',
-                args: ['pool'],
-                ports: _ports,
-                env,
-                resources: {
-                  requests: { cpu: k8s.Quantity.fromString(cpu.request), memory: k8s.Quantity.fromString(memory) },
-                  limits: { cpu: k8s.Quantity.fromString(cpu.limit), memory: k8s.Quantity.fromString(memory) },
-                },
-                securityContext: containerSecurityContext(uid, gid),
-                ..._probes(startupSeconds),
-                lifecycle: { preStop: { exec: { command: ['sleep', String(preStop)] } } },
-                volumeMounts: [
-                  { name: 'catalog', mountPath: CATALOG_MOUNT, readOnly: true },
-                  { name: 'models', mountPath: MODELS_MOUNT },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-              },
-            ],
-            volumes: [
-              props.catalog.volume('catalog'),
-              { name: 'models', emptyDir: { sizeLimit: k8s.Quantity.fromString(modelCache) } },
-              { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },
-            ],
-          },
-        },
+    _deployment(this, {
+      name: this.name,
+      namespace,
+      labels,
+      selector: this.selector,
+      podLabels,
+      serviceAccountName,
+      uid,
+      gid,
+      grace,
+      preStop,
+      priorityClassName: props.priorityClassName,
+      tolerations: props.tolerations,
+      nodeSelector: props.nodeSelector,
+      requireHosts: realtime,
+      container: {
+        name: 'pool',
+        image,
+        args: ['pool'],
+        env,
+        cpu,
+        memory,
+        startupSeconds,
+        volumeMounts: [
+          { name: 'catalog', mountPath: CATALOG_MOUNT, readOnly: true },
+          { name: 'models', mountPath: MODELS_MOUNT },
+          { name: 'tmp', mountPath: '/tmp' },
+        ],
       },
+      volumes: [
+        props.catalog.volume('catalog'),
+        { name: 'models', emptyDir: { sizeLimit: k8s.Quantity.fromString(modelCache) } },
+        { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },
+      ],
     });
 
     _workloadCompanions(this, {

@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
-import { RunAsProps, _runAs, containerSecurityContext, podSecurityContext } from './security';
+import { RunAsProps, _runAs } from './security';
 import {
   CATALOG_MOUNT,
   CpuProps,
@@ -13,6 +13,7 @@ import {
   TENANT_KEYS_MOUNT,
   TerminationProps,
   _checkCpu,
+  _deployment,
   _checkPercent,
   _checkReplicas,
   _metricsIngress,
@@ -97,60 +98,45 @@ export class InferenceRouter extends Construct {
     const tag = image.includes('@') ? undefined : image.slice(image.lastIndexOf(':') + 1);
     const podLabels = tag ? { ...labels, [LABEL_VERSION]: tag } : labels;
 
-    new k8s.KubeDeployment(this, 'deployment', {
-      metadata: { name: this.name, namespace, labels },
-      spec: {
-        // No `replicas`: the HorizontalPodAutoscaler owns it.
-        selector: { matchLabels: this.selector },
-        revisionHistoryLimit: 3,
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
-        template: {
-          metadata: { labels: podLabels, annotations: _scrapeAnnotations },
-          spec: {
-            serviceAccountName,
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: podSecurityContext(uid, gid),
-            terminationGracePeriodSeconds: grace,
-            ...(props.priorityClassName ? { priorityClassName: props.priorityClassName } : {}),
-            topologySpreadConstraints: _spread(this.selector, true),
-            containers: [
-              {
-                name: 'router',
-                image,
-                imagePullPolicy: 'IfNotPresent',
-                args: ['router'],
-                ports: _ports,
-                env: [
-                  { name: 'BOTSHARD_CATALOG', value: CATALOG_MOUNT },
-                  { name: 'BOTSHARD_POOL_URL', value: this.poolUrlTemplate },
-                  { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
-                  { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
-                  { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
-                  { name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT },
-                ],
-                resources: {
-                  requests: { cpu: k8s.Quantity.fromString(cpu.request), memory: k8s.Quantity.fromString(memory) },
-                  limits: { cpu: k8s.Quantity.fromString(cpu.limit), memory: k8s.Quantity.fromString(memory) },
-                },
-                securityContext: containerSecurityContext(uid, gid),
-                ..._probes(60),
-                lifecycle: { preStop: { exec: { command: ['sleep', String(preStop)] } } },
-                volumeMounts: [
-                  { name: 'catalog', mountPath: CATALOG_MOUNT, readOnly: true },
-                  { name: 'tenant-keys', mountPath: TENANT_KEYS_MOUNT, readOnly: true },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-              },
-            ],
-            volumes: [
-              props.catalog.volume('catalog'),
-              { name: 'tenant-keys', secret: { secretName: secret, optional: true, defaultMode: 0o440 } },
-              { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },
-            ],
-          },
-        },
+    _deployment(this, {
+      name: this.name,
+      namespace,
+      labels,
+      selector: this.selector,
+      podLabels,
+      serviceAccountName,
+      uid,
+      gid,
+      grace,
+      preStop,
+      priorityClassName: props.priorityClassName,
+      requireHosts: true,
+      container: {
+        name: 'router',
+        image,
+        args: ['router'],
+        env: [
+          { name: 'BOTSHARD_CATALOG', value: CATALOG_MOUNT },
+          { name: 'BOTSHARD_POOL_URL', value: this.poolUrlTemplate },
+          { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
+          { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
+          { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
+          { name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT },
+        ],
+        cpu,
+        memory,
+        startupSeconds: 60,
+        volumeMounts: [
+          { name: 'catalog', mountPath: CATALOG_MOUNT, readOnly: true },
+          { name: 'tenant-keys', mountPath: TENANT_KEYS_MOUNT, readOnly: true },
+          { name: 'tmp', mountPath: '/tmp' },
+        ],
       },
+      volumes: [
+        props.catalog.volume('catalog'),
+        { name: 'tenant-keys', secret: { secretName: secret, optional: true, defaultMode: 0o440 } },
+        { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },
+      ],
     });
 
     const poolPods = { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': platform, 'app.kubernetes.io/component': 'pool' };

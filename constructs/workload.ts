@@ -5,6 +5,7 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
 import { checkName } from './names';
+import { containerSecurityContext, podSecurityContext } from './security';
 
 /** The runtime image used when none is given: pinned, never `latest`. */
 export const DEFAULT_IMAGE = 'ghcr.io/botshard/runtime:0.1.0';
@@ -216,3 +217,76 @@ export const _ports: k8s.ContainerPort[] = [
   { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
   { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
 ];
+
+/** What differs between the pool's and the router's Deployment; everything else is the same hardened shape. */
+export interface DeploymentOptions {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  selector: Record<string, string>;
+  podLabels: Record<string, string>;
+  serviceAccountName: string;
+  uid: number;
+  gid: number;
+  grace: number;
+  preStop: number;
+  priorityClassName?: string;
+  tolerations?: readonly k8s.Toleration[];
+  nodeSelector?: Readonly<Record<string, string>>;
+  /** Spread replicas over hosts strictly (`DoNotSchedule`), as real-time workloads need. */
+  requireHosts: boolean;
+  container: { name: string; image: string; args: string[]; env: k8s.EnvVar[]; cpu: CpuProps; memory: string; startupSeconds: number; volumeMounts: k8s.VolumeMount[] };
+  volumes: k8s.Volume[];
+}
+
+/**
+ * A Deployment under the restricted Pod Security Standard: non-root, read-only root, no service account
+ * token, no service links, resources, OIP probes, preStop plus grace period, topology spread, and no
+ * `replicas` (the HorizontalPodAutoscaler owns it, and a GitOps sync must not reset it).
+ * @internal
+ */
+export function _deployment(scope: Construct, o: DeploymentOptions): k8s.KubeDeployment {
+  const c = o.container;
+  return new k8s.KubeDeployment(scope, 'deployment', {
+    metadata: { name: o.name, namespace: o.namespace, labels: o.labels },
+    spec: {
+      selector: { matchLabels: o.selector },
+      revisionHistoryLimit: 3,
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+      template: {
+        metadata: { labels: o.podLabels, annotations: _scrapeAnnotations },
+        spec: {
+          serviceAccountName: o.serviceAccountName,
+          automountServiceAccountToken: false,
+          // Thousands of pool Services would otherwise become environment variables of every pod.
+          enableServiceLinks: false,
+          securityContext: podSecurityContext(o.uid, o.gid),
+          terminationGracePeriodSeconds: o.grace,
+          ...(o.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
+          ...(o.tolerations && o.tolerations.length > 0 ? { tolerations: o.tolerations.map((t) => ({ ...t })) } : {}),
+          ...(o.nodeSelector && Object.keys(o.nodeSelector).length > 0 ? { nodeSelector: { ...o.nodeSelector } } : {}),
+          topologySpreadConstraints: _spread(o.selector, o.requireHosts),
+          containers: [
+            {
+              name: c.name,
+              image: c.image,
+              imagePullPolicy: 'IfNotPresent',
+              args: c.args,
+              ports: _ports,
+              env: c.env,
+              resources: {
+                requests: { cpu: k8s.Quantity.fromString(c.cpu.request), memory: k8s.Quantity.fromString(c.memory) },
+                limits: { cpu: k8s.Quantity.fromString(c.cpu.limit), memory: k8s.Quantity.fromString(c.memory) },
+              },
+              securityContext: containerSecurityContext(o.uid, o.gid),
+              ..._probes(c.startupSeconds),
+              lifecycle: { preStop: { exec: { command: ['sleep', String(o.preStop)] } } },
+              volumeMounts: c.volumeMounts,
+            },
+          ],
+          volumes: o.volumes,
+        },
+      },
+    },
+  });
+}
