@@ -251,6 +251,10 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     if (found.entry && (version === undefined || version === '1')) return found.entry;
     if (found.entry) {
       sendError(reply, 404, `bot "${bot}" has no version "${version}"; botshard serves version "1" only`);
+    } else if (found.holder === opts.pool) {
+      // Placed here by the catalog being applied, not registered yet (the pool is starting or reconciling).
+      reply.header('retry-after', '1');
+      sendError(reply, 503, `bot "${bot}" is loading`);
     } else if (found.holder) {
       reply.header(POOL_HEADER, found.holder);
       sendError(reply, 404, `bot "${bot}" is not served by pool "${opts.pool}": pool "${found.holder}" holds it`);
