@@ -53,19 +53,25 @@ export function routerSettings(flags: RouterCommandFlags, env: NodeJS.ProcessEnv
   };
 }
 
-/** Pool addresses from a JSON file `{ "<pool>": "http://127.0.0.1:port" }`, re-read when the file changes. */
+/** Pool addresses from a JSON file `{ "<pool>": "http://127.0.0.1:port" }`, re-read when the file changes
+ * (checked at most every 200 ms: not a file system call per request). */
 export function poolUrlsFile(file: string): PoolAddress {
   let mtime = -1;
+  let checked = 0;
   let urls: Record<string, string> = {};
   return (pool) => {
-    try {
-      const m = fs.statSync(file).mtimeMs;
-      if (m !== mtime) {
-        urls = JSON.parse(fs.readFileSync(file, 'utf8'));
-        mtime = m;
+    const now = Date.now();
+    if (now - checked >= 200 || urls[pool] === undefined) {
+      checked = now;
+      try {
+        const m = fs.statSync(file).mtimeMs;
+        if (m !== mtime) {
+          urls = JSON.parse(fs.readFileSync(file, 'utf8'));
+          mtime = m;
+        }
+      } catch {
+        // keep the last good map: the file may be mid-write
       }
-    } catch {
-      // keep the last good map: the file may be mid-write
     }
     return urls[pool];
   };

@@ -1,0 +1,261 @@
+/**
+ * What the process-based benchmarks share: start `botshard pool` / `botshard router` processes on
+ * 127.0.0.1 and wait for them, read their memory, stop them (always: every child is also killed when
+ * this process exits or fails), bounded-concurrency helpers, spreads and the results folder.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { Catalog, CatalogInput, normalizeCatalog } from '@botshard/runtime';
+
+export const ROOT = path.resolve(__dirname, '..');
+export const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
+/** Where results go: bench/results, or BENCH_RESULTS_DIR (the smoke test uses a temp dir). */
+export const RESULTS = process.env.BENCH_RESULTS_DIR ? path.resolve(process.env.BENCH_RESULTS_DIR) : path.join(__dirname, 'results');
+/** BENCH_SMOKE=1: the smallest run that still exercises every path (for the smoke test). */
+export const SMOKE = process.env.BENCH_SMOKE === '1';
+export const CORES = os.availableParallelism();
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function normalized(input: CatalogInput): Catalog {
+  const r = normalizeCatalog(input);
+  if (!r.ok) throw new Error(r.problems.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('\n'));
+  return r.catalog;
+}
+
+export interface Child {
+  name: string;
+  proc: ChildProcess;
+  pid: number;
+  port: number;
+  url: string;
+  /** performance.now() when spawned, when listening, when /v2/health/ready first answered 200. */
+  spawnedAt: number;
+  readyAt: number;
+  /** readyAt - spawnedAt, ms. */
+  readyMs: number;
+}
+
+const live = new Set<ChildProcess>();
+let hooked = false;
+
+/** Kill every child still running when this process ends, however it ends. */
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  const killAll = () => {
+    for (const c of live) c.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  /** Give up after this long (ms). @default 300000 */
+  timeoutMs?: number;
+  /** Extra arguments after the command. */
+  args: string[];
+  name: string;
+}
+
+/** Spawns `botshard <args>`, waits for its `listening` line, then for /v2/health/ready to answer 200. */
+export async function startBotshard(opts: StartOptions): Promise<Child> {
+  hookExit();
+  const spawnedAt = performance.now();
+  const proc = spawn(process.execPath, [BIN, ...opts.args], {
+    env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+  let stderr = '';
+  proc.stderr!.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  const timeoutMs = opts.timeoutMs ?? 300_000;
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${opts.name}: no "listening" line within ${timeoutMs} ms`)), timeoutMs);
+      proc.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${opts.name} exited with ${code ?? signal} before listening: ${stderr.trim().slice(-1000)}`));
+      });
+      readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+        if (!line.includes('"listening"')) return;
+        try {
+          const entry = JSON.parse(line);
+          if (entry.msg === 'listening') {
+            clearTimeout(timer);
+            resolve(entry.port);
+          }
+        } catch {
+          // not JSON
+        }
+      });
+    });
+    proc.removeAllListeners('exit');
+    proc.once('exit', () => live.delete(proc));
+    const url = `http://127.0.0.1:${port}`;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`${opts.name} exited with ${proc.exitCode}: ${stderr.trim().slice(-1000)}`);
+      const res = await fetch(`${url}/v2/health/ready`).catch(() => undefined);
+      if (res) await res.arrayBuffer().catch(() => undefined);
+      if (res?.status === 200) break;
+      if (performance.now() - spawnedAt > timeoutMs) throw new Error(`${opts.name} not ready within ${timeoutMs} ms`);
+      await sleep(20);
+    }
+    const readyAt = performance.now();
+    return { name: opts.name, proc, pid: proc.pid!, port, url, spawnedAt, readyAt, readyMs: readyAt - spawnedAt };
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+}
+
+export interface PoolStart {
+  pool: string;
+  catalog: string;
+  models: string;
+  workers?: number;
+  env?: Record<string, string>;
+  /** CPU list for taskset (e.g. "0"), to give a pool its own core as a CPU limit would. */
+  cpus?: string;
+}
+
+/** A `botshard pool` process on 127.0.0.1 (random ports), ready. */
+export function startPool(p: PoolStart): Promise<Child> {
+  const env: Record<string, string> = { BOTSHARD_TIMEOUT_MS: '30000', BOTSHARD_CONCURRENCY: '256', ...p.env };
+  if (p.workers) env.BOTSHARD_WORKERS = String(p.workers);
+  return startBotshard({
+    name: p.pool,
+    env,
+    args: ['pool', '--pool', p.pool, '--catalog', p.catalog, '--models', p.models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'],
+  });
+}
+
+/** A `botshard router` process in front of the given pool URLs, ready. */
+export function startRouter(catalog: string, poolUrls: Record<string, string>, dir: string): Promise<Child> {
+  const file = path.join(dir, `pool-urls-${Date.now()}.json`);
+  fs.writeFileSync(file, JSON.stringify(poolUrls));
+  return startBotshard({ name: 'router', args: ['router', '--catalog', catalog, '--pool-urls', file, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'] });
+}
+
+/** Stops children: SIGTERM, then SIGKILL after `graceMs`; resolves once every one has exited. */
+export async function stopAll(children: Iterable<Child | ChildProcess>, graceMs = 5000): Promise<void> {
+  const procs = [...children].map((c) => ('proc' in c ? c.proc : c));
+  await Promise.all(
+    procs.map(
+      (proc) =>
+        new Promise<void>((resolve) => {
+          if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+          const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+          proc.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          proc.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+/** Runs `f` over `items` with at most `limit` at once; results in item order. Stops starting new ones after a failure. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, f: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  let failed: unknown;
+  const lane = async () => {
+    while (failed === undefined && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await f(items[i], i);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failed !== undefined) throw failed;
+  return out;
+}
+
+/** Resident set size of a process (VmRSS), bytes. */
+export function rssOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+
+/** CPU time (user + system) a process has used so far, ms (clock ticks of 10 ms). */
+export function cpuMsOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** Proportional set size (shared pages divided among the processes sharing them), bytes; 0 when unavailable. */
+export function pssOf(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))![1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+export const MiB = 1048576;
+export const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  runs: number;
+}
+
+export function spread(xs: number[], digits = 1): Spread {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return { median: round(mid, digits), min: round(s[0], digits), max: round(s[s.length - 1], digits), runs: s.length };
+}
+
+/** "12.3 (11.0-14.2)" */
+export const fmt = (s: Spread | undefined, unit = '') => (s ? `${s.median}${unit} (${s.min}-${s.max})` : 'n/a');
+
+export const percentile = (xs: number[], p: number) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+export function machine() {
+  return {
+    cpus: CORES,
+    cpuModel: os.cpus()[0]?.model?.trim() ?? 'unknown',
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+    /** 1/5/15-minute load averages when the results were written: others' work on this shared machine shows here. */
+    loadAverage: os.loadavg().map((x) => round(x, 2)),
+  };
+}
+
+export function writeResult(name: string, json: unknown, md: string): void {
+  fs.mkdirSync(RESULTS, { recursive: true });
+  fs.writeFileSync(path.join(RESULTS, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
+  fs.writeFileSync(path.join(RESULTS, `${name}.md`), md.endsWith('\n') ? md : `${md}\n`);
+}
+
+/** Quiet when BENCH_QUIET=1 (the smoke test); progress goes to stderr otherwise. */
+export const log = (msg: string) => {
+  if (process.env.BENCH_QUIET !== '1') process.stderr.write(`${msg}\n`);
+};
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `botshard-bench-${prefix}-`));
+}

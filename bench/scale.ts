@@ -1,0 +1,180 @@
+/**
+ * npm run bench:scale
+ *
+ * Horizontal scale: the same bots (bench/fleet.ts, pools of 4 GiB so that one pool can hold them all)
+ * with 1, 2 and 4 pools, each pool a real `botshard pool` process on 127.0.0.1 with the machine's
+ * cores shared among them (workers per pool = max(1, cores / pools)). The same closed-loop load is sent
+ * straight to each bot's pool (round robin over every bot), the pool counts alternating in each round,
+ * all pools running throughout. Also, from plan() with fixed pool counts: how many bots move on each
+ * step (1 -> 2 -> 3 -> 4, and 2 -> 4) against the optimal (m - n) / m (1/(n+1) for one pool added),
+ * with encoder locality (as run) and without. Writes bench/results/scale.{json,md}.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Pool as HttpPool } from 'undici';
+import { Catalog, Topology, plan, writeCatalogFolder } from '@botshard/runtime';
+import { writeDemoModels } from '@botshard/runtime/local/models';
+import { fleetCatalog } from './fleet';
+import { CORES, Child, SMOKE, Spread, fmt, log, machine, mapLimit, normalized, percentile, round, spread, startPool, stopAll, tempDir, writeResult } from './processes';
+
+const BOTS = SMOKE ? 5 : 200;
+const POOLS = SMOKE ? [1, 2] : [1, 2, 4];
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (SMOKE ? 0.5 : 4));
+const CONNECTIONS = 16;
+const MEMORY = '4Gi';
+
+const catalogFor = (pools: number, locality: 'encoder' | 'none' = 'encoder', bots = BOTS, memory = MEMORY): Catalog =>
+  normalized(fleetCatalog({ bots, pools, memory, locality }));
+
+/** Closed loop: CONNECTIONS requests in flight for `seconds`, each to the next bot, sent to that bot's pool. */
+async function load(urlOf: Map<string, string>, bots: string[], seconds: number) {
+  const clients = new Map<string, HttpPool>();
+  for (const url of new Set(urlOf.values())) clients.set(url, new HttpPool(url, { connections: CONNECTIONS }));
+  const latencies: number[] = [];
+  let errors = 0;
+  let i = 0;
+  const end = performance.now() + seconds * 1000;
+  const loop = async () => {
+    while (performance.now() < end) {
+      const bot = bots[i++ % bots.length];
+      const t = performance.now();
+      try {
+        const res = await clients.get(urlOf.get(bot)!)!.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body: '{"text":"where is my order"}' });
+        await res.body.text();
+        if (res.statusCode === 200) latencies.push(performance.now() - t);
+        else errors++;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, loop));
+  const elapsed = (performance.now() - started) / 1000;
+  await Promise.all([...clients.values()].map((c) => c.close()));
+  return { rps: Math.round(latencies.length / elapsed), p50: round(percentile(latencies, 50), 2), p99: round(percentile(latencies, 99), 2), errors };
+}
+
+function moves(locality: 'encoder' | 'none', bots: number, memory = MEMORY) {
+  const steps: Array<[number, number]> = [[1, 2], [2, 3], [3, 4], [2, 4]];
+  const topo = new Map<number, Topology>();
+  for (const n of [1, 2, 3, 4]) topo.set(n, plan(catalogFor(n, locality, bots, memory)));
+  return steps.map(([from, to]) => {
+    const a = topo.get(from)!.assignment;
+    const b = topo.get(to)!.assignment;
+    const old = new Set(topo.get(from)!.pools.map((p) => p.name));
+    let moved = 0;
+    let betweenOld = 0;
+    for (const [bot, pool] of a) {
+      if (b.get(bot) === pool) continue;
+      moved++;
+      if (old.has(b.get(bot)!)) betweenOld++;
+    }
+    return {
+      locality,
+      bots,
+      poolMemory: memory,
+      from,
+      to,
+      moved,
+      movedPct: round((100 * moved) / a.size, 2),
+      optimalPct: round((100 * (to - from)) / to, 2),
+      betweenOldPools: betweenOld,
+      botsPerPoolAfter: topo.get(to)!.pools.map((p) => p.bots.length),
+    };
+  });
+}
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+  const work = tempDir('scale');
+  const children: Child[] = [];
+  const runs = new Map<number, Array<{ rps: number; p50: number; p99: number; errors: number }>>(POOLS.map((n) => [n, []]));
+  const layouts: Array<{ pools: number; workersPerPool: number; botsPerPool: number[] }> = [];
+  try {
+    const models = path.join(work, 'models');
+    writeDemoModels(catalogFor(1), models);
+    const urls = new Map<number, Map<string, string>>();
+    for (const n of POOLS) {
+      const catalog = catalogFor(n);
+      const dir = path.join(work, `catalog-${n}`);
+      writeCatalogFolder(dir, catalog);
+      const topology = plan(catalog);
+      const workers = Math.max(1, Math.floor(CORES / n));
+      const started = await mapLimit(topology.pools, CORES, async (p) => {
+        const c = await startPool({ pool: p.name, catalog: dir, models, workers });
+        children.push(c);
+        return c;
+      });
+      const urlOfPool = new Map(topology.pools.map((p, i) => [p.name, started[i].url]));
+      urls.set(n, new Map([...topology.assignment].map(([bot, pool]) => [bot, urlOfPool.get(pool)!])));
+      layouts.push({ pools: n, workersPerPool: workers, botsPerPool: topology.pools.map((p) => p.bots.length) });
+    }
+    const bots = catalogFor(1).bots.map((b) => b.id);
+    for (const n of POOLS) await load(urls.get(n)!, bots, SMOKE ? 0.3 : 1); // warm-up
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let i = 0; i < POOLS.length; i++) {
+        const n = POOLS[(i + r) % POOLS.length];
+        const m = await load(urls.get(n)!, bots, SECONDS);
+        runs.get(n)!.push(m);
+        log(`round ${r + 1}, ${n} pools: ${m.rps} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, ${m.errors} errors`);
+      }
+    }
+  } finally {
+    await stopAll(children);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const throughput = POOLS.map((n) => {
+    const xs = runs.get(n)!;
+    return {
+      ...layouts.find((l) => l.pools === n)!,
+      rps: spread(xs.map((x) => x.rps), 0) as Spread,
+      p50: spread(xs.map((x) => x.p50), 2),
+      p99: spread(xs.map((x) => x.p99), 2),
+      errors: xs.reduce((a, x) => a + x.errors, 0),
+    };
+  });
+  const moved = [...moves('encoder', BOTS), ...moves('none', BOTS), ...(SMOKE ? [] : [...moves('encoder', 2000, '64Gi'), ...moves('none', 2000, '64Gi')])];
+  const result = {
+    benchmark: 'scale',
+    date: new Date().toISOString(),
+    machine: machine(),
+    setup: { bots: BOTS, poolMemory: MEMORY, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, load: 'closed loop, POST /v1/bots/{bot}/predict straight to the bot\'s pool, round robin over every bot', smoke: SMOKE },
+    throughput,
+    moved,
+    seconds: Math.round((Date.now() - startedAt) / 1000),
+  };
+  writeResult('scale', result, markdown(result));
+  log(`wrote scale.json and scale.md in ${result.seconds} s`);
+}
+
+function markdown(r: any): string {
+  return [
+    '# Horizontal scale: 1, 2 and 4 pools',
+    '',
+    `${r.date}, ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}. Command: \`npm run bench:scale\`; ${r.seconds} s.`,
+    '',
+    `The same ${r.setup.bots} bots (bench/fleet.ts, pools of ${r.setup.poolMemory}) with a fixed pool count, every pool a real process on 127.0.0.1, all running throughout. Load: ${r.setup.load}, ${r.setup.connections} connections, ${r.setup.seconds} s per run, ${r.setup.rounds} rounds with the pool counts alternating; median (min-max).`,
+    '',
+    '| pools | workers per pool | bots per pool | requests/s | p50 ms | p99 ms | errors |',
+    '|---:|---:|---|---:|---:|---:|---:|',
+    ...r.throughput.map((t: any) => `| ${t.pools} | ${t.workersPerPool} | ${t.botsPerPool.join(', ')} | ${fmt(t.rps)} | ${fmt(t.p50)} | ${fmt(t.p99)} | ${t.errors} |`),
+    '',
+    `On this ${r.machine.cpus}-core machine every pool and the load generator share the same cores, so more pools cannot add throughput here: the figures show what splitting costs (more processes, the same cores). On a cluster each pool brings its own CPU.`,
+    '',
+    'Bots moved when pools are added (plan() with fixed pool counts; optimal = (m - n) / m, i.e. 1/(n+1) when one pool is added):',
+    '',
+    '| locality | bots | pool budget | step | moved | optimal | moved between old pools | bots per pool after |',
+    '|---|---:|---:|---|---:|---:|---:|---|',
+    ...r.moved.map((m: any) => `| ${m.locality} | ${m.bots} | ${m.poolMemory} | ${m.from} -> ${m.to} | ${m.movedPct}% (${m.moved}) | ${m.optimalPct}% | ${m.betweenOldPools} | ${m.botsPerPoolAfter.join(', ')} |`),
+    '',
+    'No bot moves between pools that existed before: every move goes to the new pool. With encoder locality, bots sharing an encoder rank pools alike and move together (so an encoder is loaded once per pool): with only 8 encoders the moves come in whole encoder groups of about 25 bots, so the share a new pool takes is lumpy (here above the optimal, and one pool can even stay empty); without locality (bot-id keys) the moves track the optimal closely.',
+    '',
+  ].join('\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e.stack ?? e}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,105 @@
+/**
+ * Each new benchmark starts, runs in its tiny mode (BENCH_SMOKE=1: a handful of bots, one short run)
+ * and writes well-formed results into a temp folder (BENCH_RESULTS_DIR); the report gathers them.
+ * Figures are not asserted (this machine is shared): only that they are present, finite and positive.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensureBuilt } from '../pool/support';
+
+const ROOT = path.resolve(__dirname, '../..');
+const TS_NODE = require.resolve('ts-node/dist/bin.js', { paths: [ROOT] });
+let dir: string;
+
+function bench(name: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TS_NODE, '--transpile-only', path.join(ROOT, `bench/${name}.ts`)], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_SMOKE: '1', BENCH_QUIET: '1', BENCH_RESULTS_DIR: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bench/${name}.ts exited with ${code}:\n${output.slice(-3000)}`))));
+  });
+}
+
+const json = (name: string) => JSON.parse(fs.readFileSync(path.join(dir, `${name}.json`), 'utf8'));
+const positive = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0;
+const spreadOk = (s: any) => positive(s?.median) && positive(s?.min) && positive(s?.max) && s.min <= s.median && s.median <= s.max && s.runs >= 1;
+
+beforeAll(async () => {
+  ensureBuilt();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-bench-smoke-'));
+  // Independent benchmarks run side by side, then the report gathers their results.
+  await Promise.all(['approaches', 'isolation', 'scale'].map(bench));
+  await bench('report');
+}, 120_000);
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('approaches: every approach measured, base memory, ratios', () => {
+  const r = json('approaches');
+  expect(r.benchmark).toBe('approaches');
+  expect(r.setup.smoke).toBe(true);
+  expect(spreadOk(r.baseProcess.rssMiB1Worker)).toBe(true);
+  expect(spreadOk(r.baseProcess.rssMiB2Workers)).toBe(true);
+  expect(spreadOk(r.baseProcess.readyMs)).toBe(true);
+  expect(r.cells.map((c: any) => c.strategy).sort()).toEqual(['dedicated', 'sharded', 'single']);
+  for (const c of r.cells) {
+    expect(c).toMatchObject({ bots: 5, measured: true });
+    expect(positive(c.processes)).toBe(true);
+    for (const k of ['rssMiB', 'pssMiB', 'wallMs', 'slowestReadyMs', 'cpuSeconds', 'perProcessRssMiB']) expect([k, spreadOk(c[k])]).toEqual([k, true]);
+  }
+  expect(r.cells.find((c: any) => c.strategy === 'dedicated').processes).toBe(5);
+  expect(r.cells.find((c: any) => c.strategy === 'single').processes).toBe(1);
+  expect(positive(r.ratios[0].dedicatedOverSharded)).toBe(true);
+  expect(fs.readFileSync(path.join(dir, 'approaches.md'), 'utf8')).toMatch(/^# Approaches/);
+});
+
+test('isolation: healthy-bot latencies for every set-up and set', () => {
+  const r = json('isolation');
+  expect(r.benchmark).toBe('isolation');
+  expect(r.setup.brokenBotState.state).toBe('failed');
+  expect(positive(r.setup.slowRequestMs)).toBe(true);
+  expect(r.rows.map((x: any) => `${x.setup}/${x.set}/${x.relation}`)).toEqual([
+    'clean/A/none', 'clean/B/none', 'single/A/same pool', 'single/B/same pool', 'sharded/A/same pool', 'sharded/B/different pool',
+  ]);
+  for (const row of r.rows) {
+    expect(spreadOk(row.p50) && spreadOk(row.p99) && spreadOk(row.max)).toBe(true);
+    expect(row.ok + row.failed).toBeGreaterThan(0);
+  }
+  expect(r.rows.filter((x: any) => x.setup === 'clean').every((x: any) => x.ok > 0)).toBe(true);
+});
+
+test('scale: throughput per pool count and bots moved per step', () => {
+  const r = json('scale');
+  expect(r.throughput.map((t: any) => t.pools)).toEqual([1, 2]);
+  for (const t of r.throughput) {
+    expect(spreadOk(t.rps) && spreadOk(t.p50) && spreadOk(t.p99)).toBe(true);
+    expect(t.botsPerPool.reduce((a: number, b: number) => a + b, 0)).toBe(r.setup.bots);
+  }
+  expect(r.moved.length).toBeGreaterThan(0);
+  for (const m of r.moved) {
+    expect(m.movedPct).toBeGreaterThanOrEqual(0);
+    expect(m.movedPct).toBeLessThanOrEqual(100);
+    expect(positive(m.optimalPct)).toBe(true);
+  }
+});
+
+test('report: REPORT.md with headlines and three SVG charts', () => {
+  const md = fs.readFileSync(path.join(dir, 'REPORT.md'), 'utf8');
+  expect(md).toMatch(/^# botshard benchmark report/);
+  expect(md).toMatch(/commit `[0-9a-f]+/);
+  expect(md).toContain('## Headlines');
+  for (const svg of ['memory-by-bots.svg', 'startup-by-bots.svg', 'isolation-p99.svg']) {
+    expect(md).toContain(`](${svg})`);
+    const text = fs.readFileSync(path.join(dir, svg), 'utf8');
+    expect(text.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(text).not.toMatch(/NaN|undefined|Infinity/);
+  }
+});
