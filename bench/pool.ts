@@ -14,9 +14,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Pool as HttpPool } from 'undici';
 import { Catalog, CatalogInput, normalizeCatalog, plan } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
+import { predictLoad } from './processes';
 import { syntheticCatalog } from './synthetic';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -86,26 +86,8 @@ async function stop(r: Running): Promise<void> {
 
 /** Closed-loop load: CONNECTIONS requests in flight for `seconds`, each to the next bot of `bots`. */
 async function load(url: string, bots: string[], seconds: number) {
-  const client = new HttpPool(url, { connections: CONNECTIONS, pipelining: 1 });
-  const latencies: number[] = [];
-  let errors = 0;
-  let i = 0;
-  const end = Date.now() + seconds * 1000;
-  const loop = async () => {
-    while (Date.now() < end) {
-      const bot = bots[i++ % bots.length];
-      const t = performance.now();
-      const res = await client.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body: '{"text":"where is my order and my refund"}' });
-      await res.body.text();
-      if (res.statusCode === 200) latencies.push(performance.now() - t);
-      else errors++;
-    }
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: CONNECTIONS }, loop));
-  const elapsed = (performance.now() - started) / 1000;
-  await client.close();
-  return { requests: latencies.length, errors, rps: Math.round(latencies.length / elapsed), p50Ms: round(pct(latencies, 50)), p99Ms: round(pct(latencies, 99)) };
+  const r = await predictLoad(() => url, bots, seconds, CONNECTIONS, 'where is my order and my refund');
+  return { requests: r.requests, errors: r.errors, rps: r.rps, p50Ms: round(r.p50), p99Ms: round(r.p99) };
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Catalog, CatalogInput, normalizeCatalog } from '@botshard/runtime';
+import { Pool as HttpPool } from 'undici';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
@@ -258,4 +259,37 @@ export const log = (msg: string) => {
 
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `botshard-bench-${prefix}-`));
+}
+
+/**
+ * Closed-loop load: `connections` `predict` requests in flight for `seconds`, each to the next bot, sent to
+ * the URL `urlOf` gives for it (keep-alive undici pools, one per URL). Only to 127.0.0.1, bounded in time.
+ */
+export async function predictLoad(urlOf: (bot: string) => string, bots: string[], seconds: number, connections = 16, text = 'where is my order') {
+  const clients = new Map<string, HttpPool>();
+  for (const url of new Set(bots.map(urlOf))) clients.set(url, new HttpPool(url, { connections, pipelining: 1 }));
+  const latencies: number[] = [];
+  let errors = 0;
+  let i = 0;
+  const body = JSON.stringify({ text });
+  const end = performance.now() + seconds * 1000;
+  const loop = async () => {
+    while (performance.now() < end) {
+      const bot = bots[i++ % bots.length];
+      const t = performance.now();
+      try {
+        const res = await clients.get(urlOf(bot))!.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body });
+        await res.body.text();
+        if (res.statusCode === 200) latencies.push(performance.now() - t);
+        else errors++;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: connections }, loop));
+  const elapsed = (performance.now() - started) / 1000;
+  await Promise.all([...clients.values()].map((c) => c.close()));
+  return { requests: latencies.length, errors, rps: Math.round(latencies.length / elapsed), p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }

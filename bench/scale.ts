@@ -11,11 +11,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Pool as HttpPool } from 'undici';
 import { Catalog, Topology, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { fleetCatalog } from './fleet';
-import { CORES, Child, SMOKE, Spread, fmt, log, machine, mapLimit, normalized, percentile, round, spread, startPool, stopAll, tempDir, writeResult } from './processes';
+import { CORES, Child, SMOKE, Spread, fmt, log, machine, mapLimit, normalized, predictLoad, round, spread, startPool, stopAll, tempDir, writeResult } from './processes';
 
 const BOTS = SMOKE ? 5 : 200;
 const POOLS = SMOKE ? [1, 2] : [1, 2, 4];
@@ -29,31 +28,8 @@ const catalogFor = (pools: number, locality: 'encoder' | 'none' = 'encoder', bot
 
 /** Closed loop: CONNECTIONS requests in flight for `seconds`, each to the next bot, sent to that bot's pool. */
 async function load(urlOf: Map<string, string>, bots: string[], seconds: number) {
-  const clients = new Map<string, HttpPool>();
-  for (const url of new Set(urlOf.values())) clients.set(url, new HttpPool(url, { connections: CONNECTIONS }));
-  const latencies: number[] = [];
-  let errors = 0;
-  let i = 0;
-  const end = performance.now() + seconds * 1000;
-  const loop = async () => {
-    while (performance.now() < end) {
-      const bot = bots[i++ % bots.length];
-      const t = performance.now();
-      try {
-        const res = await clients.get(urlOf.get(bot)!)!.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body: '{"text":"where is my order"}' });
-        await res.body.text();
-        if (res.statusCode === 200) latencies.push(performance.now() - t);
-        else errors++;
-      } catch {
-        errors++;
-      }
-    }
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: CONNECTIONS }, loop));
-  const elapsed = (performance.now() - started) / 1000;
-  await Promise.all([...clients.values()].map((c) => c.close()));
-  return { rps: Math.round(latencies.length / elapsed), p50: round(percentile(latencies, 50), 2), p99: round(percentile(latencies, 99), 2), errors };
+  const r = await predictLoad((bot) => urlOf.get(bot)!, bots, seconds, CONNECTIONS);
+  return { rps: r.rps, p50: round(r.p50, 2), p99: round(r.p99, 2), errors: r.errors };
 }
 
 function moves(locality: 'encoder' | 'none', bots: number, memory = MEMORY) {
