@@ -178,8 +178,8 @@ export async function runOnnx(model: Uint8Array, runs: Array<Record<string, Tens
   }
 }
 
-/** A real model that takes about a second per request on one core (80 products of 1024 x 1024 matrices). */
-export function slowModels(catalog: Catalog, rounds = 80): string {
+/** A real model that takes seconds per request on one core (200 products of 1024 x 1024 matrices by default). */
+export function slowModels(catalog: Catalog, rounds = 200): string {
   const models = withModels(catalog);
   const head = buildHeadModel({
     weights: new Float32Array(STANDALONE_DIMENSIONS * 2),
