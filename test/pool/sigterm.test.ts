@@ -28,7 +28,7 @@ beforeAll(() => {
 async function start(env: Record<string, string> = {}): Promise<Pool> {
   const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', '--pool', poolName, '--catalog', catalogFile, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
     cwd: ROOT,
-    env: { ...process.env, BOTSHARD_WORKERS: '2', ...env },
+    env: { ...process.env, BOTSHARD_WORKERS: '2', BOTSHARD_TIMEOUT_MS: '30000', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: any[] = [];
