@@ -94,3 +94,29 @@ describe('drain', () => {
     await expect(fetch(`${pool.url}/v2/health/live`)).rejects.toThrow();
   });
 });
+
+describe('a bot flooding the worker it shares', () => {
+  const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    // One worker: both bots share it, and with it the model thread.
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: slowModels(catalog, 60), workers: 1, concurrency: 32, timeoutMs: 120_000 });
+  });
+  afterAll(() => pool.close());
+
+  test('takes turns with the other bot: its queue does not hold the other bot back', async () => {
+    let slowAnswered = 0;
+    const flood = Array.from({ length: 6 }, () => postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' }).then((r) => {
+      slowAnswered += 1;
+      return r.status;
+    }));
+    await until(() => pool.app.pool.queueDepths()[0] >= 6, 10_000, 'the flood to be queued');
+    const fast = await postJson(`${pool.url}/v1/bots/fast/predict`, { text: 'hello there' });
+    const slowBeforeFast = slowAnswered;
+    expect(fast.status).toBe(200);
+    // First come, first served would answer it after all 6; taking turns, after at most the 2 already sent.
+    expect(slowBeforeFast).toBeLessThanOrEqual(2);
+    expect(await Promise.all(flood)).toEqual([200, 200, 200, 200, 200, 200]);
+  }, 120_000);
+});

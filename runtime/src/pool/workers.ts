@@ -126,10 +126,30 @@ export class WorkerPool {
     else job.resolve(result!);
   }
 
+  /**
+   * The next job to send: the first one whose bot has nothing in flight on this worker, so that a bot
+   * flooding the worker (or a slow one) takes turns with the others instead of holding every slot.
+   * Loads and unloads stay barriers: no job jumps ahead of one.
+   */
+  private next(slot: Slot): Job {
+    const busy = new Set<string>();
+    for (const j of slot.inflight.values()) if (j.bot !== undefined) busy.add(j.bot);
+    let index = 0;
+    for (let i = 0; i < slot.queue.length; i++) {
+      const bot = slot.queue[i].bot;
+      if (bot === undefined) break;
+      if (!busy.has(bot)) {
+        index = i;
+        break;
+      }
+    }
+    return slot.queue.splice(index, 1)[0];
+  }
+
   private pump(slot: Slot): void {
     const max = this.opts.inflight ?? 2;
     while (slot.inflight.size < max && slot.queue.length > 0) {
-      const job = slot.queue.shift()!;
+      const job = this.next(slot);
       if (job.done) continue;
       job.sent = true;
       slot.inflight.set(job.id, job);
