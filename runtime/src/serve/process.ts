@@ -2,6 +2,8 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { CatalogError } from '../catalog/problems';
+import { PlacementError } from '../placement/plan';
 
 /** A flag or variable with a wrong value: the message says which and how to fix it. */
 export class SettingsError extends Error {}
@@ -12,6 +14,59 @@ export function integerSetting(name: string, value: string | undefined, min: num
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new SettingsError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** What every server command takes: where the catalog is, where to listen, how long to drain. */
+export interface ServerFlags {
+  catalog?: string;
+  port?: string;
+  metricsPort?: string;
+  host?: string;
+}
+
+export interface ServerSettings {
+  catalog: string;
+  port: number;
+  metricsPort: number;
+  host: string;
+  drainSeconds: number;
+  pollMs?: number;
+  logLevel: string;
+}
+
+/** The settings shared by `botshard pool` and `botshard router`, from flags, then `BOTSHARD_*` variables. */
+export function serverSettings(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerSettings {
+  const catalog = flags.catalog ?? env.BOTSHARD_CATALOG;
+  if (!catalog) throw new SettingsError('the catalog is missing: pass --catalog PATH or set BOTSHARD_CATALOG (a catalog .json or the folder where its ConfigMaps are mounted)');
+  return {
+    catalog,
+    port: integerSetting('--port / BOTSHARD_PORT', flags.port ?? env.BOTSHARD_PORT, 0, 65535) ?? 8080,
+    metricsPort: integerSetting('--metrics-port / BOTSHARD_METRICS_PORT', flags.metricsPort ?? env.BOTSHARD_METRICS_PORT, 0, 65535) ?? 9090,
+    host: flags.host ?? env.BOTSHARD_HOST ?? '0.0.0.0',
+    drainSeconds: integerSetting('BOTSHARD_DRAIN_SECONDS', env.BOTSHARD_DRAIN_SECONDS, 0, 3600) ?? 20,
+    pollMs: integerSetting('BOTSHARD_POLL_MS', env.BOTSHARD_POLL_MS, 10, 3_600_000),
+    logLevel: env.BOTSHARD_LOG_LEVEL ?? 'info',
+  };
+}
+
+/**
+ * Runs a server command in the background: bad settings exit 2 with the message, a start that fails
+ * exits 1 (a message for errors users can meet, a stack trace only for bugs). Returns nothing to print.
+ */
+export function runServerCommand<S>(name: string, settings: () => S, start: (s: S) => Promise<unknown>): string {
+  let s: S;
+  try {
+    s = settings();
+  } catch (e) {
+    process.stderr.write(`botshard ${name}: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  start(s).catch((e: Error) => {
+    const known = e instanceof CatalogError || e instanceof PlacementError || e instanceof SettingsError || (e as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    process.stderr.write(`botshard ${name}: ${known ? e.message : (e.stack ?? e.message)}\n`);
+    process.exit(1);
+  });
+  return '';
 }
 
 /** Serves `GET /metrics` of a registry on its own port (so NetworkPolicies can open it to monitoring only). */
