@@ -114,16 +114,19 @@ async function bareLoop(encoderFile: string, headFile: string, buckets: number, 
         lat.push(performance.now() - t);
       }
       parentPort.postMessage(lat);
+      await enc.release();
+      await head.release();
     })();`;
   const worker = new Worker(code, {
     eval: true,
     workerData: { ort: require.resolve('onnxruntime-node'), tokenizer: path.join(ROOT, 'runtime/lib/pool/tokenizer.js'), encoder: encoderFile, head: headFile, buckets, seconds },
   });
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
   const lat = await new Promise<number[]>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
-  await worker.terminate();
+  await exited; // sessions released, the thread ends by itself (terminating it can abort the process)
   return { requests: lat.length, rps: Math.round(lat.length / seconds), p50Ms: round(pct(lat, 50)), p99Ms: round(pct(lat, 99)) };
 }
 

@@ -133,9 +133,10 @@ export async function getJson(url: string): Promise<{ status: number; headers: H
 const ONNX_RUNNER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ort);
-parentPort.on('message', async ({ model, runs }) => {
+parentPort.once('message', async ({ model, runs }) => {
+  let session;
   try {
-    const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+    session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1 });
     const results = [];
     for (const feeds of runs) {
       const inputs = {};
@@ -151,6 +152,9 @@ parentPort.on('message', async ({ model, runs }) => {
   } catch (e) {
     parentPort.postMessage({ ok: false, error: e.message });
   }
+  // Release the session and let the thread end by itself: terminating it can abort the process.
+  await session?.release();
+  parentPort.close();
 });
 `;
 
@@ -165,17 +169,15 @@ export async function runOnnx(model: Uint8Array, runs: Array<Record<string, Tens
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
   const worker = new Worker(ONNX_RUNNER, { eval: true, workerData: { ort: require.resolve('onnxruntime-node', { paths: [ROOT] }) } });
-  try {
-    const answer = await new Promise<any>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-      worker.postMessage({ model, runs });
-    });
-    if (!answer.ok) throw new Error(answer.error);
-    return answer;
-  } finally {
-    await worker.terminate();
-  }
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
+  const answer = await new Promise<any>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.postMessage({ model, runs });
+  });
+  await exited;
+  if (!answer.ok) throw new Error(answer.error);
+  return answer;
 }
 
 /** A real model that takes seconds per request on one core (200 products of 1024 x 1024 matrices by default). */

@@ -12,12 +12,15 @@ import * as ort from 'onnxruntime-node';
 export type WorkerRequest =
   | { type: 'load'; id: number; key: string; file: string }
   | { type: 'unload'; id: number; key: string }
-  | { type: 'infer'; id: number; encoder?: string; head: string; ids: BigInt64Array; batch: number; tokens: number };
+  | { type: 'infer'; id: number; encoder?: string; head: string; ids: BigInt64Array; batch: number; tokens: number }
+  /** Release every session and end the thread (after the messages before it). */
+  | { type: 'close'; id: number };
 
 /** Answers of a worker, one per request. */
 export type WorkerResponse =
   | { type: 'loaded'; id: number; bytes: number; inputs: string[]; outputs: string[] }
   | { type: 'unloaded'; id: number }
+  | { type: 'closed'; id: number }
   | { type: 'result'; id: number; probabilities: Float32Array; labels: number; ms: number }
   | { type: 'error'; id: number; message: string };
 
@@ -56,6 +59,12 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
       await s?.release();
       return { type: 'unloaded', id: msg.id };
     }
+    case 'close': {
+      const all = [...sessions.values()];
+      sessions.clear();
+      await Promise.all(all.map((s) => s.release()));
+      return { type: 'closed', id: msg.id };
+    }
     case 'infer': {
       const started = performance.now();
       const ids = new ort.Tensor('int64', msg.ids, [msg.batch, msg.tokens]);
@@ -89,6 +98,8 @@ if (parentPort) {
         answer = { type: 'error', id: msg.id, message: (e as Error).message.split('\n')[0] };
       }
       port.postMessage(answer, answer.type === 'result' ? [answer.probabilities.buffer as ArrayBuffer] : []);
+      // Sessions released: the thread ends on its own, never in the middle of a native call.
+      if (answer.type === 'closed') port.close();
     });
   });
 }

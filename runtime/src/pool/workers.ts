@@ -43,6 +43,8 @@ interface Slot {
   inflight: Map<number, Job>;
   /** Models loaded in this worker: key -> file, to reload them if the worker has to be restarted. */
   models: Map<string, string>;
+  /** The thread has ended. */
+  exited: boolean;
 }
 
 export interface WorkerPoolOptions {
@@ -56,6 +58,8 @@ export interface WorkerPoolOptions {
   inflight?: number;
   /** Called when a worker thread dies (it is restarted and its models reloaded). */
   onWorkerExit?(index: number, error: Error): void;
+  /** Called when a model could not be reloaded into a restarted worker: it is gone from that worker. */
+  onModelLost?(index: number, key: string, error: Error): void;
   /** Called when a queue's depth changes. */
   onQueueDepth?(index: number, depth: number): void;
 }
@@ -71,6 +75,7 @@ export class WorkerPool {
   private readonly perBot = new Map<string, number>();
   private nextId = 1;
   private closed = false;
+  private closing?: Promise<void>;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i, new Map()));
@@ -87,11 +92,20 @@ export class WorkerPool {
 
   private spawn(index: number, models: Map<string, string>): Slot {
     const worker = new Worker(workerScript(), { name: `botshard-inference-${index}` });
-    const slot: Slot = { index, worker, queue: [], inflight: new Map(), models };
+    const slot: Slot = { index, worker, queue: [], inflight: new Map(), models, exited: false };
     worker.on('message', (msg: WorkerResponse) => this.answer(slot, msg));
     worker.on('error', (e) => this.died(slot, e));
-    worker.on('exit', (code) => this.died(slot, new Error(`worker exited with code ${code}`)));
-    for (const [key, file] of models) this.submit(slot, { type: 'load', key, file }, {}).catch(() => models.delete(key));
+    worker.on('exit', (code) => {
+      slot.exited = true;
+      this.died(slot, new Error(`worker exited with code ${code}`));
+    });
+    for (const [key, file] of models) {
+      this.submit(slot, { type: 'load', key, file }, {}).catch((e: Error) => {
+        if (models.get(key) !== file) return; // unloaded meanwhile
+        models.delete(key);
+        this.opts.onModelLost?.(index, key, e);
+      });
+    }
     return slot;
   }
 
@@ -160,6 +174,7 @@ export class WorkerPool {
   }
 
   private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number }): Promise<WorkerResponse> {
+    if (this.closed) return Promise.reject(new OverloadedError('the pool is shutting down'));
     return new Promise<WorkerResponse>((resolve, reject) => {
       const job: Job = { id: this.nextId++, payload, bot: o.bot, deadline: o.deadline, sent: false, done: false, resolve, reject };
       if (o.bot !== undefined) this.perBot.set(o.bot, (this.perBot.get(o.bot) ?? 0) + 1);
@@ -208,12 +223,26 @@ export class WorkerPool {
     return r;
   }
 
-  /** Stops the threads; pending requests fail. */
-  async close(): Promise<void> {
-    this.closed = true;
-    for (const slot of this.slots) {
-      for (const job of [...slot.inflight.values(), ...slot.queue]) this.finish(job, undefined, new OverloadedError('the pool is shutting down'));
+  /**
+   * Stops the threads. Requests fail at once; each worker ends the run it is in, releases its sessions
+   * and exits on its own. A thread is never terminated: terminating one inside onnxruntime's native
+   * `run()` aborts the whole process (`terminate called after throwing an instance of 'Napi::Error'`).
+   */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      this.closing = Promise.all(this.slots.map((slot) => this.stop(slot))).then(() => undefined);
     }
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    return this.closing;
+  }
+
+  private stop(slot: Slot): Promise<void> {
+    for (const job of [...slot.inflight.values(), ...slot.queue]) this.finish(job, undefined, new OverloadedError('the pool is shutting down'));
+    slot.queue = [];
+    if (slot.exited) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      slot.worker.once('exit', () => resolve());
+      slot.worker.postMessage({ type: 'close', id: this.nextId++ } satisfies WorkerRequest);
+    });
   }
 }
