@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
-import { Toleration } from '@botshard/runtime';
+import { Catalog, ModelStoreEgress, Toleration } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_POOL_GROUP, LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
 import { RunAsProps, _runAs } from './security';
@@ -18,6 +18,7 @@ import {
   cpuMillis,
   _checkPercent,
   _checkReplicas,
+  _dnsEgress,
   _metricsIngress,
   _ports,
   _probes,
@@ -40,10 +41,12 @@ export interface InferencePoolProps extends TerminationProps, RunAsProps {
   readonly memory: number;
   /** Whether the pool serves live traffic: at least 2 replicas and required host spread. @default false */
   readonly realtime?: boolean;
-  /** Request timeout in milliseconds (`BOTSHARD_TIMEOUT_MS`). @default 2000 for real-time pools, 60000 otherwise */
+  /**
+   * The group's request timeout in milliseconds: sizes the drain and the grace period. The pool reads
+   * the timeout itself from the catalog it watches, so a change reaches running pools without a roll.
+   * @default 2000 for real-time pools, 60000 otherwise
+   */
   readonly timeoutMs?: number;
-  /** Concurrent inferences per replica (`BOTSHARD_CONCURRENCY`). @default 32 for real-time pools, 8 otherwise */
-  readonly concurrency?: number;
   /** Replica bounds of the autoscaler, which owns `spec.replicas`. @default - { min: 2, max: 10 } for real-time pools, { min: 1, max: 4 } otherwise */
   readonly replicas?: ReplicaBounds;
   /** Target average CPU utilisation of the autoscaler, in percent of the CPU request. @default 70 */
@@ -70,6 +73,8 @@ export interface InferencePoolProps extends TerminationProps, RunAsProps {
   readonly modelCacheBytes?: number;
   /** Seconds the pool may take to answer its first liveness probe before it is restarted. @default 120 */
   readonly startupSeconds?: number;
+  /** Address ranges the pool may connect to for models (its only egress besides DNS). @default [] - DNS only: models come from a volume */
+  readonly modelStoreEgress?: readonly ModelStoreEgress[];
   /** Whether the pool takes only pinned bots (informational label). @default false */
   readonly dedicated?: boolean;
 }
@@ -96,7 +101,6 @@ export class InferencePool extends Construct {
     const namespace = checkName(props.namespace ?? props.catalog.namespace, 'dns-1123-label', `${what}: namespace`, 'use a DNS label');
     const image = checkImage(props.image ?? DEFAULT_IMAGE, what);
     const timeoutMs = props.timeoutMs ?? (realtime ? 2000 : 60000);
-    const concurrency = props.concurrency ?? (realtime ? 32 : 8);
     const replicas = _checkReplicas(props.replicas ?? (realtime ? { min: 2, max: 10 } : { min: 1, max: 4 }), realtime, what, `raise groups[].replicas.min of "${props.group}" in bots.config.ts`);
     const targetCpuPercent = _checkPercent(props.targetCpuPercent ?? 70, what);
     const cpu = _checkCpu(props.cpu ?? (realtime ? { request: '500m', limit: '2' } : { request: '250m', limit: '1' }), what);
@@ -109,7 +113,6 @@ export class InferencePool extends Construct {
     if (props.priorityClassName !== undefined) checkName(props.priorityClassName, 'dns-1123-subdomain', `${what}: priorityClassName`, 'use a valid PriorityClass name');
     const startupSeconds = props.startupSeconds ?? 120;
     if (!Number.isInteger(startupSeconds) || startupSeconds < 2) throw new Error(`${what}: startupSeconds must be a whole number of at least 2, got ${JSON.stringify(startupSeconds)}`);
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`${what}: concurrency must be a whole number of at least 1, got ${JSON.stringify(concurrency)}`);
 
     this.selector = selectorLabels(platform, 'pool', this.name);
     const tag = image.includes('@') ? undefined : image.slice(image.lastIndexOf(':') + 1);
@@ -126,8 +129,7 @@ export class InferencePool extends Construct {
       { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
       { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
       { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
-      { name: 'BOTSHARD_TIMEOUT_MS', value: String(timeoutMs) },
-      { name: 'BOTSHARD_CONCURRENCY', value: String(concurrency) },
+      // No BOTSHARD_TIMEOUT_MS / BOTSHARD_CONCURRENCY: the catalog is the one source of group settings.
       // Node sees the node's CPUs, not the container's quota: one inference worker per CPU of the limit.
       { name: 'BOTSHARD_WORKERS', value: String(Math.max(1, Math.floor(cpuMillis(cpu.limit, what) / 1000))) },
     ];
@@ -183,6 +185,32 @@ export class InferencePool extends Construct {
         },
         _metricsIngress(monitoring),
       ],
+      // A pool runs customer models and rules: it reaches DNS and the model store, nothing else.
+      egress: [
+        _dnsEgress,
+        ...(props.modelStoreEgress ?? []).map((r) => ({
+          to: [{ ipBlock: { cidr: r.cidr, ...(r.except.length > 0 ? { except: [...r.except] } : {}) } }],
+          ports: [{ port: k8s.IntOrString.fromNumber(r.port), protocol: 'TCP' }],
+        })),
+      ],
     });
   }
+}
+
+/** The instance metadata service (node credentials): never open to pools by default. */
+const METADATA_SERVICE = '169.254.169.254/32';
+
+/**
+ * Where a catalog's pools may fetch models: its `platform.modelStoreEgress`, or, when a model or encoder
+ * comes from an s3:// or https:// location, HTTPS to any address but the instance metadata service;
+ * nothing when every model comes from the model root.
+ */
+export function modelStoreEgress(catalog: Catalog): ModelStoreEgress[] {
+  if (catalog.platform.modelStoreEgress) return catalog.platform.modelStoreEgress;
+  const paths = [...catalog.encoders.map((e) => e.path), ...catalog.bots.map((b) => b.model.head)];
+  if (!paths.some((p) => /^(s3|https):\/\//.test(p))) return [];
+  return [
+    { cidr: '0.0.0.0/0', except: [METADATA_SERVICE], port: 443 },
+    { cidr: '::/0', except: [], port: 443 },
+  ];
 }

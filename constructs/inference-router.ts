@@ -16,6 +16,7 @@ import {
   _deployment,
   _checkPercent,
   _checkReplicas,
+  _dnsEgress,
   _metricsIngress,
   _ports,
   _probes,
@@ -155,9 +156,9 @@ export class InferenceRouter extends Construct {
         _metricsIngress(monitoring),
       ],
       egress: [
-        // To the pools, and DNS (wherever the cluster resolver runs).
+        // To the pools, and DNS.
         { to: [{ podSelector: { matchLabels: poolPods } }], ports: [{ port: k8s.IntOrString.fromNumber(HTTP_PORT), protocol: 'TCP' }] },
-        { ports: [{ port: k8s.IntOrString.fromNumber(53), protocol: 'UDP' }, { port: k8s.IntOrString.fromNumber(53), protocol: 'TCP' }] },
+        _dnsEgress,
       ],
     });
   }

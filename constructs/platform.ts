@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
 import { Catalog, Topology, plan } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
+import { modelStoreEgress } from './inference-pool';
 import { InferenceRouter, InferenceRouterProps } from './inference-router';
 import { checkName, labelProblem, nameProblem, nameRuleOf, objectLabels } from './names';
 import { PoolGroup, PoolGroupOptions } from './pool-group';
@@ -144,6 +145,7 @@ export class BotPlatform extends Construct {
       monitoringNamespace: props.monitoringNamespace,
     });
 
+    const storeEgress = modelStoreEgress(catalog);
     this.groupCharts = [];
     this.poolGroups = catalog.groups.map((group) => {
       const chart = new Chart(scope, groupChartId(group.name), { disableResourceNameHashes: true });
@@ -157,6 +159,7 @@ export class BotPlatform extends Construct {
         platform: name,
         image,
         monitoringNamespace: props.monitoringNamespace,
+        modelStoreEgress: storeEgress,
       });
     });
 

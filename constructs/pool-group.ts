@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { Pool, PoolGroup as PoolGroupSpec } from '@botshard/runtime';
+import { ModelStoreEgress, Pool, PoolGroup as PoolGroupSpec } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { InferencePool } from './inference-pool';
 import { checkName } from './names';
@@ -31,6 +31,8 @@ export interface PoolGroupProps extends PoolGroupOptions, RunAsProps {
   readonly monitoringNamespace?: string;
   /** Service account of the pool pods. @default "<platform>-pool" */
   readonly serviceAccountName?: string;
+  /** Address ranges pools may connect to for models (see `modelStoreEgress()`). @default [] - DNS only */
+  readonly modelStoreEgress?: readonly ModelStoreEgress[];
 }
 
 /**
@@ -63,7 +65,6 @@ export class PoolGroup extends Construct {
           realtime,
           dedicated: pool.dedicated,
           timeoutMs: g.timeoutMs,
-          concurrency: g.concurrency,
           replicas: g.replicas,
           targetCpuPercent: g.targetCpuPercent,
           priorityClassName: g.priorityClassName,
@@ -79,6 +80,7 @@ export class PoolGroup extends Construct {
           image: props.image,
           monitoringNamespace: props.monitoringNamespace,
           serviceAccountName: props.serviceAccountName,
+          modelStoreEgress: props.modelStoreEgress,
           runAsUser: props.runAsUser,
           runAsGroup: props.runAsGroup,
         }),

@@ -209,6 +209,14 @@ export function _metricsIngress(monitoringNamespace: string): k8s.NetworkPolicyI
   };
 }
 
+/** @internal Egress rule for DNS, wherever the cluster resolver runs. */
+export const _dnsEgress: k8s.NetworkPolicyEgressRule = {
+  ports: [
+    { port: k8s.IntOrString.fromNumber(53), protocol: 'UDP' },
+    { port: k8s.IntOrString.fromNumber(53), protocol: 'TCP' },
+  ],
+};
+
 /** @internal Annotations that let a Prometheus scrape the metrics port. */
 export const _scrapeAnnotations = { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics' };
 

@@ -117,11 +117,12 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       expect(c.lifecycle.preStop.exec.command[0]).toBe('sleep');
       expect(preStop).toBeGreaterThan(0);
       expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(preStop + drain);
-      if (env.BOTSHARD_TIMEOUT_MS) expect(drain * 1000).toBeGreaterThanOrEqual(Number(env.BOTSHARD_TIMEOUT_MS));
+      const group = example.catalog.groups.find((g) => g.name === d.metadata.labels?.['botshard.io/pool-group']);
+      if (group) expect(drain * 1000).toBeGreaterThanOrEqual(group.timeoutMs);
     }
   });
 
-  it('passes the runtime contract to pools: pool name, catalog folder, ports, group timeout and concurrency', () => {
+  it('passes the runtime contract to pools: pool name, catalog folder, ports; group settings only through the catalog', () => {
     const topology = plan(example.catalog);
     for (const pool of topology.pools) {
       const d = workloads.find((w) => w.metadata.name === pool.name)!;
@@ -135,9 +136,11 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
         BOTSHARD_MODELS: '/models',
         BOTSHARD_PORT: '8080',
         BOTSHARD_METRICS_PORT: '9090',
-        BOTSHARD_TIMEOUT_MS: String(group.timeoutMs),
-        BOTSHARD_CONCURRENCY: String(group.concurrency),
       });
+      // A group's timeout and concurrency come from the catalog the pool watches: an environment value
+      // would win over it and keep a running pool on the old value until the Deployment rolls.
+      expect(env.BOTSHARD_TIMEOUT_MS).toBeUndefined();
+      expect(env.BOTSHARD_CONCURRENCY).toBeUndefined();
       // Memory from the group's budget, not from the bots the pool holds today.
       expect(pool.used).toBeLessThan(pool.budget);
       expect(c.resources.requests.memory).toBe(formatMemory(group.memory));
@@ -193,8 +196,43 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       // The selector picks the router's pods and nothing else of the platform.
       for (const [k, v] of Object.entries(selector)) expect(routerPod[k]).toBe(v);
       for (const d of workloads.filter((w) => w !== router)) expect(Object.entries(selector).every(([k, v]) => d.spec.template.metadata.labels[k] === v)).toBe(false);
-      expect(np.spec.policyTypes).toEqual(['Ingress']);
+      expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
     }
+  });
+
+  const DNS = { ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] };
+  const poolPolicies = (objects: K8sObject[]) => ofKind(objects, 'NetworkPolicy').filter((np) => np.metadata.name !== 'botshard-router');
+
+  it('lets pools reach DNS only when every model comes from the model root', () => {
+    expect(poolPolicies(example.objects).length).toBeGreaterThan(1);
+    for (const np of poolPolicies(example.objects)) expect(np.spec.egress).toEqual([DNS]);
+  });
+
+  it('lets pools reach HTTPS outside the metadata service when models come from s3:// or https://, or the ranges the catalog gives', () => {
+    const remote = exampleCatalogInput();
+    remote.bots[0].model.head = 's3://acme-models/heads/support.onnx';
+    for (const np of poolPolicies(synthInput(remote).objects)) {
+      expect(np.spec.egress).toEqual([
+        DNS,
+        { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.169.254/32'] } }], ports: [{ port: 443, protocol: 'TCP' }] },
+        { to: [{ ipBlock: { cidr: '::/0' } }], ports: [{ port: 443, protocol: 'TCP' }] },
+      ]);
+      validateSchema(np);
+    }
+    remote.platform.modelStoreEgress = [{ cidr: '10.0.40.0/24' }, { cidr: '192.168.0.0/16', except: ['192.168.7.0/24'], port: 9000 }];
+    for (const np of poolPolicies(synthInput(remote).objects)) {
+      expect(np.spec.egress).toEqual([
+        DNS,
+        { to: [{ ipBlock: { cidr: '10.0.40.0/24' } }], ports: [{ port: 443, protocol: 'TCP' }] },
+        { to: [{ ipBlock: { cidr: '192.168.0.0/16', except: ['192.168.7.0/24'] } }], ports: [{ port: 9000, protocol: 'TCP' }] },
+      ]);
+    }
+  });
+
+  it('refuses a model store range that is not a CIDR, naming the field', () => {
+    const input = exampleCatalogInput();
+    input.platform.modelStoreEgress = [{ cidr: '10.0.0.0' }, { cidr: '10.0.0.0/8', except: ['::1/129'] }];
+    expect(() => synthInput(input)).toThrow(/platform\.modelStoreEgress\[0\]\.cidr: is not an IPv4 or IPv6 range in CIDR notation: "10\.0\.0\.0"[\s\S]*platform\.modelStoreEgress\[1\]\.except\[0\]/);
   });
 
   it('configures the router: pool URL template, tenant keys from a Secret by name, no key material', () => {
@@ -215,7 +253,11 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
     expect(ofKind(example.objects, 'Secret')).toEqual([]);
     const np = example.objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'botshard-router')!;
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
-    expect(np.spec.egress[0].to[0].podSelector.matchLabels['app.kubernetes.io/component']).toBe('pool');
+    // The router reaches the pools' HTTP port and DNS, nothing else.
+    expect(np.spec.egress).toEqual([
+      { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': 'botshard', 'app.kubernetes.io/component': 'pool' } } }], ports: [{ port: 8080, protocol: 'TCP' }] },
+      DNS,
+    ]);
   });
 
   it('stores the catalog in ConfigMaps under 1 MiB that read back to the same catalog', () => {

@@ -4,52 +4,14 @@
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBuilt, until } from '../pool/support';
 import { load } from '../router/support';
+import { UpRow, alive, freePort, listening, parseUpTable } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-interface Row {
-  pool: string;
-  group: string;
-  port: number;
-  pid: number;
-}
 
 describe('botshard up', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-e2e-'));
@@ -57,20 +19,9 @@ describe('botshard up', () => {
   let up: ChildProcess;
   let output = '';
   let port: number;
-  let rows: Row[] = [];
+  let rows: UpRow[] = [];
   const url = () => `http://127.0.0.1:${port}`;
-  /** The table `up` printed last. */
-  const parseTable = () => {
-    const last = output.lastIndexOf('POOL ');
-    const lines = output.slice(last).split('\n').slice(1);
-    const parsed: Row[] = [];
-    for (const line of lines) {
-      const cells = line.trim().split(/\s+/);
-      if (cells.length < 6 || !/^\d+$/.test(cells[cells.length - 1])) break;
-      parsed.push({ pool: cells[0], group: cells[1], port: Number(cells[cells.length - 2]), pid: Number(cells[cells.length - 1]) });
-    }
-    return parsed;
-  };
+  const parseTable = () => parseUpTable(output);
 
   beforeAll(async () => {
     ensureBuilt();

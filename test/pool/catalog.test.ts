@@ -112,6 +112,40 @@ describe('a live catalog change: bots added, removed, moved and changed, with no
   });
 });
 
+describe("a group's timeout and concurrency", () => {
+  test('follow the catalog on a running pool, without a restart', async () => {
+    const input = (timeoutMs: number, concurrency: number) => {
+      const c = catalogInput([supportBot('sage')]);
+      return { ...c, groups: c.groups.map((g) => ({ ...g, timeoutMs, concurrency })) };
+    };
+    const first = normalized(input(1500, 4));
+    const second = normalized(input(4500, 12));
+    const folder = tempDir('catalog');
+    writeMountedCatalog(folder, first);
+    const pool = await runPool({ pool: [...placement(first).values()][0], catalog: folder, modelRoot: tempDirWithModels(first), pollMs: 100 });
+    try {
+      expect(pool.app.pool.group?.timeoutMs).toBe(1500);
+      expect(pool.app.pool.queueLimits()).toEqual({ workerQueue: 4, botQueue: 2 });
+      writeMountedCatalog(folder, second);
+      await until(() => pool.app.pool.catalog?.generation === second.generation, 10_000, 'the pool to apply the new catalog');
+      expect(pool.app.pool.group?.timeoutMs).toBe(4500);
+      expect(pool.app.pool.queueLimits()).toEqual({ workerQueue: 12, botQueue: 6 });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('an option given to the process (BOTSHARD_CONCURRENCY) wins over the catalog', async () => {
+    const catalog = normalized(catalogInput([supportBot('sage')]));
+    const pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: tempDirWithModels(catalog), concurrency: 3 });
+    try {
+      expect(pool.app.pool.queueLimits()).toEqual({ workerQueue: 3, botQueue: 2 });
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('RE2 rules run in linear time', () => {
   test('a pattern that backtracks catastrophically elsewhere answers at once', async () => {
     const catalog = normalized(catalogInput([supportBot('re2', { preprocess: [{ pattern: '(a+)+$', replace: 'x' }], postprocess: { entities: [{ name: 'as', pattern: '(a|aa)+b' }] } })]));

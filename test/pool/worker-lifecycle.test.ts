@@ -17,7 +17,7 @@ const [fast, slow, cycles] = [process.argv[2], process.argv[3], Number(process.a
 (async () => {
   let midRun = 0;
   for (let i = 0; i < cycles; i++) {
-    const pool = new WorkerPool({ workers: 2, workerQueue: 8, botQueue: 4 });
+    const pool = new WorkerPool({ workers: 2, concurrency: 8 });
     await pool.load(0, 'fast', fast);
     await pool.load(1, 'slow', slow);
     const outcomes = [];

@@ -58,12 +58,21 @@ describe('routing the example catalog', () => {
     expect(infer.status).toBe(200);
     expect(infer.body).toMatchObject({ model_name: bot.id, id: 'r-1' });
     expect(infer.headers.get('x-botshard-pool')).toBe(poolFor(bot.id, topology));
+    // Fields the protocol allows (client extensions) are ignored, not refused.
+    const extended = await postJson(`${router.url}/v2/models/${bot.id}/infer`, {
+      inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['hello'], client_tag: 'x' }],
+      outputs: [{ name: 'intent', binary_data: false }],
+      parameters: { priority: 1 },
+      extra: { anything: true },
+    });
+    expect([extended.status, extended.body.outputs?.[0]?.name]).toEqual([200, 'intent']);
   });
 
   test('answers health and server metadata itself, and forwards model metadata and readiness', async () => {
     expect((await fetch(`${router.url}/v2/health/live`)).status).toBe(200);
     expect((await fetch(`${router.url}/v2/health/ready`)).status).toBe(200);
-    expect(await (await fetch(`${router.url}/v2`)).json()).toEqual({ name: 'botshard-router', version: '0.1.0', extensions: ['botshard_routing'] });
+    // Both spellings: the protocol's OpenAPI document writes `/v2/`.
+    for (const p of ['/v2', '/v2/']) expect(await (await fetch(`${router.url}${p}`)).json()).toEqual({ name: 'botshard-router', version: '0.1.0', extensions: ['botshard_routing'] });
     const meta = await fetch(`${router.url}/v2/models/acme-support-en`);
     expect(meta.status).toBe(200);
     expect(await meta.json()).toMatchObject({ name: 'acme-support-en', platform: 'onnx_onnxv1' });
@@ -128,6 +137,54 @@ describe('routing the example catalog', () => {
     const res = await postJson(`${router.url}/v1/bots/acme-support-en/predict`, { text: 'x'.repeat(1024 * 1024 + 10) });
     expect(res.status).toBe(413);
     expect(res.body.error).toMatch(/larger than/);
+  });
+});
+
+describe('readiness', () => {
+  test('is ready only once every pool of the catalog has an address: a client that waits for ready can route at once', async () => {
+    const catalog = normalized(catalogInput([supportBot('fern'), supportBot('gorse'), supportBot('heather')], 2));
+    const topology = plan(catalog);
+    const models = withModels(catalog);
+    const urls = new Map<string, string>();
+    const router = await runRouter({ catalog, urls });
+    const pools: RunningPool[] = [];
+    try {
+      const ready = async () => (await fetch(`${router.url}/v2/health/ready`)).status;
+      expect(await ready()).toBe(503);
+      expect((await fetch(`${router.url}/v2/health/live`)).status).toBe(200);
+      for (const pool of topology.pools) {
+        expect(await ready()).toBe(503); // some pool still has no address
+        const running = await runPool({ pool: pool.name, catalog, modelRoot: models, workers: 1 });
+        pools.push(running);
+        urls.set(pool.name, running.url);
+      }
+      expect(await ready()).toBe(200);
+      for (const bot of catalog.bots) expect([bot.id, (await postJson(`${router.url}/v1/bots/${bot.id}/predict`, { text: 'hello there' })).status]).toEqual([bot.id, 200]);
+    } finally {
+      await router.close();
+      await Promise.all(pools.map((p) => p.close()));
+    }
+  });
+
+  test('in a cluster, waits until the pools\' host names resolve', async () => {
+    const { PoolAddresses } = await import('@botshard/runtime/router/readiness');
+    const known = new Set(['rt-a.botshard.svc']);
+    const looked: string[] = [];
+    const addresses = new PoolAddresses(
+      (pool) => `http://${pool}.botshard.svc:8080`,
+      async (host) => {
+        looked.push(host);
+        if (!known.has(host)) throw new Error('ENOTFOUND');
+      },
+    );
+    expect(addresses.unroutable(['rt-a', 'rt-b'])).toEqual(['rt-a', 'rt-b']); // lookups started
+    await new Promise((r) => setImmediate(r));
+    expect(addresses.unroutable(['rt-a', 'rt-b'])).toEqual(['rt-b']);
+    known.add('rt-b.botshard.svc'); // its Service was created: the next probes look it up again
+    await until(() => addresses.unroutable(['rt-a', 'rt-b']).length === 0, 2000, 'rt-b to resolve');
+    expect(looked.filter((h) => h === 'rt-a.botshard.svc')).toHaveLength(1); // resolved once, not again
+    // Addresses that are IPs need no lookup.
+    expect(new PoolAddresses(() => 'http://127.0.0.1:9', async () => Promise.reject(new Error('no'))).unroutable(['x'])).toEqual([]);
   });
 });
 

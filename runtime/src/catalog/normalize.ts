@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { canonicalGeneration } from './canonical';
 import { parseMemory } from './memory';
@@ -11,6 +12,7 @@ import {
   EntityRule,
   Intent,
   Locality,
+  ModelStoreEgress,
   Platform,
   PoolGroup,
   PropertyValue,
@@ -202,7 +204,7 @@ class Checker {
 function normalizePlatform(c: Checker, v: unknown): Platform {
   const platform: Platform = { namespace: 'botshard', strategy: 'sharded', modelRoot: 'models' };
   if (v === undefined) return platform;
-  const o = c.object(v, 'platform', ['namespace', 'strategy', 'modelRoot']);
+  const o = c.object(v, 'platform', ['namespace', 'strategy', 'modelRoot', 'modelStoreEgress']);
   if (!o) return platform;
   if (o.namespace !== undefined) platform.namespace = c.dnsLabel(o.namespace, 'platform.namespace', 'namespace', MAX_DNS_LABEL);
   if (o.strategy !== undefined) {
@@ -213,7 +215,35 @@ function normalizePlatform(c: Checker, v: unknown): Platform {
     }
   }
   platform.modelRoot = c.string(o.modelRoot, 'platform.modelRoot', 'models', true);
+  if (o.modelStoreEgress !== undefined) platform.modelStoreEgress = normalizeEgress(c, o.modelStoreEgress);
   return platform;
+}
+
+function normalizeEgress(c: Checker, v: unknown): ModelStoreEgress[] {
+  const rules: ModelStoreEgress[] = [];
+  c.array(v, 'platform.modelStoreEgress').forEach((r, i) => {
+    const p = `platform.modelStoreEgress[${i}]`;
+    const o = c.object(r, p, ['cidr', 'except', 'port'], ['cidr']);
+    if (!o) return;
+    const cidr = (value: unknown, at: string) => {
+      if (typeof value === 'string' && isCidr(value)) return value;
+      c.add(at, `is not an IPv4 or IPv6 range in CIDR notation: ${show(value)}`, 'write an address and a prefix length, e.g. "52.216.0.0/15" or "2600:1f18::/32"');
+      return '';
+    };
+    rules.push({
+      cidr: cidr(o.cidr, `${p}.cidr`),
+      except: c.array(o.except, `${p}.except`, true).map((e, j) => cidr(e, `${p}.except[${j}]`)),
+      port: c.number(o.port, `${p}.port`, 443, { min: 1, max: 65535, integer: true, optional: true }),
+    });
+  });
+  return rules;
+}
+
+function isCidr(value: string): boolean {
+  const [address, prefix, ...rest] = value.split('/');
+  if (rest.length > 0 || prefix === undefined || !/^[0-9]{1,3}$/.test(prefix)) return false;
+  const version = net.isIP(address);
+  return version !== 0 && Number(prefix) <= (version === 4 ? 32 : 128);
 }
 
 function normalizeTenants(c: Checker, v: unknown): Tenant[] {

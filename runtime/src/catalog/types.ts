@@ -19,6 +19,23 @@ export interface PlatformInput {
   readonly strategy?: Strategy;
   /** Folder (relative to the catalog's location, or absolute in the container) that model paths are relative to. @default "models" */
   readonly modelRoot?: string;
+  /**
+   * Where pools may open connections to fetch models (their NetworkPolicy egress, beside DNS). Pools run
+   * customer models and rules: they reach nothing else.
+   * @default - HTTPS (443) to any address except the instance metadata service when a model or encoder
+   * path is s3:// or https://; nothing when every model comes from the model root
+   */
+  readonly modelStoreEgress?: readonly ModelStoreEgressInput[];
+}
+
+/** An address range pools may reach to fetch models. */
+export interface ModelStoreEgressInput {
+  /** IPv4 or IPv6 range, e.g. "52.216.0.0/15" (S3 in a region) or "10.0.40.0/24" (a VPC endpoint). */
+  readonly cidr: string;
+  /** Ranges inside `cidr` that stay closed. @default [] */
+  readonly except?: readonly string[];
+  /** TCP port. @default 443 */
+  readonly port?: number;
 }
 
 export interface TenantInput {
@@ -194,6 +211,13 @@ export interface Platform {
   namespace: string;
   strategy: Strategy;
   modelRoot: string;
+  /** Present only when the catalog sets it (constructs fill the default). */
+  modelStoreEgress?: ModelStoreEgress[];
+}
+export interface ModelStoreEgress {
+  cidr: string;
+  except: string[];
+  port: number;
 }
 export interface Tenant {
   id: string;

@@ -2,8 +2,9 @@
  * `botshard up`: the whole sharded platform on one machine. One process per pool (the same
  * `botshard pool` command a container runs) and the router, on loopback ports, reading a catalog
  * folder written the way kubelet writes a mounted ConfigMap. Editing the config re-plans and swaps the
- * catalog, so bots move live as in a cluster. Crashed processes restart with backoff; Ctrl-C drains
- * the router, then the pools, and leaves nothing behind.
+ * catalog, so bots move live as in a cluster. Crashed processes restart with backoff; Ctrl-C, SIGTERM
+ * or the end of the process that started `up` drains the router, then the pools, and leaves nothing
+ * behind (no process, no port, no temp folder).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -198,7 +199,7 @@ export class LocalPlatform {
       const text = bot.intents[0].examples[0] ?? 'hello';
       this.say(`\ntry it:\n  curl -s http://127.0.0.1:${router.port}/v1/bots/${bot.id}/predict -H 'content-type: application/json' -d '${JSON.stringify({ text }).replace(/'/g, "'\\''")}'`);
     }
-    this.say(`\nlogs: ${this.logDir}\nedit ${this.opts.config} to move bots live; Ctrl-C stops everything\n`);
+    this.say(`\nlogs: ${this.logDir} (removed when up stops)\nedit ${this.opts.config} to move bots live; Ctrl-C stops everything\n`);
   }
 
   /** Re-plans after a config edit: new pools start, the catalog swaps, pools without bots retire after the grace period. */
@@ -276,7 +277,8 @@ export class LocalPlatform {
     const all = [...this.children.values()];
     await stopAll(all.filter((c) => c.kind === 'router'));
     await stopAll(all.filter((c) => c.kind === 'pool'));
-    fs.rmSync(this.catalogDir, { recursive: true, force: true });
+    // Catalog, pool addresses and logs: nothing of this run is left in the temp folder.
+    fs.rmSync(this.state, { recursive: true, force: true });
   }
 
   /** Kills every child at once (a second Ctrl-C). */
@@ -294,13 +296,13 @@ export function upCommand(opts: { config: string; port?: string; models?: string
   }
   const platform = new LocalPlatform({ config: opts.config, port, models: opts.models });
   let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = (reason: string) => {
     signals += 1;
     if (signals > 1) {
       platform.kill();
       process.exit(130);
     }
-    process.stdout.write(`\n[up] ${signal}: stopping the router, then the pools (Ctrl-C again to kill at once)\n`);
+    process.stdout.write(`\n[up] ${reason}: stopping the router, then the pools (Ctrl-C again to kill at once)\n`);
     platform.stop().then(() => {
       process.stdout.write('[up] stopped\n');
       process.exit(0);
@@ -308,6 +310,15 @@ export function upCommand(opts: { config: string; port?: string; models?: string
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Whatever ends the process that started `up` (npm, a CI timeout, a process manager) ends the platform
+  // too, even when the signal never reaches `up`: an orphaned `up` would keep every port.
+  const parent = process.ppid;
+  const orphaned = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(orphaned);
+    onSignal('the process that started botshard up has ended');
+  }, 250);
+  orphaned.unref();
   platform.start().catch(async (e: Error) => {
     const known = e instanceof CatalogError || e instanceof PlacementError;
     process.stderr.write(`botshard up: ${known ? e.message : (e.stack ?? e.message)}\n`);

@@ -59,7 +59,11 @@ export type ModelReadyResponse = Static<typeof ModelReadyResponse>;
 
 const Shape = Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 8 });
 
-/** Any tensor: `data` row-major, flat or nested. */
+/**
+ * Request objects allow fields of their own, as the protocol's schema does (client libraries add
+ * extensions): they are ignored. Keys that pollute prototypes are refused by the JSON parser.
+ * Any tensor: `data` row-major, flat or nested.
+ */
 export const RequestInput = Type.Object(
   {
     name: Type.String({ maxLength: 256 }),
@@ -68,12 +72,10 @@ export const RequestInput = Type.Object(
     parameters: Type.Optional(Parameters),
     data: Type.Array(Type.Unknown()),
   },
-  { additionalProperties: false },
 );
 
 export const RequestOutput = Type.Object(
   { name: Type.String({ maxLength: 256 }), parameters: Type.Optional(Parameters) },
-  { additionalProperties: false },
 );
 
 /** A generic inference request (any tensors): what the router validates before forwarding. */
@@ -84,7 +86,6 @@ export const InferenceRequest = Type.Object(
     inputs: Type.Array(RequestInput, { minItems: 1, maxItems: 64 }),
     outputs: Type.Optional(Type.Array(RequestOutput, { maxItems: 64 })),
   },
-  { additionalProperties: false },
 );
 export type InferenceRequest = Static<typeof InferenceRequest>;
 
@@ -107,27 +108,23 @@ export function textInferenceRequest(limits: TextRequestLimits) {
       id: Type.Optional(Type.String({ maxLength: 256 })),
       parameters: Type.Optional(Parameters),
       inputs: Type.Array(
-        Type.Object(
-          {
-            name: Type.Literal('text'),
-            shape: Type.Union([
-              Type.Tuple([Type.Integer({ minimum: 1, maximum: limits.maxBatch })]),
-              Type.Tuple([Type.Integer({ minimum: 1, maximum: limits.maxBatch }), Type.Literal(1)]),
-            ]),
-            datatype: Type.Literal('BYTES'),
-            parameters: Type.Optional(Parameters),
-            data: Type.Union([
-              Type.Array(text, { minItems: 1, maxItems: limits.maxBatch }),
-              Type.Array(Type.Tuple([text]), { minItems: 1, maxItems: limits.maxBatch }),
-            ]),
-          },
-          { additionalProperties: false },
-        ),
+        Type.Object({
+          name: Type.Literal('text'),
+          shape: Type.Union([
+            Type.Tuple([Type.Integer({ minimum: 1, maximum: limits.maxBatch })]),
+            Type.Tuple([Type.Integer({ minimum: 1, maximum: limits.maxBatch }), Type.Literal(1)]),
+          ]),
+          datatype: Type.Literal('BYTES'),
+          parameters: Type.Optional(Parameters),
+          data: Type.Union([
+            Type.Array(text, { minItems: 1, maxItems: limits.maxBatch }),
+            Type.Array(Type.Tuple([text]), { minItems: 1, maxItems: limits.maxBatch }),
+          ]),
+        }),
         { minItems: 1, maxItems: 1 },
       ),
       outputs: Type.Optional(Type.Array(RequestOutput, { maxItems: 8 })),
     },
-    { additionalProperties: false },
   );
 }
 export type TextInferenceRequest = Static<ReturnType<typeof textInferenceRequest>>;

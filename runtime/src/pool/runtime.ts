@@ -11,7 +11,7 @@ import { Topology, plan } from '../placement';
 import { BotState, PoolMetrics } from './metrics';
 import { BotProcessor, Prediction } from './processors';
 import { ModelStore } from './store';
-import { ModelError, WorkerPool } from './workers';
+import { ModelError, QueueLimits, WorkerPool } from './workers';
 
 /** A bot this pool serves (or tried to). */
 export interface BotEntry {
@@ -50,6 +50,8 @@ export interface PoolRuntimeOptions {
   moveGraceMs: number;
   /** Models loading at once. */
   loadConcurrency: number;
+  /** Queue bounds over the group's concurrency (local use). @default - the group's, followed on each catalog */
+  concurrency?: number;
 }
 
 /** Where a request for a bot goes: served here, or a 404 naming the pool that holds it (if any). */
@@ -121,6 +123,7 @@ export class PoolRuntime {
     this.catalog = catalog;
     this.topology = topology;
     this.group = own ? catalog.groups.find((g) => g.name === own.group) : undefined;
+    if (this.opts.concurrency === undefined && this.group) this.opts.workers.setConcurrency(this.group.concurrency);
     metrics.setGeneration(catalog.generation);
     const encoders = new Map(catalog.encoders.map((e) => [e.id, e]));
     const assigned = catalog.bots.filter((b) => topology.assignment.get(b.id) === pool);
@@ -313,6 +316,11 @@ export class PoolRuntime {
     this.opts.metrics.inferenceSeconds.observe({ group: this.group?.name ?? 'none' }, r.ms / 1000);
     if (r.labels !== processor.labels.length) throw new ModelError(`head outputs ${r.labels} probabilities, the catalog lists ${processor.labels.length} intents`);
     return { probabilities: r.probabilities, rows: texts.map((_, i) => processor.decide(r.probabilities, i)) };
+  }
+
+  /** The queue bounds in force (from the group's concurrency, or the process's override). */
+  queueLimits(): QueueLimits {
+    return this.opts.workers.queueLimits;
   }
 
   /** Inference requests waiting or running, per worker thread. */

@@ -50,9 +50,9 @@ export interface PoolServerOptions {
   modelStore?: Omit<ModelStoreOptions, 'root' | 'cacheDir' | 'registry'>;
   /** Inference worker threads. @default - the CPUs available, at most 4 */
   workers?: number;
-  /** Deadline of an inference request. @default - the pool group's `timeoutMs` */
+  /** Deadline of an inference request, over the catalog's (local use: the catalog is the source). @default - the pool group's `timeoutMs`, followed live */
   timeoutMs?: number;
-  /** Inference requests queued per worker before shedding with 503 (per bot: half of it, at least 2). @default - the pool group's `concurrency` */
+  /** Inference requests queued per worker before shedding with 503 (per bot: half of it, at least 2), over the catalog's (local use). @default - the pool group's `concurrency`, followed live */
   concurrency?: number;
   /** Most texts in one inference request. @default 64 */
   maxBatch?: number;
@@ -126,12 +126,15 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   const log: FastifyBaseLogger = app.log;
   const metrics = new PoolMetrics(opts.pool, opts.processMetrics ?? true);
   const workerCount = opts.workers ?? Math.max(1, Math.min(4, os.availableParallelism()));
-  // Queue bounds are fixed at start: the group's concurrency in the first catalog, or the override.
-  const concurrency = opts.concurrency ?? initialGroup(initial, opts.pool)?.concurrency ?? 32;
+  // The catalog is the one source of group settings; an option (BOTSHARD_TIMEOUT_MS, BOTSHARD_CONCURRENCY)
+  // is for local use, and says so when it wins.
+  const group = initialGroup(initial, opts.pool);
+  for (const [name, value, fromCatalog] of [['timeoutMs', opts.timeoutMs, group?.timeoutMs], ['concurrency', opts.concurrency, group?.concurrency]] as const) {
+    if (value !== undefined) log.warn({ [name]: value, catalog: fromCatalog, group: group?.name }, `${name} set for this process overrides the pool group's ${name} in the catalog`);
+  }
   const workers = new WorkerPool({
     workers: workerCount,
-    workerQueue: concurrency,
-    botQueue: Math.max(2, Math.ceil(concurrency / 2)),
+    concurrency: opts.concurrency ?? group?.concurrency ?? 1, // no group: the plan gives this pool no bots
     onWorkerExit: (index, err) => log.error({ worker: index, err }, 'inference worker died: restarted, its models reloading'),
     onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
   });
@@ -150,6 +153,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     log,
     moveGraceMs: opts.moveGraceMs ?? 30_000,
     loadConcurrency: opts.loadConcurrency ?? 2 * workerCount,
+    concurrency: opts.concurrency,
   });
   app.decorate('pool', runtime);
   app.decorate('poolMetrics', metrics);
@@ -242,7 +246,10 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     if (!ready()) return reply.code(503).send({ ready: false });
     return { ready: true };
   });
-  app.get('/v2', { schema: { response: withErrors(ServerMetadataResponse) } }, async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [] }));
+  // The protocol's OpenAPI document writes the server metadata path as `/v2/`; clients use both.
+  for (const url of ['/v2', '/v2/']) {
+    app.get(url, { schema: { response: withErrors(ServerMetadataResponse) } }, async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [] }));
+  }
 
   /** The bot of a model route, or the 404 (naming the pool that holds the bot) already sent. */
   const botOf = (request: ModelRequest, reply: FastifyReply): BotEntry | undefined => {

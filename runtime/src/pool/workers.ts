@@ -50,10 +50,8 @@ interface Slot {
 export interface WorkerPoolOptions {
   /** Worker threads. */
   workers: number;
-  /** Inference requests waiting per worker beyond those in flight. */
-  workerQueue: number;
-  /** Inference requests waiting or running per bot. */
-  botQueue: number;
+  /** Inference requests a pool group allows at once: sets both queue bounds (see `queueLimits`). */
+  concurrency: number;
   /** Messages in flight per worker. @default 2 */
   inflight?: number;
   /** Called when a worker thread dies (it is restarted and its models reloaded). */
@@ -62,6 +60,18 @@ export interface WorkerPoolOptions {
   onModelLost?(index: number, key: string, error: Error): void;
   /** Called when a queue's depth changes. */
   onQueueDepth?(index: number, depth: number): void;
+}
+
+export interface QueueLimits {
+  /** Inference requests waiting per worker beyond those in flight. */
+  workerQueue: number;
+  /** Inference requests waiting or running per bot. */
+  botQueue: number;
+}
+
+/** A group's concurrency as queue bounds: per worker all of it, per bot half of it (at least 2). */
+export function queueLimits(concurrency: number): QueueLimits {
+  return { workerQueue: concurrency, botQueue: Math.max(2, Math.ceil(concurrency / 2)) };
 }
 
 function workerScript(): string {
@@ -76,13 +86,25 @@ export class WorkerPool {
   private nextId = 1;
   private closed = false;
   private closing?: Promise<void>;
+  private limits: QueueLimits;
 
   constructor(private readonly opts: WorkerPoolOptions) {
+    this.limits = queueLimits(opts.concurrency);
     for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i, new Map()));
   }
 
   get size(): number {
     return this.slots.length;
+  }
+
+  /** The queue bounds now in force. */
+  get queueLimits(): QueueLimits {
+    return this.limits;
+  }
+
+  /** Sets the queue bounds from a group's concurrency (a catalog change); queued requests stay queued. */
+  setConcurrency(concurrency: number): void {
+    this.limits = queueLimits(concurrency);
   }
 
   /** Requests waiting or running, per worker. */
@@ -216,8 +238,9 @@ export class WorkerPool {
   async infer(worker: number, bot: string, models: { encoder?: string; head: string }, ids: BigInt64Array, batch: number, tokens: number, deadline: number): Promise<{ probabilities: Float32Array; labels: number; ms: number }> {
     if (this.closed) throw new OverloadedError('the pool is shutting down');
     const slot = this.slots[worker];
-    if ((this.perBot.get(bot) ?? 0) >= this.opts.botQueue) throw new OverloadedError(`bot "${bot}" has ${this.opts.botQueue} requests queued already`);
-    if (slot.queue.length >= this.opts.workerQueue) throw new OverloadedError(`inference worker ${worker} has ${this.opts.workerQueue} requests queued already`);
+    const { workerQueue, botQueue } = this.limits;
+    if ((this.perBot.get(bot) ?? 0) >= botQueue) throw new OverloadedError(`bot "${bot}" has ${botQueue} requests queued already`);
+    if (slot.queue.length >= workerQueue) throw new OverloadedError(`inference worker ${worker} has ${workerQueue} requests queued already`);
     const r = await this.submit(slot, { type: 'infer', encoder: models.encoder, head: models.head, ids, batch, tokens }, { bot, deadline });
     if (r.type !== 'result') throw new ModelError(`unexpected answer ${r.type}`);
     return r;

@@ -77,7 +77,7 @@ export async function startRouter(s: RouterSettings): Promise<{ port: number; me
   const lifecycle = app.log.child({}, { level: 'info' });
   lifecycle.info({ port, metricsPort, host: s.host, generation: app.router.table.generation, auth: s.tenantKeys !== undefined }, 'listening');
   exitOnSignals(lifecycle, s.drainSeconds, async () => {
-    app.router.ready = false;
+    app.router.draining = true;
     await app.close(); // waits for in-flight requests; new ones get 503
     await new Promise<void>((resolve) => metrics.close(() => resolve()));
   });

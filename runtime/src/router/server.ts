@@ -8,6 +8,7 @@ import { Catalog, MAX_BOT_ID, loadCatalog } from '../catalog';
 import { ErrorResponse, LiveResponse, ReadyResponse, ServerMetadataResponse } from '../oip';
 import { CatalogWatcher } from '../catalog/watch';
 import { Circuit } from './circuit';
+import { PoolAddresses } from './readiness';
 import { RouterMetrics } from './metrics';
 import { Route, RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';
@@ -68,7 +69,12 @@ declare module 'fastify' {
 export interface RouterState {
   table: RoutingTable;
   metrics: RouterMetrics;
-  ready: boolean;
+  /** Set on SIGTERM: the router reports not ready from then on. */
+  draining: boolean;
+  /** Pools of the current catalog that requests cannot reach yet (no address, or a host that does not resolve). */
+  unroutable(): string[];
+  /** Ready: not draining, and every bot of the catalog can be routed (every pool has an address). */
+  readonly ready: boolean;
   /** Applies a new catalog (what the watcher does on a change). Throws, keeping the old one, if it cannot be placed. */
   update(catalog: Catalog): void;
 }
@@ -122,10 +128,15 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   // Node's own header timeout (fastify leaves Node's defaults except requestTimeout).
   app.server.headersTimeout = opts.headersTimeoutMs ?? 10_000;
 
+  const addresses = new PoolAddresses(address);
   const state: RouterState = {
     table,
     metrics,
-    ready: true,
+    draining: false,
+    unroutable: () => addresses.unroutable(table.pools()),
+    get ready() {
+      return !this.draining && this.unroutable().length === 0;
+    },
     update(catalog) {
       table.update(catalog);
       metrics.setGeneration(catalog.generation);
@@ -178,14 +189,18 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   const errorSchema = { '4xx': ErrorResponse, '5xx': ErrorResponse };
   app.get('/v2/health/live', { schema: { response: { 200: LiveResponse } } }, async () => ({ live: true }));
   app.get('/v2/health/ready', { schema: { response: { 200: ReadyResponse, 503: ReadyResponse } } }, async (_req, reply) => {
-    reply.code(state.ready ? 200 : 503);
-    return { ready: state.ready };
+    const ready = state.ready;
+    reply.code(ready ? 200 : 503);
+    return { ready };
   });
-  app.get('/v2', { schema: { response: { 200: ServerMetadataResponse, ...errorSchema } } }, async () => ({
-    name: SERVER_NAME,
-    version: SERVER_VERSION,
-    extensions: ['botshard_routing'],
-  }));
+  // The protocol's OpenAPI document writes the server metadata path as `/v2/`; clients use both.
+  for (const url of ['/v2', '/v2/']) {
+    app.get(url, { schema: { response: { 200: ServerMetadataResponse, ...errorSchema } } }, async () => ({
+      name: SERVER_NAME,
+      version: SERVER_VERSION,
+      extensions: ['botshard_routing'],
+    }));
+  }
 
   /** Authentication, tenant isolation and rate limit: a reply when refused, undefined when allowed. */
   function admit(request: FastifyRequest, reply: FastifyReply, route: Route): FastifyReply | undefined {

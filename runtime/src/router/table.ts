@@ -86,6 +86,11 @@ export class RoutingTable {
     return this.current.poolNames.has(pool) || (this.previous?.poolNames.has(pool) ?? false);
   }
 
+  /** Names of the pools of the current generation. */
+  pools(): ReadonlySet<string> {
+    return this.current.poolNames;
+  }
+
   /** Pools of a group in the current generation. */
   poolCount(group: string): number {
     return this.current.poolCounts.get(group) ?? 0;

@@ -1,0 +1,42 @@
+/**
+ * Whether the router can route every bot of its catalog: each pool of the current generation has an
+ * address (local mode: the pool has bound its port) and the address's host name resolves (a cluster:
+ * the pool's Service exists). A host that resolved once is not looked up again.
+ */
+import * as dns from 'node:dns';
+import * as net from 'node:net';
+import type { PoolAddress } from './upstream';
+
+export type HostLookup = (host: string) => Promise<unknown>;
+
+export class PoolAddresses {
+  private readonly resolved = new Set<string>();
+  private readonly resolving = new Set<string>();
+
+  constructor(
+    private readonly address: PoolAddress,
+    private readonly lookup: HostLookup = (host) => dns.promises.lookup(host),
+  ) {}
+
+  /** The pools a request cannot reach yet; starts resolving host names not seen before. */
+  unroutable(pools: Iterable<string>): string[] {
+    const waiting: string[] = [];
+    for (const pool of pools) {
+      const origin = this.address(pool);
+      if (!origin) {
+        waiting.push(pool);
+        continue;
+      }
+      const host = new URL(origin).hostname.replace(/^\[|\]$/g, '');
+      if (net.isIP(host) !== 0 || this.resolved.has(host)) continue;
+      waiting.push(pool);
+      if (this.resolving.has(host)) continue;
+      this.resolving.add(host);
+      this.lookup(host).then(
+        () => this.resolved.add(host),
+        () => undefined,
+      ).finally(() => this.resolving.delete(host));
+    }
+    return waiting;
+  }
+}
