@@ -305,6 +305,33 @@ export class PoolRuntime {
     this.updateGauges();
   }
 
+  /**
+   * A model that could not be reloaded into a restarted worker thread: the bots that use it (its head, or
+   * its shared encoder) are failed, honestly: not ready (503), counted and logged. The next catalog that
+   * changes them loads them again.
+   */
+  modelLost(key: string, error: Error): void {
+    const { log, metrics } = this.opts;
+    const encoder = this.encoders.get(key);
+    if (encoder) {
+      this.encoders.delete(key);
+      this.workerOfKey.delete(key);
+      metrics.loadFailures.inc({ kind: 'encoder' });
+    }
+    for (const entry of this.bots.values()) {
+      if (entry.headKey !== key && entry.encoderKey !== key) continue;
+      if (entry.state !== 'ready' && entry.state !== 'leaving') continue;
+      entry.state = 'failed';
+      entry.error = `its inference worker died and ${encoder ? `encoder ${key.split('/')[1]}` : `head ${entry.bot.model.head}`} could not be loaded again: ${error.message}`;
+      // What is still loaded of it goes: nothing serves a failed bot.
+      if (entry.headKey !== key) this.opts.workers.unload(entry.worker, entry.headKey).catch(() => undefined);
+      if (!encoder && entry.encoderKey) this.releaseEncoder(entry.encoderKey);
+      metrics.loadFailures.inc({ kind: 'head' });
+      log.error({ bot: entry.bot.id, err: entry.error }, 'bot failed after its inference worker died');
+    }
+    this.updateGauges();
+  }
+
   /** Runs a bot on a batch of texts. Throws OverloadedError, DeadlineError or ModelError. */
   async predict(entry: BotEntry, texts: string[], deadline: number): Promise<{ probabilities: Float32Array; rows: Prediction[] }> {
     const processor = entry.processor!;
@@ -316,6 +343,11 @@ export class PoolRuntime {
     this.opts.metrics.inferenceSeconds.observe({ group: this.group?.name ?? 'none' }, r.ms / 1000);
     if (r.labels !== processor.labels.length) throw new ModelError(`head outputs ${r.labels} probabilities, the catalog lists ${processor.labels.length} intents`);
     return { probabilities: r.probabilities, rows: texts.map((_, i) => processor.decide(r.probabilities, i)) };
+  }
+
+  /** The pool's inference worker threads. */
+  get workers(): WorkerPool {
+    return this.opts.workers;
   }
 
   /** The queue bounds in force (from the group's concurrency, or the process's override). */

@@ -136,6 +136,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     workers: workerCount,
     concurrency: opts.concurrency ?? group?.concurrency ?? 1, // no group: the plan gives this pool no bots
     onWorkerExit: (index, err) => log.error({ worker: index, err }, 'inference worker died: restarted, its models reloading'),
+    onModelLost: (_index, key, err) => runtime.modelLost(key, err),
     onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
   });
   const store = new ModelStore({

@@ -28,6 +28,8 @@ interface Job {
   payload: Payload;
   /** Bot the job counts against (inference only). */
   bot?: string;
+  /** A load that restores a model into a restarted worker. */
+  reload?: boolean;
   deadline?: number;
   timer?: NodeJS.Timeout;
   sent: boolean;
@@ -107,6 +109,11 @@ export class WorkerPool {
     this.limits = queueLimits(concurrency);
   }
 
+  /** The thread of a worker: for diagnostics and fault-injection tests (never terminate one that is running a model). */
+  thread(index: number): Worker {
+    return this.slots[index].worker;
+  }
+
   /** Requests waiting or running, per worker. */
   depths(): number[] {
     return this.slots.map((s) => s.queue.length + s.inflight.size);
@@ -121,13 +128,8 @@ export class WorkerPool {
       slot.exited = true;
       this.died(slot, new Error(`worker exited with code ${code}`));
     });
-    for (const [key, file] of models) {
-      this.submit(slot, { type: 'load', key, file }, {}).catch((e: Error) => {
-        if (models.get(key) !== file) return; // unloaded meanwhile
-        models.delete(key);
-        this.opts.onModelLost?.(index, key, e);
-      });
-    }
+    // Reloads go first: requests queued for these models wait behind them (loads are barriers).
+    for (const [key, file] of models) this.submit(slot, { type: 'load', key, file }, { reload: true }).catch(() => undefined);
     return slot;
   }
 
@@ -144,9 +146,25 @@ export class WorkerPool {
     const job = slot.inflight.get(msg.id);
     if (!job) return;
     slot.inflight.delete(msg.id);
-    if (msg.type === 'error') this.finish(job, undefined, new ModelError(msg.message));
-    else this.finish(job, msg);
+    if (msg.type === 'error') {
+      // Before the next job is sent: nothing may run against a model that is not there.
+      if (job.reload && job.payload.type === 'load') this.lost(slot, job.payload.key, job.payload.file, msg.message);
+      this.finish(job, undefined, new ModelError(msg.message));
+    } else {
+      this.finish(job, msg);
+    }
     this.pump(slot);
+  }
+
+  /** A model that a restarted worker could not load again: requests queued for it fail, the owner is told. */
+  private lost(slot: Slot, key: string, file: string, message: string): void {
+    if (slot.models.get(key) !== file) return; // unloaded meanwhile
+    slot.models.delete(key);
+    const error = new ModelError(`inference worker failed and model ${key} could not be loaded again: ${message}`);
+    const uses = (j: Job) => j.payload.type === 'infer' && (j.payload.head === key || j.payload.encoder === key);
+    for (const job of slot.queue.filter(uses)) this.finish(job, undefined, error);
+    slot.queue = slot.queue.filter((j) => !uses(j));
+    this.opts.onModelLost?.(slot.index, key, new Error(message));
   }
 
   private finish(job: Job, result?: WorkerResponse, error?: Error): void {
@@ -195,10 +213,10 @@ export class WorkerPool {
     this.opts.onQueueDepth?.(slot.index, slot.queue.length + slot.inflight.size);
   }
 
-  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number }): Promise<WorkerResponse> {
+  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean }): Promise<WorkerResponse> {
     if (this.closed) return Promise.reject(new OverloadedError('the pool is shutting down'));
     return new Promise<WorkerResponse>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, payload, bot: o.bot, deadline: o.deadline, sent: false, done: false, resolve, reject };
+      const job: Job = { id: this.nextId++, payload, bot: o.bot, deadline: o.deadline, reload: o.reload, sent: false, done: false, resolve, reject };
       if (o.bot !== undefined) this.perBot.set(o.bot, (this.perBot.get(o.bot) ?? 0) + 1);
       if (o.deadline !== undefined) {
         job.timer = setTimeout(() => {

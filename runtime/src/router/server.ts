@@ -276,17 +276,19 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
         const pool = candidates.shift()!;
         if (tried.has(pool)) continue;
         tried.add(pool);
+        // No address yet: nothing is called, so the circuit is not asked (and no probe is taken).
+        const origin = address(pool);
+        if (!origin) {
+          lastError = new UpstreamError('connect', pool, `pool "${pool}" has no address yet`);
+          continue;
+        }
         const c = circuit(pool);
         if (!c.allow()) {
           metrics.upstreamErrors.inc({ pool, kind: 'circuit_open' });
           circuitOpen = pool;
           continue;
         }
-        const origin = address(pool);
-        if (!origin) {
-          lastError = new UpstreamError('connect', pool, `pool "${pool}" has no address yet`);
-          continue;
-        }
+        // From here every call ends in success() or failure(): a probe never leaves the circuit half-open.
         let res;
         try {
           res = await upstreams.forward({ pool, origin, method: request.method as 'GET' | 'POST', path: pathOf(bot), headers, body, deadline });
@@ -294,8 +296,8 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
           const err = e as UpstreamError;
           lastError = err;
           metrics.upstreamErrors.inc({ pool, kind: err.kind });
+          c.failure(); // a timeout too: the pool did not answer in time
           if (err.kind === 'timeout') break; // the deadline is spent: no retry
-          c.failure();
           continue;
         }
         c.success();

@@ -1,0 +1,65 @@
+/**
+ * An inference worker thread that dies: its models are loaded again in the restarted thread, and a bot
+ * whose model cannot be loaded again is failed honestly (not ready, 503, counted) instead of answering
+ * 500 while it reports ready.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, runPool, standaloneBot, until, withModels } from './support';
+import { load } from '../router/support';
+
+beforeAll(() => ensureBuilt());
+
+describe('a worker thread killed under load', () => {
+  const ids = ['quince', 'rowan', 'sorrel', 'tansy', 'umber', 'vetch'];
+  const catalog = normalized(catalogInput(ids.map((id) => standaloneBot(id))));
+  const models = withModels(catalog);
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: models, workers: 2 });
+  });
+  afterAll(() => pool?.close());
+
+  test('every bot is served again or honestly failed', async () => {
+    const runtime = pool.app.pool;
+    const onZero = ids.filter((id) => runtime.bots.get(id)!.worker === 0);
+    expect(onZero.length).toBeGreaterThan(1);
+    const [broken] = onZero;
+    // The model file of one of them is gone: it cannot be loaded again.
+    fs.rmSync(path.join(models, runtime.bots.get(broken)!.bot.model.head));
+
+    const traffic = load(pool.url, ids, 4, 30_000);
+    try {
+      await until(() => traffic.statuses.length > 50, 10_000, 'load to start');
+      // Killed between two runs: terminating a thread inside onnxruntime's run() aborts the process.
+      // The check and the kill in one synchronous step: nothing can be sent to the thread in between.
+      const killIdle = () => {
+        if (runtime.queueDepths()[0] !== 0) return false;
+        void runtime.workers.thread(0).terminate();
+        return true;
+      };
+      await until(killIdle, 5_000, 'worker 0 to be between runs');
+      await until(() => runtime.bots.get(broken)!.state === 'failed', 10_000, `bot ${broken} to be failed`);
+      const after = traffic.outcomes.length;
+      await until(() => ids.filter((id) => id !== broken).every((id) => traffic.outcomes.slice(after).some((o) => o.bot === id && o.status === 200)), 10_000, 'the other bots to answer');
+    } finally {
+      await traffic.stop();
+    }
+    // Requests in flight when the thread died got 500; the broken bot 503 once failed; nothing else failed.
+    for (const f of traffic.failures) {
+      if (f.status === 500) expect(f.body).toMatch(/inference worker failed/);
+      else expect([f.bot, f.status]).toEqual([broken, 503]);
+    }
+    const ready = await getJson(`${pool.url}/v2/models/${broken}/ready`);
+    expect([ready.status, ready.body.ready, ready.body.state]).toEqual([503, false, 'failed']);
+    expect(ready.body.error).toMatch(/inference worker died .* could not be loaded again/);
+    const res = await postJson(`${pool.url}/v1/bots/${broken}/predict`, { text: 'yes please' });
+    expect(res.status).toBe(503);
+    for (const id of ids.filter((x) => x !== broken)) expect([id, (await postJson(`${pool.url}/v1/bots/${id}/predict`, { text: 'yes please' })).status]).toEqual([id, 200]);
+    const failures = await pool.app.poolMetrics.loadFailures.get();
+    expect(failures.values.find((v) => v.labels.kind === 'head')?.value).toBe(1);
+    const states = await pool.app.poolMetrics.bots.get();
+    expect(states.values.find((v) => v.labels.state === 'failed')?.value).toBe(1);
+  }, 60_000);
+});
