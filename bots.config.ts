@@ -123,7 +123,8 @@ bots.push({
 const tokenizer = { kind: 'hashing', buckets: 4096, maxTokens: 64 } as const;
 
 export default defineCatalog({
-  platform: { namespace: 'botshard', strategy: 'sharded', modelRoot: 'models' },
+  // auth: 'tenant-keys' requires an API key of the bot's tenant on every request (docs/router.md, "Tenants").
+  platform: { namespace: 'botshard', strategy: 'sharded', modelRoot: 'models', auth: 'none' },
   tenants: ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark', 'wayne'].map((id) => ({ id })),
   encoders: ['en', 'de', 'fr'].map((language) => ({
     id: `encoder-${language}`,

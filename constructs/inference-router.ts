@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
+import { Auth } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
 import { RunAsProps, _runAs } from './security';
@@ -41,7 +42,9 @@ export interface InferenceRouterProps extends TerminationProps, RunAsProps {
   readonly image?: string;
   /** Cluster DNS domain in the pool URL template. @default "cluster.local" */
   readonly clusterDomain?: string;
-  /** Secret holding the tenant API key hashes, mounted (optional) at /etc/botshard/tenant-keys; no key material is synthesized. @default "botshard-tenant-keys" */
+  /** How the router authenticates callers (the catalog's `platform.auth`). With "tenant-keys" the keys Secret is mounted, not optional: a pod without it does not start. @default "none" */
+  readonly auth?: Auth;
+  /** Secret holding the tenant API key hashes, mounted at /etc/botshard/tenant-keys when `auth` is "tenant-keys"; no key material is synthesized. @default "botshard-tenant-keys" */
   readonly tenantKeysSecret?: string;
   /** Replica bounds of the autoscaler, which owns `spec.replicas` (at least 2: the router serves live traffic). @default { min: 2, max: 10 } */
   readonly replicas?: ReplicaBounds;
@@ -81,6 +84,8 @@ export class InferenceRouter extends Construct {
     const namespace = checkName(props.namespace ?? props.catalog.namespace, 'dns-1123-label', `${what}: namespace`, 'use a DNS label');
     const image = checkImage(props.image ?? DEFAULT_IMAGE, what);
     const domain = checkName(props.clusterDomain ?? 'cluster.local', 'dns-1123-subdomain', `${what}: clusterDomain`, 'use your cluster\'s DNS domain');
+    const auth = (props.auth ?? 'none') === 'tenant-keys';
+    if (props.auth !== undefined && props.auth !== 'none' && props.auth !== 'tenant-keys') throw new Error(`${what}: auth must be "tenant-keys" or "none", got ${JSON.stringify(props.auth)}`);
     const secret = checkName(props.tenantKeysSecret ?? 'botshard-tenant-keys', 'dns-1123-subdomain', `${what}: tenantKeysSecret`, 'use a valid Secret name');
     const replicas = _checkReplicas(props.replicas ?? { min: 2, max: 10 }, true, what, 'set InferenceRouter replicas.min to 2 or more');
     const targetCpuPercent = _checkPercent(props.targetCpuPercent ?? 70, what);
@@ -122,20 +127,21 @@ export class InferenceRouter extends Construct {
           { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
           { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
           { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
-          { name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT },
+          ...(auth ? [{ name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT }] : []),
         ],
         cpu,
         memory,
         startupSeconds: 60,
         volumeMounts: [
           { name: 'catalog', mountPath: CATALOG_MOUNT, readOnly: true },
-          { name: 'tenant-keys', mountPath: TENANT_KEYS_MOUNT, readOnly: true },
+          ...(auth ? [{ name: 'tenant-keys', mountPath: TENANT_KEYS_MOUNT, readOnly: true }] : []),
           { name: 'tmp', mountPath: '/tmp' },
         ],
       },
       volumes: [
         props.catalog.volume('catalog'),
-        { name: 'tenant-keys', secret: { secretName: secret, optional: true, defaultMode: 0o440 } },
+        // Not optional: a missing Secret keeps the pod from starting; it never means "no authentication".
+        ...(auth ? [{ name: 'tenant-keys', secret: { secretName: secret, optional: false, defaultMode: 0o440 } }] : []),
         { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },
       ],
     });

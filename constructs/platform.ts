@@ -141,6 +141,7 @@ export class BotPlatform extends Construct {
       platform: name,
       image,
       clusterDomain: props.clusterDomain,
+      auth: catalog.platform.auth ?? 'none',
       tenantKeysSecret: props.tenantKeysSecret,
       monitoringNamespace: props.monitoringNamespace,
     });

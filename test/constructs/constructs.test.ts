@@ -87,13 +87,15 @@ describe('InferenceRouter', () => {
   it('uses the namespace and cluster domain in the pool URL and the Secret name given', () => {
     const chart = Testing.chart();
     const catalog = new CatalogConfigMaps(chart, 'catalog', { catalog: small, namespace: 'bots', name: 'acme' });
-    const router = new InferenceRouter(chart, 'router', { catalog, timeoutMs: 30000, clusterDomain: 'corp.local', tenantKeysSecret: 'acme-keys', clientNamespaces: ['ingress-nginx'] });
+    const router = new InferenceRouter(chart, 'router', { catalog, timeoutMs: 30000, clusterDomain: 'corp.local', auth: 'tenant-keys', tenantKeysSecret: 'acme-keys', clientNamespaces: ['ingress-nginx'] });
     expect(router.poolUrlTemplate).toBe('http://{pool}.bots.svc.corp.local:8080');
     const objects = Testing.synth(chart) as K8sObject[];
     for (const o of objects) validateSchema(o);
     const d = ofKind(objects, 'Deployment')[0];
     expect(d.metadata).toMatchObject({ name: 'botshard-router', namespace: 'bots' });
-    expect(d.spec.template.spec.volumes.find((v: any) => v.name === 'tenant-keys').secret.secretName).toBe('acme-keys');
+    // Required keys: the Secret is not optional, so a missing one keeps the pod from starting.
+    expect(d.spec.template.spec.volumes.find((v: any) => v.name === 'tenant-keys').secret).toMatchObject({ secretName: 'acme-keys', optional: false });
+    expect(d.spec.template.spec.containers[0].env).toContainEqual({ name: 'BOTSHARD_TENANT_KEYS', value: '/etc/botshard/tenant-keys' });
     const env = Object.fromEntries(d.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
     expect(Number(env.BOTSHARD_DRAIN_SECONDS)).toBeGreaterThanOrEqual(30);
     const np = ofKind(objects, 'NetworkPolicy')[0];

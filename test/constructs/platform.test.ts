@@ -235,7 +235,7 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
     expect(() => synthInput(input)).toThrow(/platform\.modelStoreEgress\[0\]\.cidr: is not an IPv4 or IPv6 range in CIDR notation: "10\.0\.0\.0"[\s\S]*platform\.modelStoreEgress\[1\]\.except\[0\]/);
   });
 
-  it('configures the router: pool URL template, tenant keys from a Secret by name, no key material', () => {
+  it('configures the router: pool URL template, no tenant keys when the catalog asks for no auth, no key material', () => {
     const router = workloads.find((d) => d.metadata.name === 'botshard-router')!;
     const c = router.spec.template.spec.containers[0];
     expect(c.args).toEqual(['router']);
@@ -246,10 +246,9 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       BOTSHARD_PORT: '8080',
       BOTSHARD_METRICS_PORT: '9090',
       BOTSHARD_DRAIN_SECONDS: '65',
-      BOTSHARD_TENANT_KEYS: '/etc/botshard/tenant-keys',
     });
-    const keys = router.spec.template.spec.volumes.find((v: any) => v.name === 'tenant-keys');
-    expect(keys.secret).toMatchObject({ secretName: 'botshard-tenant-keys', optional: true });
+    expect(example.catalog.platform.auth).toBeUndefined(); // bots.config.ts sets auth: 'none'
+    expect(router.spec.template.spec.volumes.find((v: any) => v.name === 'tenant-keys')).toBeUndefined();
     expect(ofKind(example.objects, 'Secret')).toEqual([]);
     const np = example.objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'botshard-router')!;
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
@@ -258,6 +257,16 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': 'botshard', 'app.kubernetes.io/component': 'pool' } } }], ports: [{ port: 8080, protocol: 'TCP' }] },
       DNS,
     ]);
+  });
+
+  it('mounts the tenant keys Secret, not optional, when the catalog requires keys', () => {
+    const input = exampleCatalogInput();
+    input.platform.auth = 'tenant-keys';
+    const router = ofKind(synthInput(input).objects, 'Deployment').find((d) => d.metadata.name === 'botshard-router')!;
+    const pod = router.spec.template.spec;
+    expect(pod.volumes.find((v: any) => v.name === 'tenant-keys').secret).toEqual({ secretName: 'botshard-tenant-keys', optional: false, defaultMode: 0o440 });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'tenant-keys', mountPath: '/etc/botshard/tenant-keys', readOnly: true });
+    expect(pod.containers[0].env).toContainEqual({ name: 'BOTSHARD_TENANT_KEYS', value: '/etc/botshard/tenant-keys' });
   });
 
   it('stores the catalog in ConfigMaps under 1 MiB that read back to the same catalog', () => {

@@ -1,5 +1,6 @@
 /** The pool server over real HTTP on loopback, with real ONNX models: endpoints, placement, isolation, bad input. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { serveMetrics } from '@botshard/runtime/serve/process';
@@ -258,15 +259,21 @@ describe('isolation: a missing or corrupt model fails its bot only', () => {
 
   test.each([
     ['corrupt', /head heads\/corrupt.onnx failed to load/],
-    ['missing', /ENOENT|no such file/],
+    ['missing', /head heads\/missing.onnx failed to load: ENOENT: no such file or directory, open '<path>'/],
     ['wrong-labels', /outputs 2 probabilities, the catalog lists 3 intents/],
   ])('%s: reported failed in /ready, 503 on inference', async (bot, reason) => {
     const ready = await getJson(`${pool.url}/v2/models/${bot}/ready`);
     expect(ready.status).toBe(503);
     expect(ready.body).toMatchObject({ name: bot, ready: false, state: 'failed', error: expect.stringMatching(reason) });
-    const res = await postJson(`${pool.url}/v1/bots/${bot}/predict`, { text: 'hello' });
+    const res = await postJson(`${pool.url}/v1/bots/${bot}/predict`, { text: 'hello' }, { 'x-request-id': `req-${bot}` });
     expect(res.status).toBe(503);
     expect(res.body.error).toMatch(/failed to load/);
+    expect(res.body.error).toContain(`(request id req-${bot};`);
+    // No path of the pool's machine reaches a client: the log keeps them.
+    for (const body of [ready.body.error, res.body.error]) {
+      expect(body).not.toContain(os.tmpdir());
+      expect(body).not.toMatch(/'\/[^']*'/);
+    }
   });
 
   test('metrics count the failures', async () => {

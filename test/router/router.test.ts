@@ -190,12 +190,13 @@ describe('readiness', () => {
 
 describe('tenants', () => {
   const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
-  const catalog = normalized({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }] });
+  const catalog = normalized({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
   let pool: RunningPool;
   let router: Awaited<ReturnType<typeof runRouter>>;
+  const keys = tempDir('keys');
+  const ask = (bot: string, key?: string) => postJson(`${router.url}/v1/bots/${bot}/predict`, { text: 'hi' }, key ? { authorization: `Bearer ${key}` } : {});
 
   beforeAll(async () => {
-    const keys = tempDir('keys');
     fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
     fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n${hashKey('globex-second')}\n`);
     const name = plan(catalog).pools[0].name;
@@ -208,7 +209,6 @@ describe('tenants', () => {
   });
 
   test('401 without a key or with a wrong one, 403 for another tenant\'s bot, 200 for its own', async () => {
-    const ask = (bot: string, key?: string) => postJson(`${router.url}/v1/bots/${bot}/predict`, { text: 'hi' }, key ? { authorization: `Bearer ${key}` } : {});
     const none = await ask('acme-bot');
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toBe('Bearer');
@@ -220,6 +220,24 @@ describe('tenants', () => {
     expect((await ask('globex-bot', 'globex-second')).status).toBe(200);
   });
 
+  test('without a key, an unknown bot looks like a known one (401): bot ids cannot be enumerated', async () => {
+    const unknown = await ask('no-such-bot');
+    const known = await ask('acme-bot');
+    expect([unknown.status, unknown.body]).toEqual([known.status, known.body]);
+    expect(unknown.status).toBe(401);
+    expect((await ask('no-such-bot', 'acme-secret')).status).toBe(404); // with a key, the catalog answers
+  });
+
+  test('follows the keys folder: a key added to the Secret works, a removed one stops working', async () => {
+    expect((await ask('acme-bot', 'acme-new')).status).toBe(401);
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n${hashKey('acme-new')}\n`);
+    await until(async () => (await ask('acme-bot', 'acme-new')).status === 200, 5_000, 'the added key to be accepted');
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-new')}\n`);
+    await until(async () => (await ask('acme-bot', 'acme-secret')).status === 401, 5_000, 'the removed key to be refused');
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
+    await until(async () => (await ask('acme-bot', 'acme-secret')).status === 200, 5_000, 'the key to be back');
+  });
+
   test('limits each tenant\'s rate with 429 and Retry-After, without touching other tenants', async () => {
     const results = [];
     for (let i = 0; i < 15; i++) results.push(await postJson(`${router.url}/v1/bots/acme-bot/predict`, { text: 'hi' }, { 'x-api-key': 'acme-secret' }));
@@ -227,6 +245,44 @@ describe('tenants', () => {
     expect(limited.length).toBeGreaterThan(0);
     expect(Number(limited[0].headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect((await postJson(`${router.url}/v1/bots/globex-bot/predict`, { text: 'hi' }, { 'x-api-key': 'globex-secret' })).status).toBe(200);
+  });
+});
+
+describe('authentication fails closed', () => {
+  const catalog = normalized({ ...catalogInput([supportBot('acme-bot')]), platform: { auth: 'tenant-keys' } });
+  const urls = new Map([[plan(catalog).pools[0].name, 'http://127.0.0.1:9']]);
+
+  test('a router whose catalog requires keys does not start without a keys folder, or with a missing or empty one', async () => {
+    await expect(runRouter({ catalog, urls })).rejects.toThrow(/platform\.auth: "tenant-keys"\) and no tenant keys folder is given: pass --tenant-keys DIR/);
+    await expect(runRouter({ catalog, urls, tenantKeys: path.join(tempDir('keys'), 'absent') })).rejects.toThrow(/cannot be read \(ENOENT\)/);
+    await expect(runRouter({ catalog, urls, tenantKeys: tempDir('keys') })).rejects.toThrow(/holds no API key hashes/);
+  });
+
+  test('keys that disappear later make the router not ready and refuse every request, never serve without auth', async () => {
+    const keys = tempDir('keys');
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
+    const router = await runRouter({ catalog, urls: new Map(), tenantKeys: keys });
+    try {
+      fs.rmSync(path.join(keys, 'acme'));
+      await until(async () => (await postJson(`${router.url}/v1/bots/acme-bot/predict`, { text: 'hi' }, { authorization: 'Bearer acme-secret' })).status === 401, 5_000, 'requests to be refused');
+      const res = await postJson(`${router.url}/v1/bots/acme-bot/predict`, { text: 'hi' }, { authorization: 'Bearer acme-secret' });
+      expect(res.body.error).toMatch(/API keys are required and none are configured/);
+      expect(router.app.router.ready).toBe(false);
+    } finally {
+      await router.close();
+    }
+  });
+
+  test('a catalog without auth serves without keys (the setting is explicit)', async () => {
+    const open = normalized(catalogInput([supportBot('acme-bot')]));
+    expect(open.platform.auth).toBeUndefined();
+    const router = await runRouter({ catalog: open, urls: new Map() });
+    try {
+      const res = await postJson(`${router.url}/v1/bots/acme-bot/predict`, { text: 'hi' });
+      expect(res.status).toBe(503); // no pool address: reached routing, no 401
+    } finally {
+      await router.close();
+    }
   });
 });
 

@@ -26,7 +26,17 @@ export interface PlatformInput {
    * path is s3:// or https://; nothing when every model comes from the model root
    */
   readonly modelStoreEgress?: readonly ModelStoreEgressInput[];
+  /**
+   * How the router authenticates callers. `"tenant-keys"`: every request needs an API key of the bot's
+   * tenant (hashes in the tenant keys Secret); a router without keys is not ready and refuses every
+   * request, it never serves unauthenticated. `"none"`: no authentication (a trusted network only).
+   * @default "none"
+   */
+  readonly auth?: Auth;
 }
+
+/** Router authentication: API keys per tenant, or none. */
+export type Auth = 'none' | 'tenant-keys';
 
 /** An address range pools may reach to fetch models. */
 export interface ModelStoreEgressInput {
@@ -213,6 +223,8 @@ export interface Platform {
   modelRoot: string;
   /** Present only when the catalog sets it (constructs fill the default). */
   modelStoreEgress?: ModelStoreEgress[];
+  /** Present only when authentication is on (absent: "none", so existing generations keep their hash). */
+  auth?: 'tenant-keys';
 }
 export interface ModelStoreEgress {
   cidr: string;

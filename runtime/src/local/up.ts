@@ -7,7 +7,9 @@
  * behind (no process, no port, no temp folder).
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
@@ -15,6 +17,8 @@ import { Catalog, CatalogError, formatMemory, writeCatalogFolder } from '../cata
 import { loadAnyCatalog } from '../catalog/config';
 import { PlacementError, Topology, plan } from '../placement';
 import { table } from '../commands/output';
+import { hashKey } from '../router/tenants';
+import { SettingsError } from '../serve/process';
 import { writeDemoModels } from './models';
 
 const BIN = path.join(__dirname, '../../bin/botshard.js');
@@ -29,6 +33,8 @@ export interface UpOptions {
   drainSeconds?: number;
   /** How long a pool that no longer has bots keeps serving moved bots before it stops. @default 30000 */
   moveGraceMs?: number;
+  /** Folder of tenant API key hashes for the router (the catalog must set `platform.auth: "tenant-keys"`). @default - one key per tenant generated for this run when the catalog requires keys */
+  tenantKeys?: string;
   /** Where output goes. @default process.stdout */
   out?: NodeJS.WritableStream;
 }
@@ -45,6 +51,10 @@ interface Child {
   /** Set when the child should not be restarted. */
   retired: boolean;
   startedAt: number;
+  /** Has answered ready since it was last started. */
+  wasReady: boolean;
+  /** Last line it wrote to stderr (why it exited, when it did at start-up). */
+  lastError?: string;
 }
 
 export class LocalPlatform {
@@ -59,6 +69,11 @@ export class LocalPlatform {
   private topology!: Topology;
   private stopping = false;
   private watching = false;
+  /** Why `up` cannot go on: a child that exits at start-up because of its settings is not restarted. */
+  private fatal?: Error;
+  /** Keys generated for this run when the catalog requires keys and none were given: tenant -> key. */
+  private readonly demoKeys = new Map<string, string>();
+  private keysDir?: string;
 
   constructor(private readonly opts: UpOptions) {
     this.out = opts.out ?? process.stdout;
@@ -78,6 +93,8 @@ export class LocalPlatform {
   async start(): Promise<void> {
     this.catalog = loadAnyCatalog(this.opts.config);
     this.topology = plan(this.catalog);
+    if (this.opts.port !== 0) await checkPortFree(this.opts.port);
+    this.keysDir = this.tenantKeys();
     const written = writeDemoModels(this.catalog, this.models(this.catalog));
     if (written.written.length > 0) this.say(`wrote ${written.written.length} demo models to ${this.models(this.catalog)}`);
     writeCatalogFolder(this.catalogDir, this.catalog);
@@ -94,22 +111,24 @@ export class LocalPlatform {
 
   private args(child: Child): string[] {
     const common = ['--port', String(child.port), '--metrics-port', '0', '--host', '127.0.0.1', '--catalog', this.catalogDir];
-    if (child.kind === 'router') return [BIN, 'router', ...common, '--pool-urls', this.poolUrlsFile];
+    if (child.kind === 'router') return [BIN, 'router', ...common, '--pool-urls', this.poolUrlsFile, ...(this.keysDir ? ['--tenant-keys', this.keysDir] : [])];
     return [BIN, 'pool', '--pool', child.name, ...common, '--models', this.models(this.catalog)];
   }
 
   private spawn(spec: Pick<Child, 'name' | 'kind' | 'port'>): Child {
-    const child: Child = this.children.get(spec.name) ?? { ...spec, ready: false, restarts: 0, backoffMs: 500, retired: false, startedAt: 0 };
+    const child: Child = this.children.get(spec.name) ?? { ...spec, ready: false, restarts: 0, backoffMs: 500, retired: false, startedAt: 0, wasReady: false };
     this.children.set(spec.name, child);
     child.ready = false;
+    child.wasReady = false;
     child.startedAt = Date.now();
     const log = fs.createWriteStream(path.join(this.logDir, `${child.name}.log`), { flags: 'a' });
     // Its own process group: a Ctrl-C in the terminal reaches `up` only, which stops the router before the pools.
+    const { BOTSHARD_TENANT_KEYS: _keys, ...env } = process.env; // the router gets `up`'s keys as a flag, or none
     const proc = spawn(process.execPath, this.args(child), {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
-        ...process.env,
+        ...env,
         BOTSHARD_PARENT_PID: String(process.pid),
         BOTSHARD_DRAIN_SECONDS: String(this.opts.drainSeconds ?? 5),
         BOTSHARD_POLL_MS: '200',
@@ -133,12 +152,20 @@ export class LocalPlatform {
     });
     readline.createInterface({ input: proc.stderr! }).on('line', (line) => {
       log.write(`${line}\n`);
+      child.lastError = line;
       this.say(`[${child.name}] ${line}`);
     });
     proc.on('exit', (code, signal) => {
       log.end();
       if (this.stopping || child.retired || child.proc !== proc) return;
       child.ready = false;
+      // Exit 2 (bad settings) or 1 before it was ever ready (it could not start): a restart would fail the same way.
+      if (code === 2 || (code === 1 && !child.wasReady)) {
+        child.retired = true;
+        this.fatal = new SettingsError(`${child.kind} ${child.name} could not start (exit code ${code}): ${child.lastError ?? 'see its log'}`);
+        this.say(`[up] ${child.kind} ${child.name} could not start (exit code ${code}); not restarting it`);
+        return;
+      }
       child.restarts += 1;
       const ranLong = Date.now() - child.startedAt > 30_000;
       child.backoffMs = ranLong ? 500 : Math.min(child.backoffMs * 2, 10_000);
@@ -155,6 +182,28 @@ export class LocalPlatform {
     return child;
   }
 
+  /**
+   * The router's keys folder: the one given (only with `platform.auth: "tenant-keys"`), or, when the
+   * catalog requires keys and none are given, one key per tenant generated into this run's folder.
+   */
+  private tenantKeys(): string | undefined {
+    const required = this.catalog.platform.auth === 'tenant-keys';
+    const given = this.opts.tenantKeys;
+    if (given && !required) {
+      throw new SettingsError(`tenant keys are given (${given}) but ${this.opts.config} sets no authentication: set platform.auth to 'tenant-keys' to require API keys, or drop --tenant-keys / BOTSHARD_TENANT_KEYS`);
+    }
+    if (!required) return undefined;
+    if (given) return path.resolve(given);
+    const dir = path.join(this.state, 'tenant-keys');
+    fs.mkdirSync(dir);
+    for (const tenant of this.catalog.tenants) {
+      const key = `bsk_${tenant.id}_${randomBytes(12).toString('hex')}`;
+      this.demoKeys.set(tenant.id, key);
+      fs.writeFileSync(path.join(dir, tenant.id), `${hashKey(key)}\n`);
+    }
+    return dir;
+  }
+
   /** The router finds pools through this file; it re-reads it when it changes. */
   private writePoolUrls(): void {
     const urls: Record<string, string> = {};
@@ -168,6 +217,7 @@ export class LocalPlatform {
     const end = Date.now() + timeoutMs;
     for (const child of children) {
       while (!child.ready) {
+        if (this.fatal) throw this.fatal;
         if (this.stopping) throw new Error('stopping');
         if (Date.now() > end) throw new Error(`${child.kind} ${child.name} was not ready after ${timeoutMs / 1000} s: see ${path.join(this.logDir, `${child.name}.log`)}`);
         if (child.port > 0) {
@@ -175,6 +225,7 @@ export class LocalPlatform {
             const res = await fetch(`http://127.0.0.1:${child.port}/v2/health/ready`, { signal: AbortSignal.timeout(1000) });
             await res.arrayBuffer();
             child.ready = res.status === 200;
+            child.wasReady ||= child.ready;
           } catch {
             // not listening yet
           }
@@ -197,7 +248,14 @@ export class LocalPlatform {
     const bot = this.catalog.bots.find((b) => b.intents[0]?.examples.length) ?? this.catalog.bots[0];
     if (bot) {
       const text = bot.intents[0].examples[0] ?? 'hello';
-      this.say(`\ntry it:\n  curl -s http://127.0.0.1:${router.port}/v1/bots/${bot.id}/predict -H 'content-type: application/json' -d '${JSON.stringify({ text }).replace(/'/g, "'\\''")}'`);
+      const demoKey = this.demoKeys.get(bot.tenant);
+      const auth = demoKey ? ` -H 'authorization: Bearer ${demoKey}'` : this.keysDir ? ' -H "authorization: Bearer $BOTSHARD_API_KEY"' : '';
+      this.say(`\ntry it:\n  curl -s http://127.0.0.1:${router.port}/v1/bots/${bot.id}/predict${auth} -H 'content-type: application/json' -d '${JSON.stringify({ text }).replace(/'/g, "'\\''")}'`);
+      if (this.keysDir && !demoKey) this.say(`  (BOTSHARD_API_KEY: an API key of tenant "${bot.tenant}", whose SHA-256 is in ${this.keysDir}/${bot.tenant})`);
+    }
+    if (this.demoKeys.size > 0) {
+      this.say(`\nAPI keys generated for this run (platform.auth is "tenant-keys"; pass --tenant-keys DIR to use your own):`);
+      for (const [tenant, key] of this.demoKeys) this.say(`  ${tenant}: ${key}`);
     }
     this.say(`\nlogs: ${this.logDir} (removed when up stops)\nedit ${this.opts.config} to move bots live; Ctrl-C stops everything\n`);
   }
@@ -287,14 +345,25 @@ export class LocalPlatform {
   }
 }
 
+/** Fails at once, naming the port, when something already listens on it (instead of a router that restarts forever). */
+function checkPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      reject(e.code === 'EADDRINUSE' ? new SettingsError(`port ${port} is already in use, so the router cannot listen on it: stop what holds it (e.g. an earlier botshard up), or pass --port N (--port 0 picks a free port)`) : e);
+    });
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
+
 /** The `botshard up` command: runs until SIGINT/SIGTERM. */
-export function upCommand(opts: { config: string; port?: string; models?: string }): string {
+export function upCommand(opts: { config: string; port?: string; models?: string; tenantKeys?: string }): string {
   const port = opts.port === undefined ? 8080 : Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     process.stderr.write(`botshard up: --port must be an integer from 0 to 65535, got ${JSON.stringify(opts.port)}\n`);
     process.exit(2);
   }
-  const platform = new LocalPlatform({ config: opts.config, port, models: opts.models });
+  const platform = new LocalPlatform({ config: opts.config, port, models: opts.models, tenantKeys: opts.tenantKeys ?? (process.env.BOTSHARD_TENANT_KEYS || undefined) });
   let signals = 0;
   const onSignal = (reason: string) => {
     signals += 1;
@@ -320,7 +389,7 @@ export function upCommand(opts: { config: string; port?: string; models?: string
   }, 250);
   orphaned.unref();
   platform.start().catch(async (e: Error) => {
-    const known = e instanceof CatalogError || e instanceof PlacementError;
+    const known = e instanceof CatalogError || e instanceof PlacementError || e instanceof SettingsError;
     process.stderr.write(`botshard up: ${known ? e.message : (e.stack ?? e.message)}\n`);
     await platform.stop();
     process.exit(1);

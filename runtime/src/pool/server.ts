@@ -277,7 +277,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     if (entry.state === 'ready' || entry.state === 'leaving') return true;
     metrics.botRequests.inc({ bot: entry.bot.id, outcome: 'not_ready' });
     if (entry.state === 'loading') reply.header('retry-after', '1');
-    sendError(reply, 503, entry.state === 'loading' ? `bot "${entry.bot.id}" is loading` : `bot "${entry.bot.id}" failed to load: ${entry.error}`);
+    sendError(reply, 503, entry.state === 'loading' ? `bot "${entry.bot.id}" is loading` : `bot "${entry.bot.id}" failed to load: ${withoutPaths(entry.error ?? '')} (request id ${reply.request.id}; the pool's log has the details)`);
     return false;
   };
 
@@ -298,7 +298,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     }
     metrics.botRequests.inc({ bot: id, outcome: 'error' });
     reply.log.error({ bot: id, err: e }, 'inference failed');
-    return sendError(reply, 500, e instanceof ModelError ? `bot "${id}" failed: ${e.message}` : 'internal error');
+    return sendError(reply, 500, e instanceof ModelError ? `bot "${id}" failed: ${withoutPaths(e.message)} (request id ${reply.request.id})` : 'internal error');
   };
 
   for (const prefix of ['/v2/models/:bot', '/v2/models/:bot/versions/:version']) {
@@ -323,7 +323,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
       const entry = botOf(request, reply);
       if (!entry) return reply;
       const isReady = entry.state === 'ready' || entry.state === 'leaving';
-      const body = { name: entry.bot.id, ready: isReady, state: entry.state, ...(entry.error ? { error: entry.error } : {}) };
+      const body = { name: entry.bot.id, ready: isReady, state: entry.state, ...(entry.error ? { error: withoutPaths(entry.error) } : {}) };
       return reply.code(isReady ? 200 : 503).send(body);
     });
 
@@ -390,6 +390,14 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   );
 
   return app;
+}
+
+/**
+ * A message for clients: file-system paths of the pool's machine (`open '/models/.cache/...'`) become
+ * `<path>`; the log keeps the message whole. Paths from the catalog (`heads/x.onnx`, `s3://...`) stay.
+ */
+export function withoutPaths(message: string): string {
+  return message.replace(/(?<![\w:/.~-])\/(?:[^\s'",:;()/]+\/)*[^\s'",:;()/]+/g, '<path>');
 }
 
 /** The first schema violation, saying what was expected (Ajv says "must be equal to constant"). */

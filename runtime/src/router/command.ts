@@ -27,8 +27,8 @@ export function routerSettings(flags: RouterCommandFlags, env: NodeJS.ProcessEnv
     ...server,
     poolUrl: map ?? template!,
     poolUrlsFile: map !== undefined,
-    // A Secret mounted with `optional: true` may be absent: auth is on only when the folder holds keys.
-    tenantKeys: keys && fs.existsSync(keys) && fs.readdirSync(keys).some((f) => !f.startsWith('.')) ? keys : undefined,
+    // Whether keys are required is the catalog's `platform.auth`, never whether this folder happens to exist.
+    tenantKeys: keys || undefined,
     tenantRate: integerSetting('BOTSHARD_TENANT_RATE', env.BOTSHARD_TENANT_RATE, 1, 10_000_000),
   };
 }
@@ -75,7 +75,7 @@ export async function startRouter(s: RouterSettings): Promise<{ port: number; me
   const metricsPort = portOf(metrics);
   // Lifecycle lines are logged whatever the level: tools read the bound ports from "listening".
   const lifecycle = app.log.child({}, { level: 'info' });
-  lifecycle.info({ port, metricsPort, host: s.host, generation: app.router.table.generation, auth: s.tenantKeys !== undefined }, 'listening');
+  lifecycle.info({ port, metricsPort, host: s.host, generation: app.router.table.generation, auth: app.router.table.catalog.platform.auth ?? 'none' }, 'listening');
   exitOnSignals(lifecycle, s.drainSeconds, async () => {
     app.router.draining = true;
     await app.close(); // waits for in-flight requests; new ones get 503

@@ -9,6 +9,7 @@ import { ErrorResponse, LiveResponse, ReadyResponse, ServerMetadataResponse } fr
 import { CatalogWatcher } from '../catalog/watch';
 import { Circuit } from './circuit';
 import { PoolAddresses } from './readiness';
+import { SettingsError } from '../serve/process';
 import { RouterMetrics } from './metrics';
 import { Route, RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';
@@ -31,7 +32,7 @@ export interface RouterOptions {
   catalog: string | Catalog;
   /** Where pools answer: a template with `{pool}` and `{namespace}`, or a function (local mode). */
   poolUrl: string | PoolAddress;
-  /** Folder of tenant API key hashes (a mounted Secret: one file per tenant id); auth is off without it. @default - no auth */
+  /** Folder of tenant API key hashes (a mounted Secret: one file per tenant id), followed for changes. Used when the catalog's `platform.auth` is "tenant-keys"; without keys then, the router is not ready and refuses every request. @default - none */
   tenantKeys?: string;
   /** Requests per second per tenant (token bucket), with bursts of twice that. @default - no rate limit */
   tenantRate?: number;
@@ -99,7 +100,8 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     if (!c) circuits.set(pool, (c = new Circuit(opts.circuitThreshold ?? 5, opts.circuitCooldownMs ?? 2000)));
     return c;
   };
-  const keys = opts.tenantKeys ? new TenantKeys(opts.tenantKeys) : undefined;
+  /** The catalog asks for API keys: without them nothing is served (fail closed, never "auth off"). */
+  const authRequired = () => table.catalog.platform.auth === 'tenant-keys';
   const limiter = opts.tenantRate ? new RateLimiter(opts.tenantRate, opts.tenantRate * 2) : undefined;
   const maxAttempts = opts.maxAttempts ?? 3;
 
@@ -128,6 +130,19 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   // Node's own header timeout (fastify leaves Node's defaults except requestTimeout).
   app.server.headersTimeout = opts.headersTimeoutMs ?? 10_000;
 
+  const keys = opts.tenantKeys
+    ? new TenantKeys(opts.tenantKeys, (k) => {
+        if (k.problem) app.log.error({ tenantKeys: k.location }, `${k.problem}: requests are refused (401) and the router is not ready until keys are back`);
+        else app.log.info({ tenantKeys: k.location, keys: k.size }, 'tenant API keys loaded');
+      })
+    : undefined;
+  if (authRequired()) {
+    if (!keys) throw new SettingsError('the catalog requires API keys (platform.auth: "tenant-keys") and no tenant keys folder is given: pass --tenant-keys DIR or set BOTSHARD_TENANT_KEYS (a folder with one file of SHA-256 key hashes per tenant)');
+    if (keys.problem) throw new SettingsError(`the catalog requires API keys (platform.auth: "tenant-keys") and ${keys.problem}: add the key hashes (docs/router.md, "Tenants") or fix the path`);
+  } else if (keys && keys.size > 0) {
+    app.log.warn({ tenantKeys: keys.location }, 'tenant keys are given but the catalog sets platform.auth to "none": requests are not authenticated');
+  }
+
   const addresses = new PoolAddresses(address);
   const state: RouterState = {
     table,
@@ -135,7 +150,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     draining: false,
     unroutable: () => addresses.unroutable(table.pools()),
     get ready() {
-      return !this.draining && this.unroutable().length === 0;
+      return !this.draining && this.unroutable().length === 0 && (!authRequired() || (keys?.size ?? 0) > 0);
     },
     update(catalog) {
       table.update(catalog);
@@ -184,6 +199,10 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     app.addHook('onReady', async () => watcher.start());
     app.addHook('onClose', async () => watcher.stop());
   }
+  if (keys) {
+    keys.follow(opts.pollMs ?? 5000);
+    app.addHook('onClose', async () => keys.stop());
+  }
   app.addHook('onClose', async () => upstreams.close());
 
   const errorSchema = { '4xx': ErrorResponse, '5xx': ErrorResponse };
@@ -202,26 +221,30 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     }));
   }
 
-  /** Authentication, tenant isolation and rate limit: a reply when refused, undefined when allowed. */
-  function admit(request: FastifyRequest, reply: FastifyReply, route: Route): FastifyReply | undefined {
-    if (keys) {
-      const auth = request.headers.authorization;
-      const key = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7).trim() : (request.headers['x-api-key'] as string | undefined);
-      if (!key) {
-        metrics.rejected.inc({ reason: 'no_key' });
-        reply.header('www-authenticate', 'Bearer');
-        return sendError(reply, 401, 'an API key is required: send "Authorization: Bearer <key>"');
-      }
-      const tenant = keys.tenantOf(key);
-      if (tenant === undefined) {
-        metrics.rejected.inc({ reason: 'bad_key' });
-        reply.header('www-authenticate', 'Bearer');
-        return sendError(reply, 401, 'the API key is not valid');
-      }
-      if (tenant !== route.tenant) {
-        metrics.rejected.inc({ reason: 'other_tenant' });
-        return sendError(reply, 403, `this API key may not use bot "${route.bot}"`);
-      }
+  /**
+   * Authentication, before the bot is looked up (so that without a key, known and unknown bots look the
+   * same): the caller's tenant, null when the catalog asks for no authentication, or the 401 sent.
+   */
+  function authenticate(request: FastifyRequest, reply: FastifyReply): string | null | FastifyReply {
+    if (!authRequired()) return null;
+    const refuse = (reason: string, message: string) => {
+      metrics.rejected.inc({ reason });
+      reply.header('www-authenticate', 'Bearer');
+      return sendError(reply, 401, message);
+    };
+    if (!keys || keys.size === 0) return refuse('no_keys', 'API keys are required and none are configured on this router; retry later');
+    const auth = request.headers.authorization;
+    const key = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7).trim() : (request.headers['x-api-key'] as string | undefined);
+    if (!key) return refuse('no_key', 'an API key is required: send "Authorization: Bearer <key>"');
+    const tenant = keys.tenantOf(key);
+    return tenant === undefined ? refuse('bad_key', 'the API key is not valid') : tenant;
+  }
+
+  /** Tenant isolation and rate limit: a reply when refused, undefined when allowed. */
+  function admit(reply: FastifyReply, route: Route, tenant: string | null): FastifyReply | undefined {
+    if (tenant !== null && tenant !== route.tenant) {
+      metrics.rejected.inc({ reason: 'other_tenant' });
+      return sendError(reply, 403, `this API key may not use bot "${route.bot}"`);
     }
     if (limiter) {
       const wait = limiter.take(route.tenant);
@@ -245,12 +268,14 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
       metrics.rejected.inc({ reason: 'bad_id' });
       return sendError(reply, 400, `invalid bot id ${JSON.stringify(bot.slice(0, 80))}: bot ids are lowercase letters, digits and "-", at most ${MAX_BOT_ID} characters`);
     }
+    const tenant = authenticate(request, reply);
+    if (typeof tenant === 'object' && tenant !== null) return tenant;
     const route = table.route(bot);
     if (!route) {
       metrics.rejected.inc({ reason: 'unknown_bot' });
       return sendError(reply, 404, `unknown bot "${bot}": it is not in catalog generation ${table.generation}`);
     }
-    const refused = admit(request, reply, route);
+    const refused = admit(reply, route, tenant);
     if (refused) return refused;
     const group = route.group.name;
     const busy = inflight.get(group) ?? 0;

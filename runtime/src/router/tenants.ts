@@ -5,32 +5,75 @@ import * as path from 'node:path';
 /**
  * Tenant API keys, stored as SHA-256 hashes (hex) in a folder where each file is named after a tenant
  * and holds its key hashes, one per line: the layout of a mounted Kubernetes Secret whose keys are
- * tenant ids. No key material is ever stored; keys are compared by hash in constant time.
+ * tenant ids. No key material is ever stored; keys are compared by hash in constant time. The folder is
+ * followed like the catalog: a key added to or removed from the Secret counts within a poll interval.
+ * A folder that is missing or holds no key leaves no keys, never "anything goes": callers fail closed.
  */
 export class TenantKeys {
   private hashes: Array<{ tenant: string; hash: Buffer }> = [];
+  /** Why there are no keys, when there are none. */
+  problem?: string;
+  private timer?: NodeJS.Timeout;
+  private watcher?: fs.FSWatcher;
 
-  constructor(private readonly location: string) {
+  constructor(
+    readonly location: string,
+    private readonly onChange?: (keys: TenantKeys) => void,
+  ) {
     this.reload();
   }
 
-  /** Re-reads the folder (a Secret update swaps it); keeps the old keys if it cannot be read. */
+  /** Re-reads the folder (a Secret update swaps it atomically). */
   reload(): void {
     let files: string[];
     try {
-      files = fs.readdirSync(this.location).filter((f) => !f.startsWith('.'));
-    } catch {
+      files = fs.readdirSync(this.location).filter((f) => !f.startsWith('.') && fs.statSync(path.join(this.location, f)).isFile());
+    } catch (e) {
+      this.set([], `the tenant keys folder ${this.location} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       return;
     }
     const hashes: Array<{ tenant: string; hash: Buffer }> = [];
     for (const tenant of files) {
-      const text = fs.readFileSync(path.join(this.location, tenant), 'utf8');
+      let text: string;
+      try {
+        text = fs.readFileSync(path.join(this.location, tenant), 'utf8');
+      } catch {
+        continue; // swapped away while listing: the next read sees the new folder
+      }
       for (const line of text.split(/\r?\n/)) {
         const hex = line.trim().toLowerCase();
         if (/^[0-9a-f]{64}$/.test(hex)) hashes.push({ tenant, hash: Buffer.from(hex, 'hex') });
       }
     }
+    this.set(hashes, hashes.length === 0 ? `the tenant keys folder ${this.location} holds no API key hashes (one file per tenant, one SHA-256 per line)` : undefined);
+  }
+
+  private set(hashes: Array<{ tenant: string; hash: Buffer }>, problem: string | undefined): void {
+    const changed = hashes.length !== this.hashes.length || hashes.some((h, i) => h.tenant !== this.hashes[i].tenant || !h.hash.equals(this.hashes[i].hash)) || problem !== this.problem;
     this.hashes = hashes;
+    this.problem = problem;
+    if (changed) this.onChange?.(this);
+  }
+
+  /** Follows the folder: re-reads it when fs.watch reports a change and every `pollMs` (watch events can be missed). */
+  follow(pollMs: number): void {
+    this.stop();
+    this.timer = setInterval(() => this.reload(), pollMs);
+    this.timer.unref();
+    try {
+      this.watcher = fs.watch(this.location, () => this.reload());
+      this.watcher.on('error', () => undefined);
+      this.watcher.unref();
+    } catch {
+      // no folder yet: polling finds it when it appears
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.watcher?.close();
+    this.timer = undefined;
+    this.watcher = undefined;
   }
 
   get size(): number {

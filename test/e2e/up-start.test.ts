@@ -1,0 +1,68 @@
+/** `botshard up` at start-up: a busy port fails at once with a hint; required API keys give a curl that works. */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensureBuilt, until } from '../pool/support';
+import { UpRow, alive, freePort, parseUpTable } from './support';
+
+const ROOT = path.resolve(__dirname, '../..');
+const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
+
+beforeAll(() => ensureBuilt());
+
+/** A copy of the example config in a fresh folder (it imports @botshard/runtime through node_modules). */
+function configCopy(edit: (text: string) => string = (t) => t): { dir: string; config: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-e2e-'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const config = path.join(dir, 'bots.config.ts');
+  fs.writeFileSync(config, edit(fs.readFileSync(path.join(ROOT, 'bots.config.ts'), 'utf8')));
+  return { dir, config };
+}
+
+test('a busy router port fails at once, naming the port and --port, and starts nothing', async () => {
+  const blocker = net.createServer();
+  const port = await freePort();
+  await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve));
+  try {
+    const { dir, config } = configCopy();
+    const r = spawnSync(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--models', path.join(dir, 'models')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`botshard up: port ${port} is already in use`);
+    expect(r.stderr).toContain('--port');
+    expect(r.stdout).not.toMatch(/restart/);
+    expect(r.stdout).not.toContain('botshard is up');
+  } finally {
+    blocker.close();
+  }
+}, 60_000);
+
+describe('a catalog that requires API keys (platform.auth: "tenant-keys")', () => {
+  let up: ChildProcess;
+  let rows: UpRow[] = [];
+  afterAll(() => {
+    if (up?.exitCode === null) up.kill('SIGKILL');
+    for (const r of rows) if (alive(r.pid)) process.kill(r.pid, 'SIGKILL');
+  });
+
+  test('up generates a key per tenant and prints a curl that works; without the key the router answers 401', async () => {
+    const { dir, config } = configCopy((t) => t.replace("auth: 'none'", "auth: 'tenant-keys'"));
+    expect(fs.readFileSync(config, 'utf8')).toContain("auth: 'tenant-keys'");
+    const port = await freePort();
+    let output = '';
+    up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BOTSHARD_TENANT_KEYS: '' } });
+    up.stdout!.on('data', (d) => (output += d));
+    up.stderr!.on('data', (d) => (output += d));
+    await until(() => output.includes('API keys generated for this run'), 150_000, `up to be ready; output so far:\n${output}`);
+    rows = parseUpTable(output);
+    const curl = output.split('\n').find((l) => l.trim().startsWith('curl -s'))!.trim();
+    const [, bot, key, text] = /\/v1\/bots\/([a-z0-9-]+)\/predict -H 'authorization: Bearer (\S+)' .* -d '(.*)'$/.exec(curl)!;
+    const ask = (headers: Record<string, string>) => fetch(`http://127.0.0.1:${port}/v1/bots/${bot}/predict`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: text });
+    expect((await ask({ authorization: `Bearer ${key}` })).status).toBe(200);
+    expect((await ask({})).status).toBe(401);
+    const exited = new Promise((resolve) => up.once('exit', resolve));
+    up.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  }, 180_000);
+});
