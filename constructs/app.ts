@@ -2,7 +2,6 @@
  * Building the cdk8s App from a catalog input: shared by `main.ts` (cdk8s synth), the tests and the
  * synth benchmark, so all three synthesize exactly the same way.
  */
-import * as path from 'node:path';
 import { App, AppProps, YamlOutputType } from 'cdk8s';
 import { Catalog, CatalogError, normalizeCatalog } from '@botshard/runtime';
 import { BotPlatform, BotPlatformProps } from './platform';
@@ -24,12 +23,4 @@ export function buildPlatformApp(input: unknown, props: Omit<BotPlatformProps, '
   const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_CHART, ...appProps });
   const platform = new BotPlatform(app, 'botshard', { ...props, catalog: result.catalog });
   return { app, platform, catalog: result.catalog };
-}
-
-/** Loads the default export of a catalog file (`bots.config.ts` under ts-node, or .js/.json). */
-export function loadConfigFile(file: string): unknown {
-  const resolved = path.resolve(file);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require(resolved);
-  return mod && typeof mod === 'object' && 'default' in mod ? mod.default : mod;
 }

@@ -11,7 +11,8 @@
  */
 import * as path from 'node:path';
 import { CatalogError, PlacementError, formatMemory } from '@botshard/runtime';
-import { buildPlatformApp, loadConfigFile } from './app';
+import { readConfigInput } from '@botshard/runtime/catalog/config';
+import { buildPlatformApp } from './app';
 
 function fail(lines: string[], check: boolean, error?: unknown): never {
   process.stderr.write(`${lines.join('\n')}\n`);
@@ -26,9 +27,10 @@ function main(): void {
   const shown = path.relative(process.cwd(), config) || config;
   let input: unknown;
   try {
-    input = loadConfigFile(config);
+    input = readConfigInput(config);
   } catch (e) {
-    fail([`${shown}: cannot be loaded: ${(e as Error).message.split('\n')[0]}`, '  (fix: correct the syntax error or the failing import it names)'], check, e);
+    // A syntax error with its file, line and column (as tsc prints it), or the line where the config threw.
+    fail([e instanceof CatalogError ? e.message : `${shown}: cannot be loaded: ${(e as Error).message}`], check, e);
   }
   try {
     const { app, platform, catalog } = buildPlatformApp(input, {}, {}, shown);

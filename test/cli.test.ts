@@ -16,6 +16,16 @@ const write = (name: string, value: unknown) => {
 };
 
 describe('botshard CLI', () => {
+  it('a config that does not compile or throws is reported with its file, line and column', () => {
+    const syntax = botshard('plan', '--config', write('syntax.config.ts', 'const a = 1;\nexport default { bots: [ });\n'));
+    expect(syntax.status).toBe(1);
+    expect(syntax.stderr).toMatch(/syntax\.config\.ts\(2,\d+\): error TS1\d+: .* \(fix: correct the TypeScript at that line and column\)/);
+    const throws = botshard('plan', '--config', write('throws.config.ts', 'const table: any = undefined;\n\nexport default { bots: table.en };\n'));
+    expect(throws.status).toBe(1);
+    expect(throws.stderr).toMatch(/throws\.config\.ts:3:\d+: TypeError: Cannot read properties of undefined \(reading 'en'\)/);
+    expect(throws.stderr).not.toMatch(/^\s+at /m);
+  });
+
   it('plan reads ./bots.config.ts by default and prints one row per pool', () => {
     const r = botshard('plan');
     expect(r.status).toBe(0);
@@ -81,10 +91,10 @@ describe('botshard CLI', () => {
   it('reports a config that does not exist or does not compile, exit 1', () => {
     const missing = botshard('plan', '--config', path.join(tmp, 'nope.config.ts'));
     expect(missing.status).toBe(1);
-    expect(missing.stderr).toMatch(/nope.config.ts: .*file: does not exist/s);
+    expect(missing.stderr).toMatch(/nope.config.ts: .*nope.config.ts: does not exist \(fix: check the path/s);
     const broken = botshard('plan', '--config', write('broken.config.ts', 'export default {{;'));
     expect(broken.status).toBe(1);
-    expect(broken.stderr).toMatch(/cannot be loaded/);
+    expect(broken.stderr).toMatch(/broken\.config\.ts\(1,\d+\): error TS\d+: /);
   });
 
   it('exits 2 with usage for unknown commands and options', () => {

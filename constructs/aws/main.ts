@@ -11,7 +11,7 @@
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { CatalogError, PlacementError, normalizeCatalog } from '@botshard/runtime';
-import { loadConfigFile } from '../app';
+import { readConfigInput } from '@botshard/runtime/catalog/config';
 import { BotShardingEksStack, PoolIdentity } from './eks-stack';
 
 function main(): void {
@@ -22,7 +22,7 @@ function main(): void {
   };
   const config = path.resolve(process.env.BOTSHARD_CONFIG ?? path.join(__dirname, '..', '..', 'bots.config.ts'));
   const shown = path.relative(process.cwd(), config) || config;
-  const result = normalizeCatalog(loadConfigFile(config));
+  const result = normalizeCatalog(readConfigInput(config));
   if (!result.ok) throw new CatalogError(result.problems, shown);
   const gitops = context('gitops') === 'true';
   const clusterName = context('clusterName');

@@ -61,11 +61,15 @@ describe('npm run synth on a broken catalog', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/the manifests cannot be synthesized:\n {2}- .*real-time workload needs replicas.min of at least 2.*raise groups\[\]\.replicas\.min of "realtime"/);
     expect(r.stderr).not.toMatch(/^\s+at /m);
-    const broken = synth('export default { bots: [ };\n', check);
+    // A syntax error names file, line and column as tsc does; a runtime error the line that threw.
+    const broken = synth('const x = 1;\nexport default { bots: [ };\n', check);
     expect(broken.status).toBe(1);
-    expect(broken.stderr).toMatch(/bots\.config\.ts: cannot be loaded: /);
+    expect(broken.stderr).toMatch(/bots\.config\.ts\(2,\d+\): error TS\d+: /);
     expect(broken.stderr).not.toMatch(/^\s+at /m);
     expect(broken.dist).toEqual(['platform.k8s.yaml']);
+    const throws = synth('const langs: any = undefined;\n\nexport default { bots: langs.en };\n', check);
+    expect(throws.status).toBe(1);
+    expect(throws.stderr).toMatch(/bots\.config\.ts:3:\d+: TypeError: Cannot read properties of undefined \(reading 'en'\)/);
   });
 
   it('writes the same files as the committed dist/ for the example catalog', () => {
