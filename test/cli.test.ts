@@ -82,9 +82,9 @@ describe('botshard CLI', () => {
     const r = botshard('plan', '--catalog', write('bad.json', bad));
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/the catalog has 3 problems/);
-    expect(r.stderr).toMatch(/bots\[0\]\.id: bot id "Bad_Id" is not a DNS label/);
-    expect(r.stderr).toMatch(/bots\[1\]\.model\.memory: is not a memory size: "3 apples"/);
-    expect(r.stderr).toMatch(/bots\[2\]\.pin: pins to pool "nowhere", which does not exist/);
+    expect(r.stderr).toMatch(/bots\[0\] \(Bad_Id\)\.id: bot id "Bad_Id" is not a DNS label/);
+    expect(r.stderr).toMatch(/bots\[1\] \([a-z0-9-]+\)\.model\.memory: is not a memory size: "3 apples"/);
+    expect(r.stderr).toMatch(/bots\[2\] \([a-z0-9-]+\)\.pin: pins to pool "nowhere", which does not exist/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 

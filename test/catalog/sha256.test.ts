@@ -2,7 +2,9 @@ import { normalizeCatalog } from '@botshard/runtime';
 import { normalized, problemsOf, smallCatalog } from '../support/catalogs';
 
 const DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-const at = <T extends { path: string }>(problems: T[], path: string) => problems.find((p) => p.path === path);
+// Paths name each bot by index and id (`bots[0] (acme-support).id`); tests look them up by index.
+const byIndex = (path: string) => path.replace(/^bots\[(\d+)\] \([^)]*\)/, 'bots[$1]');
+const at = <T extends { path: string }>(problems: T[], path: string) => problems.find((p) => byIndex(p.path) === path);
 
 describe('model sha256 in the catalog', () => {
   it('is optional: without it the normalised catalog has no sha256 and its generation does not change', () => {
@@ -55,7 +57,7 @@ describe('model sha256 in the catalog', () => {
     input.encoders[0].sha256 = 'xyz';
     input.bots[1].model.memory = '1MB';
     const paths = problemsOf(input).map((p) => p.path);
-    expect(paths).toEqual(expect.arrayContaining(['encoders[0].sha256', 'bots[0].model.sha256', 'bots[2].model.sha256', 'bots[1].model.memory']));
+    expect(paths).toEqual(expect.arrayContaining(['encoders[0].sha256', 'bots[0] (acme-support).model.sha256', 'bots[2] (acme-vip).model.sha256', 'bots[1] (globex-batch).model.memory']));
   });
 
   it('is a known field: a typo gets a suggestion', () => {

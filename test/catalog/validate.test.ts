@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { normalizeCatalog, parseMemory } from '@botshard/runtime';
 import { normalized, problemsOf, smallCatalog } from '../support/catalogs';
 
-const at = <T extends { path: string }>(problems: T[], path: string) => problems.find((p) => p.path === path);
+// Paths name each bot by index and id (`bots[0] (acme-support).id`); tests look them up by index.
+const byIndex = (path: string) => path.replace(/^bots\[(\d+)\] \([^)]*\)/, 'bots[$1]');
+const at = <T extends { path: string }>(problems: T[], path: string) => problems.find((p) => byIndex(p.path) === path);
 
 describe('catalog validation', () => {
   it('accepts the small catalog and fills defaults', () => {
@@ -34,7 +36,7 @@ describe('catalog validation', () => {
   it('rejects duplicate bot ids, naming the first use', () => {
     const input = smallCatalog();
     input.bots[1].id = 'acme-support';
-    expect(at(problemsOf(input), 'bots[1].id')!.message).toMatch(/duplicate bot id "acme-support", already used at bots\[0\]\.id/);
+    expect(at(problemsOf(input), 'bots[1].id')!.message).toMatch(/duplicate bot id "acme-support", already used at bots\[0\] \(acme-support\)\.id/);
   });
 
   it('rejects unknown tenants and unknown fields, suggesting the likely one', () => {
@@ -118,7 +120,7 @@ describe('catalog validation', () => {
     input.groups[0].memory = 'huge';
     input.encoders[0].path = '../x.onnx';
     const paths = problemsOf(input).map((p) => p.path);
-    expect(paths).toEqual(expect.arrayContaining(['bots[0].id', 'bots[1].tenant', 'bots[2].pin', 'groups[0].memory', 'encoders[0].path']));
+    expect(paths).toEqual(expect.arrayContaining(['bots[0] (Bad Id).id', 'bots[1] (globex-batch).tenant', 'bots[2] (acme-vip).pin', 'groups[0].memory', 'encoders[0].path']));
   });
 
   it('never throws, whatever the input', () => {

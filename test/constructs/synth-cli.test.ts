@@ -44,8 +44,9 @@ describe('npm run synth on a broken catalog', () => {
     const r = synth(asModule(input));
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/the catalog has 3 problems:/);
-    expect(r.stderr).toMatch(/ {2}- bots\[0\]\.id: .*"Acme_Support"/);
-    expect(r.stderr).toMatch(/ {2}- bots\[1\]\.tenant: .*"nobody"/);
+    expect(r.stderr).toMatch(/ {2}- bots\[0\] \(Acme_Support\)\.id: .*"Acme_Support"/);
+    // Configs build bots with .map(): each path names the bot's id, not only its index.
+    expect(r.stderr).toMatch(new RegExp(` {2}- bots\\[1\\] \\(${input.bots[1].id}\\)\\.tenant: .*"nobody"`));
     expect(r.stderr).toMatch(/ {2}- groups\[0\]\.memroy: is not a known field \(fix: did you mean "memory"\?\)/);
     expect(r.stderr).toContain('dist/ is unchanged');
     expect(r.stderr).not.toMatch(/^\s+at /m);

@@ -415,6 +415,15 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
 
 const BOT_FIELDS = ['id', 'tenant', 'realtime', 'properties', 'model', 'intents', 'preprocess', 'postprocess', 'pin'];
 
+/**
+ * Where a bot is in the input: its index and, when it has one, its id (`bots[42] (acme-support-en)`):
+ * configs build their bots with `.map()`, so an index alone is hard to find.
+ */
+export function botPath(index: number, bot: unknown): string {
+  const id = isObj(bot) && typeof bot.id === 'string' && bot.id !== '' ? bot.id : undefined;
+  return id ? `bots[${index}] (${id.slice(0, 80)})` : `bots[${index}]`;
+}
+
 function normalizeBot(c: Checker, b: unknown, p: string): Bot | undefined {
   const o = c.object(b, p, BOT_FIELDS, ['id', 'tenant', 'realtime', 'model', 'intents']);
   if (!o) return undefined;
@@ -509,7 +518,7 @@ function crossCheck(c: Checker, catalog: Omit<Catalog, 'generation'>): void {
   const encoders = new Set(catalog.encoders.map((e) => e.id));
   const dedicated = catalog.groups.flatMap((g) => g.dedicatedPools);
   catalog.bots.forEach((bot, i) => {
-    const p = `bots[${i}]`;
+    const p = botPath(i, bot);
     if (bot.tenant !== '' && !tenants.has(bot.tenant)) {
       const guess = closest(bot.tenant, [...tenants]);
       c.add(`${p}.tenant`, `unknown tenant ${show(bot.tenant)}`, guess ? `did you mean "${guess}"? or add it to tenants` : 'add it to tenants');
@@ -553,9 +562,9 @@ export function normalizeCatalog(input: unknown): NormalizeResult {
     const tenants = normalizeTenants(c, o.tenants);
     const encoders = normalizeEncoders(c, o.encoders);
     const groups = normalizeGroups(c, o.groups);
-    const bots = c.array(o.bots, 'bots').map((b, i) => normalizeBot(c, b, `bots[${i}]`));
+    const bots = c.array(o.bots, 'bots').map((b, i) => normalizeBot(c, b, botPath(i, b)));
     const content = { platform, tenants, encoders, groups, bots: bots.filter((b): b is Bot => b !== undefined) };
-    c.unique(bots.flatMap((b, i) => (b ? [{ id: b.id, path: `bots[${i}].id` }] : [])), 'bot id');
+    c.unique(bots.flatMap((b, i) => (b ? [{ id: b.id, path: `${botPath(i, b)}.id` }] : [])), 'bot id');
     crossCheck(c, { apiVersion: CATALOG_API_VERSION, kind: 'Catalog', ...content });
     if (c.problems.length > 0) return { ok: false, problems: c.problems };
 
