@@ -12,6 +12,7 @@
 import * as path from 'node:path';
 import { CatalogError, PlacementError, formatMemory } from '@botshard/runtime';
 import { readConfigInput } from '@botshard/runtime/catalog/config';
+import { checkModelFiles, modelFileWarnings, modelRootOf } from '@botshard/runtime/catalog/model-files';
 import { buildPlatformApp } from './app';
 
 function fail(lines: string[], check: boolean, error?: unknown): never {
@@ -36,6 +37,7 @@ function main(): void {
     const { app, platform, catalog } = buildPlatformApp(input, {}, {}, shown);
     if (check) {
       app.synthYaml(); // runs every construct validation, in memory
+      for (const line of modelFileWarnings(checkModelFiles(catalog, modelRootOf(config, catalog)))) process.stderr.write(`${shown}: ${line}\n`);
       const t = platform.topology;
       const budget = t.pools.reduce((n, p) => n + p.budget, 0);
       process.stdout.write(

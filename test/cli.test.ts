@@ -26,6 +26,21 @@ describe('botshard CLI', () => {
     expect(throws.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it('plan warns about missing local model files (exit 0, stdout unchanged) and remote ones it cannot check', () => {
+    const input = smallCatalog();
+    input.platform = { ...(input.platform ?? {}), modelRoot: 'models-here' };
+    input.bots[1].model.head = 's3://acme-models/heads/b.onnx';
+    const file = write('models.json', input);
+    fs.mkdirSync(path.join(tmp, 'models-here/heads'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'models-here', input.bots[0].model.head), 'x');
+    const r = botshard('plan', '--catalog', file, '--json');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).pools.length).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/^warning: \d+ model files are missing under .*models-here\/: .*heads\/.*\(fix: put your models there, or run `npx botshard models`/m);
+    expect(r.stderr).not.toContain(input.bots[0].model.head);
+    expect(r.stderr).toMatch(/^warning: 1 model is at s3:\/\/ or https:\/\/ locations, not checked offline/m);
+  });
+
   it('plan reads ./bots.config.ts by default and prints one row per pool', () => {
     const r = botshard('plan');
     expect(r.status).toBe(0);

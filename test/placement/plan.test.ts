@@ -139,10 +139,20 @@ describe('plan: memory and co-location', () => {
     expect(local).toBeLessThan(plain / 3);
   });
 
-  it('names a bot that cannot fit any pool of its group', () => {
+  it('names every bot that cannot fit any pool of its group, each with its field path', () => {
     const input = smallCatalog();
     input.bots[0].model.memory = '600Mi';
-    expect(() => plan(normalized(input))).toThrow(/bot "acme-support" needs 800.0 MiB .* group "realtime" has 512.0 MiB: raise groups\[\]\.memory/);
+    input.bots[2].model.memory = '700Mi';
+    let error: PlacementError | undefined;
+    try {
+      plan(normalized(input));
+    } catch (e) {
+      error = e as PlacementError;
+    }
+    expect(error).toBeInstanceOf(PlacementError);
+    expect(error!.message).toMatch(/^2 bots cannot fit in a pool of their group:/);
+    expect(error!.problems.map((p) => p.path).sort()).toEqual([`bots (${input.bots[0].id}).model.memory`, `bots (${input.bots[2].id}).model.memory`].sort());
+    expect(error!.message).toMatch(/bots \(acme-support\)\.model\.memory: needs 800\.0 MiB in a pool \(overhead .* \+ head 600\.0 MiB .*\) but a pool of group "realtime" has 512\.0 MiB \(fix: raise groups\[\]\.memory of "realtime"/);
   });
 
   it('says when a group with a fixed pool count cannot fit its bots', () => {

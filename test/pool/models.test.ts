@@ -108,6 +108,13 @@ describe('demo models', () => {
     const second = writeDemoModels(catalog, dir, { seed: 7 });
     expect(second.written).toEqual([]);
     expect(second.unchanged).toHaveLength(3);
-    expect(writeDemoModels(catalog, dir, { seed: 8 }).written).toHaveLength(3);
+    // Demo models it wrote are refreshed when the catalog changes them...
+    expect(writeDemoModels(catalog, dir, { seed: 8 }).updated).toHaveLength(3);
+    // ...but a file it did not write is the user's own model: never overwritten.
+    fs.writeFileSync(path.join(dir, 'heads/support.onnx'), 'my own model');
+    const third = writeDemoModels(catalog, dir, { seed: 9 });
+    expect(third.kept).toEqual(['heads/support.onnx']);
+    expect(fs.readFileSync(path.join(dir, 'heads/support.onnx'), 'utf8')).toBe('my own model');
+    expect(third.updated.sort()).toEqual(['encoders/en.onnx', 'heads/yesno.onnx']);
   });
 });

@@ -1,5 +1,6 @@
 import { formatMemory } from '../catalog';
 import { loadAnyCatalog } from '../catalog/config';
+import { checkModelFiles, modelFileWarnings, modelRootOf } from '../catalog/model-files';
 import { Topology, plan, topologyToJson } from '../placement';
 import { bar, table } from './output';
 
@@ -29,6 +30,9 @@ export function renderTopology(topology: Topology): string {
 
 /** `botshard plan`: which pool each bot lands in and how full each pool is. */
 export function planCommand(opts: { config: string; json: boolean }): string {
-  const topology = plan(loadAnyCatalog(opts.config));
+  const catalog = loadAnyCatalog(opts.config);
+  const topology = plan(catalog);
+  // Warnings go to stderr: stdout stays the plan (and valid JSON with --json).
+  for (const line of modelFileWarnings(checkModelFiles(catalog, modelRootOf(opts.config, catalog)))) process.stderr.write(`${line}\n`);
   return opts.json ? JSON.stringify(topologyToJson(topology), null, 2) : renderTopology(topology);
 }

@@ -9,5 +9,6 @@ export function modelsCommand(opts: { config: string; models?: string; seed?: nu
   const base = fs.statSync(opts.config).isDirectory() ? opts.config : path.dirname(opts.config);
   const root = opts.models ?? path.resolve(base, catalog.platform.modelRoot);
   const result = writeDemoModels(catalog, root, { seed: opts.seed });
-  return `demo models for generation ${catalog.generation} in ${path.relative(process.cwd(), root) || '.'}: ${result.written.length} written, ${result.unchanged.length} unchanged`;
+  const kept = result.kept.length > 0 ? `, ${result.kept.length} of your own kept (never overwritten): ${result.kept.join(', ')}` : '';
+  return `demo models for generation ${catalog.generation} in ${path.relative(process.cwd(), root) || '.'}: ${result.written.length} written, ${result.updated.length} updated, ${result.unchanged.length} unchanged${kept}`;
 }

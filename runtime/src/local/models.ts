@@ -203,7 +203,9 @@ function headWeights(bot: Bot, table: Float32Array, tokenizer: { buckets: number
   return W;
 }
 
-/** Every demo model file of a catalog: model-root-relative path -> ONNX bytes. */
+const REMOTE = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/** Every demo model file of a catalog (local paths only): model-root-relative path -> ONNX bytes. */
 export function demoModels(catalog: Catalog, opts: DemoModelOptions = {}): Map<string, Uint8Array> {
   const seed = opts.seed ?? 1;
   const temperature = opts.temperature ?? 10;
@@ -212,10 +214,10 @@ export function demoModels(catalog: Catalog, opts: DemoModelOptions = {}): Map<s
   for (const encoder of catalog.encoders) {
     const table = embeddingTable(seed, `encoder/${encoder.id}`, encoder.tokenizer.buckets, encoder.dimensions);
     tables.set(encoder.id, { encoder, table });
-    files.set(encoder.path, buildEncoderModel(table, encoder.tokenizer.buckets, encoder.dimensions));
+    if (!REMOTE.test(encoder.path)) files.set(encoder.path, buildEncoderModel(table, encoder.tokenizer.buckets, encoder.dimensions));
   }
   for (const bot of catalog.bots) {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(bot.model.head)) continue; // remote heads are not generated
+    if (REMOTE.test(bot.model.head)) continue; // remote models are not generated
     const shared = bot.model.encoder ? tables.get(bot.model.encoder) : undefined;
     if (shared) {
       const D = shared.encoder.dimensions;
@@ -232,34 +234,63 @@ export function demoModels(catalog: Catalog, opts: DemoModelOptions = {}): Map<s
 }
 
 export interface WriteResult {
-  /** Paths written (new or changed content). */
+  /** Paths that were missing, now holding a demo model. */
   written: string[];
+  /** Demo models written earlier, refreshed because the catalog changed them (new intents, say). */
+  updated: string[];
   /** Paths already holding the same content. */
   unchanged: string[];
+  /** Paths holding a file botshard did not write (your own model): never overwritten. */
+  kept: string[];
 }
+
+/** The demo models written into a model root, by content hash: only these are ever rewritten. */
+export const DEMO_RECORD = '.botshard-demo-models.json';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-/** Writes the demo models of a catalog under `modelRoot` at the catalog's paths, skipping files whose content is unchanged. */
+/**
+ * Writes the demo models of a catalog under `modelRoot` at the catalog's paths: where a file is missing,
+ * or still holds a demo model written earlier (recorded in `.botshard-demo-models.json`). A file that
+ * botshard did not write is the user's own model and is never overwritten.
+ */
 export function writeDemoModels(catalog: Catalog, modelRoot: string, opts: DemoModelOptions = {}): WriteResult {
-  const result: WriteResult = { written: [], unchanged: [] };
+  const result: WriteResult = { written: [], updated: [], unchanged: [], kept: [] };
+  const recordFile = path.join(modelRoot, DEMO_RECORD);
+  let record: Record<string, string> = {};
+  try {
+    record = JSON.parse(fs.readFileSync(recordFile, 'utf8'));
+  } catch {
+    record = {};
+  }
   for (const [relative, bytes] of demoModels(catalog, opts)) {
     const file = path.resolve(modelRoot, relative);
-    let existing: Buffer | undefined;
+    let existing: string | undefined;
     try {
-      existing = fs.readFileSync(file);
+      existing = sha256(fs.readFileSync(file));
     } catch {
       existing = undefined;
     }
-    if (existing && sha256(existing) === sha256(bytes)) {
+    const demo = sha256(bytes);
+    if (existing === demo) {
       result.unchanged.push(relative);
+      record[relative] = demo;
+      continue;
+    }
+    if (existing !== undefined && existing !== record[relative]) {
+      result.kept.push(relative);
       continue;
     }
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, bytes);
     fs.renameSync(tmp, file); // atomic: a pool reading the file never sees half of it
-    result.written.push(relative);
+    record[relative] = demo;
+    (existing === undefined ? result.written : result.updated).push(relative);
+  }
+  if (result.written.length + result.updated.length + result.unchanged.length > 0) {
+    fs.mkdirSync(modelRoot, { recursive: true });
+    fs.writeFileSync(recordFile, `${JSON.stringify(record, null, 2)}\n`);
   }
   return result;
 }

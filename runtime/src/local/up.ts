@@ -19,7 +19,7 @@ import { PlacementError, Topology, plan } from '../placement';
 import { table } from '../commands/output';
 import { hashKey } from '../router/tenants';
 import { SettingsError } from '../serve/process';
-import { writeDemoModels } from './models';
+import { WriteResult, writeDemoModels } from './models';
 
 const BIN = path.join(__dirname, '../../bin/botshard.js');
 
@@ -95,8 +95,7 @@ export class LocalPlatform {
     this.topology = plan(this.catalog);
     if (this.opts.port !== 0) await checkPortFree(this.opts.port);
     this.keysDir = this.tenantKeys();
-    const written = writeDemoModels(this.catalog, this.models(this.catalog));
-    if (written.written.length > 0) this.say(`wrote ${written.written.length} demo models to ${this.models(this.catalog)}`);
+    this.reportDemoModels(writeDemoModels(this.catalog, this.models(this.catalog)));
     writeCatalogFolder(this.catalogDir, this.catalog);
     this.writePoolUrls();
     for (const pool of this.topology.pools) this.spawn({ name: pool.name, kind: 'pool', port: 0 });
@@ -235,6 +234,15 @@ export class LocalPlatform {
     }
   }
 
+  /** Says which demo models were written and why; your own model files are never overwritten. */
+  private reportDemoModels(r: WriteResult): void {
+    const root = this.models(this.catalog);
+    const list = (paths: string[]) => paths.slice(0, 5).join(', ') + (paths.length > 5 ? `, and ${paths.length - 5} more` : '');
+    if (r.written.length > 0) this.say(`wrote ${r.written.length} demo models to ${root}, because these model files were missing: ${list(r.written)} (demo models answer the config's example utterances; put your own files at these paths to use them)`);
+    if (r.updated.length > 0) this.say(`updated ${r.updated.length} demo models in ${root} to the config's intents: ${list(r.updated)}`);
+    if (r.kept.length > 0) this.say(`using your own model files (not demo models) for: ${list(r.kept)}`);
+  }
+
   /** The table of pools and a request to try. */
   private print(): void {
     const rows = this.topology.pools.map((p) => {
@@ -278,7 +286,7 @@ export class LocalPlatform {
     if (catalog.generation === this.catalog.generation) return;
     const before = new Set(this.topology.pools.map((p) => p.name));
     const now = new Set(topology.pools.map((p) => p.name));
-    writeDemoModels(catalog, this.models(catalog));
+    this.reportDemoModels(writeDemoModels(catalog, this.models(catalog)));
     this.catalog = catalog;
     this.topology = topology;
     writeCatalogFolder(this.catalogDir, catalog);

@@ -1,4 +1,4 @@
-import { Bot, Catalog, PoolGroup, groupOf } from '../catalog';
+import { Bot, Catalog, PoolGroup, Problem, formatProblems, groupOf } from '../catalog';
 import { U64, compareU64, scoreHi, scoreLo, xxh64 } from './hash';
 
 /** One pool: a Deployment in Kubernetes, a process locally. Memory figures are bytes. */
@@ -35,8 +35,12 @@ export interface Topology {
 
 /** The catalog cannot be placed: a bot that fits no pool, or a group whose bots do not fit. */
 export class PlacementError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(
+    message: string,
+    /** Every problem found, each with its field path, when there are several of a kind. */
+    readonly problems: readonly Problem[] = [],
+  ) {
+    super(problems.length > 0 ? `${message}\n${formatProblems(problems)}` : message);
     this.name = 'PlacementError';
   }
 }
@@ -253,16 +257,25 @@ export function plan(catalog: Catalog, options: PlanOptions = {}): Topology {
     for (const id of bots) assignment.set(id, state.name);
   };
 
-  for (const group of catalog.groups) {
+  // Every bot too big for any pool of its group, all at once (single: the one pool grows to fit).
+  const tooBig: Problem[] = [];
+  for (const group of strategy === 'single' ? [] : catalog.groups) {
     const { pinned, hashed } = byGroup.get(group.name)!;
     for (const bot of [...pinned, ...hashed]) {
-      const alone = group.poolOverhead + bot.model.memory + (bot.model.encoder !== undefined ? encoderBytes.get(bot.model.encoder) ?? 0 : 0);
-      if (alone > group.memory && strategy !== 'single') {
-        throw new PlacementError(
-          `bot "${bot.id}" needs ${describe(alone)} (pool overhead + head + encoder) but a pool of group "${group.name}" has ${describe(group.memory)}: raise groups[].memory or shrink the model`,
-        );
-      }
+      const encoder = bot.model.encoder !== undefined ? encoderBytes.get(bot.model.encoder) ?? 0 : 0;
+      const alone = group.poolOverhead + bot.model.memory + encoder;
+      if (alone <= group.memory) continue;
+      tooBig.push({
+        path: `bots (${bot.id}).model.memory`,
+        message: `needs ${describe(alone)} in a pool (overhead ${describe(group.poolOverhead)} + head ${describe(bot.model.memory)}${encoder ? ` + encoder ${describe(encoder)}` : ''}) but a pool of group "${group.name}" has ${describe(group.memory)}`,
+        hint: `raise groups[].memory of "${group.name}" or shrink the model`,
+      });
     }
+  }
+  if (tooBig.length > 0) throw new PlacementError(`${tooBig.length} bot${tooBig.length === 1 ? '' : 's'} cannot fit in a pool of ${tooBig.length === 1 ? 'its' : 'their'} group:`, tooBig);
+
+  for (const group of catalog.groups) {
+    const { pinned, hashed } = byGroup.get(group.name)!;
     const groupPools: string[] = [];
     let shared: PoolState[] = [];
     if (strategy === 'dedicated') {
