@@ -10,7 +10,7 @@
  * BOTSHARD_CONFIG points at another catalog file (tests); BOTSHARD_DEBUG=1 adds stacks.
  */
 import * as path from 'node:path';
-import { CatalogError, PlacementError, formatMemory } from '@botshard/runtime';
+import { CatalogError, PlacementError, formatMemory, placementWarnings } from '@botshard/runtime';
 import { readConfigInput } from '@botshard/runtime/catalog/config';
 import { checkModelFiles, modelFileWarnings, modelRootOf } from '@botshard/runtime/catalog/model-files';
 import { buildPlatformApp } from './app';
@@ -37,7 +37,8 @@ function main(): void {
     const { app, platform, catalog } = buildPlatformApp(input, {}, {}, shown);
     if (check) {
       app.synthYaml(); // runs every construct validation, in memory
-      for (const line of modelFileWarnings(checkModelFiles(catalog, modelRootOf(config, catalog)))) process.stderr.write(`${shown}: ${line}\n`);
+      const warnings = [...placementWarnings(catalog, platform.topology), ...modelFileWarnings(checkModelFiles(catalog, modelRootOf(config, catalog)))];
+      for (const line of warnings) process.stderr.write(`${shown}: ${line}\n`);
       const t = platform.topology;
       const budget = t.pools.reduce((n, p) => n + p.budget, 0);
       process.stdout.write(

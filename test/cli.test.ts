@@ -89,6 +89,33 @@ describe('botshard CLI', () => {
     expect(json.moves.filter((m: { reason: string }) => m.reason !== 'bot added').every((m: { reason: string }) => m.reason === 'pool added')).toBe(true);
   });
 
+  it('plan warns about a pool that holds no bots (it would be deployed anyway)', () => {
+    const input = smallCatalog();
+    input.groups[0].pools = 12;
+    const r = botshard('plan', '--catalog', write('empty-pools.json', input));
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/^warning: pool realtime-[a-z0-9]{5} holds no bots but is deployed with at least 2 replicas of 512Mi \(fix: lower groups\[\]\.pools of "realtime" \(12 for \d+ bots\) or set it to "auto"\)$/m);
+    expect(botshard('plan', '--catalog', write('auto-pools.json', smallCatalog())).stderr).not.toMatch(/holds no bots/);
+  });
+
+  it('diff lists bots that stay in their pool but reload with a new definition', () => {
+    const before = smallCatalog();
+    const after = smallCatalog();
+    after.bots[0].model.head = 'heads/acme-support-v2.onnx';
+    after.bots[0].preprocess = [];
+    after.encoders[0].memory = '41Mi';
+    const r = botshard('diff', write('before.json', before), write('after.json', after));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/: 0 of \d+ bots change pool, \d+ stay \(\d+ of them reload with a new definition\)/);
+    expect(r.stdout).toMatch(new RegExp(`^${after.bots[0].id}\\s+\\S+\\s+model\\.head, preprocess`, 'm'));
+    const json = JSON.parse(botshard('diff', write('before.json', before), write('after.json', after), '--json').stdout);
+    const reload = json.reloads.find((x: { bot: string }) => x.bot === after.bots[0].id);
+    expect(reload.changed).toEqual(expect.arrayContaining(['model.head', 'preprocess']));
+    // Bots of the changed encoder reload too, whatever else stays the same.
+    const viaEncoder = json.reloads.filter((x: { changed: string[] }) => x.changed.includes(`encoder ${after.encoders[0].id}`));
+    expect(viaEncoder.length).toBeGreaterThan(0);
+  });
+
   it('lists every catalog problem, exits 1 and prints no stack trace', () => {
     const bad = smallCatalog();
     bad.bots[0].id = 'Bad_Id';

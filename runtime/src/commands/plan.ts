@@ -1,7 +1,7 @@
 import { formatMemory } from '../catalog';
 import { loadAnyCatalog } from '../catalog/config';
 import { checkModelFiles, modelFileWarnings, modelRootOf } from '../catalog/model-files';
-import { Topology, plan, topologyToJson } from '../placement';
+import { Topology, placementWarnings, plan, topologyToJson } from '../placement';
 import { bar, table } from './output';
 
 /** The human view of a topology: one row per pool. */
@@ -33,6 +33,7 @@ export function planCommand(opts: { config: string; json: boolean }): string {
   const catalog = loadAnyCatalog(opts.config);
   const topology = plan(catalog);
   // Warnings go to stderr: stdout stays the plan (and valid JSON with --json).
-  for (const line of modelFileWarnings(checkModelFiles(catalog, modelRootOf(opts.config, catalog)))) process.stderr.write(`${line}\n`);
+  const warnings = [...placementWarnings(catalog, topology), ...modelFileWarnings(checkModelFiles(catalog, modelRootOf(opts.config, catalog)))];
+  for (const line of warnings) process.stderr.write(`${line}\n`);
   return opts.json ? JSON.stringify(topologyToJson(topology), null, 2) : renderTopology(topology);
 }

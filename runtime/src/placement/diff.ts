@@ -1,4 +1,4 @@
-import { Catalog } from '../catalog';
+import { Bot, Catalog, Encoder } from '../catalog';
 import { Topology } from './plan';
 
 /** Why a bot's pool changed between two catalogs. */
@@ -19,6 +19,15 @@ export interface TopologyDiff {
   poolsRemoved: string[];
   /** Bots present in both catalogs that stayed in their pool. */
   unchanged: number;
+  /** Bots that stay in their pool with a new definition: the pool reloads them (the old version serves meanwhile). */
+  reloads: Reload[];
+}
+
+/** A bot that stays in its pool but is loaded again: what changed in its definition (or its encoder's). */
+export interface Reload {
+  bot: string;
+  pool: string;
+  changed: string[];
 }
 
 /** Which bots move from which pool to which between two planned catalogs, and why. */
@@ -29,7 +38,10 @@ export function diffTopologies(before: { catalog: Catalog; topology: Topology },
   const newBots = new Map(after.catalog.bots.map((b) => [b.id, b]));
   const oldGroup = new Map(before.topology.pools.map((p) => [p.name, p.group]));
   const newGroup = new Map(after.topology.pools.map((p) => [p.name, p.group]));
+  const oldEncoders = new Map(before.catalog.encoders.map((e) => [e.id, e]));
+  const newEncoders = new Map(after.catalog.encoders.map((e) => [e.id, e]));
   const moves: Move[] = [];
+  const reloads: Reload[] = [];
   let unchanged = 0;
   const ids = [...new Set([...oldBots.keys(), ...newBots.keys()])].sort();
   for (const bot of ids) {
@@ -37,6 +49,8 @@ export function diffTopologies(before: { catalog: Catalog; topology: Topology },
     const to = after.topology.assignment.get(bot);
     if (from === to) {
       unchanged += 1;
+      const changed = changedFields(oldBots.get(bot)!, newBots.get(bot)!, oldEncoders, newEncoders);
+      if (changed.length > 0) reloads.push({ bot, pool: to!, changed });
       continue;
     }
     let reason: MoveReason;
@@ -57,7 +71,26 @@ export function diffTopologies(before: { catalog: Catalog; topology: Topology },
     poolsAdded: [...newPools].filter((p) => !oldPools.has(p)).sort(),
     poolsRemoved: [...oldPools].filter((p) => !newPools.has(p)).sort(),
     unchanged,
+    reloads,
   };
+}
+
+/** The fields of a bot's definition that differ (`model.head`, `intents`, ...), and `encoder` when its encoder changed. */
+function changedFields(a: Bot, b: Bot, oldEncoders: ReadonlyMap<string, Encoder>, newEncoders: ReadonlyMap<string, Encoder>): string[] {
+  const same = (x: unknown, y: unknown) => JSON.stringify(x) === JSON.stringify(y);
+  const changed: string[] = [];
+  for (const key of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort() as Array<keyof Bot>) {
+    if (key === 'model') {
+      for (const m of [...new Set([...Object.keys(a.model), ...Object.keys(b.model)])].sort() as Array<keyof Bot['model']>) {
+        if (!same(a.model[m], b.model[m])) changed.push(`model.${m}`);
+      }
+    } else if (!same(a[key], b[key])) {
+      changed.push(key);
+    }
+  }
+  const encoder = b.model.encoder;
+  if (encoder !== undefined && encoder === a.model.encoder && !same(oldEncoders.get(encoder), newEncoders.get(encoder))) changed.push(`encoder ${encoder}`);
+  return changed;
 }
 
 /** How many of the bots placed in both topologies changed pool, and how many of those moved between pools that exist in both. */

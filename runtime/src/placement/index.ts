@@ -5,4 +5,5 @@ export type { Pool, GroupTopology, Topology, PlanOptions } from './plan';
 export { diffTopologies, countMoves } from './diff';
 export type { Move, MoveReason, TopologyDiff } from './diff';
 export { topologyToJson } from './json';
+export { placementWarnings } from './warnings';
 export type { TopologyJson } from './json';
