@@ -145,8 +145,14 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       expect(pool.used).toBeLessThan(pool.budget);
       expect(c.resources.requests.memory).toBe(formatMemory(group.memory));
       expect(c.resources.limits.memory).toBe(formatMemory(group.memory));
-      expect(c.resources.requests.cpu).toBeDefined();
-      expect(c.resources.limits.cpu).toBeDefined();
+      // CPU from the group's class; one inference worker per whole CPU of the limit (Node sees the node's CPUs).
+      expect(c.resources.requests.cpu).toBe(group.realtime ? '500m' : '250m');
+      expect(c.resources.limits.cpu).toBe(group.realtime ? '2' : '1');
+      expect(env.BOTSHARD_WORKERS).toBe(group.realtime ? '2' : '1');
+      // The model cache holds at most the pool's budget; /tmp is small scratch.
+      const volumes = d.spec.template.spec.volumes;
+      expect(volumes.find((v: any) => v.name === 'models').emptyDir).toEqual({ sizeLimit: formatMemory(group.memory) });
+      expect(volumes.find((v: any) => v.name === 'tmp').emptyDir).toEqual({ sizeLimit: '64Mi' });
       // The catalog folder: one projected volume, read-only, never subPath.
       const mount = c.volumeMounts.find((m: any) => m.name === 'catalog');
       expect(mount).toEqual({ name: 'catalog', mountPath: '/etc/botshard/catalog', readOnly: true });
@@ -174,6 +180,9 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       expect(pdb.spec.maxUnavailable).toBe(1);
       expect(pdb.spec.minAvailable).toBeUndefined();
       expect(pdb.spec.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
+      // Scale down slowly: one pod a minute after five quiet minutes, so a dip does not drop warm pools.
+      expect(hpa.spec.behavior).toEqual({ scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: 'Pods', value: 1, periodSeconds: 60 }] } });
+      expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name });
       const spread = d.spec.template.spec.topologySpreadConstraints;
       expect(spread.map((s: any) => s.topologyKey)).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
       for (const s of spread) expect(s.labelSelector.matchLabels).toEqual(d.spec.selector.matchLabels);

@@ -14,6 +14,7 @@ export class RouterMetrics {
   readonly upstreamErrors = new Counter({ name: 'botshard_router_upstream_errors_total', help: 'Upstream failures by kind (connect, timeout, reset, circuit_open, not_ready)', labelNames: ['pool', 'kind'], registers: [this.registry] });
   readonly fallbacks = new Counter({ name: 'botshard_router_fallbacks_total', help: 'Requests served by the previous generation\'s pool while a bot moves', labelNames: ['group'], registers: [this.registry] });
   readonly rejected = new Counter({ name: 'botshard_router_rejected_total', help: 'Requests refused before forwarding, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly catalogReloads = new Counter({ name: 'botshard_router_catalog_reloads_total', help: 'Catalog changes seen, by result (applied, invalid: kept the current one)', labelNames: ['result'], registers: [this.registry] });
   readonly generation = new Gauge({ name: 'botshard_router_catalog_generation_info', help: 'Catalog generation in use (value 1)', labelNames: ['generation'], registers: [this.registry] });
   readonly inflight: Gauge;
 

@@ -190,11 +190,16 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
       onCatalog: (catalog) => {
         try {
           state.update(catalog);
+          metrics.catalogReloads.inc({ result: 'applied' });
         } catch (e) {
+          metrics.catalogReloads.inc({ result: 'invalid' });
           app.log.error({ err: e }, 'new catalog cannot be placed; keeping the current one');
         }
       },
-      onInvalid: (e) => app.log.error({ problems: e.message }, 'invalid catalog ignored; keeping the current one'),
+      onInvalid: (e) => {
+        metrics.catalogReloads.inc({ result: 'invalid' });
+        app.log.error({ problems: e.message }, 'invalid catalog ignored; keeping the current one');
+      },
     });
     app.addHook('onReady', async () => watcher.start());
     app.addHook('onClose', async () => watcher.stop());

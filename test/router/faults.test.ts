@@ -1,0 +1,136 @@
+/**
+ * Fault injection on the recovery paths of router and pools, with real servers and processes on
+ * loopback: each test asserts what a client sees (status codes, the pool that answered) and the metrics.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Catalog, plan } from '@botshard/runtime';
+import { RunningPool, catalogInput, ensureBuilt, normalized, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { freePort } from '../e2e/support';
+import { runRouter } from './support';
+
+const BIN = path.resolve(__dirname, '../../runtime/bin/botshard.js');
+
+beforeAll(() => ensureBuilt());
+
+/** Two dedicated pools, alpha and beta, and the bot `mover` pinned to one of them. */
+function pinned(to: 'alpha' | 'beta'): Catalog {
+  const input = catalogInput([supportBot('mover', { pin: to }), supportBot('stays')]);
+  return normalized({ ...input, groups: input.groups.map((g) => ({ ...g, dedicatedPools: ['alpha', 'beta'] })) });
+}
+
+const count = async (counter: { get(): Promise<{ values: Array<{ labels: Record<string, string | number>; value: number }> }> }, labels: Record<string, string>) =>
+  (await counter.get()).values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
+
+describe('router fallbacks while a bot moves', () => {
+  const before = pinned('alpha');
+  const after = pinned('beta');
+  const models = withModels(before);
+  const pools: RunningPool[] = [];
+  afterAll(async () => Promise.all(pools.map((p) => p.close())));
+
+  test('a 404 naming the holder sends the request on to that pool', async () => {
+    // The pools already run the new catalog; the router still has the old one.
+    for (const name of ['alpha', 'beta']) pools.push(await runPool({ pool: name, catalog: after, modelRoot: models, workers: 1 }));
+    const urls = new Map([['alpha', pools[0].url], ['beta', pools[1].url]]);
+    const router = await runRouter({ catalog: before, urls });
+    try {
+      const res = await postJson(`${router.url}/v1/bots/mover/predict`, { text: 'hello there' });
+      expect([res.status, res.body.pool]).toEqual([200, 'beta']);
+      const m = router.app.router.metrics;
+      expect(await count(m.upstreamErrors, { pool: 'alpha', kind: 'not_ready' })).toBe(1);
+      expect(await count(m.fallbacks, {})).toBe(1);
+    } finally {
+      await router.close();
+    }
+  });
+
+  test('a refused connection to the new pool falls back to the previous one, and the circuit counts it', async () => {
+    const old = await runPool({ pool: 'alpha', catalog: before, modelRoot: models, workers: 1 });
+    pools.push(old);
+    const refused = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+    const router = await runRouter({ catalog: before, urls: new Map([['alpha', old.url], ['beta', refused]]), circuitThreshold: 2 });
+    try {
+      router.app.router.update(after); // mover: beta now, alpha before
+      for (let i = 0; i < 4; i++) {
+        const res = await postJson(`${router.url}/v1/bots/mover/predict`, { text: 'hello there' });
+        expect([res.status, res.body.pool]).toEqual([200, 'alpha']);
+      }
+      const m = router.app.router.metrics;
+      expect(await count(m.upstreamErrors, { pool: 'beta', kind: 'connect' })).toBe(2); // then the circuit opened
+      expect(await count(m.upstreamErrors, { pool: 'beta', kind: 'circuit_open' })).toBe(2);
+      expect(await count(m.fallbacks, {})).toBe(4);
+    } finally {
+      await router.close();
+    }
+  });
+});
+
+describe('catalogs that cannot be used', () => {
+  const good = normalized(catalogInput([supportBot('steady')]));
+  const tooBig = normalized(catalogInput([supportBot('steady'), supportBot('huge', { model: { head: 'heads/huge.onnx', memory: '4Gi', encoder: 'encoder-en' } })]));
+
+  test('an invalid or unplaceable catalog is refused by router and pool, counted, and the current one serves on', async () => {
+    expect(() => plan(tooBig)).toThrow(/cannot fit/);
+    const folder = tempDir('catalog');
+    writeMountedCatalog(folder, good);
+    const name = plan(good).pools[0].name;
+    const pool = await runPool({ pool: name, catalog: folder, modelRoot: withModels(good), pollMs: 100 });
+    const router = await runRouter({ catalog: folder, urls: new Map([[name, pool.url]]) });
+    try {
+      const ok = async () => (await postJson(`${router.url}/v1/bots/steady/predict`, { text: 'hello there' })).status;
+      expect(await ok()).toBe(200);
+      // Unplaceable: valid JSON, a bot bigger than any pool.
+      writeMountedCatalog(folder, tooBig);
+      await until(async () => (await count(router.app.router.metrics.catalogReloads, { result: 'invalid' })) === 1, 10_000, 'the router to refuse the catalog');
+      await until(async () => (await count(pool.app.poolMetrics.catalogReloads, { result: 'invalid' })) === 1, 10_000, 'the pool to refuse the catalog');
+      // Invalid: a part that is not JSON.
+      const stamp = `..bad_${Date.now()}`;
+      fs.mkdirSync(path.join(folder, stamp));
+      fs.writeFileSync(path.join(folder, stamp, 'catalog-0000.json'), '{"apiVersion": ');
+      fs.symlinkSync(stamp, path.join(folder, '..data_tmp'));
+      fs.renameSync(path.join(folder, '..data_tmp'), path.join(folder, '..data'));
+      await until(async () => (await count(router.app.router.metrics.catalogReloads, { result: 'invalid' })) === 2, 10_000, 'the router to refuse the broken catalog');
+      expect(router.app.router.table.generation).toBe(good.generation);
+      expect(pool.app.pool.catalog?.generation).toBe(good.generation);
+      expect(await ok()).toBe(200);
+      expect(router.app.router.ready).toBe(true);
+    } finally {
+      await router.close();
+      await pool.close();
+    }
+  });
+});
+
+describe('a drain that outlasts its limit', () => {
+  test('ends the pool process by SIGTERM at the limit, without a native abort, while a model is still running', async () => {
+    const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+    const pool = plan(catalog).pools[0].name;
+    const models = slowModels(catalog, 400);
+    const file = path.join(tempDir('catalog'), 'catalog.json');
+    fs.writeFileSync(file, JSON.stringify(catalog));
+    const port = await freePort();
+    const proc = spawn(process.execPath, [BIN, 'pool', '--pool', pool, '--catalog', file, '--models', models, '--port', String(port), '--metrics-port', '0', '--host', '127.0.0.1'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, BOTSHARD_DRAIN_SECONDS: '1', BOTSHARD_TIMEOUT_MS: '60000', BOTSHARD_WORKERS: '1' },
+    });
+    let stderr = '';
+    proc.stderr!.on('data', (d) => (stderr += d));
+    try {
+      await until(async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).catch(() => undefined))?.status === 200, 20_000, 'the pool to be ready');
+      const slow = postJson(`http://127.0.0.1:${port}/v1/bots/slow/predict`, { text: 'no' }).then((r) => r.status, () => 0);
+      await new Promise((r) => setTimeout(r, 300)); // the request reaches the model
+      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+      const stopped = Date.now();
+      proc.kill('SIGTERM');
+      const end = await exited;
+      expect(end).toEqual({ code: null, signal: 'SIGTERM' }); // the forced exit, not a clean 0 and not an abort (SIGABRT)
+      expect(Date.now() - stopped).toBeLessThan(10_000);
+      expect(stderr).not.toMatch(/terminate called|Aborted/);
+      expect(await slow).toBe(0); // cut off: the drain limit passed
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }
+  }, 60_000);
+});
