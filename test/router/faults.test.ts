@@ -134,3 +134,39 @@ describe('a drain that outlasts its limit', () => {
     }
   }, 60_000);
 });
+
+describe("the router's own SIGTERM", () => {
+  test('answers the request in flight, then exits 0 without waiting for idle keep-alive clients, and frees its port', async () => {
+    const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+    const name = plan(catalog).pools[0].name;
+    const pool = await runPool({ pool: name, catalog, modelRoot: slowModels(catalog, 150), timeoutMs: 30_000 });
+    const dir = tempDir('router');
+    fs.writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(catalog));
+    fs.writeFileSync(path.join(dir, 'pools.json'), JSON.stringify({ [name]: pool.url }));
+    const port = await freePort();
+    const proc = spawn(process.execPath, [BIN, 'router', '--catalog', path.join(dir, 'catalog.json'), '--pool-urls', path.join(dir, 'pools.json'), '--port', String(port), '--metrics-port', '0', '--host', '127.0.0.1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, BOTSHARD_DRAIN_SECONDS: '30' },
+    });
+    let logs = '';
+    proc.stdout!.on('data', (d) => (logs += d));
+    proc.stderr!.on('data', (d) => (logs += d));
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await until(async () => (await fetch(`${url}/v2/health/ready`).catch(() => undefined))?.status === 200, 20_000, 'the router to be ready');
+      const inflight = postJson(`${url}/v1/bots/slow/predict`, { text: 'no' });
+      await until(() => pool.app.pool.queueDepths().some((d) => d > 0), 10_000, 'the request to reach the pool');
+      const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+      proc.kill('SIGTERM');
+      const answered = await inflight;
+      expect([answered.status, answered.body.pool]).toEqual([200, name]);
+      expect(await exited).toBe(0);
+      expect(logs).toMatch(/"msg":"signal received: draining"/);
+      expect(logs).toMatch(/"msg":"drained: exiting"/);
+      await expect(fetch(`${url}/v2/health/live`)).rejects.toThrow();
+    } finally {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      await pool.close();
+    }
+  }, 60_000);
+});

@@ -30,6 +30,7 @@ import { PoolMetrics } from './metrics';
 import { BotEntry, PoolRuntime } from './runtime';
 import { ModelStore, ModelStoreOptions } from './store';
 import { CatalogWatcher } from '../catalog/watch';
+import { closeGracefully } from '../serve/process';
 import { DeadlineError, ModelError, OverloadedError, WorkerPool } from './workers';
 
 export const POOL_HEADER = 'x-botshard-pool';
@@ -190,13 +191,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   app.decorate('drain', async () => {
     runtime.drain();
     log.info('draining: not ready, finishing in-flight requests');
-    // Keep-alive connections that go idle once their last response is out must not hold the close up.
-    const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
-    try {
-      await app.close();
-    } finally {
-      clearInterval(sweep);
-    }
+    await closeGracefully(app);
   });
 
   app.addHook('onClose', async () => {

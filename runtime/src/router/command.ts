@@ -1,6 +1,6 @@
 /** `botshard router`: runs the router until SIGTERM. Flags win over environment variables. */
 import * as fs from 'node:fs';
-import { ServerFlags, ServerSettings, SettingsError, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics, serverSettings } from '../serve/process';
+import { ServerFlags, ServerSettings, SettingsError, closeGracefully, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics, serverSettings } from '../serve/process';
 import type { PoolAddress } from './upstream';
 
 export interface RouterCommandFlags extends ServerFlags {
@@ -78,7 +78,7 @@ export async function startRouter(s: RouterSettings): Promise<{ port: number; me
   lifecycle.info({ port, metricsPort, host: s.host, generation: app.router.table.generation, auth: app.router.table.catalog.platform.auth ?? 'none' }, 'listening');
   exitOnSignals(lifecycle, s.drainSeconds, async () => {
     app.router.draining = true;
-    await app.close(); // waits for in-flight requests; new ones get 503
+    await closeGracefully(app); // waits for in-flight requests; new ones get 503
     await new Promise<void>((resolve) => metrics.close(() => resolve()));
   });
   exitWithParent();

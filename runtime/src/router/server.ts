@@ -174,6 +174,8 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Draining: the client learns to open its next connection elsewhere.
+    if (state.draining) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     const line = { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime };

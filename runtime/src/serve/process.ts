@@ -1,6 +1,7 @@
 /** What every long-running botshard process shares: settings from flags and env, a metrics port, and signal handling. */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { CatalogError } from '../catalog/problems';
 import { PlacementError } from '../placement/plan';
@@ -67,6 +68,20 @@ export function runServerCommand<S>(name: string, settings: () => S, start: (s: 
     process.exit(1);
   });
   return '';
+}
+
+/**
+ * Closes a server once its in-flight requests are answered. Keep-alive connections are closed as soon as
+ * they go idle (fastify closes those idle at the start only), so a client holding one open does not keep
+ * the process alive until the drain limit.
+ */
+export async function closeGracefully(app: FastifyInstance): Promise<void> {
+  const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+  try {
+    await app.close();
+  } finally {
+    clearInterval(sweep);
+  }
 }
 
 /** Serves `GET /metrics` of a registry on its own port (so NetworkPolicies can open it to monitoring only). */
