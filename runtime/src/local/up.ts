@@ -347,9 +347,10 @@ export class LocalPlatform {
     fs.rmSync(this.state, { recursive: true, force: true });
   }
 
-  /** Kills every child at once (a second Ctrl-C). */
+  /** Kills every child at once (a second Ctrl-C), and removes this run's temp folder. */
   kill(): void {
     for (const c of this.children.values()) c.proc?.kill('SIGKILL');
+    fs.rmSync(this.state, { recursive: true, force: true });
   }
 }
 
@@ -372,28 +373,37 @@ export function upCommand(opts: { config: string; port?: string; models?: string
     process.exit(2);
   }
   const platform = new LocalPlatform({ config: opts.config, port, models: opts.models, tenantKeys: opts.tenantKeys ?? (process.env.BOTSHARD_TENANT_KEYS || undefined) });
-  let signals = 0;
-  const onSignal = (reason: string) => {
-    signals += 1;
-    if (signals > 1) {
-      platform.kill();
-      process.exit(130);
-    }
+  let stopping = false;
+  const stop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
     process.stdout.write(`\n[up] ${reason}: stopping the router, then the pools (Ctrl-C again to kill at once)\n`);
     platform.stop().then(() => {
       process.stdout.write('[up] stopped\n');
       process.exit(0);
     });
   };
+  // Under `npm start` one Ctrl-C can arrive twice (from the terminal and forwarded by npm): only a signal
+  // a second or more after the first means "kill at once".
+  let firstSignal = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (firstSignal > 0 && Date.now() - firstSignal >= 1000) {
+      platform.kill();
+      process.exit(130);
+    }
+    if (firstSignal === 0) firstSignal = Date.now();
+    stop(signal);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   // Whatever ends the process that started `up` (npm, a CI timeout, a process manager) ends the platform
-  // too, even when the signal never reaches `up`: an orphaned `up` would keep every port.
+  // too, even when the signal never reaches `up`: an orphaned `up` would keep every port. Never "at once":
+  // npm may pass the signal on and exit before `up` has stopped.
   const parent = process.ppid;
   const orphaned = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(orphaned);
-    onSignal('the process that started botshard up has ended');
+    stop('the process that started botshard up has ended');
   }, 250);
   orphaned.unref();
   platform.start().catch(async (e: Error) => {
