@@ -50,7 +50,7 @@ describe('router fallbacks while a bot moves', () => {
     const old = await runPool({ pool: 'alpha', catalog: before, modelRoot: models, workers: 1 });
     pools.push(old);
     const refused = `http://127.0.0.1:${await freePort()}`; // nothing listens there
-    const router = await runRouter({ catalog: before, urls: new Map([['alpha', old.url], ['beta', refused]]), circuitThreshold: 2 });
+    const router = await runRouter({ catalog: before, urls: new Map([['alpha', old.url], ['beta', refused]]), circuitThreshold: 2, circuitCooldownMs: 60_000 });
     try {
       router.app.router.update(after); // mover: beta now, alpha before
       for (let i = 0; i < 4; i++) {
@@ -137,9 +137,11 @@ describe('a drain that outlasts its limit', () => {
 
 describe("the router's own SIGTERM", () => {
   test('answers the request in flight, then exits 0 without waiting for idle keep-alive clients, and frees its port', async () => {
-    const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+    // A group timeout far above the slow model's time on a busy machine: the router must not answer 504.
+    const input = catalogInput([supportBot('fast'), standaloneBot('slow')]);
+    const catalog = normalized({ ...input, groups: input.groups.map((g) => ({ ...g, timeoutMs: 60_000 })) });
     const name = plan(catalog).pools[0].name;
-    const pool = await runPool({ pool: name, catalog, modelRoot: slowModels(catalog, 150), timeoutMs: 30_000 });
+    const pool = await runPool({ pool: name, catalog, modelRoot: slowModels(catalog, 150) });
     const dir = tempDir('router');
     fs.writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(catalog));
     fs.writeFileSync(path.join(dir, 'pools.json'), JSON.stringify({ [name]: pool.url }));
