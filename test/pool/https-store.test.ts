@@ -24,7 +24,7 @@ const [base, root, cacheDir] = process.argv.slice(2);
   const out = {};
   const attempt = async (name, location, opts) => {
     const retries = [];
-    const store = new ModelStore({ root, cacheDir: cacheDir || undefined, backoffMs: 20, attemptTimeoutMs: 500, onRetry: (r) => retries.push(r.error), ...opts });
+    const store = new ModelStore({ root, cacheDir: cacheDir || undefined, backoffMs: 20, attemptTimeoutMs: 3000, onRetry: (r) => retries.push(r.error), ...opts });
     try {
       const file = await store.resolve(base + location);
       out[name] = { ok: true, file, bytes: require('fs').statSync(file).size, attempts: store.attemptsMade, retries };

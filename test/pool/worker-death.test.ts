@@ -29,7 +29,7 @@ describe('a worker thread killed under load', () => {
     // The model file of one of them is gone: it cannot be loaded again.
     fs.rmSync(path.join(models, runtime.bots.get(broken)!.bot.model.head));
 
-    const traffic = load(pool.url, ids, 4, 30_000);
+    const traffic = load(pool.url, ids, 2, 30_000);
     try {
       await until(() => traffic.statuses.length > 50, 10_000, 'load to start');
       // Killed between two runs: terminating a thread inside onnxruntime's run() aborts the process.
@@ -39,7 +39,7 @@ describe('a worker thread killed under load', () => {
         void runtime.workers.thread(0).terminate();
         return true;
       };
-      await until(killIdle, 5_000, 'worker 0 to be between runs');
+      await until(killIdle, 20_000, 'worker 0 to be between runs');
       await until(() => runtime.bots.get(broken)!.state === 'failed', 10_000, `bot ${broken} to be failed`);
       const after = traffic.outcomes.length;
       await until(() => ids.filter((id) => id !== broken).every((id) => traffic.outcomes.slice(after).some((o) => o.bot === id && o.status === 200)), 10_000, 'the other bots to answer');

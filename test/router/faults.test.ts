@@ -141,7 +141,7 @@ describe("the router's own SIGTERM", () => {
     const input = catalogInput([supportBot('fast'), standaloneBot('slow')]);
     const catalog = normalized({ ...input, groups: input.groups.map((g) => ({ ...g, timeoutMs: 60_000 })) });
     const name = plan(catalog).pools[0].name;
-    const pool = await runPool({ pool: name, catalog, modelRoot: slowModels(catalog, 150) });
+    const pool = await runPool({ pool: name, catalog, modelRoot: slowModels(catalog, 60) });
     const dir = tempDir('router');
     fs.writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(catalog));
     fs.writeFileSync(path.join(dir, 'pools.json'), JSON.stringify({ [name]: pool.url }));

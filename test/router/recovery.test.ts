@@ -44,7 +44,7 @@ describe('a pool that restarts slowly', () => {
 
   test('is served again within seconds of answering, after its probe timed out', async () => {
     await startPool();
-    const router = await runRouter({ catalog, urls: new Map([[pool, `http://127.0.0.1:${port}`]]), circuitThreshold: 3, circuitCooldownMs: 500 });
+    const router = await runRouter({ catalog, urls: new Map([[pool, `http://127.0.0.1:${port}`]]), circuitThreshold: 3, circuitCooldownMs: 1500 });
     const predict = () => postJson(`${router.url}/v1/bots/olive/predict`, { text: 'hello there' });
     try {
       expect((await predict()).status).toBe(200);
@@ -60,7 +60,7 @@ describe('a pool that restarts slowly', () => {
       // Back, but frozen: it accepts connections and answers nothing, so the probe times out.
       await startPool();
       proc!.kill('SIGSTOP');
-      await new Promise((r) => setTimeout(r, 600)); // the cooldown
+      await new Promise((r) => setTimeout(r, 1600)); // the cooldown
       const probe = await predict();
       expect(probe.status).toBe(504);
 
