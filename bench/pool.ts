@@ -191,7 +191,16 @@ async function main(): Promise<void> {
   }
 
   const machine = { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, workers: WORKERS };
-  const result = { date: new Date().toISOString(), machine, emptyPool, sizes, throughput, seconds: Math.round((Date.now() - startedAt) / 1000) };
+  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; bareLoop?: { rps: number } } | undefined;
+  const largest = sizes[sizes.length - 1];
+  // The figures the pool's issues quote: throughput against the bare model loop, and memory per bot.
+  const headline: Record<string, number> = {
+    ...(t0?.manyBots ? { poolRequestsPerSecond: t0.manyBots.rps, poolP50Ms: t0.manyBots.p50Ms } : {}),
+    ...(t0?.bareLoop ? { bareLoopRunsPerSecond: t0.bareLoop.rps } : {}),
+    ...(t0?.manyBots && t0.bareLoop ? { bareLoopOverPool: Math.round((t0.bareLoop.rps / t0.manyBots.rps) * 100) / 100 } : {}),
+    ...(largest ? { largestPoolBots: largest.bots, largestPoolRssMiB: largest.rssMiB, marginalPerBotKiB: largest.marginalPerBotKiB } : {}),
+  };
+  const result = { date: new Date().toISOString(), headline, machine, emptyPool, sizes, throughput, seconds: Math.round((Date.now() - startedAt) / 1000) };
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(path.join(RESULTS, 'pool.json'), `${JSON.stringify(result, null, 2)}\n`);
   const t = throughput as any;
