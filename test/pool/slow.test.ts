@@ -35,7 +35,6 @@ describe('a slow bot', () => {
     expect(done.value.status).toBe(200);
     for (const o of others) {
       expect(o.value.status).toBe(200);
-      expect(o.ms).toBeLessThan(1000);
       expect(o.at).toBeLessThanOrEqual(done.at); // answered while the slow bot was still computing
     }
   });
@@ -63,11 +62,12 @@ describe('a request past its deadline', () => {
   afterAll(() => pool.close());
 
   test('gets 504 at its deadline, running or still queued, and the pool serves on', async () => {
-    const results = await Promise.all([0, 1, 2].map(() => timed(() => postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' }))));
+    const results = await Promise.all([0, 1, 2].map(() => postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' })));
+    // Answered at the deadline, not when the model finishes: the slow run is still in the worker now.
+    expect(pool.app.pool.queueDepths()[0]).toBeGreaterThan(0);
     for (const r of results) {
-      expect(r.value.status).toBe(504);
-      expect(r.value.body.error).toMatch(/did not answer within 300 ms/);
-      expect(r.ms).toBeLessThan(3000); // answered at the deadline, not when the model finishes
+      expect(r.status).toBe(504);
+      expect(r.body.error).toMatch(/did not answer within 300 ms/);
     }
     // Queued requests past their deadline are dropped, not computed: the worker is free again soon.
     const end = Date.now() + 10_000;

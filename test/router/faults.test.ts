@@ -67,6 +67,66 @@ describe('router fallbacks while a bot moves', () => {
   });
 });
 
+describe('router fallbacks: a busy new pool, and a catalog changed twice in a row', () => {
+  /** `mover` (a standalone bot, so its head can be the slow test model) pinned to alpha or beta. */
+  const make = (to: 'alpha' | 'beta', extra: string[] = []) => {
+    const input = catalogInput([standaloneBot('mover', { pin: to }), supportBot('stays'), ...extra.map((id) => supportBot(id))]);
+    return normalized({ ...input, groups: input.groups.map((g) => ({ ...g, dedicatedPools: ['alpha', 'beta'], concurrency: 2 })) });
+  };
+  const before = make('alpha');
+  const after = make('beta');
+  const pools: RunningPool[] = [];
+  afterAll(async () => Promise.all(pools.map((p) => p.close())));
+
+  test('a 503 from the new pool (its queue for the bot is full) sends the request to the previous pool', async () => {
+    const slowRoot = slowModels(after, 120);
+    fs.copyFileSync(path.join(slowRoot, 'heads/slow.onnx'), path.join(slowRoot, 'heads/mover.onnx'));
+    const alpha = await runPool({ pool: 'alpha', catalog: before, modelRoot: withModels(before), workers: 1 });
+    const beta = await runPool({ pool: 'beta', catalog: after, modelRoot: slowRoot, workers: 1, timeoutMs: 60_000 });
+    pools.push(alpha, beta);
+    const router = await runRouter({ catalog: before, urls: new Map([['alpha', alpha.url], ['beta', beta.url]]) });
+    try {
+      router.app.router.update(after); // mover: beta now, alpha before
+      // Two slow requests hold beta's queue for mover (2 per bot at concurrency 2).
+      const holding = [0, 1].map(() => postJson(`${beta.url}/v1/bots/mover/predict`, { text: 'no' }).catch(() => undefined));
+      await until(() => beta.app.pool.queueDepths()[0] >= 2, 10_000, 'beta to hold two mover requests');
+      const res = await postJson(`${router.url}/v1/bots/mover/predict`, { text: 'no' });
+      expect([res.status, res.body.pool]).toEqual([200, 'alpha']);
+      const m = router.app.router.metrics;
+      expect(await count(m.upstreamErrors, { pool: 'beta', kind: 'not_ready' })).toBe(1);
+      expect(await count(m.fallbacks, {})).toBe(1);
+      await Promise.all(holding);
+    } finally {
+      await router.close();
+    }
+  }, 120_000);
+
+  test('after two catalog changes within a second (one previous generation kept), a moved bot is still served', async () => {
+    const folder = tempDir('catalog');
+    writeMountedCatalog(folder, before);
+    const models = withModels(make('alpha', ['extra']));
+    // The pools are slow to follow: both still run the first catalog.
+    const alpha = await runPool({ pool: 'alpha', catalog: before, modelRoot: models, workers: 1 });
+    const beta = await runPool({ pool: 'beta', catalog: before, modelRoot: models, workers: 1 });
+    pools.push(alpha, beta);
+    const router = await runRouter({ catalog: folder, urls: new Map([['alpha', alpha.url], ['beta', beta.url]]) });
+    try {
+      expect((await postJson(`${router.url}/v1/bots/mover/predict`, { text: 'no' })).body.pool).toBe('alpha');
+      const third = make('beta', ['extra']);
+      writeMountedCatalog(folder, after);
+      await new Promise((r) => setTimeout(r, 150));
+      writeMountedCatalog(folder, third);
+      await until(() => router.app.router.table.generation === third.generation, 10_000, 'the router to reach the third catalog');
+      // Whether the router saw the second catalog or not, mover's old pool is found: as its previous pool,
+      // or through beta's 404 naming the pool that holds it.
+      const res = await postJson(`${router.url}/v1/bots/mover/predict`, { text: 'no' });
+      expect([res.status, res.body.pool]).toEqual([200, 'alpha']);
+    } finally {
+      await router.close();
+    }
+  });
+});
+
 describe('catalogs that cannot be used', () => {
   const good = normalized(catalogInput([supportBot('steady')]));
   const tooBig = normalized(catalogInput([supportBot('steady'), supportBot('huge', { model: { head: 'heads/huge.onnx', memory: '4Gi', encoder: 'encoder-en' } })]));

@@ -239,12 +239,22 @@ describe('tenants', () => {
   });
 
   test('limits each tenant\'s rate with 429 and Retry-After, without touching other tenants', async () => {
-    const results = [];
-    for (let i = 0; i < 15; i++) results.push(await postJson(`${router.url}/v1/bots/acme-bot/predict`, { text: 'hi' }, { 'x-api-key': 'acme-secret' }));
-    const limited = results.filter((r) => r.status === 429);
-    expect(limited.length).toBeGreaterThan(0);
-    expect(Number(limited[0].headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect((await postJson(`${router.url}/v1/bots/globex-bot/predict`, { text: 'hi' }, { 'x-api-key': 'globex-secret' })).status).toBe(200);
+    // 1 request per second, bursts of 2: the first two pass, the next ones (sent within a second) do not.
+    const limited = await runRouter({ catalog, urls: new Map([[plan(catalog).pools[0].name, pool.url]]), tenantKeys: keys, tenantRate: 1 });
+    try {
+      const results = [];
+      for (let i = 0; i < 5; i++) results.push(await postJson(`${limited.url}/v1/bots/acme-bot/predict`, { text: 'hi' }, { 'x-api-key': 'acme-secret' }));
+      expect(results.map((r) => r.status)).toEqual([200, 200, 429, 429, 429]);
+      for (const r of results.slice(2)) {
+        expect(r.headers.get('retry-after')).toBe('1');
+        expect(r.body.error).toBe('tenant "acme" is over its rate limit');
+      }
+      expect((await postJson(`${limited.url}/v1/bots/globex-bot/predict`, { text: 'hi' }, { 'x-api-key': 'globex-secret' })).status).toBe(200);
+      const rejected = await limited.app.router.metrics.rejected.get();
+      expect(rejected.values.find((v) => v.labels.reason === 'rate_limit')?.value).toBe(3);
+    } finally {
+      await limited.close();
+    }
   });
 });
 
