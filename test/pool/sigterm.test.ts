@@ -2,7 +2,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ROOT, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, slowModels, standaloneBot, supportBot, tempDir } from './support';
+import { ROOT, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, slowModels, standaloneBot, supportBot, tempDir, until } from './support';
 
 interface Pool {
   child: ChildProcess;
@@ -75,10 +75,15 @@ test('serves on the bound port, names its pool, and exposes metrics on the other
   }
 });
 
+/** Waits until the pool's metrics show a request in a worker (no fixed sleep: the pool says so itself). */
+async function inWorker(pool: { metricsUrl: string }): Promise<void> {
+  await until(async () => /^botshard_pool_queue_depth\{[^}]*\} [1-9]/m.test(await (await fetch(pool.metricsUrl)).text()), 10_000, 'the request to reach a worker');
+}
+
 test('SIGTERM: finishes the request in flight, stops listening, exits 0', async () => {
   const pool = await start();
   const inflight = postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'yes please' });
-  await new Promise((r) => setTimeout(r, 300));
+  await inWorker(pool);
   pool.child.kill('SIGTERM');
   const res = await inflight;
   expect(res.status).toBe(200);
@@ -97,9 +102,9 @@ test('a second signal ends the process at once, without waiting for the request 
     (r) => r.status,
     () => 'aborted',
   );
-  await new Promise((r) => setTimeout(r, 300));
+  await inWorker(pool);
   pool.child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 50));
+  await until(() => pool.logs.some((l) => l.msg === 'signal received: draining'), 10_000, 'the first signal to be handled');
   pool.child.kill('SIGTERM');
   const exit = await pool.exited;
   expect(exit).toEqual({ code: null, signal: 'SIGTERM' }); // killed by the signal, as without a handler
