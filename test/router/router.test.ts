@@ -166,6 +166,21 @@ describe('readiness', () => {
     }
   });
 
+  test('a not-ready probe is an answer, not a failure: no warning per probe, unlike a request that fails', async () => {
+    const catalog = normalized(catalogInput([supportBot('fern')]));
+    const lines: Array<{ msg: string; url?: string }> = [];
+    const stream = { write: (line: string) => lines.push(JSON.parse(line)) };
+    const router = await runRouter({ catalog, urls: new Map(), logger: { level: 'info', stream } });
+    try {
+      for (let i = 0; i < 3; i++) expect((await fetch(`${router.url}/v2/health/ready`)).status).toBe(503);
+      expect((await postJson(`${router.url}/v1/bots/fern/predict`, { text: 'hi' })).status).toBe(503); // no pool address
+      const failed = lines.filter((l) => l.msg === 'request failed');
+      expect(failed.map((l) => l.url)).toEqual(['/v1/bots/fern/predict']);
+    } finally {
+      await router.close();
+    }
+  });
+
   test('in a cluster, waits until the pools\' host names resolve', async () => {
     const { PoolAddresses } = await import('@botshard/runtime/router/readiness');
     const known = new Set(['rt-a.botshard.svc']);

@@ -155,3 +155,8 @@ export type ModelParams = Static<typeof ModelParams>;
 export function withErrors<T extends TSchema>(ok: T, okStatus = 200): Record<string, TSchema> {
   return { [okStatus]: ok, '4xx': ErrorResponse, '5xx': ErrorResponse };
 }
+
+/** A liveness or readiness probe: its 503 is an answer ("not ready"), not a failed request worth a warning. */
+export function isHealthProbe(routeUrl: string | undefined): boolean {
+  return routeUrl === '/v2/health/live' || routeUrl === '/v2/health/ready';
+}

@@ -23,6 +23,7 @@ import {
   ServerMetadataResponse,
   TextInferenceRequest,
   predictRequest,
+  isHealthProbe,
   textInferenceRequest,
   withErrors,
 } from '../oip';
@@ -209,7 +210,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   });
   app.addHook('onResponse', async (request, reply) => {
     const line = { req: { method: request.method, url: request.url }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime };
-    if (reply.statusCode >= 500) request.log.warn(line, 'request failed');
+    if (reply.statusCode >= 500 && !isHealthProbe(request.routeOptions.url)) request.log.warn(line, 'request failed');
     else request.log.debug(line, 'request completed');
     metrics.requestSeconds.observe({ route: request.routeOptions.url ?? 'unknown', code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, LogController } from 'fastify';
 import { Catalog, MAX_BOT_ID, loadCatalog } from '../catalog';
-import { ErrorResponse, LiveResponse, ReadyResponse, ServerMetadataResponse } from '../oip';
+import { ErrorResponse, LiveResponse, ReadyResponse, ServerMetadataResponse, isHealthProbe } from '../oip';
 import { CatalogWatcher } from '../catalog/watch';
 import { Circuit } from './circuit';
 import { PoolAddresses } from './readiness';
@@ -179,7 +179,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   });
   app.addHook('onResponse', async (request, reply) => {
     const line = { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime };
-    if (reply.statusCode >= 500) request.log.warn(line, 'request failed');
+    if (reply.statusCode >= 500 && !isHealthProbe(request.routeOptions.url)) request.log.warn(line, 'request failed');
     else request.log.debug(line, 'request');
   });
 
