@@ -8,18 +8,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBuilt, until } from '../pool/support';
-import { UpRow, alive, freePort, listening, parseUpTable } from './support';
+import { UpRow, alive, killLeftovers, freePort, listening, parseUpTable } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
 
 describe('npm start, stopped by SIGTERM to npm', () => {
   let npm: ChildProcess;
   let rows: UpRow[] = [];
-  afterAll(() => {
-    // Only when the test failed: kill what it would otherwise leave running.
-    if (npm?.exitCode === null) npm.kill('SIGKILL');
-    for (const r of rows) if (alive(r.pid)) process.kill(r.pid, 'SIGKILL');
-  });
+  afterAll(() => killLeftovers(npm, rows)); // only when the test failed: nothing is left running
 
   test('ends every pool and the router, frees every port and removes its temp folder', async () => {
     ensureBuilt();

@@ -1,4 +1,5 @@
 /** Shared by the end-to-end tests: free ports, process and port checks, and the table `botshard up` prints. */
+import type { ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 
 export function freePort(): Promise<number> {
@@ -50,4 +51,10 @@ export function parseUpTable(output: string): UpRow[] {
     parsed.push({ pool: cells[0], group: cells[1], port: Number(cells[cells.length - 2]), pid: Number(cells[cells.length - 1]) });
   }
   return parsed;
+}
+
+/** After a failed test: kills the top process and every process of its last table, so none is left running. */
+export function killLeftovers(top: ChildProcess | undefined, rows: readonly UpRow[]): void {
+  if (top && top.exitCode === null && top.signalCode === null) top.kill('SIGKILL');
+  for (const r of rows) if (alive(r.pid)) process.kill(r.pid, 'SIGKILL');
 }

@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBuilt, until } from '../pool/support';
-import { UpRow, alive, freePort, parseUpTable } from './support';
+import { UpRow, killLeftovers, freePort, parseUpTable } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
@@ -41,10 +41,7 @@ test('a busy router port fails at once, naming the port and --port, and starts n
 describe('a catalog that requires API keys (platform.auth: "tenant-keys")', () => {
   let up: ChildProcess;
   let rows: UpRow[] = [];
-  afterAll(() => {
-    if (up?.exitCode === null) up.kill('SIGKILL');
-    for (const r of rows) if (alive(r.pid)) process.kill(r.pid, 'SIGKILL');
-  });
+  afterAll(() => killLeftovers(up, rows));
 
   test('up generates a key per tenant and prints a curl that works; without the key the router answers 401', async () => {
     const { dir, config } = configCopy((t) => t.replace("auth: 'none'", "auth: 'tenant-keys'"));

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBuilt, until } from '../pool/support';
 import { load } from '../router/support';
-import { UpRow, alive, freePort, listening, parseUpTable } from './support';
+import { UpRow, alive, killLeftovers, freePort, listening, parseUpTable } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
@@ -36,11 +36,8 @@ describe('botshard up', () => {
     rows = parseTable();
   }, 180_000);
 
-  afterAll(async () => {
-    if (up && up.exitCode === null) {
-      up.kill('SIGKILL');
-      for (const r of rows) if (alive(r.pid)) process.kill(r.pid, 'SIGKILL');
-    }
+  afterAll(() => {
+    if (up && up.exitCode === null) killLeftovers(up, rows);
   });
 
   test('prints a table of pools and the router, and a curl that works', async () => {
