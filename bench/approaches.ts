@@ -15,12 +15,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Strategy, plan, writeCatalogFolder } from '@botshard/runtime';
+import { Strategy, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { POOL_MEMORY, fleetCatalog } from './fleet';
-import {
-  CORES, Child, MiB, cpuMsOf, SMOKE, Spread, fmt, log, machine, mapLimit, normalized, pssOf, round, rssOf, sleep, spread, startPool, stopAll, tempDir, writeResult,
-} from './processes';
+import { CORES, Child, MiB, cpuMsOf, SMOKE, Spread, fmt, log, machine, mapLimit, pssOf, round, rssOf, sleep, spread, startPool, stopAll, tempDir, writeResult,  } from './processes';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
 const SMALL = SMOKE ? [5] : (process.env.BENCH_SMALL ?? '25,50,100').split(',').map(Number);
@@ -179,12 +177,12 @@ async function main(): Promise<void> {
   try {
     const largest = Math.max(...sizes);
     const models = path.join(work, 'models');
-    writeDemoModels(normalized(fleetCatalog({ bots: largest })), models);
+    writeDemoModels(parseCatalog(fleetCatalog({ bots: largest })), models);
     const setups = new Map<string, { dir: string; pools: string[] }>();
     for (const bots of sizes) {
       for (const strategy of STRATEGIES) {
         if (strategy === 'dedicated' && bots !== Math.max(...SMALL)) continue;
-        const catalog = normalized(fleetCatalog({ bots, strategy }));
+        const catalog = parseCatalog(fleetCatalog({ bots, strategy }));
         const dir = path.join(work, `catalog-${bots}-${strategy}`);
         writeCatalogFolder(dir, catalog);
         setups.set(`${bots}/${strategy}`, { dir, pools: plan(catalog).pools.map((p) => p.name) });

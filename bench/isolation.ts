@@ -19,10 +19,10 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Pool as HttpPool } from 'undici';
-import { BotInput, Catalog, plan, writeCatalogFolder } from '@botshard/runtime';
+import { BotInput, Catalog, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { STANDALONE_DIMENSIONS, buildHeadModel, embeddingTable, writeDemoModels } from '@botshard/runtime/local/models';
 import { fleetCatalog } from './fleet';
-import { Child, SMOKE, Spread, fmt, log, machine, normalized, percentile, round, sleep, spread, startPool, stopAll, tempDir, writeResult } from './processes';
+import { Child, SMOKE, Spread, fmt, log, machine, percentile, round, sleep, spread, startPool, stopAll, tempDir, writeResult } from './processes';
 
 const HEALTHY = SMOKE ? 6 : 20;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
@@ -62,7 +62,7 @@ function badBots(healthy: number): { slow: string; broken: string; catalog: Cata
   for (let k = 0; ; k++) {
     const slow = `slow-bot-${k}`;
     const broken = `broken-bot-${k}`;
-    const catalog = normalized(fleetCatalog({ bots: healthy, pools: 2, extra: [slowBot(slow), slowBot(broken)] }));
+    const catalog = parseCatalog(fleetCatalog({ bots: healthy, pools: 2, extra: [slowBot(slow), slowBot(broken)] }));
     const t = plan(catalog);
     const a = t.assignment.get(slow)!;
     if (a === t.assignment.get(broken) && t.pools.every((p) => p.bots.length >= 3)) return { slow, broken, catalog };
@@ -158,8 +158,8 @@ async function main(): Promise<void> {
   let info: Record<string, unknown> = {};
   try {
     const { slow, broken, catalog: sharded } = badBots(HEALTHY);
-    const single = normalized(fleetCatalog({ bots: HEALTHY, strategy: 'single', extra: [slowBot(slow), slowBot(broken)] }));
-    const clean = normalized(fleetCatalog({ bots: HEALTHY, strategy: 'single' }));
+    const single = parseCatalog(fleetCatalog({ bots: HEALTHY, strategy: 'single', extra: [slowBot(slow), slowBot(broken)] }));
+    const clean = parseCatalog(fleetCatalog({ bots: HEALTHY, strategy: 'single' }));
     const models = path.join(work, 'models');
     writeDemoModels(sharded, models);
     const head = buildHeadModel({

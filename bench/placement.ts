@@ -10,23 +10,18 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Catalog, CatalogInput, Topology, countMoves, normalizeCatalog, plan, poolFor, xxh64 } from '@botshard/runtime';
+import { Catalog, Topology, countMoves, parseCatalog, plan, poolFor, xxh64 } from '@botshard/runtime';
 import { SyntheticOptions, syntheticCatalog } from './synthetic';
 
 const RESULTS = path.join(__dirname, 'results');
 
-function normalized(input: CatalogInput): Catalog {
-  const r = normalizeCatalog(input);
-  if (!r.ok) throw new Error(JSON.stringify(r.problems.slice(0, 3)));
-  return r.catalog;
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
 /** Child mode: plan one size, print timings and peak RSS as JSON. */
 function measureSize(bots: number, locality: 'none' | 'encoder'): void {
-  const catalog = normalized(syntheticCatalog({ bots, seed: 1, locality }));
+  const catalog = parseCatalog(syntheticCatalog({ bots, seed: 1, locality }));
   const rssBefore = process.resourceUsage().maxRSS;
   const times: number[] = [];
   let topology: Topology | undefined;
@@ -79,7 +74,7 @@ function disruption(locality: SyntheticOptions['locality']) {
   const n = 10;
   const opts: SyntheticOptions = { bots: 10000, seed: 3, locality, oneGroup: true, pools: n, memory: '12Gi' };
   const input = syntheticCatalog(opts);
-  const withCount = (count: number) => normalized({ ...input, groups: input.groups.map((g) => ({ ...g, pools: count })) });
+  const withCount = (count: number) => parseCatalog({ ...input, groups: input.groups.map((g) => ({ ...g, pools: count })) });
   const base = withCount(n);
   const before = plan(base);
   const add = movedFraction(before, plan(withCount(n + 1)));
@@ -101,13 +96,13 @@ function disruption(locality: SyntheticOptions['locality']) {
 
 function botChurn() {
   const input = syntheticCatalog({ bots: 2000, seed: 9, locality: 'none', oneGroup: true, pools: 6, memory: '4Gi' });
-  const reference = plan(normalized(input));
+  const reference = plan(parseCatalog(input));
   const counts: number[] = [];
   for (let i = 0; i < 20; i++) {
     const gone = input.bots[i * 100];
-    const without = plan(normalized({ ...input, bots: input.bots.filter((b) => b !== gone) }));
+    const without = plan(parseCatalog({ ...input, bots: input.bots.filter((b) => b !== gone) }));
     counts.push([...without.assignment].filter(([bot, pool]) => reference.assignment.get(bot) !== pool).length);
-    const withOne = plan(normalized({ ...input, bots: [...input.bots, { ...gone, id: `new-bot-${i}` }] }));
+    const withOne = plan(parseCatalog({ ...input, bots: [...input.bots, { ...gone, id: `new-bot-${i}` }] }));
     counts.push([...reference.assignment].filter(([bot, pool]) => withOne.assignment.get(bot) !== pool).length);
   }
   return { bots: 2000, changes: counts.length, othersMoved: { mean: counts.reduce((a, b) => a + b, 0) / counts.length, worst: Math.max(...counts) } };

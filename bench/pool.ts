@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Catalog, CatalogInput, normalizeCatalog, plan } from '@botshard/runtime';
+import { Catalog, parseCatalog, plan } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { predictLoad } from './processes';
 import { syntheticCatalog } from './synthetic';
@@ -26,15 +26,10 @@ const LOAD_SECONDS = 5;
 const CONNECTIONS = 16;
 const WORKERS = Math.max(1, Math.min(4, os.availableParallelism()));
 
-function normalized(input: CatalogInput): Catalog {
-  const r = normalizeCatalog(input);
-  if (!r.ok) throw new Error(JSON.stringify(r.problems.slice(0, 3)));
-  return r.catalog;
-}
 
 /** N bots in one group of one pool (so one process holds them all), 8 shared encoders. */
 function catalogOf(bots: number): Catalog {
-  return normalized(syntheticCatalog({ bots, seed: 1, oneGroup: true, pools: 1, memory: '256Gi', encoders: 8 }));
+  return parseCatalog(syntheticCatalog({ bots, seed: 1, oneGroup: true, pools: 1, memory: '256Gi', encoders: 8 }));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { Catalog, CatalogInput, normalizeCatalog } from '@botshard/runtime';
 import { Pool as HttpPool } from 'undici';
 
 export const ROOT = path.resolve(__dirname, '..');
@@ -21,11 +20,6 @@ export const CORES = os.availableParallelism();
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function normalized(input: CatalogInput): Catalog {
-  const r = normalizeCatalog(input);
-  if (!r.ok) throw new Error(r.problems.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('\n'));
-  return r.catalog;
-}
 
 export interface Child {
   name: string;

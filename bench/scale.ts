@@ -11,10 +11,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Catalog, Topology, plan, writeCatalogFolder } from '@botshard/runtime';
+import { Catalog, Topology, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { fleetCatalog } from './fleet';
-import { CORES, Child, SMOKE, Spread, fmt, log, machine, mapLimit, normalized, predictLoad, round, spread, startPool, stopAll, tempDir, writeResult } from './processes';
+import { CORES, Child, SMOKE, Spread, fmt, log, machine, mapLimit, predictLoad, round, spread, startPool, stopAll, tempDir, writeResult } from './processes';
 
 const BOTS = SMOKE ? 5 : 200;
 const POOLS = SMOKE ? [1, 2] : [1, 2, 4];
@@ -24,7 +24,7 @@ const CONNECTIONS = 16;
 const MEMORY = '4Gi';
 
 const catalogFor = (pools: number, locality: 'encoder' | 'none' = 'encoder', bots = BOTS, memory = MEMORY): Catalog =>
-  normalized(fleetCatalog({ bots, pools, memory, locality }));
+  parseCatalog(fleetCatalog({ bots, pools, memory, locality }));
 
 /** Closed loop: CONNECTIONS requests in flight for `seconds`, each to the next bot, sent to that bot's pool. */
 async function load(urlOf: Map<string, string>, bots: string[], seconds: number) {

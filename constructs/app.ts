@@ -3,7 +3,7 @@
  * synth benchmark, so all three synthesize exactly the same way.
  */
 import { App, AppProps, YamlOutputType } from 'cdk8s';
-import { Catalog, CatalogError, normalizeCatalog } from '@botshard/runtime';
+import { Catalog, parseCatalog } from '@botshard/runtime';
 import { BotPlatform, BotPlatformProps } from './platform';
 
 /** The App and what it was built from. */
@@ -18,9 +18,8 @@ export interface PlatformApp {
  * `platform` chart and one `pool-group-<name>` chart per group. Nothing is written until `app.synth()`.
  */
 export function buildPlatformApp(input: unknown, props: Omit<BotPlatformProps, 'catalog'> = {}, appProps: AppProps = {}, source?: string): PlatformApp {
-  const result = normalizeCatalog(input);
-  if (!result.ok) throw new CatalogError(result.problems, source);
+  const catalog = parseCatalog(input, source);
   const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_CHART, ...appProps });
-  const platform = new BotPlatform(app, 'botshard', { ...props, catalog: result.catalog });
-  return { app, platform, catalog: result.catalog };
+  const platform = new BotPlatform(app, 'botshard', { ...props, catalog });
+  return { app, platform, catalog };
 }

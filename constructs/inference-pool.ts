@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
-import { Catalog, ModelStoreEgress, Toleration } from '@botshard/runtime';
+import { Catalog, ModelStoreEgress, Toleration, groupDefaults } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_POOL_GROUP, LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
 import { RunAsProps, _runAs } from './security';
@@ -71,7 +71,7 @@ export interface InferencePoolProps extends TerminationProps, RunAsProps {
   readonly monitoringNamespace?: string;
   /** Size limit of the model cache emptyDir at /models. @default - the memory budget */
   readonly modelCacheBytes?: number;
-  /** Seconds the pool may take to answer its first liveness probe before it is restarted. @default 120 */
+  /** Seconds the pool may take to answer its first liveness probe before it is restarted. @default - 60 (real-time), 180 (non-real-time): `groupDefaults()` */
   readonly startupSeconds?: number;
   /** Address ranges the pool may connect to for models (its only egress besides DNS). @default [] - DNS only: models come from a volume */
   readonly modelStoreEgress?: readonly ModelStoreEgress[];
@@ -100,10 +100,11 @@ export class InferencePool extends Construct {
     checkName(props.group, 'dns-1123-label', `${what}: group name`, 'rename the pool group');
     const namespace = checkName(props.namespace ?? props.catalog.namespace, 'dns-1123-label', `${what}: namespace`, 'use a DNS label');
     const image = checkImage(props.image ?? DEFAULT_IMAGE, what);
-    const timeoutMs = props.timeoutMs ?? (realtime ? 2000 : 60000);
-    const replicas = _checkReplicas(props.replicas ?? (realtime ? { min: 2, max: 10 } : { min: 1, max: 4 }), realtime, what, `raise groups[].replicas.min of "${props.group}" in bots.config.ts`);
-    const targetCpuPercent = _checkPercent(props.targetCpuPercent ?? 70, what);
-    const cpu = _checkCpu(props.cpu ?? (realtime ? { request: '500m', limit: '2' } : { request: '250m', limit: '1' }), what);
+    const defaults = groupDefaults(realtime);
+    const timeoutMs = props.timeoutMs ?? defaults.timeoutMs;
+    const replicas = _checkReplicas(props.replicas ?? defaults.replicas, realtime, what, `raise groups[].replicas.min of "${props.group}" in bots.config.ts`);
+    const targetCpuPercent = _checkPercent(props.targetCpuPercent ?? defaults.targetCpuPercent, what);
+    const cpu = _checkCpu(props.cpu ?? defaults.cpu, what);
     const { uid, gid } = _runAs(props, what);
     const { preStop, drain, grace } = _termination(props, timeoutMs, what);
     const memory = quantity(props.memory);
@@ -111,7 +112,7 @@ export class InferencePool extends Construct {
     const monitoring = checkName(props.monitoringNamespace ?? 'monitoring', 'dns-1123-label', `${what}: monitoringNamespace`, 'use the namespace of your Prometheus');
     const serviceAccountName = checkName(props.serviceAccountName ?? `${platform}-pool`, 'dns-1123-subdomain', `${what}: serviceAccountName`, 'use a valid ServiceAccount name');
     if (props.priorityClassName !== undefined) checkName(props.priorityClassName, 'dns-1123-subdomain', `${what}: priorityClassName`, 'use a valid PriorityClass name');
-    const startupSeconds = props.startupSeconds ?? 120;
+    const startupSeconds = props.startupSeconds ?? defaults.startupSeconds;
     if (!Number.isInteger(startupSeconds) || startupSeconds < 2) throw new Error(`${what}: startupSeconds must be a whole number of at least 2, got ${JSON.stringify(startupSeconds)}`);
 
     this.selector = selectorLabels(platform, 'pool', this.name);

@@ -2,9 +2,9 @@
  * Kubernetes naming rules, checked on every name and label the constructs generate, and the
  * `app.kubernetes.io/*` labels that selectors are built from (explicit, never derived from a construct path).
  */
+import { DNS_LABEL } from '@botshard/runtime';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
@@ -25,7 +25,7 @@ export function nameProblem(value: string, rule: NameRule): string | undefined {
   const max = rule === 'dns-1123-subdomain' ? 253 : 63;
   if (value.length === 0) return 'is empty';
   if (value.length > max) return `is ${value.length} characters long, more than the ${max} a ${rule} name may have`;
-  const re = rule === 'dns-1123-subdomain' ? DNS1123_SUBDOMAIN : rule === 'dns-1035-label' ? DNS1035_LABEL : DNS1123_LABEL;
+  const re = rule === 'dns-1123-subdomain' ? DNS1123_SUBDOMAIN : rule === 'dns-1035-label' ? DNS_LABEL : DNS1123_LABEL;
   if (!re.test(value)) {
     return rule === 'dns-1035-label'
       ? 'is not a DNS-1035 label (lower-case letters, digits and "-", starting with a letter, ending with a letter or digit)'

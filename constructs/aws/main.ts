@@ -10,7 +10,7 @@
  */
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { CatalogError, PlacementError, normalizeCatalog } from '@botshard/runtime';
+import { PlacementError, parseCatalog } from '@botshard/runtime';
 import { readConfigInput } from '@botshard/runtime/catalog/config';
 import { BotShardingEksStack, PoolIdentity } from './eks-stack';
 
@@ -22,13 +22,12 @@ function main(): void {
   };
   const config = path.resolve(process.env.BOTSHARD_CONFIG ?? path.join(__dirname, '..', '..', 'bots.config.ts'));
   const shown = path.relative(process.cwd(), config) || config;
-  const result = normalizeCatalog(readConfigInput(config));
-  if (!result.ok) throw new CatalogError(result.problems, shown);
+  const catalog = parseCatalog(readConfigInput(config), shown);
   const gitops = context('gitops') === 'true';
   const clusterName = context('clusterName');
   new BotShardingEksStack(app, context('stackName') ?? 'BotShard', {
-    catalog: result.catalog,
-    description: `botshard: ${result.catalog.bots.length} bots on EKS, catalog generation ${result.catalog.generation}`,
+    catalog: catalog,
+    description: `botshard: ${catalog.bots.length} bots on EKS, catalog generation ${catalog.generation}`,
     identity: (context('identity') as PoolIdentity | undefined) ?? (gitops ? 'pod-identity' : 'irsa'),
     deployManifests: !gitops,
     existingCluster: clusterName

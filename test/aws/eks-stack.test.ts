@@ -1,7 +1,7 @@
 /** BotShardingEksStack: the synthesized CloudFormation template (aws-cdk-lib/assertions) for the example catalog and for edge cases. */
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { Catalog, normalizeCatalog, plan } from '@botshard/runtime';
+import { parseCatalog, plan } from '@botshard/runtime';
 import { syntheticCatalog } from '../../bench/synthetic';
 import { BotShardingEksStack, BotShardingEksStackProps } from '../../constructs/aws';
 import { exampleCatalogInput } from '../constructs/support';
@@ -9,13 +9,8 @@ import { exampleCatalogInput } from '../constructs/support';
 type Resource = { Type: string; Properties: any; DependsOn?: string[]; DeletionPolicy?: string };
 const MANIFEST = 'Custom::AWSCDK-EKS-KubernetesResource';
 
-function catalogOf(input: unknown): Catalog {
-  const result = normalizeCatalog(input);
-  if (!result.ok) throw new Error(JSON.stringify(result.problems));
-  return result.catalog;
-}
 
-function synth(props: Partial<BotShardingEksStackProps> = {}, catalog = catalogOf(exampleCatalogInput())) {
+function synth(props: Partial<BotShardingEksStackProps> = {}, catalog = parseCatalog(exampleCatalogInput())) {
   const app = new App();
   const stack = new BotShardingEksStack(app, 'BotShard', { catalog, ...props });
   const template = Template.fromStack(stack);
@@ -33,15 +28,8 @@ const ofType = (resources: Record<string, Resource>, type: string) => Object.ent
 
 describe('BotShardingEksStack on the example catalog (new cluster, IRSA)', () => {
   let built: ReturnType<typeof synth>;
-  let synthMs: number;
   beforeAll(() => {
-    const started = Date.now();
     built = synth();
-    synthMs = Date.now() - started;
-  });
-
-  test('synthesizes in reasonable time', () => {
-    expect(synthMs).toBeLessThan(30_000);
   });
 
   test('the model bucket is encrypted, private, TLS-only, versioned and retained', () => {
@@ -178,14 +166,14 @@ describe('BotShardingEksStack variants', () => {
   });
 
   test('GitOps: no manifests in the template, whatever the catalog size', () => {
-    const big = catalogOf(syntheticCatalog({ bots: 3000, seed: 3 }));
+    const big = parseCatalog(syntheticCatalog({ bots: 3000, seed: 3 }));
     const { template } = synth({ deployManifests: false, identity: 'pod-identity' }, big);
     template.resourceCountIs(MANIFEST, 1); // aws-auth only, which the cluster itself manages
     template.resourceCountIs('AWS::EKS::PodIdentityAssociation', 1);
   });
 
   test('a catalog too large for CloudFormation is an error naming the size and the GitOps path', () => {
-    const big = catalogOf(syntheticCatalog({ bots: 3000, seed: 3 }));
+    const big = parseCatalog(syntheticCatalog({ bots: 3000, seed: 3 }));
     expect(() => synth({}, big)).toThrow(
       /BotShardingEksStack BotShard: the Kubernetes manifests of 3000 bots are too large to apply through CloudFormation: chart "platform" takes [0-9.]+ kB, over the 200\.0 kB a chart may take .*set deployManifests: false .*Argo CD or Flux apply dist\//,
     );

@@ -4,10 +4,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BotInput, Catalog, plan } from '@botshard/runtime';
+import { BotInput, Catalog, parseCatalog, plan } from '@botshard/runtime';
 import { demoModels } from '@botshard/runtime/local/models';
 import { ModelFetchError, ModelStore } from '@botshard/runtime/pool/store';
-import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, postJson, runPool, supportBot, tempDir } from '../pool/support';
+import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir } from '../pool/support';
 import { BUCKET, Proxy, S3Server, closedPort, sha256, startProxy, startS3, useS3rverCredentials } from './support';
 
 const IDS = ['s3-verified', 's3-plain', 's3-tampered'];
@@ -32,14 +32,14 @@ function s3Catalog(extra: (id: string) => Partial<BotInput> = () => ({})): Catal
     }),
   );
   const input = catalogInput(bots);
-  return normalized({ ...input, encoders: input.encoders!.map((e) => ({ ...e, path: `s3://${BUCKET}/encoders/en.onnx`, sha256: digest('encoders/en.onnx') })) });
+  return parseCatalog({ ...input, encoders: input.encoders!.map((e) => ({ ...e, path: `s3://${BUCKET}/encoders/en.onnx`, sha256: digest('encoders/en.onnx') })) });
 }
 
 beforeAll(async () => {
   ensureBuilt();
   restoreEnv = useS3rverCredentials();
   s3 = await startS3();
-  files = demoModels(normalized(catalogInput(IDS.map((id) => supportBot(id)))));
+  files = demoModels(parseCatalog(catalogInput(IDS.map((id) => supportBot(id)))));
   for (const [key, bytes] of files) await s3.put(key, bytes);
   // The object in the bucket was replaced by another (valid) model: its digest no longer matches the catalog's.
   await s3.put(headKey('s3-tampered'), files.get('encoders/en.onnx')!);
@@ -146,7 +146,6 @@ describe('an unreachable model store', () => {
       // One encoder download shared by the three bots: 2 retries, waiting 100 then 200 ms.
       expect(retries.map((r) => [r.attempt, r.delayMs])).toEqual([[1, 100], [2, 200]]);
       expect(elapsed).toBeGreaterThanOrEqual(300);
-      expect(elapsed).toBeLessThan(10_000);
       expect((await getJson(`${pool.url}/v2/health/live`)).status).toBe(200);
       const metrics = await pool.app.poolMetrics.registry.metrics();
       expect(metrics).toMatch(/botshard_pool_model_downloads_total\{source="s3",result="failed",pool="[^"]+"\} 1/);

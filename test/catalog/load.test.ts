@@ -1,26 +1,26 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CatalogError, loadCatalog, partFileName, splitCatalog } from '@botshard/runtime';
+import { CatalogError, loadCatalog, parseCatalog, partFileName, splitCatalog } from '@botshard/runtime';
 import { synthetic } from '../support/plan';
-import { normalized, smallCatalog } from '../support/catalogs';
+import { smallCatalog } from '../support/catalogs';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-catalog-'));
 
 describe('normalised catalog', () => {
   it('carries apiVersion, kind and a generation that is the hash of its content', () => {
-    const catalog = normalized(smallCatalog());
+    const catalog = parseCatalog(smallCatalog());
     expect(catalog.apiVersion).toBe('botshard.io/v1alpha1');
     expect(catalog.kind).toBe('Catalog');
     expect(catalog.generation).toMatch(/^[0-9a-f]{16}$/);
     const changed = smallCatalog();
     changed.bots[0].intents[0].name = 'hello';
-    expect(normalized(changed).generation).not.toBe(catalog.generation);
+    expect(parseCatalog(changed).generation).not.toBe(catalog.generation);
   });
 
   it('reads its own output back unchanged (normalisation is idempotent)', () => {
-    const catalog = normalized(smallCatalog());
-    expect(normalized(JSON.parse(JSON.stringify(catalog)))).toEqual(catalog);
+    const catalog = parseCatalog(smallCatalog());
+    expect(parseCatalog(JSON.parse(JSON.stringify(catalog)))).toEqual(catalog);
   });
 
   it('gives the same generation for equal quantities written differently', () => {
@@ -28,11 +28,11 @@ describe('normalised catalog', () => {
     const b = smallCatalog();
     b.groups[0].memory = 512 * 1024 * 1024;
     b.groups[1].memory = '1024Mi';
-    expect(normalized(b).generation).toBe(normalized(a).generation);
+    expect(parseCatalog(b).generation).toBe(parseCatalog(a).generation);
   });
 
   it('rejects a catalog whose generation does not match its content', () => {
-    const catalog = normalized(smallCatalog()) as any;
+    const catalog = parseCatalog(smallCatalog()) as any;
     catalog.bots[0].tenant = 'globex';
     const dir = tmp();
     fs.writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(catalog));

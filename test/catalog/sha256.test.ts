@@ -1,5 +1,5 @@
-import { normalizeCatalog } from '@botshard/runtime';
-import { normalized, problemsOf, smallCatalog } from '../support/catalogs';
+import { normalizeCatalog, parseCatalog } from '@botshard/runtime';
+import { problemsOf, smallCatalog } from '../support/catalogs';
 
 const DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 // Paths name each bot by index and id (`bots[0] (acme-support).id`); tests look them up by index.
@@ -8,19 +8,19 @@ const at = <T extends { path: string }>(problems: T[], path: string) => problems
 
 describe('model sha256 in the catalog', () => {
   it('is optional: without it the normalised catalog has no sha256 and its generation does not change', () => {
-    const plain = normalized(smallCatalog());
+    const plain = parseCatalog(smallCatalog());
     expect(plain.bots[0].model).not.toHaveProperty('sha256');
     expect(plain.encoders[0]).not.toHaveProperty('sha256');
     const input = smallCatalog();
     input.bots[0].model.sha256 = DIGEST;
-    expect(normalized(input).generation).not.toBe(plain.generation);
+    expect(parseCatalog(input).generation).not.toBe(plain.generation);
   });
 
   it('is kept on heads and encoders, lower-cased, with s3:// and https:// locations', () => {
     const input = smallCatalog();
     input.bots[0].model = { ...input.bots[0].model, head: 's3://models-bucket/heads/acme-support.onnx', sha256: DIGEST.toUpperCase() };
     input.encoders[0] = { ...input.encoders[0], path: 'https://models.example.com/encoders/en.onnx', sha256: DIGEST };
-    const catalog = normalized(input);
+    const catalog = parseCatalog(input);
     const bot = catalog.bots.find((b) => b.id === 'acme-support')!;
     expect(bot.model).toEqual({ head: 's3://models-bucket/heads/acme-support.onnx', sha256: DIGEST, memory: 8 * 1024 * 1024, encoder: 'encoder-en' });
     expect(catalog.encoders[0].sha256).toBe(DIGEST);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { normalizeCatalog, parseMemory } from '@botshard/runtime';
-import { normalized, problemsOf, smallCatalog } from '../support/catalogs';
+import { normalizeCatalog, parseCatalog, parseMemory } from '@botshard/runtime';
+import { problemsOf, smallCatalog } from '../support/catalogs';
 
 // Paths name each bot by index and id (`bots[0] (acme-support).id`); tests look them up by index.
 const byIndex = (path: string) => path.replace(/^bots\[(\d+)\] \([^)]*\)/, 'bots[$1]');
@@ -8,7 +8,7 @@ const at = <T extends { path: string }>(problems: T[], path: string) => problems
 
 describe('catalog validation', () => {
   it('accepts the small catalog and fills defaults', () => {
-    const catalog = normalized(smallCatalog());
+    const catalog = parseCatalog(smallCatalog());
     const realtime = catalog.groups[0];
     expect(realtime.fillFactor).toBe(0.75);
     expect(realtime.selector).toEqual({ realtime: true, properties: {} });

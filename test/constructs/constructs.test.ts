@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { App, Testing } from 'cdk8s';
-import { Catalog, loadCatalog, normalizeCatalog, plan } from '@botshard/runtime';
+import { loadCatalog, parseCatalog, plan } from '@botshard/runtime';
 import {
   BotPlatform,
   CatalogConfigMaps,
@@ -18,13 +18,8 @@ import {
 import { smallCatalog } from '../support/catalogs';
 import { K8sObject, ofKind, validateSchema } from './support';
 
-function catalogOf(input: unknown): Catalog {
-  const r = normalizeCatalog(input);
-  if (!r.ok) throw new Error(JSON.stringify(r.problems));
-  return r.catalog;
-}
 
-const small = catalogOf(smallCatalog());
+const small = parseCatalog(smallCatalog());
 
 function pool(props: Partial<InferencePoolProps> = {}) {
   const chart = Testing.chart();
@@ -113,7 +108,7 @@ describe('CatalogConfigMaps', () => {
   it('splits a catalog over several ConfigMaps that read back to the same catalog, and mounts them as one folder', () => {
     const input = smallCatalog();
     for (let i = 0; i < 300; i++) input.bots.push({ ...input.bots[1], id: `bulk-${i}`, intents: [{ name: 'x'.repeat(40), examples: ['y'.repeat(100)] }, { name: 'z' }] });
-    const catalog = catalogOf(input);
+    const catalog = parseCatalog(input);
     const chart = Testing.chart();
     const maps = new CatalogConfigMaps(chart, 'catalog', { catalog, maxPartBytes: 16 * 1024, reservedParts: 2 });
     const objects = Testing.synth(chart) as K8sObject[];
@@ -160,14 +155,14 @@ describe('BotPlatform', () => {
 
   it('rejects a latest image and a topology of another catalog', () => {
     expect(() => new BotPlatform(Testing.app(), 'p', { catalog: small, image: 'botshard:latest' })).toThrow(/latest/);
-    const other = catalogOf({ ...smallCatalog(), platform: { namespace: 'other' } });
+    const other = parseCatalog({ ...smallCatalog(), platform: { namespace: 'other' } });
     expect(() => new BotPlatform(Testing.app(), 'p', { catalog: small, topology: plan(other) })).toThrow(/planned for catalog generation/);
   });
 
   it('reports a real-time group with one replica as a construct error naming the fix', () => {
     const input = smallCatalog();
     input.groups[0].replicas = { min: 1, max: 3 };
-    expect(() => new BotPlatform(Testing.app(), 'p', { catalog: catalogOf(input) })).toThrow(/real-time workload needs replicas.min of at least 2.*raise groups\[\]\.replicas\.min of "realtime"/);
+    expect(() => new BotPlatform(Testing.app(), 'p', { catalog: parseCatalog(input) })).toThrow(/real-time workload needs replicas.min of at least 2.*raise groups\[\]\.replicas\.min of "realtime"/);
   });
 
   it('applies per-group settings and a custom platform name everywhere', () => {

@@ -3,10 +3,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { Catalog, PlacementError, normalizeCatalog, plan, poolFor, toHex, xxh64 } from '@botshard/runtime';
+import { Catalog, PlacementError, normalizeCatalog, parseCatalog, plan, poolFor, toHex, xxh64 } from '@botshard/runtime';
 import { syntheticCatalog } from '../../bench/synthetic';
 import { GOLDEN_CATALOGS } from '../golden/generate';
-import { normalized, smallCatalog } from '../support/catalogs';
+import { smallCatalog } from '../support/catalogs';
 import { moved, synthetic, withPools } from '../support/plan';
 
 const golden = JSON.parse(fs.readFileSync(path.join(__dirname, '../golden/placement.json'), 'utf8'));
@@ -46,12 +46,12 @@ describe('plan: determinism', () => {
 
   it('does not depend on the order of bots or of object keys', () => {
     const input = syntheticCatalog({ bots: 300, seed: 5, locality: 'encoder', memory: '512Mi' }) as any;
-    const reference = normalized(input);
+    const reference = parseCatalog(input);
     const expected = [...plan(reference).assignment].sort();
     fc.assert(
       fc.property(fc.array(fc.nat(), { minLength: 300, maxLength: 300 }), fc.boolean(), (keys, reverse) => {
         const shuffled = { ...input, bots: input.bots.map((b: unknown, i: number) => [keys[i], b]).sort((a: any, b: any) => a[0] - b[0]).map((x: any) => x[1]) };
-        const c = normalized(reverse ? reverseKeys(shuffled) : shuffled);
+        const c = parseCatalog(reverse ? reverseKeys(shuffled) : shuffled);
         expect(c.generation).toBe(reference.generation);
         expect([...plan(c).assignment].sort()).toEqual(expected);
       }),
@@ -85,14 +85,14 @@ describe('plan: minimal disruption (locality off, 10,000 bots)', () => {
 
   it('adding or removing one bot moves few others', () => {
     const input = syntheticCatalog({ bots: 2000, seed: 9, locality: 'none', oneGroup: true, pools: 6, memory: '4Gi' }) as any;
-    const reference = plan(normalized(input));
+    const reference = plan(parseCatalog(input));
     let worst = 0;
     for (let i = 0; i < 8; i++) {
       const removedBot = input.bots[i * 250];
-      const without = plan(normalized({ ...input, bots: input.bots.filter((b: any) => b !== removedBot) }));
+      const without = plan(parseCatalog({ ...input, bots: input.bots.filter((b: any) => b !== removedBot) }));
       const others = [...without.assignment].filter(([bot, pool]) => reference.assignment.get(bot) !== pool).length;
       const added = { ...removedBot, id: `new-bot-${i}` };
-      const withOne = plan(normalized({ ...input, bots: [...input.bots, added] }));
+      const withOne = plan(parseCatalog({ ...input, bots: [...input.bots, added] }));
       const others2 = [...reference.assignment].filter(([bot, pool]) => withOne.assignment.get(bot) !== pool).length;
       worst = Math.max(worst, others, others2);
     }
@@ -133,8 +133,8 @@ describe('plan: memory and co-location', () => {
 
   it('co-locates bots that share an encoder: fewer encoder loads than plain rendezvous on the same bots', () => {
     const input = syntheticCatalog({ bots: 5000, seed: 6, locality: 'none', pools: 12, oneGroup: true, memory: '6Gi' }) as any;
-    const plain = encoderLoads(normalized(input));
-    const local = encoderLoads(normalized({ ...input, groups: input.groups.map((g: any) => ({ ...g, locality: 'encoder' })) }));
+    const plain = encoderLoads(parseCatalog(input));
+    const local = encoderLoads(parseCatalog({ ...input, groups: input.groups.map((g: any) => ({ ...g, locality: 'encoder' })) }));
     expect(plain).toBe(12 * 8); // every pool loads every encoder
     expect(local).toBeLessThan(plain / 3);
   });
@@ -145,7 +145,7 @@ describe('plan: memory and co-location', () => {
     input.bots[2].model.memory = '700Mi';
     let error: PlacementError | undefined;
     try {
-      plan(normalized(input));
+      plan(parseCatalog(input));
     } catch (e) {
       error = e as PlacementError;
     }
@@ -164,7 +164,7 @@ describe('plan: memory and co-location', () => {
 
 describe('plan: pins and dedicated pools', () => {
   const input = syntheticCatalog({ bots: 2000, seed: 12, locality: 'none', pinned: 0.01 }) as any;
-  const catalog = normalized(input);
+  const catalog = parseCatalog(input);
   const topology = plan(catalog);
   const pinned = catalog.bots.filter((b) => b.pin);
 
@@ -184,7 +184,7 @@ describe('plan: pins and dedicated pools', () => {
       { ...input, groups: input.groups.map((g: any) => ({ ...g, locality: 'encoder' })) },
     ];
     for (const change of changes) {
-      const after = plan(normalized(change));
+      const after = plan(parseCatalog(change));
       for (const bot of pinned) expect(poolFor(bot, after)).toBe('vip');
       expect(after.pools.find((p) => p.name === 'vip')!.bots.every((id) => pinned.some((b) => b.id === id))).toBe(true);
     }
@@ -196,7 +196,7 @@ describe('plan: the three strategies', () => {
   const ids = (t: ReturnType<typeof plan>) => [...t.assignment.keys()].sort();
 
   it('sharded, dedicated and single place the same bots', () => {
-    const [sharded, dedicated, single] = (['sharded', 'dedicated', 'single'] as const).map((strategy) => plan(normalized({ ...input, platform: { strategy } })));
+    const [sharded, dedicated, single] = (['sharded', 'dedicated', 'single'] as const).map((strategy) => plan(parseCatalog({ ...input, platform: { strategy } })));
     expect(ids(dedicated)).toEqual(ids(sharded));
     expect(ids(single)).toEqual(ids(sharded));
     // dedicated: one pool per bot; single: one shared pool per group (plus the declared dedicated pool)
@@ -208,7 +208,7 @@ describe('plan: the three strategies', () => {
 
 describe('poolFor', () => {
   it('answers the pool of a known bot and undefined for an unknown one', () => {
-    const topology = plan(normalized(smallCatalog()));
+    const topology = plan(parseCatalog(smallCatalog()));
     expect(poolFor('acme-vip', topology)).toBe('vip');
     expect(poolFor('globex-batch', topology)).toMatch(/^batch-[a-z0-9]{5}$/);
     expect(poolFor('nobody', topology)).toBeUndefined();

@@ -1,18 +1,18 @@
 /** Live catalog changes on running pools: a mounted ConfigMap folder swapped under them. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Catalog, normalizeCatalog } from '@botshard/runtime';
+import { Catalog, normalizeCatalog, parseCatalog } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, runPool, supportBot, tempDir, until, writeMountedCatalog } from './support';
+import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, supportBot, tempDir, until, writeMountedCatalog } from './support';
 
 beforeAll(() => ensureBuilt());
 
 const NAMES = ['amber', 'birch', 'cedar', 'dune', 'ember', 'fjord', 'grove', 'heath', 'inlet', 'jade', 'kelp', 'lotus'];
 
 describe('a live catalog change: bots added, removed, moved and changed, with no failed request', () => {
-  const before = normalized(catalogInput(NAMES.map((id) => supportBot(id)), 2));
+  const before = parseCatalog(catalogInput(NAMES.map((id) => supportBot(id)), 2));
   const afterInput = catalogInput([...NAMES.filter((n) => n !== 'lotus').map((id) => supportBot(id, id === 'amber' ? { postprocess: { threshold: 0.9, fallback: 'unsure' } } : {})), supportBot('maple')], 3);
-  const after = normalized(afterInput);
+  const after = parseCatalog(afterInput);
   const was = placement(before);
   const now = placement(after);
   const moved = NAMES.filter((b) => now.has(b) && now.get(b) !== was.get(b));
@@ -118,8 +118,8 @@ describe("a group's timeout and concurrency", () => {
       const c = catalogInput([supportBot('sage')]);
       return { ...c, groups: c.groups.map((g) => ({ ...g, timeoutMs, concurrency })) };
     };
-    const first = normalized(input(1500, 4));
-    const second = normalized(input(4500, 12));
+    const first = parseCatalog(input(1500, 4));
+    const second = parseCatalog(input(4500, 12));
     const folder = tempDir('catalog');
     writeMountedCatalog(folder, first);
     const pool = await runPool({ pool: [...placement(first).values()][0], catalog: folder, modelRoot: tempDirWithModels(first), pollMs: 100 });
@@ -136,7 +136,7 @@ describe("a group's timeout and concurrency", () => {
   });
 
   test('an option given to the process (BOTSHARD_CONCURRENCY) wins over the catalog', async () => {
-    const catalog = normalized(catalogInput([supportBot('sage')]));
+    const catalog = parseCatalog(catalogInput([supportBot('sage')]));
     const pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: tempDirWithModels(catalog), concurrency: 3 });
     try {
       expect(pool.app.pool.queueLimits()).toEqual({ workerQueue: 3, botQueue: 2 });
@@ -148,14 +148,13 @@ describe("a group's timeout and concurrency", () => {
 
 describe('RE2 rules run in linear time', () => {
   test('a pattern that backtracks catastrophically elsewhere answers at once', async () => {
-    const catalog = normalized(catalogInput([supportBot('re2', { preprocess: [{ pattern: '(a+)+$', replace: 'x' }], postprocess: { entities: [{ name: 'as', pattern: '(a|aa)+b' }] } })]));
+    const catalog = parseCatalog(catalogInput([supportBot('re2', { preprocess: [{ pattern: '(a+)+$', replace: 'x' }], postprocess: { entities: [{ name: 'as', pattern: '(a|aa)+b' }] } })]));
     const pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: tempDirWithModels(catalog) });
     try {
-      const started = Date.now();
+      // No time bound here: a backtracking engine would not finish this year, and the test's timeout ends it.
       const res = await postJson(`${pool.url}/v1/bots/re2/predict`, { text: `${'a'.repeat(4000)}!` });
       expect(res.status).toBe(200);
       expect(res.body.entities).toEqual([]);
-      expect(Date.now() - started).toBeLessThan(2000); // a backtracking engine would not finish this year
     } finally {
       await pool.close();
     }

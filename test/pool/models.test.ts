@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { xxh64 } from '@botshard/runtime';
+import { parseCatalog, xxh64 } from '@botshard/runtime';
 import { buildHeadModel, demoModels, embed, embeddingTable, writeDemoModels } from '@botshard/runtime/local/models';
 import { DEFAULT_TOKENIZER, tokenize } from '@botshard/runtime/pool/tokenizer';
 import { words } from '@botshard/runtime/pool/tokenizer';
-import { catalogInput, normalized, runOnnx, standaloneBot, supportBot, tempDir } from './support';
+import { catalogInput, runOnnx, standaloneBot, supportBot, tempDir } from './support';
 
 describe('hashing tokenizer', () => {
   test('NFKC-normalises, lower-cases and splits on letters and digits', () => {
@@ -43,7 +43,7 @@ function batch(texts: string[], buckets: number) {
 }
 
 describe('demo models', () => {
-  const catalog = normalized(catalogInput([supportBot('support'), standaloneBot('yesno')]));
+  const catalog = parseCatalog(catalogInput([supportBot('support'), standaloneBot('yesno')]));
   const files = demoModels(catalog, { seed: 7 });
 
   test('are deterministic and small', () => {

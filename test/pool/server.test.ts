@@ -1,10 +1,11 @@
 /** The pool server over real HTTP on loopback, with real ONNX models: endpoints, placement, isolation, bad input. */
+import { parseCatalog } from '@botshard/runtime';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { serveMetrics } from '@botshard/runtime/serve/process';
-import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, runPool, standaloneBot, supportBot, withModels } from './support';
+import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, standaloneBot, supportBot, withModels } from './support';
 
 beforeAll(() => ensureBuilt());
 
@@ -12,7 +13,7 @@ const infer = (texts: string[], extra: Record<string, unknown> = {}) => ({ input
 
 describe('a pool loads only its own bots', () => {
   const bots = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel'].map((id) => supportBot(id));
-  const catalog = normalized(catalogInput(bots, 2));
+  const catalog = parseCatalog(catalogInput(bots, 2));
   const where = placement(catalog);
   const pools = [...new Set(where.values())].sort();
   let models: string;
@@ -58,7 +59,7 @@ describe('a pool loads only its own bots', () => {
 });
 
 describe('the OIP endpoints', () => {
-  const catalog = normalized(catalogInput([supportBot('support'), standaloneBot('yesno')]));
+  const catalog = parseCatalog(catalogInput([supportBot('support'), standaloneBot('yesno')]));
   let pool: RunningPool;
   let url: string;
   const name = () => [...placement(catalog).values()][0];
@@ -208,14 +209,13 @@ describe('the OIP endpoints', () => {
     const port = Number(new URL(url).port);
     const socket = net.connect(port, '127.0.0.1');
     socket.write('GET /v2/health/live HTTP/1.1\r\nHost: x\r\n'); // headers never end
-    const started = Date.now();
+    // The pool answers 408 and closes (headersTimeoutMs 500); without the timeout the test's own timeout fails it.
     const answer = await new Promise<string>((resolve) => {
       let data = '';
       socket.on('data', (d) => (data += d));
       socket.on('close', () => resolve(data));
     });
     expect(answer).toMatch(/^HTTP\/1.1 408/);
-    expect(Date.now() - started).toBeLessThan(5000); // headersTimeoutMs 500, checked every 100 ms
   });
 
   test('metrics on their own port', async () => {
@@ -238,7 +238,7 @@ describe('the OIP endpoints', () => {
 });
 
 describe('isolation: a missing or corrupt model fails its bot only', () => {
-  const catalog = normalized(catalogInput([supportBot('good'), supportBot('corrupt'), supportBot('missing'), standaloneBot('wrong-labels', { intents: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] })]));
+  const catalog = parseCatalog(catalogInput([supportBot('good'), supportBot('corrupt'), supportBot('missing'), standaloneBot('wrong-labels', { intents: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] })]));
   let pool: RunningPool;
 
   beforeAll(async () => {
@@ -246,7 +246,7 @@ describe('isolation: a missing or corrupt model fails its bot only', () => {
     fs.writeFileSync(path.join(models, 'heads/corrupt.onnx'), 'this is not an ONNX model');
     fs.rmSync(path.join(models, 'heads/missing.onnx'));
     // A valid model whose output does not match the catalog: 2 probabilities for 3 intents.
-    const other = normalized(catalogInput([standaloneBot('wrong-labels')]));
+    const other = parseCatalog(catalogInput([standaloneBot('wrong-labels')]));
     fs.copyFileSync(path.join(withModels(other), 'heads/wrong-labels.onnx'), path.join(models, 'heads/wrong-labels.onnx'));
     pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: models });
   });

@@ -1,18 +1,11 @@
 /** `botshard pool` as a real process: port 0, JSON logs, SIGTERM drain, a second signal. */
-import { ChildProcess, spawn } from 'node:child_process';
+import { parseCatalog } from '@botshard/runtime';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ROOT, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, slowModels, standaloneBot, supportBot, tempDir, until } from './support';
+import { PoolProcess, ROOT, catalogInput, ensureBuilt, inWorker, placement, postJson, slowModels, spawnPool, standaloneBot, supportBot, tempDir, until } from './support';
 
-interface Pool {
-  child: ChildProcess;
-  url: string;
-  metricsUrl: string;
-  logs: any[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+const catalog = parseCatalog(catalogInput([supportBot('fast'), standaloneBot('slow')]));
 const poolName = [...placement(catalog).values()][0];
 let catalogFile: string;
 let models: string;
@@ -24,38 +17,9 @@ beforeAll(() => {
   models = slowModels(catalog);
 });
 
-/** Starts `node runtime/bin/botshard.js pool ...` and waits for its "listening" log line and readiness. */
-async function start(env: Record<string, string> = {}): Promise<Pool> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', '--pool', poolName, '--catalog', catalogFile, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
-    cwd: ROOT,
-    env: { ...process.env, BOTSHARD_WORKERS: '2', BOTSHARD_TIMEOUT_MS: '30000', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: any[] = [];
-  // 'close', not 'exit': the last log lines are read by then.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  let buffer = '';
-  const listening = new Promise<any>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      buffer += d;
-      const lines = buffer.split('\n');
-      buffer = lines.pop()!;
-      for (const line of lines) {
-        const entry = JSON.parse(line);
-        logs.push(entry);
-        if (entry.msg === 'listening') resolve(entry);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`pool exited with ${code} before listening`)));
-  });
-  const entry = await listening;
-  const url = `http://127.0.0.1:${entry.port}`;
-  const end = Date.now() + 20_000;
-  while ((await getJson(`${url}/v2/health/ready`)).status !== 200) {
-    if (Date.now() > end) throw new Error('pool not ready');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, url, metricsUrl: `http://127.0.0.1:${entry.metricsPort}/metrics`, logs, exited };
+/** Starts the test pool as a process; 30 s group timeout, 2 workers unless `env` says otherwise. */
+function start(env: Record<string, string> = {}): Promise<PoolProcess> {
+  return spawnPool({ pool: poolName, catalogFile, models, env: { BOTSHARD_WORKERS: '2', BOTSHARD_TIMEOUT_MS: '30000', ...env } });
 }
 
 test('serves on the bound port, names its pool, and exposes metrics on the other port', async () => {
@@ -74,11 +38,6 @@ test('serves on the bound port, names its pool, and exposes metrics on the other
     await pool.exited;
   }
 });
-
-/** Waits until the pool's metrics show a request in a worker (no fixed sleep: the pool says so itself). */
-async function inWorker(pool: { metricsUrl: string }): Promise<void> {
-  await until(async () => /^botshard_pool_queue_depth\{[^}]*\} [1-9]/m.test(await (await fetch(pool.metricsUrl)).text()), 10_000, 'the request to reach a worker');
-}
 
 test('SIGTERM: finishes the request in flight, stops listening, exits 0', async () => {
   const pool = await start();

@@ -1,5 +1,6 @@
 /** A slow bot must not hold up the rest of the pool; full queues shed with 503, late requests get 504. */
-import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, runPool, slowModels, standaloneBot, supportBot, until } from './support';
+import { parseCatalog } from '@botshard/runtime';
+import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, slowModels, standaloneBot, supportBot, until } from './support';
 
 beforeAll(() => ensureBuilt());
 
@@ -10,7 +11,7 @@ const timed = async <T>(f: () => Promise<T>) => {
 };
 
 describe('a slow bot', () => {
-  const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+  const catalog = parseCatalog(catalogInput([supportBot('fast'), standaloneBot('slow')]));
   let pool: RunningPool;
 
   beforeAll(async () => {
@@ -53,7 +54,7 @@ describe('a slow bot', () => {
 });
 
 describe('a request past its deadline', () => {
-  const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+  const catalog = parseCatalog(catalogInput([supportBot('fast'), standaloneBot('slow')]));
   let pool: RunningPool;
 
   beforeAll(async () => {
@@ -82,7 +83,7 @@ describe('a request past its deadline', () => {
 
 describe('drain', () => {
   test('reports not ready at once, answers the request in flight, then closes', async () => {
-    const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+    const catalog = parseCatalog(catalogInput([supportBot('fast'), standaloneBot('slow')]));
     const pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: slowModels(catalog), timeoutMs: 30_000 });
     const inflight = postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'yes please' });
     await until(() => pool.app.pool.queueDepths().some((d) => d > 0), 5000, 'the request to reach a worker');
@@ -96,7 +97,7 @@ describe('drain', () => {
 });
 
 describe('a bot flooding the worker it shares', () => {
-  const catalog = normalized(catalogInput([supportBot('fast'), standaloneBot('slow')]));
+  const catalog = parseCatalog(catalogInput([supportBot('fast'), standaloneBot('slow')]));
   let pool: RunningPool;
 
   beforeAll(async () => {

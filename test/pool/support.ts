@@ -1,11 +1,11 @@
 /** Shared set-up of the pool tests: small catalogs, real demo models in a temp dir, real servers on loopback. */
-import { execFileSync } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { BotInput, Catalog, CatalogInput, normalizeCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
+import { BotInput, Catalog, CatalogInput, plan, writeCatalogFolder } from '@botshard/runtime';
 import { STANDALONE_DIMENSIONS, buildHeadModel, embeddingTable, writeDemoModels } from '@botshard/runtime/local/models';
 import { PoolServerOptions, buildPoolServer } from '@botshard/runtime/pool/server';
 
@@ -68,11 +68,6 @@ export function catalogInput(bots: BotInput[], pools = 1): CatalogInput {
   };
 }
 
-export function normalized(input: unknown): Catalog {
-  const result = normalizeCatalog(input);
-  if (!result.ok) throw new Error(result.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
-  return result.catalog;
-}
 
 /** The pool that holds each bot. */
 export function placement(catalog: Catalog): Map<string, string> {
@@ -192,4 +187,48 @@ export function slowModels(catalog: Catalog, rounds = 200): string {
   });
   fs.writeFileSync(path.join(models, 'heads/slow.onnx'), head);
   return models;
+}
+
+export interface PoolProcess {
+  child: ChildProcess;
+  url: string;
+  metricsUrl: string;
+  /** Every JSON log line so far. */
+  logs: any[];
+  /** Resolves on 'close' (the last log lines are read by then). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `node runtime/bin/botshard.js pool ...` on ports 0 and waits for its "listening" log line and readiness. */
+export async function spawnPool(o: { pool: string; catalogFile: string; models: string; env?: Record<string, string> }): Promise<PoolProcess> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', '--pool', o.pool, '--catalog', o.catalogFile, '--models', o.models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
+    cwd: ROOT,
+    env: { ...process.env, ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: any[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  let buffer = '';
+  const listening = new Promise<any>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      buffer += d;
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        const entry = JSON.parse(line);
+        logs.push(entry);
+        if (entry.msg === 'listening') resolve(entry);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`pool exited with ${code} before listening`)));
+  });
+  const entry = await listening;
+  const url = `http://127.0.0.1:${entry.port}`;
+  await until(async () => (await getJson(`${url}/v2/health/ready`)).status === 200, 20_000, 'the pool to be ready');
+  return { child, url, metricsUrl: `http://127.0.0.1:${entry.metricsPort}/metrics`, logs, exited };
+}
+
+/** Waits until the pool's metrics show a request in a worker (no fixed sleep: the pool says so itself). */
+export async function inWorker(pool: { metricsUrl: string }): Promise<void> {
+  await until(async () => /^botshard_pool_queue_depth\{[^}]*\} [1-9]/m.test(await (await fetch(pool.metricsUrl)).text()), 10_000, 'the request to reach a worker');
 }

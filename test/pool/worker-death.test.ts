@@ -3,16 +3,17 @@
  * whose model cannot be loaded again is failed honestly (not ready, 503, counted) instead of answering
  * 500 while it reports ready.
  */
+import { parseCatalog } from '@botshard/runtime';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RunningPool, catalogInput, ensureBuilt, getJson, normalized, placement, postJson, runPool, standaloneBot, until, withModels } from './support';
+import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, standaloneBot, until, withModels } from './support';
 import { load } from '../router/support';
 
 beforeAll(() => ensureBuilt());
 
 describe('a worker thread killed under load', () => {
   const ids = ['quince', 'rowan', 'sorrel', 'tansy', 'umber', 'vetch'];
-  const catalog = normalized(catalogInput(ids.map((id) => standaloneBot(id))));
+  const catalog = parseCatalog(catalogInput(ids.map((id) => standaloneBot(id))));
   const models = withModels(catalog);
   let pool: RunningPool;
 

@@ -5,8 +5,8 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { plan } from '@botshard/runtime';
-import { catalogInput, ensureBuilt, normalized, postJson, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { parseCatalog, plan } from '@botshard/runtime';
+import { catalogInput, ensureBuilt, postJson, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
 import { freePort } from '../e2e/support';
 import { runRouter } from './support';
 
@@ -16,7 +16,7 @@ beforeAll(() => ensureBuilt());
 
 describe('a pool that restarts slowly', () => {
   const input = catalogInput([supportBot('olive'), supportBot('poppy')]);
-  const catalog = normalized({ ...input, groups: input.groups.map((g) => ({ ...g, timeoutMs: 800 })) });
+  const catalog = parseCatalog({ ...input, groups: input.groups.map((g) => ({ ...g, timeoutMs: 800 })) });
   const pool = plan(catalog).pools[0].name;
   const folder = tempDir('catalog');
   const models = withModels(catalog);

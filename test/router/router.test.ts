@@ -2,10 +2,10 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { plan, poolFor } from '@botshard/runtime';
+import { parseCatalog, plan, poolFor } from '@botshard/runtime';
 import { hashKey } from '@botshard/runtime/router/tenants';
 import example from '../../bots.config';
-import { RunningPool, catalogInput, ensureBuilt, normalized, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
 import { load, poolRequestCount, runRouter } from './support';
 
 beforeAll(() => ensureBuilt());
@@ -25,7 +25,7 @@ function raw(url: string, method: string, rawPath: string, body?: string): Promi
 }
 
 describe('routing the example catalog', () => {
-  const catalog = normalized(example);
+  const catalog = parseCatalog(example);
   const topology = plan(catalog);
   const pools: RunningPool[] = [];
   const urls = new Map<string, string>();
@@ -142,7 +142,7 @@ describe('routing the example catalog', () => {
 
 describe('readiness', () => {
   test('is ready only once every pool of the catalog has an address: a client that waits for ready can route at once', async () => {
-    const catalog = normalized(catalogInput([supportBot('fern'), supportBot('gorse'), supportBot('heather')], 2));
+    const catalog = parseCatalog(catalogInput([supportBot('fern'), supportBot('gorse'), supportBot('heather')], 2));
     const topology = plan(catalog);
     const models = withModels(catalog);
     const urls = new Map<string, string>();
@@ -167,7 +167,7 @@ describe('readiness', () => {
   });
 
   test('a not-ready probe is an answer, not a failure: no warning per probe, unlike a request that fails', async () => {
-    const catalog = normalized(catalogInput([supportBot('fern')]));
+    const catalog = parseCatalog(catalogInput([supportBot('fern')]));
     const lines: Array<{ msg: string; url?: string }> = [];
     const stream = { write: (line: string) => lines.push(JSON.parse(line)) };
     const router = await runRouter({ catalog, urls: new Map(), logger: { level: 'info', stream } });
@@ -205,7 +205,7 @@ describe('readiness', () => {
 
 describe('tenants', () => {
   const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
-  const catalog = normalized({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
+  const catalog = parseCatalog({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
   let pool: RunningPool;
   let router: Awaited<ReturnType<typeof runRouter>>;
   const keys = tempDir('keys');
@@ -274,7 +274,7 @@ describe('tenants', () => {
 });
 
 describe('authentication fails closed', () => {
-  const catalog = normalized({ ...catalogInput([supportBot('acme-bot')]), platform: { auth: 'tenant-keys' } });
+  const catalog = parseCatalog({ ...catalogInput([supportBot('acme-bot')]), platform: { auth: 'tenant-keys' } });
   const urls = new Map([[plan(catalog).pools[0].name, 'http://127.0.0.1:9']]);
 
   test('a router whose catalog requires keys does not start without a keys folder, or with a missing or empty one', async () => {
@@ -299,7 +299,7 @@ describe('authentication fails closed', () => {
   });
 
   test('a catalog without auth serves without keys (the setting is explicit)', async () => {
-    const open = normalized(catalogInput([supportBot('acme-bot')]));
+    const open = parseCatalog(catalogInput([supportBot('acme-bot')]));
     expect(open.platform.auth).toBeUndefined();
     const router = await runRouter({ catalog: open, urls: new Map() });
     try {
@@ -313,7 +313,7 @@ describe('authentication fails closed', () => {
 
 describe('upstream timeout', () => {
   const input = catalogInput([supportBot('fast'), standaloneBot('slow')]);
-  const catalog = normalized({ ...input, groups: [{ ...input.groups[0], timeoutMs: 300 }] });
+  const catalog = parseCatalog({ ...input, groups: [{ ...input.groups[0], timeoutMs: 300 }] });
   let pool: RunningPool;
   let router: Awaited<ReturnType<typeof runRouter>>;
 
@@ -345,8 +345,8 @@ describe('upstream timeout', () => {
 
 describe('rebalancing: a pool added while load runs', () => {
   const bots = Array.from({ length: 12 }, (_, i) => supportBot(`bot-${i}`));
-  const one = normalized(catalogInput(bots, 1));
-  const two = normalized(catalogInput(bots, 2));
+  const one = parseCatalog(catalogInput(bots, 1));
+  const two = parseCatalog(catalogInput(bots, 2));
   const [first, second] = plan(two).pools.map((p) => p.name);
 
   test('bots move to the new pool and no request fails', async () => {

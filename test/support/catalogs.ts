@@ -1,4 +1,4 @@
-import { Catalog, CatalogError, CatalogInput, normalizeCatalog } from '@botshard/runtime';
+import { CatalogInput, normalizeCatalog } from '@botshard/runtime';
 
 /** A small valid catalog to start each test from (a deep copy: mutate freely). */
 export function smallCatalog(): any {
@@ -41,12 +41,6 @@ export function smallCatalog(): any {
   return JSON.parse(JSON.stringify(input));
 }
 
-/** Normalises or fails the test with the full problem list. */
-export function normalized(input: unknown): Catalog {
-  const result = normalizeCatalog(input);
-  if (!result.ok) throw new CatalogError(result.problems);
-  return result.catalog;
-}
 
 /** Problems of an input expected to be invalid. */
 export function problemsOf(input: unknown) {

@@ -1,10 +1,10 @@
-import { Catalog, countMoves, plan } from '@botshard/runtime';
+import { Catalog, countMoves, parseCatalog, plan } from '@botshard/runtime';
 import { SyntheticOptions, syntheticCatalog } from '../../bench/synthetic';
-import { normalized } from './catalogs';
+import {  } from './catalogs';
 
 /** A normalised synthetic catalog. */
 export function synthetic(opts: SyntheticOptions): Catalog {
-  return normalized(syntheticCatalog(opts));
+  return parseCatalog(syntheticCatalog(opts));
 }
 
 /** The same catalog with some groups' pool counts changed. */
@@ -12,7 +12,7 @@ export function withPools(catalog: Catalog, pools: Record<string, number | 'auto
   const input = JSON.parse(JSON.stringify(catalog));
   delete input.generation;
   for (const g of input.groups) if (pools[g.name] !== undefined) g.pools = pools[g.name];
-  return normalized(input);
+  return parseCatalog(input);
 }
 
 /** Bots that changed pool between two topologies (see countMoves). */

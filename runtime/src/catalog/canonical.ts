@@ -1,4 +1,4 @@
-import { toHex, xxh64 } from '../placement/hash';
+import { toHex, xxh64 } from '../hash';
 
 /** JSON with object keys sorted at every level: the same content always gives the same text. */
 export function canonicalJson(value: unknown): string {

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { readCatalogInput } from './load';
-import { normalizeCatalog } from './normalize';
+import { parseCatalog } from './normalize';
 import { CatalogError, Problem } from './problems';
 import { Catalog } from './types';
 
@@ -58,8 +58,5 @@ function loadProblems(e: unknown, absolute: string): Problem[] {
 
 /** Loads a catalog from a config (`.ts`/`.js`) or a normalised catalog (`.json` file or folder), validated. */
 export function loadAnyCatalog(location: string): Catalog {
-  const input = /\.[cm]?[jt]s$/.test(location) ? readConfigInput(location) : readCatalogInput(location);
-  const result = normalizeCatalog(input);
-  if (!result.ok) throw new CatalogError(result.problems, location);
-  return result.catalog;
+  return parseCatalog(/\.[cm]?[jt]s$/.test(location) ? readConfigInput(location) : readCatalogInput(location), location);
 }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { normalizeCatalog } from './normalize';
+import { parseCatalog } from './normalize';
 import { CatalogPart } from './parts';
 import { CatalogError, Problem, show } from './problems';
 import { Catalog } from './types';
@@ -65,7 +65,5 @@ export function readCatalogInput(location: string): unknown {
 
 /** Loads and validates a normalised catalog (file or folder). Throws a CatalogError listing every problem. */
 export function loadCatalog(location: string): Catalog {
-  const result = normalizeCatalog(readCatalogInput(location));
-  if (!result.ok) throw new CatalogError(result.problems, location);
-  return result.catalog;
+  return parseCatalog(readCatalogInput(location), location);
 }

@@ -1,8 +1,10 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { canonicalGeneration } from './canonical';
+import { groupDefaults } from './defaults';
 import { parseMemory } from './memory';
-import { Problem, closest, show } from './problems';
+import { MAX_BOT_ID, MAX_DNS_LABEL, MAX_GROUP_NAME, isDnsLabel } from './names';
+import { CatalogError, Problem, closest, show } from './problems';
 import { checkRe2 } from './regex';
 import {
   Bot,
@@ -23,11 +25,6 @@ import {
   Toleration,
 } from './types';
 
-/** Bot ids and group names are DNS labels: `<group>-<bot>` (dedicated pools) must stay within 63. */
-export const MAX_BOT_ID = 40;
-export const MAX_GROUP_NAME = 20;
-export const MAX_DNS_LABEL = 63;
-const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const PROPERTY_KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const STRATEGIES: readonly Strategy[] = ['sharded', 'dedicated', 'single'];
 const REGEX_FLAGS = /^[ims]*$/;
@@ -128,7 +125,7 @@ class Checker {
   dnsLabel(v: unknown, path: string, what: string, max: number): string {
     const s = this.string(v, path, '');
     if (s === '') return s;
-    if (!DNS_LABEL.test(s) || s.length > max) {
+    if (!isDnsLabel(s, max)) {
       const fixed = s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^[^a-z]+/, '').replace(/-+$/, '').slice(0, max).replace(/-+$/, '');
       this.add(
         path,
@@ -379,8 +376,9 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
     let pools: number | 'auto' = 'auto';
     if (o.pools !== undefined && o.pools !== 'auto') pools = c.number(o.pools, `${p}.pools`, 1, { min: 1, max: 10000, integer: true });
     const replicas = o.replicas === undefined ? {} : (c.object(o.replicas, `${p}.replicas`, ['min', 'max']) ?? {});
-    const min = c.number(replicas.min, `${p}.replicas.min`, realtime ? 2 : 1, { min: 1, max: 1000, integer: true, optional: true });
-    const max = c.number(replicas.max, `${p}.replicas.max`, Math.max(min, realtime ? 10 : 4), { min: 1, max: 1000, integer: true, optional: true });
+    const defaults = groupDefaults(realtime);
+    const min = c.number(replicas.min, `${p}.replicas.min`, defaults.replicas.min, { min: 1, max: 1000, integer: true, optional: true });
+    const max = c.number(replicas.max, `${p}.replicas.max`, Math.max(min, defaults.replicas.max), { min: 1, max: 1000, integer: true, optional: true });
     if (max < min) c.add(`${p}.replicas.max`, `${max} is below replicas.min ${min}`, 'set max to at least min');
     const group: PoolGroup = {
       name: c.dnsLabel(o.name, `${p}.name`, 'group name', MAX_GROUP_NAME),
@@ -395,9 +393,9 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
         c.dnsLabel(d, `${p}.dedicatedPools[${j}]`, 'dedicated pool name', MAX_DNS_LABEL),
       ),
       replicas: { min, max },
-      targetCpuPercent: c.number(o.targetCpuPercent, `${p}.targetCpuPercent`, 70, { min: 1, max: 100, integer: true, optional: true }),
-      timeoutMs: c.number(o.timeoutMs, `${p}.timeoutMs`, realtime ? 2000 : 60000, { min: 1, max: 3600000, integer: true, optional: true }),
-      concurrency: c.number(o.concurrency, `${p}.concurrency`, realtime ? 32 : 8, { min: 1, max: 100000, integer: true, optional: true }),
+      targetCpuPercent: c.number(o.targetCpuPercent, `${p}.targetCpuPercent`, defaults.targetCpuPercent, { min: 1, max: 100, integer: true, optional: true }),
+      timeoutMs: c.number(o.timeoutMs, `${p}.timeoutMs`, defaults.timeoutMs, { min: 1, max: 3600000, integer: true, optional: true }),
+      concurrency: c.number(o.concurrency, `${p}.concurrency`, defaults.concurrency, { min: 1, max: 100000, integer: true, optional: true }),
       tolerations: normalizeTolerations(c, o.tolerations, `${p}.tolerations`),
       nodeSelector: normalizeStringMap(c, o.nodeSelector, `${p}.nodeSelector`),
     };
@@ -543,6 +541,16 @@ function crossCheck(c: Checker, catalog: Omit<Catalog, 'generation'>): void {
 
 /** The outcome of validating a catalog: the normalised catalog, or every problem found. */
 export type NormalizeResult = { ok: true; catalog: Catalog } | { ok: false; problems: Problem[] };
+
+/**
+ * Validates and normalises a catalog input; throws one CatalogError listing every problem (named after
+ * `source`, the file it came from, when given). What every loader, construct, test and benchmark uses.
+ */
+export function parseCatalog(input: unknown, source?: string): Catalog {
+  const result = normalizeCatalog(input);
+  if (!result.ok) throw new CatalogError(result.problems, source);
+  return result.catalog;
+}
 
 /**
  * Validates and normalises a catalog: every problem is reported at once, with its path and a fix.

@@ -1,5 +1,5 @@
 import { Bot, Catalog, PoolGroup, Problem, formatProblems, groupOf } from '../catalog';
-import { U64, compareU64, scoreHi, scoreLo, xxh64 } from './hash';
+import { U64, compareU64, scoreHi, scoreLo, xxh64 } from '../hash';
 
 /** One pool: a Deployment in Kubernetes, a process locally. Memory figures are bytes. */
 export interface Pool {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, LogController } from 'fastify';
-import { Catalog, MAX_BOT_ID, loadCatalog } from '../catalog';
+import { Catalog, MAX_BOT_ID, isBotId, loadCatalog } from '../catalog';
 import { ErrorResponse, LiveResponse, ReadyResponse, ServerMetadataResponse, isHealthProbe } from '../oip';
 import { CatalogWatcher } from '../catalog/watch';
 import { Circuit } from './circuit';
@@ -20,8 +20,6 @@ const SERVER_NAME = 'botshard-router';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const SERVER_VERSION: string = require('../../package.json').version;
 
-/** The bot id alphabet (DNS labels): anything else is refused before it reaches a pool. */
-const BOT_ID = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
 const REQUEST_ID = /^[0-9A-Za-z._:-]{1,128}$/;
 /** Responses up to this size are read whole and sent in one write; larger ones are streamed. */
@@ -271,7 +269,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
 
   /** Forwards to the bot's pool, falling back to its previous pool (or the pool a 404 names) while it moves. */
   async function forward(request: FastifyRequest, reply: FastifyReply, bot: string, pathOf: (bot: string) => string): Promise<FastifyReply> {
-    if (!BOT_ID.test(bot) || bot.length > MAX_BOT_ID) {
+    if (!isBotId(bot)) {
       metrics.rejected.inc({ reason: 'bad_id' });
       return sendError(reply, 400, `invalid bot id ${JSON.stringify(bot.slice(0, 80))}: bot ids are lowercase letters, digits and "-", at most ${MAX_BOT_ID} characters`);
     }

@@ -1,5 +1,6 @@
 /**
- * 64-bit hashing for placement, in integer arithmetic only.
+ * 64-bit hashing, in integer arithmetic only: placement scores and catalog generations. A module of its
+ * own (neither catalog/ nor placement/) because both use it and placement imports the catalog.
  *
  * Placement must give the same answer in every process and every language, so nothing in the
  * decision path uses floating-point maths beyond exact integer operations on values below 2^53.
