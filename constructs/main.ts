@@ -12,6 +12,7 @@
 import * as path from 'node:path';
 import { CatalogError, PlacementError, formatMemory, placementWarnings } from '@botshard/runtime';
 import { readConfigInput } from '@botshard/runtime/catalog/config';
+import { exitCodeOf } from '@botshard/runtime/commands/failure';
 import { checkModelFiles, modelFileWarnings, modelRootOf } from '@botshard/runtime/catalog/model-files';
 import { buildPlatformApp } from './app';
 
@@ -19,7 +20,7 @@ function fail(lines: string[], check: boolean, error?: unknown): never {
   process.stderr.write(`${lines.join('\n')}\n`);
   process.stderr.write(check ? 'synthesis stopped before writing anything: dist/ is unchanged.\n' : 'synthesis stopped.\n');
   if (process.env.BOTSHARD_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-  process.exit(1);
+  process.exit(exitCodeOf(error));
 }
 
 function main(): void {

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { PlacementError, parseCatalog } from '@botshard/runtime';
 import { readConfigInput } from '@botshard/runtime/catalog/config';
+import { exitCodeOf } from '@botshard/runtime/commands/failure';
 import { BotShardingEksStack, PoolIdentity } from './eks-stack';
 
 function main(): void {
@@ -44,5 +45,5 @@ try {
   const message = e instanceof Error ? e.message : String(e);
   process.stderr.write(`${e instanceof PlacementError ? 'the catalog cannot be placed: ' : ''}${message}\n`);
   if (process.env.BOTSHARD_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-  process.exit(1);
+  process.exit(exitCodeOf(e));
 }

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import { CatalogError } from './catalog/problems';
-import { PlacementError } from './placement/plan';
+import { UsageError, exitCodeOf, explain, isKnown } from './commands/failure';
 import { catalogCommand } from './commands/catalog';
 import { diffCommand } from './commands/diff';
 import { planCommand } from './commands/plan';
@@ -25,9 +24,6 @@ commands:
                                           run the router (env: BOTSHARD_CATALOG, BOTSHARD_POOL_URL, ...; docs/router.md)
 
 FILE is a bots.config.ts (default ./bots.config.ts) or a catalog .json; PATH a catalog file or folder.`;
-
-/** A mistake in how the command was called: usage is printed, exit code 2. */
-class UsageError extends Error {}
 
 function run(argv: string[]): string {
   const [command, ...rest] = argv;
@@ -83,14 +79,8 @@ export function main(argv: string[]): number {
     if (out) process.stdout.write(`${out}\n`); // `pool` prints nothing: it logs JSON lines
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`botshard: ${e.message}\n\n${USAGE}\n`);
-      return 2;
-    }
-    if (e instanceof CatalogError || e instanceof PlacementError) {
-      process.stderr.write(`botshard: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    process.stderr.write(`botshard: ${explain(e)}\n${e instanceof UsageError ? `\n${USAGE}\n` : ''}`);
+    if (!isKnown(e)) process.stderr.write('botshard: this is a bug: please report it with the lines above\n');
+    return exitCodeOf(e);
   }
 }

@@ -13,12 +13,12 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { Catalog, CatalogError, formatMemory, writeCatalogFolder } from '../catalog';
+import { Catalog, formatMemory, writeCatalogFolder } from '../catalog';
 import { loadAnyCatalog } from '../catalog/config';
-import { PlacementError, Topology, plan } from '../placement';
+import { Topology, plan } from '../placement';
 import { table } from '../commands/output';
 import { hashKey } from '../router/tenants';
-import { SettingsError } from '../serve/process';
+import { SettingsError, exitWithFailure, isKnown } from '../commands/failure';
 import { WriteResult, writeDemoModels } from './models';
 
 const BIN = path.join(__dirname, '../../bin/botshard.js');
@@ -277,8 +277,8 @@ export class LocalPlatform {
       catalog = loadAnyCatalog(this.opts.config);
       topology = plan(catalog);
     } catch (e) {
-      if (e instanceof CatalogError || e instanceof PlacementError) {
-        this.say(`[up] ${this.opts.config} changed but is not valid; still serving generation ${this.catalog.generation}:\n${e.message}`);
+      if (isKnown(e)) {
+        this.say(`[up] ${this.opts.config} changed but is not valid; still serving generation ${this.catalog.generation}:\n${(e as Error).message}`);
         return;
       }
       throw e;
@@ -369,8 +369,7 @@ function checkPortFree(port: number): Promise<void> {
 export function upCommand(opts: { config: string; port?: string; models?: string; tenantKeys?: string }): string {
   const port = opts.port === undefined ? 8080 : Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    process.stderr.write(`botshard up: --port must be an integer from 0 to 65535, got ${JSON.stringify(opts.port)}\n`);
-    process.exit(2);
+    exitWithFailure('botshard up', new SettingsError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(opts.port)}`), 'settings');
   }
   const platform = new LocalPlatform({ config: opts.config, port, models: opts.models, tenantKeys: opts.tenantKeys ?? (process.env.BOTSHARD_TENANT_KEYS || undefined) });
   let stopping = false;
@@ -407,10 +406,8 @@ export function upCommand(opts: { config: string; port?: string; models?: string
   }, 250);
   orphaned.unref();
   platform.start().catch(async (e: Error) => {
-    const known = e instanceof CatalogError || e instanceof PlacementError || e instanceof SettingsError;
-    process.stderr.write(`botshard up: ${known ? e.message : (e.stack ?? e.message)}\n`);
     await platform.stop();
-    process.exit(1);
+    exitWithFailure('botshard up', e);
   });
   return '';
 }

@@ -1,5 +1,6 @@
 /** `botshard pool`: runs one pool server until SIGTERM. Flags win over environment variables. */
-import { ServerFlags, ServerSettings, SettingsError, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics, serverSettings } from '../serve/process';
+import { ServerFlags, ServerSettings, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics, serverSettings } from '../serve/process';
+import { SettingsError } from '../commands/failure';
 
 export interface PoolCommandFlags extends ServerFlags {
   pool?: string;

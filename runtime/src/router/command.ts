@@ -1,6 +1,7 @@
 /** `botshard router`: runs the router until SIGTERM. Flags win over environment variables. */
 import * as fs from 'node:fs';
-import { ServerFlags, ServerSettings, SettingsError, closeGracefully, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics, serverSettings } from '../serve/process';
+import { ServerFlags, ServerSettings, closeGracefully, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics, serverSettings } from '../serve/process';
+import { SettingsError } from '../commands/failure';
 import type { PoolAddress } from './upstream';
 
 export interface RouterCommandFlags extends ServerFlags {

@@ -9,7 +9,7 @@ import { ErrorResponse, LiveResponse, ReadyResponse, ServerMetadataResponse, isH
 import { CatalogWatcher } from '../catalog/watch';
 import { Circuit } from './circuit';
 import { PoolAddresses } from './readiness';
-import { SettingsError } from '../serve/process';
+import { SettingsError } from '../commands/failure';
 import { RouterMetrics } from './metrics';
 import { Route, RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';

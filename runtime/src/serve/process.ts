@@ -3,11 +3,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { CatalogError } from '../catalog/problems';
-import { PlacementError } from '../placement/plan';
-
-/** A flag or variable with a wrong value: the message says which and how to fix it. */
-export class SettingsError extends Error {}
+import { SettingsError, exitWithFailure } from '../commands/failure';
 
 /** An integer setting in [min, max], or undefined when not set. */
 export function integerSetting(name: string, value: string | undefined, min: number, max: number): number | undefined {
@@ -59,14 +55,9 @@ export function runServerCommand<S>(name: string, settings: () => S, start: (s: 
   try {
     s = settings();
   } catch (e) {
-    process.stderr.write(`botshard ${name}: ${(e as Error).message}\n`);
-    process.exit(2);
+    exitWithFailure(`botshard ${name}`, e, 'settings');
   }
-  start(s).catch((e: Error) => {
-    const known = e instanceof CatalogError || e instanceof PlacementError || e instanceof SettingsError || (e as NodeJS.ErrnoException).code === 'EADDRINUSE';
-    process.stderr.write(`botshard ${name}: ${known ? e.message : (e.stack ?? e.message)}\n`);
-    process.exit(1);
-  });
+  start(s).catch((e: Error) => exitWithFailure(`botshard ${name}`, e));
   return '';
 }
 
