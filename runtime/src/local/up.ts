@@ -55,6 +55,8 @@ interface Child {
   wasReady: boolean;
   /** Last line it wrote to stderr (why it exited, when it did at start-up). */
   lastError?: string;
+  /** Its "drained" line: how many responses the drain cut off (0 unless the drain limit passed or a bug). */
+  drained?: { unfinished: number };
 }
 
 export class LocalPlatform {
@@ -137,7 +139,7 @@ export class LocalPlatform {
     child.proc = proc;
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
       log.write(`${line}\n`);
-      let entry: { msg?: string; port?: number; level?: number };
+      let entry: { msg?: string; port?: number; level?: number; unfinished?: number };
       try {
         entry = JSON.parse(line);
       } catch {
@@ -147,6 +149,7 @@ export class LocalPlatform {
         child.port = entry.port;
         if (child.kind === 'pool') this.writePoolUrls();
       }
+      if (entry.msg === 'drained: exiting') child.drained = { unfinished: entry.unfinished ?? 0 };
       if ((entry.level ?? 0) >= 50) this.say(`[${child.name}] ${entry.msg}`);
     });
     readline.createInterface({ input: proc.stderr! }).on('line', (line) => {
@@ -317,9 +320,12 @@ export class LocalPlatform {
     }
   }
 
-  /** Stops the router (it drains in-flight requests), then the pools; kills what does not exit in time. */
-  async stop(): Promise<void> {
-    if (this.stopping) return;
+  /**
+   * Stops the router (it drains in-flight requests), then the pools; kills what does not exit in time.
+   * Resolves with what happened: which processes drained and how many responses their drains cut off.
+   */
+  async stop(): Promise<string> {
+    if (this.stopping) return '';
     this.stopping = true;
     if (this.watching) fs.unwatchFile(this.opts.config);
     const graceMs = ((this.opts.drainSeconds ?? 5) + 5) * 1000;
@@ -340,11 +346,19 @@ export class LocalPlatform {
         ),
       );
     };
-    const all = [...this.children.values()];
+    const all = [...this.children.values()].filter((c) => c.proc && c.proc.exitCode === null && c.proc.signalCode === null);
+    // 'close' comes after the child's output has ended: its "drained" line has been read by then.
+    const closed = all.map((c) => new Promise<void>((resolve) => c.proc!.once('close', () => resolve())));
     await stopAll(all.filter((c) => c.kind === 'router'));
     await stopAll(all.filter((c) => c.kind === 'pool'));
+    await Promise.all(closed);
     // Catalog, pool addresses and logs: nothing of this run is left in the temp folder.
     fs.rmSync(this.state, { recursive: true, force: true });
+    const pools = all.filter((c) => c.kind === 'pool' && c.drained).length;
+    const router = all.some((c) => c.kind === 'router' && c.drained);
+    const cutOff = all.reduce((n, c) => n + (c.drained?.unfinished ?? 0), 0);
+    const killed = all.filter((c) => !c.drained).map((c) => c.name);
+    return `${router ? 'router and ' : ''}${pools} pool${pools === 1 ? '' : 's'} drained, ${cutOff} response${cutOff === 1 ? '' : 's'} cut off${killed.length > 0 ? `; did not drain: ${killed.join(', ')}` : ''}`;
   }
 
   /** Kills every child at once (a second Ctrl-C), and removes this run's temp folder. */
@@ -377,8 +391,8 @@ export function upCommand(opts: { config: string; port?: string; models?: string
     if (stopping) return;
     stopping = true;
     process.stdout.write(`\n[up] ${reason}: stopping the router, then the pools (Ctrl-C again to kill at once)\n`);
-    platform.stop().then(() => {
-      process.stdout.write('[up] stopped\n');
+    platform.stop().then((summary) => {
+      process.stdout.write(`[up] stopped: ${summary}\n`);
       process.exit(0);
     });
   };

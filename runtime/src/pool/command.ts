@@ -1,5 +1,5 @@
 /** `botshard pool`: runs one pool server until SIGTERM. Flags win over environment variables. */
-import { ServerFlags, ServerSettings, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics, serverSettings } from '../serve/process';
+import { ServerFlags, ServerSettings, integerSetting, runApp, runServerCommand, serverSettings } from '../serve/process';
 import { SettingsError } from '../commands/failure';
 
 export interface PoolCommandFlags extends ServerFlags {
@@ -68,21 +68,7 @@ export async function startPool(s: PoolSettings): Promise<{ port: number; metric
     // process.stdout writes synchronously to files and pipes on Linux: no log line is lost at exit.
     logger: { level: s.logLevel, base: { pool: s.pool, pid: process.pid }, stream: process.stdout },
   });
-  await app.listen({ port: s.port, host: s.host });
-  const metrics = await serveMetrics(app.poolMetrics.registry, s.metricsPort, s.host);
-  const port = portOf(app.server);
-  const metricsPort = portOf(metrics);
-  // Lifecycle lines are logged whatever the level: tools read the bound ports from "listening".
-  const lifecycle = app.log.child({}, { level: 'info' });
-  lifecycle.info({ port, metricsPort, host: s.host, generation: app.pool.catalog?.generation }, 'listening');
-
-  const close = async () => {
-    await app.drain();
-    await new Promise<void>((resolve) => metrics.close(() => resolve()));
-  };
-  exitOnSignals(lifecycle, s.drainSeconds, close);
-  exitWithParent();
-  return { port, metricsPort, close };
+  return runApp(app, s, app.poolMetrics.registry, { generation: app.pool.catalog?.generation });
 }
 
 /** The `botshard pool` command: starts in the background, returns nothing to print (logs are JSON lines). */

@@ -1,6 +1,6 @@
 /** `botshard router`: runs the router until SIGTERM. Flags win over environment variables. */
 import * as fs from 'node:fs';
-import { ServerFlags, ServerSettings, closeGracefully, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics, serverSettings } from '../serve/process';
+import { ServerFlags, ServerSettings, integerSetting, runApp, runServerCommand, serverSettings } from '../serve/process';
 import { SettingsError } from '../commands/failure';
 import type { PoolAddress } from './upstream';
 
@@ -70,19 +70,7 @@ export async function startRouter(s: RouterSettings): Promise<{ port: number; me
     pollMs: s.pollMs,
     logger: { level: s.logLevel, base: { service: 'botshard-router', pid: process.pid } },
   });
-  await app.listen({ port: s.port, host: s.host });
-  const metrics = await serveMetrics(app.router.metrics.registry, s.metricsPort, s.host);
-  const port = portOf(app.server);
-  const metricsPort = portOf(metrics);
-  // Lifecycle lines are logged whatever the level: tools read the bound ports from "listening".
-  const lifecycle = app.log.child({}, { level: 'info' });
-  lifecycle.info({ port, metricsPort, host: s.host, generation: app.router.table.generation, auth: app.router.table.catalog.platform.auth ?? 'none' }, 'listening');
-  exitOnSignals(lifecycle, s.drainSeconds, async () => {
-    app.router.draining = true;
-    await closeGracefully(app); // waits for in-flight requests; new ones get 503
-    await new Promise<void>((resolve) => metrics.close(() => resolve()));
-  });
-  exitWithParent();
+  const { port, metricsPort } = await runApp(app, s, app.router.metrics.registry, { generation: app.router.table.generation, auth: app.router.table.catalog.platform.auth ?? 'none' });
   return { port, metricsPort };
 }
 

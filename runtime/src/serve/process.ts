@@ -61,20 +61,6 @@ export function runServerCommand<S>(name: string, settings: () => S, start: (s: 
   return '';
 }
 
-/**
- * Closes a server once its in-flight requests are answered. Keep-alive connections are closed as soon as
- * they go idle (fastify closes those idle at the start only), so a client holding one open does not keep
- * the process alive until the drain limit.
- */
-export async function closeGracefully(app: FastifyInstance): Promise<void> {
-  const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
-  try {
-    await app.close();
-  } finally {
-    clearInterval(sweep);
-  }
-}
-
 /** Serves `GET /metrics` of a registry on its own port (so NetworkPolicies can open it to monitoring only). */
 export async function serveMetrics(registry: Registry, port: number, host: string): Promise<http.Server> {
   const server = http.createServer((req, res) => {
@@ -115,7 +101,7 @@ interface Log {
  * On SIGTERM or SIGINT: run `drain` (stop taking work, finish what is in flight) and exit 0; exit at
  * once on a second signal, or when the drain takes longer than `drainSeconds`.
  */
-export function exitOnSignals(log: Log, drainSeconds: number, drain: () => Promise<void>): void {
+export function exitOnSignals(log: Log, drainSeconds: number, drain: () => Promise<void>, summary: () => object = () => ({})): void {
   let stopping = false;
   // Die by the signal's default action (what a process without a handler does): exiting through
   // process.exit with native threads still running can abort in their teardown.
@@ -138,7 +124,7 @@ export function exitOnSignals(log: Log, drainSeconds: number, drain: () => Promi
     force.unref();
     drain().then(
       () => {
-        log.info({}, 'drained: exiting');
+        log.info(summary(), 'drained: exiting');
         process.exit(0);
       },
       (err: Error) => {
@@ -165,4 +151,28 @@ export function exitWithParent(env: NodeJS.ProcessEnv = process.env): void {
     }
   }, 1000);
   timer.unref();
+}
+
+/**
+ * Runs a built server: listens, serves its metrics on their own port, logs "listening" (with `fields`;
+ * tools read the bound ports from it), drains on SIGTERM/SIGINT and when the parent `up` goes away.
+ * The "drained" line says how many responses were cut off during the drain (0 unless a bug or the limit).
+ */
+export async function runApp(app: FastifyInstance, s: ServerSettings, registry: Registry, fields: object): Promise<{ port: number; metricsPort: number; close(): Promise<void> }> {
+  await app.listen({ port: s.port, host: s.host });
+  const metrics = await serveMetrics(registry, s.metricsPort, s.host);
+  const port = portOf(app.server);
+  const metricsPort = portOf(metrics);
+  // Lifecycle lines are logged whatever the level.
+  const lifecycle = app.log.child({}, { level: 'info' });
+  lifecycle.info({ port, metricsPort, host: s.host, ...fields }, 'listening');
+  let unfinishedBefore = 0;
+  const close = async () => {
+    unfinishedBefore = app.unfinishedResponses;
+    await app.drain();
+    await new Promise<void>((resolve) => metrics.close(() => resolve()));
+  };
+  exitOnSignals(lifecycle, s.drainSeconds, close, () => ({ unfinished: app.unfinishedResponses - unfinishedBefore }));
+  exitWithParent();
+  return { port, metricsPort, close };
 }

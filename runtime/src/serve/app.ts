@@ -1,0 +1,194 @@
+/**
+ * The server shell that pool and router share: the fastify instance with its limits and timeouts, one
+ * error shape, the body parser, request ids, request logging, the protocol's health and server metadata
+ * routes, and drain. Each server builds its state, calls `createApp()` and registers its own routes.
+ */
+import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, LogController } from 'fastify';
+import { LiveResponse, ReadyResponse, ServerMetadataResponse, isHealthProbe, sendError, withErrors } from '../oip';
+import { parseJson } from './json';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const SERVER_VERSION: string = require('../../package.json').version;
+
+/** The shell's limits and timeouts: one default for each, the same for pool and router. */
+export const APP_DEFAULTS = {
+  /** Most bytes in a request body (413 beyond). */
+  bodyLimit: 1024 * 1024,
+  /** Time to receive a request's headers. */
+  headersTimeoutMs: 10_000,
+  /** Time to receive a whole request. */
+  requestTimeoutMs: 30_000,
+  /** Idle time of a keep-alive connection: above a typical load balancer's (and the router's) 60 s. */
+  keepAliveTimeoutMs: 65_000,
+  /** How often Node checks the two request timeouts. */
+  timeoutCheckMs: 1000,
+} as const;
+
+const REQUEST_ID = /^[0-9A-Za-z._:-]{1,128}$/;
+
+export interface AppOptions {
+  /** The server's name in `GET /v2` (server metadata). */
+  name: string;
+  /** Protocol extensions listed in `GET /v2`. @default [] */
+  extensions?: string[];
+  /** Whether `GET /v2/health/ready` answers 200 (it answers 503 while draining whatever this says). */
+  ready(): boolean;
+  /** How request bodies arrive at handlers: parsed JSON (whatever the content type: `curl -d` sends form encoding), or the bytes as received (to forward them). */
+  body: 'json' | 'bytes';
+  /** Called when draining starts, before in-flight requests are waited for (stop taking work). */
+  onDrain?(): void;
+  /** Called for every response (metrics). */
+  onResponse?(request: FastifyRequest, reply: FastifyReply): void;
+  /** fastify logger: `false`, or pino options. */
+  logger: FastifyServerOptions['logger'];
+  /** @default APP_DEFAULTS.bodyLimit */
+  bodyLimit?: number;
+  /** @default APP_DEFAULTS.headersTimeoutMs */
+  headersTimeoutMs?: number;
+  /** @default APP_DEFAULTS.requestTimeoutMs */
+  requestTimeoutMs?: number;
+  /** @default APP_DEFAULTS.keepAliveTimeoutMs */
+  keepAliveTimeoutMs?: number;
+  /** @default APP_DEFAULTS.timeoutCheckMs */
+  timeoutCheckMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Set once draining has started: not ready, and every answer closes its connection. */
+    readonly draining: boolean;
+    /** Reports not ready, then closes once in-flight requests are answered. */
+    drain(): Promise<void>;
+    /** Responses that ended before they were sent whole (connection reset or closed mid-answer), since start. */
+    readonly unfinishedResponses: number;
+  }
+}
+
+/** The fastify instance of a botshard server, with everything both servers share. Routes are the caller's. */
+export function createApp(o: AppOptions): FastifyInstance {
+  const bodyLimit = o.bodyLimit ?? APP_DEFAULTS.bodyLimit;
+  const headersTimeout = o.headersTimeoutMs ?? APP_DEFAULTS.headersTimeoutMs;
+  const requestTimeout = Math.max(o.requestTimeoutMs ?? APP_DEFAULTS.requestTimeoutMs, headersTimeout);
+  const app = Fastify({
+    logger: o.logger,
+    bodyLimit,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    // fastify's defaults coerce types and drop unknown fields silently: a client's mistake must be a 400.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
+    return503OnClosing: true,
+    // Two info lines per request cost more than the request itself: requests log at debug (5xx at warn).
+    logController: new LogController({ disableRequestLogging: true }),
+    forceCloseConnections: 'idle',
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    routerOptions: { maxParamLength: 256 },
+    // fastify leaves Node's request timeout off: set both timeouts so slow clients cannot hold sockets.
+    serverFactory: (handler) =>
+      http.createServer(
+        { requestTimeout, headersTimeout, keepAliveTimeout: o.keepAliveTimeoutMs ?? APP_DEFAULTS.keepAliveTimeoutMs, connectionsCheckingInterval: o.timeoutCheckMs ?? APP_DEFAULTS.timeoutCheckMs },
+        handler,
+      ),
+    // Malformed or overlong URLs get the protocol's error shape too, without echoing the URL back.
+    frameworkErrors: (error, _request, reply) => {
+      const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      sendError(reply, status, status === 414 ? 'the URL is too long' : 'malformed URL');
+    },
+  });
+
+  let draining = false;
+  let unfinished = 0;
+  app.decorate('draining', {
+    getter: () => draining,
+  });
+  app.decorate('unfinishedResponses', {
+    getter: () => unfinished,
+  });
+  app.decorate('drain', async () => {
+    draining = true;
+    o.onDrain?.();
+    app.log.info('draining: not ready, finishing in-flight requests');
+    await closeGracefully(app);
+  });
+
+  app.removeAllContentTypeParsers();
+  if (o.body === 'json') {
+    app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+      try {
+        done(null, parseJson(body as string));
+      } catch (e) {
+        done(e as Error, undefined);
+      }
+    });
+  } else {
+    app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  }
+
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`));
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.validation) return sendError(reply, 400, `invalid request: ${validationMessage(error)}`);
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, `request body is larger than ${bodyLimit} bytes`);
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    if (status < 500) return sendError(reply, status, error.message);
+    request.log.error({ err: error }, 'request failed');
+    return sendError(reply, status, 'internal error');
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) unfinished += 1;
+    });
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    // Draining: the client learns to open its next connection elsewhere.
+    if (draining) reply.header('connection', 'close');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime };
+    if (reply.statusCode >= 500 && !isHealthProbe(request.routeOptions.url)) request.log.warn(line, 'request failed');
+    else request.log.debug(line, 'request');
+    o.onResponse?.(request, reply);
+  });
+
+  app.get('/v2/health/live', { schema: { response: withErrors(LiveResponse) } }, async () => ({ live: true }));
+  app.get('/v2/health/ready', { schema: { response: { 200: ReadyResponse, 503: ReadyResponse } } }, async (_request, reply) => {
+    const ready = !draining && o.ready();
+    return reply.code(ready ? 200 : 503).send({ ready });
+  });
+  // The protocol's OpenAPI document writes the server metadata path as `/v2/`; clients use both.
+  for (const url of ['/v2', '/v2/']) {
+    app.get(url, { schema: { response: withErrors(ServerMetadataResponse) } }, async () => ({ name: o.name, version: SERVER_VERSION, extensions: o.extensions ?? [] }));
+  }
+  return app;
+}
+
+/**
+ * Closes a server once its in-flight requests are answered. Keep-alive connections are closed as soon as
+ * they go idle (fastify closes those idle at the start only), so a client holding one open does not keep
+ * the process alive until the drain limit.
+ */
+export async function closeGracefully(app: FastifyInstance): Promise<void> {
+  const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+  try {
+    await app.close();
+  } finally {
+    clearInterval(sweep);
+  }
+}
+
+/** The first schema violation, saying what was expected (Ajv says "must be equal to constant"). */
+function validationMessage(error: FastifyError): string {
+  const first = error.validation?.[0];
+  if (!first) return error.message;
+  const where = `${error.validationContext ?? 'body'}${first.instancePath}`;
+  const params = first.params as Record<string, unknown>;
+  if (first.keyword === 'const') return `${where} must be ${JSON.stringify(params.allowedValue)}`;
+  if (first.keyword === 'additionalProperties') return `${where} has an unknown field ${JSON.stringify(params.additionalProperty)}`;
+  return `${where} ${first.message}`;
+}

@@ -1,0 +1,47 @@
+/**
+ * Catalog changes, the same way in pool and router: a new valid generation is applied; one that is
+ * invalid, or valid but cannot be placed, is logged and counted, and the current one keeps serving.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Counter } from 'prom-client';
+import { Catalog } from '../catalog';
+import { CatalogWatcher } from '../catalog/watch';
+
+export interface FollowCatalogOptions {
+  /** The catalog file or folder (a mounted ConfigMap). */
+  location: string;
+  /** The generation being served (not reported again). */
+  generation: string;
+  /** Polling interval besides fs.watch. @default 5000 */
+  pollMs?: number;
+  /** Applies a new generation; throws (a PlacementError) to refuse it, keeping the current one. */
+  apply(catalog: Catalog): void;
+  /** Catalog changes seen, by result: applied, invalid. */
+  reloads: Counter<'result'>;
+}
+
+/** Watches the catalog while the app runs (from `ready` to `close`). */
+export function followCatalog(app: FastifyInstance, o: FollowCatalogOptions): void {
+  const refuse = (generation: string | undefined, reason: string) => {
+    o.reloads.inc({ result: 'invalid' });
+    app.log.error({ generation, problems: reason }, 'catalog changed but cannot be used: ignored, the current one keeps serving');
+  };
+  const watcher = new CatalogWatcher({
+    location: o.location,
+    generation: o.generation,
+    pollMs: o.pollMs,
+    onCatalog: (catalog) => {
+      try {
+        o.apply(catalog);
+      } catch (e) {
+        refuse(catalog.generation, (e as Error).message);
+        return;
+      }
+      o.reloads.inc({ result: 'applied' });
+      app.log.info({ generation: catalog.generation }, 'catalog changed: applied');
+    },
+    onInvalid: (e) => refuse(undefined, e.message),
+  });
+  app.addHook('onReady', async () => watcher.start());
+  app.addHook('onClose', async () => watcher.stop());
+}
