@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { serveMetrics } from '@botshard/runtime/serve/process';
-import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, standaloneBot, supportBot, withModels } from './support';
+import { RunningPool, catalogInput, ensureBuilt, getJson, injectJson, placement, postJson, runPool, standaloneBot, supportBot, withModels } from './support';
 
 beforeAll(() => ensureBuilt());
 
@@ -64,6 +64,11 @@ describe('the OIP endpoints', () => {
   let url: string;
   const name = () => [...placement(catalog).values()][0];
 
+  // What the pool answers is tested through fastify's inject; the socket's own behaviour (content types sent
+  // by curl, header timeouts) over real HTTP below.
+  const get = (p: string) => injectJson(pool.app, 'GET', p);
+  const post = (p: string, body: unknown, headers?: Record<string, string>) => injectJson(pool.app, 'POST', p, body, headers);
+
   beforeAll(async () => {
     pool = await runPool({ pool: name(), catalog, modelRoot: withModels(catalog), headersTimeoutMs: 500, requestTimeoutMs: 2000, timeoutCheckMs: 100, maxBatch: 8, maxTextLength: 200, bodyLimit: 4096 });
     url = pool.url;
@@ -71,12 +76,12 @@ describe('the OIP endpoints', () => {
   afterAll(() => pool.close());
 
   test('health, server metadata and model metadata', async () => {
-    expect((await getJson(`${url}/v2/health/live`)).body).toEqual({ live: true });
-    const ready = await getJson(`${url}/v2/health/ready`);
+    expect((await get(`/v2/health/live`)).body).toEqual({ live: true });
+    const ready = await get(`/v2/health/ready`);
     expect(ready.status).toBe(200);
     expect(ready.headers.get('x-botshard-pool')).toBe(name());
-    for (const p of ['/v2', '/v2/']) expect((await getJson(`${url}${p}`)).body).toEqual({ name: 'botshard-pool', version: expect.any(String), extensions: [] });
-    const meta = await getJson(`${url}/v2/models/support`);
+    for (const p of ['/v2', '/v2/']) expect((await get(`${p}`)).body).toEqual({ name: 'botshard-pool', version: expect.any(String), extensions: [] });
+    const meta = await get(`/v2/models/support`);
     expect(meta.body).toEqual({
       name: 'support',
       versions: ['1'],
@@ -88,13 +93,13 @@ describe('the OIP endpoints', () => {
         { name: 'probabilities', datatype: 'FP32', shape: [-1, 3], parameters: { labels: 'password_reset,billing,greeting' } },
       ],
     });
-    expect((await getJson(`${url}/v2/models/support/ready`)).body).toEqual({ name: 'support', ready: true, state: 'ready' });
-    expect((await getJson(`${url}/v2/models/support/versions/1/ready`)).status).toBe(200);
-    expect((await getJson(`${url}/v2/models/support/versions/2/ready`)).status).toBe(404);
+    expect((await get(`/v2/models/support/ready`)).body).toEqual({ name: 'support', ready: true, state: 'ready' });
+    expect((await get(`/v2/models/support/versions/1/ready`)).status).toBe(200);
+    expect((await get(`/v2/models/support/versions/2/ready`)).status).toBe(404);
   });
 
   test('infer: a batch of texts, the id echoed, intents, confidences and probabilities', async () => {
-    const res = await postJson(`${url}/v2/models/support/infer`, infer(['I forgot my password', 'why was I charged twice', 'hello there'], { id: 'req-42' }));
+    const res = await post(`/v2/models/support/infer`, infer(['I forgot my password', 'why was I charged twice', 'hello there'], { id: 'req-42' }));
     expect(res.status).toBe(200);
     expect(res.body.model_name).toBe('support');
     expect(res.body.id).toBe('req-42');
@@ -107,7 +112,7 @@ describe('the OIP endpoints', () => {
   });
 
   test('infer: [N, 1] nested data, and only the outputs asked for', async () => {
-    const res = await postJson(`${url}/v2/models/support/infer`, {
+    const res = await post(`/v2/models/support/infer`, {
       inputs: [{ name: 'text', shape: [2, 1], datatype: 'BYTES', data: [['hello there'], ['my bill is wrong']] }],
       outputs: [{ name: 'intent' }],
     });
@@ -118,24 +123,24 @@ describe('the OIP endpoints', () => {
 
   test('predict: intent, confidence, RE2 entities with offsets, pool; the fallback below the threshold', async () => {
     const text = 'I forgot my password, ticket #123456';
-    const res = await postJson(`${url}/v1/bots/support/predict`, { text });
+    const res = await post(`/v1/bots/support/predict`, { text });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ bot: 'support', intent: 'password_reset', confidence: expect.any(Number), entities: [{ name: 'ticket', value: '123456', start: 30, end: 36 }], pool: name() });
     expect(text.slice(30, 36)).toBe('123456');
     // No words: every intent at 1/3, below the threshold (0.5), so the bot's fallback.
-    const empty = await postJson(`${url}/v1/bots/support/predict`, { text: '' });
+    const empty = await post(`/v1/bots/support/predict`, { text: '' });
     expect(empty.body).toMatchObject({ intent: 'human_handoff', entities: [] });
     expect(empty.body.confidence).toBeCloseTo(1 / 3, 5);
   });
 
   test('pre-processing rewrites the text before tokenizing (RE2 rules in order)', async () => {
-    const a = await postJson(`${url}/v2/models/support/infer`, infer(['my   bill is   wrong', 'my bill is wrong']));
+    const a = await post(`/v2/models/support/infer`, infer(['my   bill is   wrong', 'my bill is wrong']));
     const [p1, p2] = [a.body.outputs[2].data.slice(0, 3), a.body.outputs[2].data.slice(3)];
     p1.forEach((v: number, i: number) => expect(v).toBeCloseTo(p2[i], 6));
   });
 
   test('a bot without an encoder runs its own embedding bag', async () => {
-    const res = await postJson(`${url}/v1/bots/yesno/predict`, { text: 'no thanks' });
+    const res = await post(`/v1/bots/yesno/predict`, { text: 'no thanks' });
     expect(res.body).toMatchObject({ bot: 'yesno', intent: 'no' });
   });
 
@@ -151,7 +156,7 @@ describe('the OIP endpoints', () => {
     ['a 3-d shape', [{ name: 'text', shape: [1, 1, 1], datatype: 'BYTES', data: ['a'] }], /shape/],
   ])('400 before any model runs: %s', async (_name, inputs, message) => {
     const before = await pool.app.poolMetrics.inferenceSeconds.get();
-    const res = await postJson(`${url}/v2/models/support/infer`, { inputs });
+    const res = await post(`/v2/models/support/infer`, { inputs });
     expect(res.status).toBe(400);
     expect(Object.keys(res.body)).toEqual(['error']);
     expect(res.body.error).toMatch(message);
@@ -161,32 +166,32 @@ describe('the OIP endpoints', () => {
   });
 
   test('unknown output names are 400; fields the protocol leaves open are ignored on inference', async () => {
-    expect((await postJson(`${url}/v2/models/support/infer`, infer(['a'], { outputs: [{ name: 'logits' }] }))).body.error).toMatch(/unknown output "logits"/);
+    expect((await post(`/v2/models/support/infer`, infer(['a'], { outputs: [{ name: 'logits' }] }))).body.error).toMatch(/unknown output "logits"/);
     // The protocol's request schema allows additional fields; client libraries send their own.
-    const extended = await postJson(`${url}/v2/models/support/infer`, {
+    const extended = await post(`/v2/models/support/infer`, {
       ...infer(['a'], { extra: 1, parameters: { binary_data_output: false } }),
       inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['a'], parameters: { content_type: 'str' }, client_field: true }],
       outputs: [{ name: 'intent', binary_data: false }],
     });
     expect([extended.status, extended.body.outputs.map((o: { name: string }) => o.name)]).toEqual([200, ['intent']]);
     // The predict API of botshard's own stays strict.
-    expect((await postJson(`${url}/v1/bots/support/predict`, { text: 'a', more: 1 })).status).toBe(400);
-    expect((await postJson(`${url}/v1/bots/support/predict`, { text: 5 })).status).toBe(400);
+    expect((await post(`/v1/bots/support/predict`, { text: 'a', more: 1 })).status).toBe(400);
+    expect((await post(`/v1/bots/support/predict`, { text: 5 })).status).toBe(400);
   });
 
   test('malformed and empty JSON are 400, oversize bodies 413', async () => {
-    const bad = await postJson(`${url}/v1/bots/support/predict`, '{"text": "a"');
+    const bad = await post(`/v1/bots/support/predict`, '{"text": "a"');
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatch(/malformed JSON/);
-    expect((await postJson(`${url}/v1/bots/support/predict`, '')).status).toBe(400);
-    const big = await postJson(`${url}/v1/bots/support/predict`, { text: 'a'.repeat(5000) });
+    expect((await post(`/v1/bots/support/predict`, '')).status).toBe(400);
+    const big = await post(`/v1/bots/support/predict`, { text: 'a'.repeat(5000) });
     expect(big.status).toBe(413);
     expect(big.body).toEqual({ error: 'request body is larger than 4096 bytes' });
   });
 
   test('prototype-pollution keys are rejected', async () => {
     for (const body of ['{"text": "a", "__proto__": {"polluted": true}}', '{"text": "a", "constructor": {"prototype": {"polluted": true}}}', '{"inputs": [{"__proto__": {"x": 1}, "name": "text"}]}']) {
-      const res = await postJson(`${url}/v1/bots/support/predict`, body);
+      const res = await post(`/v1/bots/support/predict`, body);
       expect(res.status).toBe(400);
       expect(res.body.error).toMatch(/forbidden key/);
     }

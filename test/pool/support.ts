@@ -117,6 +117,22 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
 }
 
+/**
+ * A request through fastify's `inject` (no socket: the same routes, hooks, parser and error handler), with
+ * the shape of `postJson` / `getJson`. For tests of what a server answers; sockets have their own tests.
+ */
+export async function injectJson(app: FastifyInstance, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await app.inject({
+    method,
+    url,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const out = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) out.set(name, String(value));
+  return { status: res.statusCode, headers: out, body: res.body ? JSON.parse(res.body) : undefined };
+}
+
 export async function getJson(url: string): Promise<{ status: number; headers: Headers; body: any }> {
   const res = await fetch(url);
   const text = await res.text();
