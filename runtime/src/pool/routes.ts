@@ -39,44 +39,140 @@ export interface ModelRoutesOptions {
 }
 
 type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
+type InferRequest = FastifyRequest<{ Params: ModelParams; Body: TextInferenceRequest }>;
+type PredictRequest = FastifyRequest<{ Params: ModelParams; Body: { text: string } }>;
+
+const OUTPUTS = ['intent', 'confidence', 'probabilities'];
 
 /** Registers the model routes on the pool's app. */
 export async function modelRoutes(app: FastifyInstance, opts: ModelRoutesOptions): Promise<void> {
-  const { runtime, metrics, maxBatch, maxTextLength } = opts;
+  const h = new ModelHandlers(opts);
+  for (const prefix of ['/v2/models/:bot', '/v2/models/:bot/versions/:version']) {
+    app.get(prefix, { schema: { params: ModelParams, response: withErrors(ModelMetadataResponse) } }, (request: ModelRequest, reply) => h.metadata(request, reply));
+    app.get(`${prefix}/ready`, { schema: { params: ModelParams, response: { 200: ModelReadyResponse, 503: ModelReadyResponse, '4xx': ErrorResponse } } }, (request: ModelRequest, reply) => h.ready(request, reply));
+    app.post(
+      `${prefix}/infer`,
+      { schema: { params: ModelParams, body: textInferenceRequest({ maxBatch: opts.maxBatch, maxTextLength: opts.maxTextLength }), response: withErrors(InferenceResponse) } },
+      (request: InferRequest, reply) => h.infer(request, reply),
+    );
+  }
+  app.post(
+    '/v1/bots/:bot/predict',
+    { schema: { params: ModelParams, body: predictRequest(opts.maxTextLength), response: withErrors(PredictResponse) } },
+    (request: PredictRequest, reply) => h.predict(request, reply),
+  );
+}
 
-  /** The bot of a model route, or the 404 (naming the pool that holds the bot) already sent. */
-  const botOf = (request: ModelRequest, reply: FastifyReply): BotEntry | undefined => {
+/** One method per route, and what they share: finding the bot, checking it can run, mapping failures. */
+class ModelHandlers {
+  constructor(private readonly o: ModelRoutesOptions) {}
+
+  async metadata(request: ModelRequest, reply: FastifyReply) {
+    const entry = this.botOf(request, reply);
+    if (!entry) return reply;
+    const labels = entry.bot.intents.length;
+    return {
+      name: entry.bot.id,
+      versions: ['1'],
+      platform: ONNX_PLATFORM,
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }],
+      outputs: [
+        { name: 'intent', datatype: 'BYTES', shape: [-1] },
+        { name: 'confidence', datatype: 'FP32', shape: [-1] },
+        { name: 'probabilities', datatype: 'FP32', shape: [-1, labels], parameters: { labels: entry.bot.intents.map((i) => i.name).join(',') } },
+      ],
+    };
+  }
+
+  async ready(request: ModelRequest, reply: FastifyReply) {
+    const entry = this.botOf(request, reply);
+    if (!entry) return reply;
+    const isReady = entry.state === 'ready' || entry.state === 'leaving';
+    const body = { name: entry.bot.id, ready: isReady, state: entry.state, ...(entry.error ? { error: withoutPaths(entry.error) } : {}) };
+    return reply.code(isReady ? 200 : 503).send(body);
+  }
+
+  async infer(request: InferRequest, reply: FastifyReply) {
+    const entry = this.botOf(request, reply);
+    if (!entry) return reply;
+    const body = request.body;
+    const input = body.inputs[0];
+    const texts = (input.data as Array<string | [string]>).map((d) => (Array.isArray(d) ? d[0] : d));
+    if (input.shape[0] !== texts.length) return this.badRequest(entry, reply, `input "text" has shape [${input.shape.join(', ')}] but ${texts.length} strings of data`);
+    const wanted = body.outputs?.map((o) => o.name) ?? OUTPUTS;
+    const unknown = wanted.find((n) => !OUTPUTS.includes(n));
+    if (unknown !== undefined) return this.badRequest(entry, reply, `unknown output ${JSON.stringify(unknown)}; outputs are "intent", "confidence", "probabilities"`);
+    const result = await this.run(entry, texts, reply);
+    if (!result) return reply;
+    const N = texts.length;
+    const L = entry.processor!.labels.length;
+    const all: Record<string, ResponseOutput> = {
+      intent: { name: 'intent', datatype: 'BYTES', shape: [N], data: result.rows.map((r) => r.intent) },
+      confidence: { name: 'confidence', datatype: 'FP32', shape: [N], data: result.rows.map((r) => r.confidence) },
+      probabilities: { name: 'probabilities', datatype: 'FP32', shape: [N, L], data: Array.from(result.probabilities) },
+    };
+    return { model_name: entry.bot.id, ...(body.id !== undefined ? { id: body.id } : {}), outputs: wanted.map((n) => all[n]) };
+  }
+
+  async predict(request: PredictRequest, reply: FastifyReply) {
+    const entry = this.botOf(request, reply);
+    if (!entry) return reply;
+    const result = await this.run(entry, [request.body.text], reply);
+    if (!result) return reply;
+    const { intent, confidence } = result.rows[0];
+    return { bot: entry.bot.id, intent, confidence, entities: entry.processor!.entities(request.body.text), pool: this.o.pool };
+  }
+
+  /** The bot of a model route, or the 404 (naming the pool that holds the bot) or 503 (loading) already sent. */
+  private botOf(request: ModelRequest, reply: FastifyReply): BotEntry | undefined {
     const { bot, version } = request.params;
-    const found = runtime.lookup(bot);
+    const found = this.o.runtime.lookup(bot);
     if (found.entry && (version === undefined || version === '1')) return found.entry;
     if (found.entry) {
       sendError(reply, 404, `bot "${bot}" has no version "${version}"; botshard serves version "1" only`);
-    } else if (found.holder === opts.pool) {
+    } else if (found.holder === this.o.pool) {
       // Placed here by the catalog being applied, not registered yet (the pool is starting or reconciling).
       sendLoading(reply, bot);
     } else if (found.holder) {
-      sendHeldElsewhere(reply, bot, opts.pool, found.holder);
+      sendHeldElsewhere(reply, bot, this.o.pool, found.holder);
     } else {
-      sendError(reply, 404, `bot "${bot}" is not in the catalog (generation ${runtime.catalog?.generation ?? 'none'})`);
+      sendError(reply, 404, `bot "${bot}" is not in the catalog (generation ${this.o.runtime.catalog?.generation ?? 'none'})`);
     }
     return undefined;
-  };
+  }
 
-  /** A bot that can run now, or the 503 already sent. */
-  const servable = (entry: BotEntry, reply: FastifyReply): boolean => {
-    if (entry.state === 'ready' || entry.state === 'leaving') return true;
-    metrics.botRequests.inc({ bot: entry.bot.id, outcome: 'not_ready' });
-    if (entry.state === 'loading') sendLoading(reply, entry.bot.id);
-    else sendError(reply, 503, `bot "${entry.bot.id}" failed to load: ${withoutPaths(entry.error ?? '')} (request id ${reply.request.id}; the pool's log has the details)`);
-    return false;
-  };
+  /** Runs the bot on the texts: its result, or undefined with the error status already sent. */
+  private async run(entry: BotEntry, texts: string[], reply: FastifyReply) {
+    const id = entry.bot.id;
+    if (entry.state !== 'ready' && entry.state !== 'leaving') {
+      this.o.metrics.botRequests.inc({ bot: id, outcome: 'not_ready' });
+      if (entry.state === 'loading') sendLoading(reply, id);
+      else sendError(reply, 503, `bot "${id}" failed to load: ${withoutPaths(entry.error ?? '')} (request id ${reply.request.id}; the pool's log has the details)`);
+      return undefined;
+    }
+    try {
+      const result = await this.o.runtime.predict(entry, texts, Date.now() + this.timeoutMs());
+      this.o.metrics.botRequests.inc({ bot: id, outcome: 'ok' });
+      return result;
+    } catch (e) {
+      this.failed(entry, reply, e);
+      return undefined;
+    }
+  }
 
   /** The deadline of a request: the pool group's timeout (followed live), unless this process overrides it. */
-  const timeoutMs = () => opts.timeoutMs ?? runtime.group?.timeoutMs ?? groupDefaults(true).timeoutMs;
-  const deadline = () => Date.now() + timeoutMs();
+  private timeoutMs(): number {
+    return this.o.timeoutMs ?? this.o.runtime.group?.timeoutMs ?? groupDefaults(true).timeoutMs;
+  }
+
+  private badRequest(entry: BotEntry, reply: FastifyReply, message: string): FastifyReply {
+    this.o.metrics.botRequests.inc({ bot: entry.bot.id, outcome: 'bad_request' });
+    return sendError(reply, 400, message);
+  }
 
   /** Maps the errors of a prediction to statuses. */
-  const failed = (entry: BotEntry, reply: FastifyReply, e: unknown): FastifyReply => {
+  private failed(entry: BotEntry, reply: FastifyReply, e: unknown): FastifyReply {
+    const { metrics } = this.o;
     const id = entry.bot.id;
     if (e instanceof OverloadedError) {
       metrics.botRequests.inc({ bot: id, outcome: 'shed' });
@@ -85,101 +181,12 @@ export async function modelRoutes(app: FastifyInstance, opts: ModelRoutesOptions
     }
     if (e instanceof DeadlineError) {
       metrics.botRequests.inc({ bot: id, outcome: 'timeout' });
-      return sendError(reply, 504, `bot "${id}" did not answer within ${timeoutMs()} ms`);
+      return sendError(reply, 504, `bot "${id}" did not answer within ${this.timeoutMs()} ms`);
     }
     metrics.botRequests.inc({ bot: id, outcome: 'error' });
     reply.log.error({ bot: id, err: e }, 'inference failed');
     return sendError(reply, 500, e instanceof ModelError ? `bot "${id}" failed: ${withoutPaths(e.message)} (request id ${reply.request.id})` : 'internal error');
-  };
-
-  for (const prefix of ['/v2/models/:bot', '/v2/models/:bot/versions/:version']) {
-    app.get(prefix, { schema: { params: ModelParams, response: withErrors(ModelMetadataResponse) } }, async (request: ModelRequest, reply) => {
-      const entry = botOf(request, reply);
-      if (!entry) return reply;
-      const labels = entry.bot.intents.length;
-      return {
-        name: entry.bot.id,
-        versions: ['1'],
-        platform: ONNX_PLATFORM,
-        inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }],
-        outputs: [
-          { name: 'intent', datatype: 'BYTES', shape: [-1] },
-          { name: 'confidence', datatype: 'FP32', shape: [-1] },
-          { name: 'probabilities', datatype: 'FP32', shape: [-1, labels], parameters: { labels: entry.bot.intents.map((i) => i.name).join(',') } },
-        ],
-      };
-    });
-
-    app.get(`${prefix}/ready`, { schema: { params: ModelParams, response: { 200: ModelReadyResponse, 503: ModelReadyResponse, '4xx': ErrorResponse } } }, async (request: ModelRequest, reply) => {
-      const entry = botOf(request, reply);
-      if (!entry) return reply;
-      const isReady = entry.state === 'ready' || entry.state === 'leaving';
-      const body = { name: entry.bot.id, ready: isReady, state: entry.state, ...(entry.error ? { error: withoutPaths(entry.error) } : {}) };
-      return reply.code(isReady ? 200 : 503).send(body);
-    });
-
-    app.post(
-      `${prefix}/infer`,
-      { schema: { params: ModelParams, body: textInferenceRequest({ maxBatch, maxTextLength }), response: withErrors(InferenceResponse) } },
-      async (request: FastifyRequest<{ Params: ModelParams; Body: TextInferenceRequest }>, reply) => {
-        const entry = botOf(request, reply);
-        if (!entry) return reply;
-        const body = request.body;
-        const input = body.inputs[0];
-        const texts = (input.data as Array<string | [string]>).map((d) => (Array.isArray(d) ? d[0] : d));
-        if (input.shape[0] !== texts.length) {
-          metrics.botRequests.inc({ bot: entry.bot.id, outcome: 'bad_request' });
-          return sendError(reply, 400, `input "text" has shape [${input.shape.join(', ')}] but ${texts.length} strings of data`);
-        }
-        const wanted = body.outputs?.map((o) => o.name) ?? ['intent', 'confidence', 'probabilities'];
-        const unknown = wanted.filter((n) => !['intent', 'confidence', 'probabilities'].includes(n));
-        if (unknown.length > 0) {
-          metrics.botRequests.inc({ bot: entry.bot.id, outcome: 'bad_request' });
-          return sendError(reply, 400, `unknown output ${JSON.stringify(unknown[0])}; outputs are "intent", "confidence", "probabilities"`);
-        }
-        if (!servable(entry, reply)) return reply;
-        let result;
-        try {
-          result = await runtime.predict(entry, texts, deadline());
-        } catch (e) {
-          return failed(entry, reply, e);
-        }
-        metrics.botRequests.inc({ bot: entry.bot.id, outcome: 'ok' });
-        const N = texts.length;
-        const L = entry.processor!.labels.length;
-        const all: Record<string, ResponseOutput> = {
-          intent: { name: 'intent', datatype: 'BYTES', shape: [N], data: result.rows.map((r) => r.intent) },
-          confidence: { name: 'confidence', datatype: 'FP32', shape: [N], data: result.rows.map((r) => r.confidence) },
-          probabilities: { name: 'probabilities', datatype: 'FP32', shape: [N, L], data: Array.from(result.probabilities) },
-        };
-        return {
-          model_name: entry.bot.id,
-          ...(body.id !== undefined ? { id: body.id } : {}),
-          outputs: wanted.map((n) => all[n]),
-        };
-      },
-    );
   }
-
-  app.post(
-    '/v1/bots/:bot/predict',
-    { schema: { params: ModelParams, body: predictRequest(maxTextLength), response: withErrors(PredictResponse) } },
-    async (request: FastifyRequest<{ Params: ModelParams; Body: { text: string } }>, reply) => {
-      const entry = botOf(request, reply);
-      if (!entry) return reply;
-      if (!servable(entry, reply)) return reply;
-      let result;
-      try {
-        result = await runtime.predict(entry, [request.body.text], deadline());
-      } catch (e) {
-        return failed(entry, reply, e);
-      }
-      metrics.botRequests.inc({ bot: entry.bot.id, outcome: 'ok' });
-      const { intent, confidence } = result.rows[0];
-      return { bot: entry.bot.id, intent, confidence, entities: entry.processor!.entities(request.body.text), pool: opts.pool };
-    },
-  );
-
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, LogController } from 'fastify';
+import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerFactory, FastifyServerOptions, LogController } from 'fastify';
 import { LiveResponse, ReadyResponse, ServerMetadataResponse, isHealthProbe, sendError, withErrors } from '../oip';
 import { parseJson } from './json';
 
@@ -68,78 +68,21 @@ declare module 'fastify' {
 
 /** The fastify instance of a botshard server, with everything both servers share. Routes are the caller's. */
 export function createApp(o: AppOptions): FastifyInstance {
-  const bodyLimit = o.bodyLimit ?? APP_DEFAULTS.bodyLimit;
-  const headersTimeout = o.headersTimeoutMs ?? APP_DEFAULTS.headersTimeoutMs;
-  const requestTimeout = Math.max(o.requestTimeoutMs ?? APP_DEFAULTS.requestTimeoutMs, headersTimeout);
-  const app = Fastify({
-    logger: o.logger,
-    bodyLimit,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
-    // fastify's defaults coerce types and drop unknown fields silently: a client's mistake must be a 400.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
-    return503OnClosing: true,
-    // Two info lines per request cost more than the request itself: requests log at debug (5xx at warn).
-    logController: new LogController({ disableRequestLogging: true }),
-    forceCloseConnections: 'idle',
-    requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
-    routerOptions: { maxParamLength: 256 },
-    // fastify leaves Node's request timeout off: set both timeouts so slow clients cannot hold sockets.
-    serverFactory: (handler) =>
-      http.createServer(
-        { requestTimeout, headersTimeout, keepAliveTimeout: o.keepAliveTimeoutMs ?? APP_DEFAULTS.keepAliveTimeoutMs, connectionsCheckingInterval: o.timeoutCheckMs ?? APP_DEFAULTS.timeoutCheckMs },
-        handler,
-      ),
-    // Malformed or overlong URLs get the protocol's error shape too, without echoing the URL back.
-    frameworkErrors: (error, _request, reply) => {
-      const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
-      sendError(reply, status, status === 414 ? 'the URL is too long' : 'malformed URL');
-    },
-  });
-
+  const app = Fastify(fastifyOptions(o));
   let draining = false;
   let unfinished = 0;
-  app.decorate('draining', {
-    getter: () => draining,
-  });
-  app.decorate('unfinishedResponses', {
-    getter: () => unfinished,
-  });
+  app.decorate('draining', { getter: () => draining });
+  app.decorate('unfinishedResponses', { getter: () => unfinished });
   app.decorate('drain', async () => {
     draining = true;
     o.onDrain?.();
     app.log.info('draining: not ready, finishing in-flight requests');
     await closeGracefully(app);
   });
+  parseBodies(app, o.body);
+  answerErrors(app, o.bodyLimit ?? APP_DEFAULTS.bodyLimit);
 
-  app.removeAllContentTypeParsers();
-  if (o.body === 'json') {
-    app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
-      try {
-        done(null, parseJson(body as string));
-      } catch (e) {
-        done(e as Error, undefined);
-      }
-    });
-  } else {
-    app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-  }
-
-  app.setNotFoundHandler((request, reply) => sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`));
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error.validation) return sendError(reply, 400, `invalid request: ${validationMessage(error)}`);
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, `request body is larger than ${bodyLimit} bytes`);
-    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
-    if (status < 500) return sendError(reply, status, error.message);
-    request.log.error({ err: error }, 'request failed');
-    return sendError(reply, status, 'internal error');
-  });
-
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (_request, reply) => {
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) unfinished += 1;
     });
@@ -166,6 +109,70 @@ export function createApp(o: AppOptions): FastifyInstance {
     app.get(url, { schema: { response: withErrors(ServerMetadataResponse) } }, async () => ({ name: o.name, version: SERVER_VERSION, extensions: o.extensions ?? [] }));
   }
   return app;
+}
+
+/** fastify's settings: limits, timeouts, strict validation, request ids, quiet request logging. */
+function fastifyOptions(o: AppOptions): FastifyServerOptions & { serverFactory: FastifyServerFactory } {
+  const headersTimeout = o.headersTimeoutMs ?? APP_DEFAULTS.headersTimeoutMs;
+  const requestTimeout = Math.max(o.requestTimeoutMs ?? APP_DEFAULTS.requestTimeoutMs, headersTimeout);
+  return {
+    logger: o.logger,
+    bodyLimit: o.bodyLimit ?? APP_DEFAULTS.bodyLimit,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    // fastify's defaults coerce types and drop unknown fields silently: a client's mistake must be a 400.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
+    return503OnClosing: true,
+    // Two info lines per request cost more than the request itself: requests log at debug (5xx at warn).
+    logController: new LogController({ disableRequestLogging: true }),
+    forceCloseConnections: 'idle',
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    routerOptions: { maxParamLength: 256 },
+    // fastify leaves Node's request timeout off: set both timeouts so slow clients cannot hold sockets.
+    serverFactory: (handler) =>
+      http.createServer(
+        { requestTimeout, headersTimeout, keepAliveTimeout: o.keepAliveTimeoutMs ?? APP_DEFAULTS.keepAliveTimeoutMs, connectionsCheckingInterval: o.timeoutCheckMs ?? APP_DEFAULTS.timeoutCheckMs },
+        handler,
+      ),
+    // Malformed or overlong URLs get the protocol's error shape too, without echoing the URL back.
+    frameworkErrors: (error, _request, reply) => {
+      const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      sendError(reply, status, status === 414 ? 'the URL is too long' : 'malformed URL');
+    },
+  };
+}
+
+/** Bodies as parsed JSON whatever the content type says (`curl -d` sends form encoding), or as received bytes. */
+function parseBodies(app: FastifyInstance, body: AppOptions['body']): void {
+  app.removeAllContentTypeParsers();
+  if (body === 'bytes') {
+    app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, bytes, done) => done(null, bytes));
+    return;
+  }
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, text, done) => {
+    try {
+      done(null, parseJson(text as string));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+}
+
+/** Every error as `{"error": ...}`: schema violations and bad JSON 400, oversize 413, bugs 500 (logged, not shown). */
+function answerErrors(app: FastifyInstance, bodyLimit: number): void {
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`));
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.validation) return sendError(reply, 400, `invalid request: ${validationMessage(error)}`);
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, `request body is larger than ${bodyLimit} bytes`);
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    if (status < 500) return sendError(reply, status, error.message);
+    request.log.error({ err: error }, 'request failed');
+    return sendError(reply, status, 'internal error');
+  });
 }
 
 /**
