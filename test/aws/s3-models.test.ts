@@ -135,6 +135,7 @@ describe('an unreachable model store', () => {
       modelRoot: tempDir('empty-root'),
       modelCache: tempDir('model-cache'),
       modelStore: { s3Endpoint: `http://127.0.0.1:${port}`, attempts: 3, backoffMs: 100, onRetry: (r) => retries.push(r) },
+      retryMs: 600_000, // the download's own retries only: loading failed bots again is tested in pool/worker-death
     });
     try {
       const elapsed = Date.now() - started;

@@ -1,7 +1,7 @@
 /**
  * An inference worker thread that dies: its models are loaded again in the restarted thread, and a bot
  * whose model cannot be loaded again is failed honestly (not ready, 503, counted) instead of answering
- * 500 while it reports ready.
+ * 500 while it reports ready, and loaded again (after a pause that doubles) once its model is back.
  */
 import { parseCatalog } from '@botshard/runtime';
 import * as fs from 'node:fs';
@@ -18,7 +18,7 @@ describe('a worker thread killed under load', () => {
   let pool: RunningPool;
 
   beforeAll(async () => {
-    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: models, workers: 2 });
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: models, workers: 2, retryMs: 300 });
   });
   afterAll(() => pool?.close());
 
@@ -28,7 +28,9 @@ describe('a worker thread killed under load', () => {
     expect(onZero.length).toBeGreaterThan(1);
     const [broken] = onZero;
     // The model file of one of them is gone: it cannot be loaded again.
-    fs.rmSync(path.join(models, runtime.bots.get(broken)!.bot.model.head));
+    const head = path.join(models, runtime.bots.get(broken)!.bot.model.head);
+    const saved = fs.readFileSync(head);
+    fs.rmSync(head);
 
     const traffic = load(pool.url, ids, 2, 30_000);
     try {
@@ -58,9 +60,17 @@ describe('a worker thread killed under load', () => {
     const res = await postJson(`${pool.url}/v1/bots/${broken}/predict`, { text: 'yes please' });
     expect(res.status).toBe(503);
     for (const id of ids.filter((x) => x !== broken)) expect([id, (await postJson(`${pool.url}/v1/bots/${id}/predict`, { text: 'yes please' })).status]).toEqual([id, 200]);
-    const failures = await pool.app.poolMetrics.loadFailures.get();
-    expect(failures.values.find((v) => v.labels.kind === 'head')?.value).toBe(1);
+    // Every attempt to load it again failed too (300 ms, then 600, 1200, ...), and each one counts.
+    const failures = async () => (await pool.app.poolMetrics.loadFailures.get()).values.find((v) => v.labels.kind === 'head')?.value ?? 0;
+    await until(async () => (await failures()) >= 2, 10_000, 'a second attempt to load the broken bot');
     const states = await pool.app.poolMetrics.bots.get();
     expect(states.values.find((v) => v.labels.state === 'failed')?.value).toBe(1);
+    expect(runtime.bots.get(broken)!.state).toBe('failed'); // failed, not "loading", between attempts and during them
+
+    // Its model is back: the next attempt loads it, with no new catalog.
+    fs.writeFileSync(head, saved);
+    await until(() => runtime.bots.get(broken)!.state === 'ready', 20_000, `bot ${broken} to be loaded again`);
+    expect((await postJson(`${pool.url}/v1/bots/${broken}/predict`, { text: 'yes please' })).status).toBe(200);
+    expect((await getJson(`${pool.url}/v2/models/${broken}/ready`)).body).toEqual({ name: broken, ready: true, state: 'ready' });
   }, 60_000);
 });

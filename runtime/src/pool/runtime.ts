@@ -29,6 +29,8 @@ export interface BotEntry {
   headBytes: number;
   processor?: BotProcessor;
   leaveTimer?: NodeJS.Timeout;
+  /** While failed: when it is loaded again. */
+  retryTimer?: NodeJS.Timeout;
 }
 
 interface EncoderEntry {
@@ -52,7 +54,12 @@ export interface PoolRuntimeOptions {
   loadConcurrency: number;
   /** Queue bounds over the group's concurrency (local use). @default - the group's, followed on each catalog */
   concurrency?: number;
+  /** First pause before a failed bot is loaded again; it doubles with each failure, up to 5 minutes. @default 5000 */
+  retryMs?: number;
 }
+
+/** The longest pause between two loads of a failed bot. */
+const MAX_RETRY_MS = 5 * 60_000;
 
 /** Where a request for a bot goes: served here, or a 404 naming the pool that holds it (if any). */
 export type Lookup = { entry: BotEntry } | { entry?: undefined; holder?: string };
@@ -83,6 +90,8 @@ export class PoolRuntime {
   private applying: Promise<void> = Promise.resolve();
   private pending?: Catalog;
   private closed = false;
+  /** Failed loads in a row, per bot: how long the next pause before loading it again is. */
+  private readonly failures = new Map<string, number>();
 
   constructor(private readonly opts: PoolRuntimeOptions) {
     this.botsPerWorker = new Array(opts.workers.size).fill(0);
@@ -154,6 +163,7 @@ export class PoolRuntime {
       } else {
         // Removed from the catalog (or moved before it ever served): gone at once.
         this.bots.delete(id);
+        this.failures.delete(id);
         this.release(entry);
         removed++;
       }
@@ -239,6 +249,7 @@ export class PoolRuntime {
 
   private release(entry: BotEntry): void {
     clearTimeout(entry.leaveTimer);
+    clearTimeout(entry.retryTimer);
     this.botsPerWorker[entry.worker]--;
     if (entry.state === 'ready' || entry.state === 'leaving') {
       this.opts.workers.unload(entry.worker, entry.headKey).catch(() => undefined);
@@ -246,7 +257,8 @@ export class PoolRuntime {
     }
   }
 
-  private async load(bot: Bot, encoder: Encoder | undefined, spec: string): Promise<void> {
+  /** Loads a bot's models; `again`: a failed bot, which stays failed (and says why) until this load succeeds. */
+  private async load(bot: Bot, encoder: Encoder | undefined, spec: string, again = false): Promise<void> {
     if (this.closed) return;
     const { log, metrics, workers } = this.opts;
     const encoderKey = encoder ? `encoder/${encoder.id}/${hash(encoder)}` : undefined;
@@ -255,7 +267,7 @@ export class PoolRuntime {
     this.botsPerWorker[worker]++;
     const previous = this.bots.get(bot.id);
     // A serving bot keeps serving its old version until the new one is ready.
-    if (!previous || (previous.state !== 'ready' && previous.state !== 'leaving')) {
+    if (!again && (!previous || (previous.state !== 'ready' && previous.state !== 'leaving'))) {
       if (previous) this.release(previous);
       this.bots.set(bot.id, entry);
       this.updateGauges();
@@ -288,6 +300,7 @@ export class PoolRuntime {
         throw new ModelError(`head ${bot.model.head} outputs ${warm.labels} probabilities, the catalog lists ${bot.intents.length} intents`);
       }
       entry.state = 'ready';
+      this.failures.delete(bot.id);
       metrics.loadSeconds.observe({ kind: 'head' }, (performance.now() - started) / 1000);
     } catch (e) {
       entry.state = 'failed';
@@ -296,8 +309,15 @@ export class PoolRuntime {
       if (headLoaded) workers.unload(worker, entry.headKey).catch(() => undefined);
       if (encoderAcquired && encoderKey) this.releaseEncoder(encoderKey);
       log.warn({ bot: bot.id, err: entry.error }, 'bot failed to load');
+      this.retryLater(entry, encoder);
     }
     const current = this.bots.get(bot.id);
+    if (again && current !== previous) {
+      // A catalog change replaced or removed the failed bot while it was being loaded again: its load wins.
+      this.release(entry);
+      this.updateGauges();
+      return;
+    }
     if (current !== entry) {
       if (current) this.release(current);
       this.bots.set(bot.id, entry);
@@ -328,8 +348,29 @@ export class PoolRuntime {
       if (!encoder && entry.encoderKey) this.releaseEncoder(entry.encoderKey);
       metrics.loadFailures.inc({ kind: 'head' });
       log.error({ bot: entry.bot.id, err: entry.error }, 'bot failed after its inference worker died');
+      this.retryLater(entry, this.catalog?.encoders.find((e) => e.id === entry.bot.model.encoder));
     }
     this.updateGauges();
+  }
+
+  /**
+   * Loads a failed bot again after a pause that doubles with each failure in a row (as ModelMesh retries
+   * failed loads): a model store that was down or a file that was missing comes back without a new
+   * catalog. Nothing happens if a catalog has changed or removed the bot meanwhile.
+   */
+  private retryLater(entry: BotEntry, encoder: Encoder | undefined): void {
+    const id = entry.bot.id;
+    const failures = (this.failures.get(id) ?? 0) + 1;
+    this.failures.set(id, failures);
+    const delayMs = Math.min((this.opts.retryMs ?? 5000) * 2 ** (failures - 1), MAX_RETRY_MS);
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = setTimeout(() => {
+      if (this.closed || this.draining || this.bots.get(id) !== entry || entry.state !== 'failed') return;
+      if (this.topology?.assignment.get(id) !== this.opts.pool) return;
+      this.opts.log.info({ bot: id, failures }, 'loading a failed bot again');
+      void this.load(entry.bot, encoder, entry.spec, true);
+    }, delayMs);
+    entry.retryTimer.unref();
   }
 
   /** Runs a bot on a batch of texts. Throws OverloadedError, DeadlineError or ModelError. */
@@ -386,6 +427,9 @@ export class PoolRuntime {
 
   close(): void {
     this.closed = true;
-    for (const e of this.bots.values()) clearTimeout(e.leaveTimer);
+    for (const e of this.bots.values()) {
+      clearTimeout(e.leaveTimer);
+      clearTimeout(e.retryTimer);
+    }
   }
 }

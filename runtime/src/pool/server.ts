@@ -56,6 +56,8 @@ export interface PoolServerOptions {
   pollMs?: number;
   /** Models loading at once. @default - 2 per worker */
   loadConcurrency?: number;
+  /** First pause before a bot that failed to load is loaded again (doubling, up to 5 minutes). @default 5000 */
+  retryMs?: number;
   /** fastify logger: `false`, or pino options. @default - JSON lines at level info, with the pool name */
   logger?: FastifyServerOptions['logger'];
   /** Collect Node process metrics (memory, CPU, event loop) too. @default true */
@@ -119,6 +121,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     moveGraceMs: opts.moveGraceMs ?? 30_000,
     loadConcurrency: opts.loadConcurrency ?? 2 * workerCount,
     concurrency: opts.concurrency,
+    retryMs: opts.retryMs,
   });
   runtime = pool;
   app.decorate('pool', pool);
