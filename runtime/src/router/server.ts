@@ -2,22 +2,21 @@
  * The inference router: one entry point that sends each request to the pool holding its bot, computed
  * with the same placement as the pools. `buildRouter()` returns the fastify app; `listen` is the caller's.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Catalog, loadCatalog } from '../catalog';
 import { SettingsError } from '../commands/failure';
-import { sendError } from '../oip';
 import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
 import { Admission } from './admission';
 import { Forwarder } from './forward';
 import { RouterMetrics } from './metrics';
+import { proxyRoutes } from './routes';
 import { PoolAddresses } from './readiness';
 import { RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';
 import { PoolAddress, poolAddress } from './upstream';
 
 const SERVER_NAME = 'botshard-router';
-const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
 
 export interface RouterOptions {
   /** A catalog file or folder (watched for changes), or a catalog object (not watched). */
@@ -126,31 +125,6 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   if (typeof opts.catalog === 'string') followCatalog(app, { location: opts.catalog, generation: table.generation, pollMs: opts.pollMs, apply: (c) => state.update(c), reloads: metrics.catalogReloads });
   app.addHook('onClose', async () => forwarder.close());
 
-  /** Admits, then forwards to the bot's pool; the group slot is held until the answer is sent on. */
-  const forward = async (request: FastifyRequest, reply: FastifyReply, bot: string, path: string): Promise<FastifyReply> => {
-    const route = admission.admit(request, reply, bot);
-    if (!route) return reply;
-    try {
-      return await forwarder.forward(request, reply, route, path);
-    } finally {
-      admission.release(route);
-    }
-  };
-
-  type ModelRoute = { Params: { bot: string; version?: string } };
-  for (const prefix of ['/v2/models/:bot', '/v2/models/:bot/versions/:version']) {
-    for (const [method, tail] of [['GET', ''], ['GET', '/ready'], ['POST', '/infer']] as const) {
-      app.route<ModelRoute>({
-        method,
-        url: `${prefix}${tail}`,
-        handler: async (request, reply) => {
-          const { bot, version } = request.params;
-          if (version !== undefined && !VERSION.test(version)) return sendError(reply, 400, `invalid model version ${JSON.stringify(version.slice(0, 80))}`);
-          return forward(request, reply, bot, `/v2/models/${bot}${version !== undefined ? `/versions/${version}` : ''}${tail}`);
-        },
-      });
-    }
-  }
-  app.post<ModelRoute>('/v1/bots/:bot/predict', async (request, reply) => forward(request, reply, request.params.bot, `/v1/bots/${request.params.bot}/predict`));
+  app.register(proxyRoutes, { admission, forwarder });
   return app;
 }

@@ -1,0 +1,40 @@
+/**
+ * The router's routes: every per-bot path of the protocol (and `/v1/bots/{bot}/predict`), admitted, then
+ * forwarded to the bot's pool under the same path.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sendError } from '../oip';
+import { Admission } from './admission';
+import { Forwarder } from './forward';
+
+const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
+
+type ModelRoute = { Params: { bot: string; version?: string } };
+
+/** Registers the forwarded routes on the router's app. */
+export async function proxyRoutes(app: FastifyInstance, o: { admission: Admission; forwarder: Forwarder }): Promise<void> {
+  /** Admits, then forwards to the bot's pool; the group slot is held until the answer is sent on. */
+  const forward = async (request: FastifyRequest, reply: FastifyReply, bot: string, path: string): Promise<FastifyReply> => {
+    const route = o.admission.admit(request, reply, bot);
+    if (!route) return reply;
+    try {
+      return await o.forwarder.forward(request, reply, route, path);
+    } finally {
+      o.admission.release(route);
+    }
+  };
+  for (const prefix of ['/v2/models/:bot', '/v2/models/:bot/versions/:version']) {
+    for (const [method, tail] of [['GET', ''], ['GET', '/ready'], ['POST', '/infer']] as const) {
+      app.route<ModelRoute>({
+        method,
+        url: `${prefix}${tail}`,
+        handler: async (request, reply) => {
+          const { bot, version } = request.params;
+          if (version !== undefined && !VERSION.test(version)) return sendError(reply, 400, `invalid model version ${JSON.stringify(version.slice(0, 80))}`);
+          return forward(request, reply, bot, `/v2/models/${bot}${version !== undefined ? `/versions/${version}` : ''}${tail}`);
+        },
+      });
+    }
+  }
+  app.post<ModelRoute>('/v1/bots/:bot/predict', async (request, reply) => forward(request, reply, request.params.bot, `/v1/bots/${request.params.bot}/predict`));
+}
