@@ -92,8 +92,9 @@ describe('the OIP endpoints', () => {
         { name: 'confidence', datatype: 'FP32', shape: [-1] },
         { name: 'probabilities', datatype: 'FP32', shape: [-1, 3], parameters: { labels: 'password_reset,billing,greeting' } },
       ],
+      parameters: { quarantined: false, mean_run_ms: expect.any(Number) },
     });
-    expect((await get(`/v2/models/support/ready`)).body).toEqual({ name: 'support', ready: true, state: 'ready' });
+    expect((await get(`/v2/models/support/ready`)).body).toEqual({ name: 'support', ready: true, state: 'ready', quarantined: false });
     expect((await get(`/v2/models/support/versions/1/ready`)).status).toBe(200);
     expect((await get(`/v2/models/support/versions/2/ready`)).status).toBe(404);
   });

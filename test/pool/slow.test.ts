@@ -79,6 +79,21 @@ describe('a request past its deadline', () => {
     const timeouts = await pool.app.poolMetrics.botRequests.get();
     expect(timeouts.values.find((v) => v.labels.bot === 'slow' && v.labels.outcome === 'timeout')?.value).toBe(3);
   });
+
+  test('once its run time is measured, a request that cannot finish before its deadline is refused at once', async () => {
+    // The run that outlived the deadlines above has finished (the worker is free): its time is known.
+    await until(() => pool.app.pool.queueDepths()[0] === 0, 10_000, 'the slow run to finish');
+    expect(pool.app.pool.workers.laneOf('slow').meanMs).toBeGreaterThan(300);
+    const res = await postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' });
+    expect(res.status).toBe(503);
+    expect(res.body.error).toMatch(/^overloaded: bot "slow" would answer in about \d+ ms, after its deadline; retry later$/);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(pool.app.pool.queueDepths()[0]).toBe(0); // refused, not queued
+    const shed = await pool.app.poolMetrics.shed.get();
+    expect(shed.values.find((v) => v.labels.reason === 'wait')?.value).toBe(1);
+    // The fast bot is not refused: its own runs are quick.
+    expect((await postJson(`${pool.url}/v1/bots/fast/predict`, { text: 'hello there' })).status).toBe(200);
+  });
 });
 
 describe('drain', () => {
@@ -119,5 +134,49 @@ describe('a bot flooding the worker it shares', () => {
     // First come, first served would answer it after all 6; taking turns, after at most the 2 already sent.
     expect(slowBeforeFast).toBeLessThanOrEqual(2);
     expect(await Promise.all(flood)).toEqual([200, 200, 200, 200, 200, 200]);
+  }, 120_000);
+});
+
+describe('a slow bot flooded in a real-time group', () => {
+  // One worker shared by both bots; a run of the slow bot is far above 5% of the group's 5 s timeout.
+  const input = catalogInput([supportBot('fast'), standaloneBot('slow')]);
+  const catalog = parseCatalog({ ...input, groups: [{ ...input.groups[0], timeoutMs: 5000, quarantineShare: 0.05, concurrency: 32 }] });
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: slowModels(catalog, 40), workers: 1 });
+  });
+  afterAll(() => pool.close());
+
+  test('is quarantined to a lane of its own, and the bot it shared a worker with answers while it computes', async () => {
+    let flooding = true;
+    const slowStatuses: number[] = [];
+    const flood = Array.from({ length: 6 }, async () => {
+      while (flooding) slowStatuses.push((await postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' })).status);
+    });
+    try {
+      await until(() => pool.app.pool.workers.laneOf('slow').quarantined, 60_000, 'the slow bot to be quarantined');
+      const ready = await getJson(`${pool.url}/v2/models/slow/ready`);
+      expect(ready.body).toEqual({ name: 'slow', ready: true, state: 'ready', quarantined: true });
+      expect((await getJson(`${pool.url}/v2/models/slow`)).body.parameters.quarantined).toBe(true);
+      expect((await getJson(`${pool.url}/v2/models/fast/ready`)).body.quarantined).toBe(false);
+      // The quarantine lane is a second thread: the fast bot is answered while a slow run is in it.
+      const depths = () => pool.app.pool.queueDepths();
+      await until(() => depths().length === 2 && depths()[1] > 0, 10_000, 'a slow run in the quarantine lane');
+      for (let i = 0; i < 10; i++) {
+        const res = await postJson(`${pool.url}/v1/bots/fast/predict`, { text: 'hello there' });
+        expect(res.status).toBe(200);
+      }
+      expect(depths()[1]).toBeGreaterThan(0); // still flooded: the ten answers did not wait for it to drain
+    } finally {
+      flooding = false;
+      await Promise.all(flood);
+    }
+    // The flood got answers or was refused at once (admission by expected wait), never a 504 or a 500.
+    expect(slowStatuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+    expect(slowStatuses.filter((s) => s === 200).length).toBeGreaterThan(3);
+    const changes = await pool.app.poolMetrics.quarantineChanges.get();
+    expect(changes.values.find((v) => v.labels.to === 'quarantine')?.value).toBe(1);
+    expect((await pool.app.poolMetrics.quarantined.get()).values[0].value).toBe(1);
   }, 120_000);
 });

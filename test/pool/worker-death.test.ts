@@ -71,6 +71,6 @@ describe('a worker thread killed under load', () => {
     fs.writeFileSync(head, saved);
     await until(() => runtime.bots.get(broken)!.state === 'ready', 20_000, `bot ${broken} to be loaded again`);
     expect((await postJson(`${pool.url}/v1/bots/${broken}/predict`, { text: 'yes please' })).status).toBe(200);
-    expect((await getJson(`${pool.url}/v2/models/${broken}/ready`)).body).toEqual({ name: broken, ready: true, state: 'ready' });
+    expect((await getJson(`${pool.url}/v2/models/${broken}/ready`)).body).toEqual({ name: broken, ready: true, state: 'ready', quarantined: false });
   }, 60_000);
 });

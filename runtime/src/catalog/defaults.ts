@@ -9,6 +9,8 @@ export interface GroupDefaults {
   readonly timeoutMs: number;
   /** Requests queued per inference worker before the pool sheds with 503. */
   readonly concurrency: number;
+  /** Share of `timeoutMs` above which a bot's average run confines it to a lane of its own. */
+  readonly quarantineShare: number;
   /** Replicas per pool (the HPA's range). */
   readonly replicas: { readonly min: number; readonly max: number };
   /** CPU utilisation the HPA scales each pool to. */
@@ -22,6 +24,7 @@ export interface GroupDefaults {
 const REALTIME: GroupDefaults = {
   timeoutMs: 2000,
   concurrency: 32,
+  quarantineShare: 0.1,
   replicas: { min: 2, max: 10 },
   targetCpuPercent: 70,
   cpu: { request: '500m', limit: '2' },
@@ -31,6 +34,7 @@ const REALTIME: GroupDefaults = {
 const BATCH: GroupDefaults = {
   timeoutMs: 60_000,
   concurrency: 8,
+  quarantineShare: 0.1,
   replicas: { min: 1, max: 4 },
   targetCpuPercent: 70,
   cpu: { request: '250m', limit: '1' },

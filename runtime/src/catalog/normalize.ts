@@ -356,7 +356,7 @@ function normalizeStringMap(c: Checker, v: unknown, p: string): Record<string, s
 
 const GROUP_FIELDS = [
   'name', 'realtime', 'selector', 'pools', 'memory', 'fillFactor', 'poolOverhead', 'locality', 'dedicatedPools',
-  'replicas', 'targetCpuPercent', 'timeoutMs', 'concurrency', 'priorityClassName', 'tolerations', 'nodeSelector',
+  'replicas', 'targetCpuPercent', 'timeoutMs', 'concurrency', 'quarantineShare', 'priorityClassName', 'tolerations', 'nodeSelector',
 ];
 
 function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
@@ -399,6 +399,9 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
       tolerations: normalizeTolerations(c, o.tolerations, `${p}.tolerations`),
       nodeSelector: normalizeStringMap(c, o.nodeSelector, `${p}.nodeSelector`),
     };
+    if (o.quarantineShare !== undefined) {
+      group.quarantineShare = c.number(o.quarantineShare, `${p}.quarantineShare`, defaults.quarantineShare, { min: 0.01, max: 1 });
+    }
     if (o.priorityClassName !== undefined) {
       group.priorityClassName = c.dnsLabel(o.priorityClassName, `${p}.priorityClassName`, 'priority class name', 253);
     }

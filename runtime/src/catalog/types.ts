@@ -195,6 +195,12 @@ export interface PoolGroupInput {
   readonly timeoutMs?: number;
   /** Concurrent inferences per pool replica. @default 32 for real-time, 8 otherwise */
   readonly concurrency?: number;
+  /**
+   * A bot whose average run takes more than this share of `timeoutMs` is confined to a lane of its own
+   * (one extra inference thread in its pool) until its runs are under half of that again, so that it
+   * cannot hold up the bots it shares a worker with. @default 0.1 (200 ms for a real-time group's 2 s)
+   */
+  readonly quarantineShare?: number;
   /** Kubernetes PriorityClass of the group's pods. @default - none */
   readonly priorityClassName?: string;
   /** @default [] */
@@ -311,6 +317,8 @@ export interface PoolGroup {
   targetCpuPercent: number;
   timeoutMs: number;
   concurrency: number;
+  /** Only when set in the config (the default, `groupDefaults().quarantineShare`, is applied where it is used). */
+  quarantineShare?: number;
   priorityClassName?: string;
   tolerations: Toleration[];
   nodeSelector: Record<string, string>;

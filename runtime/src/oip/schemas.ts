@@ -54,6 +54,8 @@ export const ModelReadyResponse = Type.Object({
   state: Type.Optional(Type.String()),
   /** Why the model is not ready (a load failure). */
   error: Type.Optional(Type.String()),
+  /** botshard: the bot runs in the quarantine lane (its runs took too long a share of its group's timeout). */
+  quarantined: Type.Optional(Type.Boolean()),
 });
 export type ModelReadyResponse = Static<typeof ModelReadyResponse>;
 

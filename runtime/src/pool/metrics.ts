@@ -21,6 +21,8 @@ export class PoolMetrics {
   readonly generation: Gauge<'generation'>;
   readonly catalogReloads: Counter<'result'>;
   readonly ready: Gauge;
+  readonly quarantined: Gauge;
+  readonly quarantineChanges: Counter<'to'>;
 
   constructor(pool: string, defaults = true) {
     this.registry.setDefaultLabels({ pool });
@@ -34,11 +36,13 @@ export class PoolMetrics {
     this.inferenceSeconds = new Histogram({ name: 'botshard_pool_inference_seconds', help: 'Model time of an inference request (encoder + head) in a worker, by pool group', labelNames: ['group'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
     this.requestSeconds = new Histogram({ name: 'botshard_pool_request_seconds', help: 'HTTP request duration, by route and status code', labelNames: ['route', 'code'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
     this.botRequests = new Counter({ name: 'botshard_pool_bot_requests_total', help: 'Inference requests per bot, by outcome (ok, bad_request, shed, timeout, error, not_ready)', labelNames: ['bot', 'outcome'], registers });
-    this.shed = new Counter({ name: 'botshard_pool_shed_total', help: 'Requests refused with 503 because a queue was full, by reason (bot, worker)', labelNames: ['reason'], registers });
+    this.shed = new Counter({ name: 'botshard_pool_shed_total', help: 'Requests refused with 503, by reason (bot or worker: a queue was full; wait: it could not finish before its deadline)', labelNames: ['reason'], registers });
     this.queueDepth = new Gauge({ name: 'botshard_pool_queue_depth', help: 'Inference requests waiting or running, per worker thread', labelNames: ['worker'], registers });
     this.generation = new Gauge({ name: 'botshard_pool_catalog_generation', help: 'Catalog generation being served (value 1)', labelNames: ['generation'], registers });
     this.catalogReloads = new Counter({ name: 'botshard_pool_catalog_reloads_total', help: 'Catalog changes seen, by result (applied, invalid)', labelNames: ['result'], registers });
     this.ready = new Gauge({ name: 'botshard_pool_ready', help: '1 when the pool reports ready', registers });
+    this.quarantined = new Gauge({ name: 'botshard_pool_quarantined_bots', help: 'Bots confined to the quarantine lane (their runs take too long a share of the group timeout)', registers });
+    this.quarantineChanges = new Counter({ name: 'botshard_pool_quarantine_changes_total', help: 'Bots moved into or out of the quarantine lane, by where to (quarantine, shared)', labelNames: ['to'], registers });
   }
 
   setGeneration(generation: string): void {

@@ -71,6 +71,7 @@ class ModelHandlers {
     const entry = this.botOf(request, reply);
     if (!entry) return reply;
     const labels = entry.bot.intents.length;
+    const lane = this.o.runtime.workers.laneOf(entry.bot.id);
     return {
       name: entry.bot.id,
       versions: ['1'],
@@ -81,6 +82,8 @@ class ModelHandlers {
         { name: 'confidence', datatype: 'FP32', shape: [-1] },
         { name: 'probabilities', datatype: 'FP32', shape: [-1, labels], parameters: { labels: entry.bot.intents.map((i) => i.name).join(',') } },
       ],
+      // botshard: where the bot runs, and its measured run time (what quarantine is decided on).
+      parameters: { quarantined: lane.quarantined, mean_run_ms: Math.round(lane.meanMs * 100) / 100 },
     };
   }
 
@@ -88,7 +91,8 @@ class ModelHandlers {
     const entry = this.botOf(request, reply);
     if (!entry) return reply;
     const isReady = entry.state === 'ready' || entry.state === 'leaving';
-    const body = { name: entry.bot.id, ready: isReady, state: entry.state, ...(entry.error ? { error: withoutPaths(entry.error) } : {}) };
+    const { quarantined } = this.o.runtime.workers.laneOf(entry.bot.id);
+    const body = { name: entry.bot.id, ready: isReady, state: entry.state, ...(entry.error ? { error: withoutPaths(entry.error) } : {}), quarantined };
     return reply.code(isReady ? 200 : 503).send(body);
   }
 
@@ -176,8 +180,8 @@ class ModelHandlers {
     const id = entry.bot.id;
     if (e instanceof OverloadedError) {
       metrics.botRequests.inc({ bot: id, outcome: 'shed' });
-      metrics.shed.inc({ reason: e.message.startsWith('bot') ? 'bot' : 'worker' });
-      return sendError(reply, 503, `overloaded: ${e.message}; retry later`, 1);
+      metrics.shed.inc({ reason: e.reason });
+      return sendError(reply, 503, `overloaded: ${e.message}; retry later`, e.retryAfterSeconds);
     }
     if (e instanceof DeadlineError) {
       metrics.botRequests.inc({ bot: id, outcome: 'timeout' });

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { Bot, Catalog, Encoder, PoolGroup } from '../catalog';
+import { Bot, Catalog, Encoder, PoolGroup, groupDefaults } from '../catalog';
 import { Topology, plan } from '../placement';
 import { BotState, PoolMetrics } from './metrics';
 import { BotProcessor, Prediction } from './processors';
@@ -132,7 +132,10 @@ export class PoolRuntime {
     this.catalog = catalog;
     this.topology = topology;
     this.group = own ? catalog.groups.find((g) => g.name === own.group) : undefined;
-    if (this.opts.concurrency === undefined && this.group) this.opts.workers.setConcurrency(this.group.concurrency);
+    if (this.group) {
+      const g = this.group;
+      this.opts.workers.configure({ concurrency: this.opts.concurrency ?? g.concurrency, timeoutMs: g.timeoutMs, quarantineShare: g.quarantineShare ?? groupDefaults(g.realtime).quarantineShare });
+    }
     metrics.setGeneration(catalog.generation);
     const encoders = new Map(catalog.encoders.map((e) => [e.id, e]));
     const assigned = catalog.bots.filter((b) => topology.assignment.get(b.id) === pool);
@@ -295,7 +298,7 @@ export class PoolRuntime {
         throw new ModelError(`head ${bot.model.head} must take "${input}" and output "probabilities", it takes ${JSON.stringify(r.inputs)} and outputs ${JSON.stringify(r.outputs)}`);
       }
       // One run on padding at load: checks the label count and warms the session up.
-      const warm = await workers.infer(worker, bot.id, { encoder: encoderKey, head: entry.headKey }, new BigInt64Array(1), 1, 1, Date.now() + 60_000);
+      const warm = await workers.infer(worker, bot.id, { encoder: encoderKey, head: entry.headKey }, new BigInt64Array(1), 1, 1, Date.now() + 60_000, { warmUp: true });
       if (warm.labels !== bot.intents.length) {
         throw new ModelError(`head ${bot.model.head} outputs ${warm.labels} probabilities, the catalog lists ${bot.intents.length} intents`);
       }
@@ -417,6 +420,17 @@ export class PoolRuntime {
     metrics.modelBytes.set({ kind: 'head' }, heads);
     metrics.modelBytes.set({ kind: 'encoder' }, encoders);
     metrics.ready.set(this.ready ? 1 : 0);
+    metrics.quarantined.set(this.opts.workers.quarantined.size);
+  }
+
+  /** A bot moved into the quarantine lane or out of it: logged once per move, counted, and shown in its metadata. */
+  quarantineChanged(bot: string, confined: boolean, meanMs: number): void {
+    const { log, metrics, workers } = this.opts;
+    const slowMs = Math.round((this.group?.quarantineShare ?? groupDefaults(this.group?.realtime ?? true).quarantineShare) * (this.group?.timeoutMs ?? groupDefaults(true).timeoutMs));
+    metrics.quarantineChanges.inc({ to: confined ? 'quarantine' : 'shared' });
+    metrics.quarantined.set(workers.quarantined.size);
+    if (confined) log.warn({ bot, meanMs: Math.round(meanMs), slowMs }, 'bot quarantined: its runs take too long, it now runs in a lane of its own');
+    else log.info({ bot, meanMs: Math.round(meanMs), slowMs }, 'bot released from quarantine: its runs are fast again');
   }
 
   /** Reports not ready from now on (SIGTERM). */

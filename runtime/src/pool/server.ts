@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { Catalog, loadCatalog } from '../catalog';
+import { Catalog, groupDefaults, loadCatalog } from '../catalog';
 import { POOL_HEADER } from '../oip';
 import { plan } from '../placement';
 import { createApp } from '../serve/app';
@@ -104,6 +104,9 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     onWorkerExit: (index, err) => log.error({ worker: index, err }, 'inference worker died: restarted, its models reloading'),
     onModelLost: (_index, key, err) => runtime?.modelLost(key, err),
     onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
+    onQuarantine: (bot, confined, meanMs) => runtime?.quarantineChanged(bot, confined, meanMs),
+    timeoutMs: group?.timeoutMs,
+    quarantineShare: group ? (group.quarantineShare ?? groupDefaults(group.realtime).quarantineShare) : undefined,
   });
   const store = new ModelStore({
     onRetry: (r) => log.warn(r, 'model download failed: retrying'),

@@ -1,16 +1,31 @@
 /**
- * The pool's inference workers, seen from the HTTP thread: a bounded queue per worker and per bot,
- * deadlines, and at most a couple of messages in flight per worker (the rest wait here, where a
- * request past its deadline can still be dropped instead of computed for nobody).
+ * The pool's inference workers, seen from the HTTP thread. Each worker thread is a lane with a fair queue
+ * (pool/scheduler.ts): requests wait per bot, the least-served bot goes next, one request per bot runs at
+ * a time, and a request that could not finish before its deadline is refused at once. A bot whose runs
+ * keep taking a large share of the group's timeout is confined to a lane of its own (an extra thread,
+ * with copies of its models) until it is fast again, so it cannot hold up the bots it shares a worker
+ * with. Loads and unloads are barriers in their lane.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { Clock, FairQueue, Quarantine, ServiceTimes, expectedWaitMs } from './scheduler';
 import type { WorkerRequest, WorkerResponse } from './worker';
 
-/** The queue is full: answer 503 with Retry-After. */
+/** Why a request was shed. */
+export type ShedReason = 'bot' | 'worker' | 'wait' | 'closing';
+
+/** The request cannot be taken now: answer 503 with Retry-After. */
 export class OverloadedError extends Error {
   readonly statusCode = 503;
+  constructor(
+    message: string,
+    readonly reason: ShedReason,
+    /** When retrying can succeed. */
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(message);
+  }
 }
 /** The request's deadline passed: answer 504. */
 export class DeadlineError extends Error {
@@ -22,17 +37,22 @@ export class ModelError extends Error {
 }
 
 type Payload = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+type InferPayload = Extract<Payload, { type: 'infer' }>;
 
 interface Job {
   id: number;
   payload: Payload;
-  /** Bot the job counts against (inference only). */
-  bot?: string;
+  /** Bot the job runs for (inference only; loads and unloads have none). */
+  bot: string;
   /** A load that restores a model into a restarted worker. */
   reload?: boolean;
+  /** The run at load (on padding): not a measure of the bot's requests. */
+  warmUp?: boolean;
   deadline?: number;
   timer?: NodeJS.Timeout;
-  sent: boolean;
+  /** When it was sent to the thread. */
+  sentAt?: number;
+  lane?: Slot;
   done: boolean;
   resolve(r: WorkerResponse): void;
   reject(e: Error): void;
@@ -41,8 +61,15 @@ interface Job {
 interface Slot {
   index: number;
   worker: Worker;
-  queue: Job[];
+  /** Inference requests waiting, per bot. */
+  queue: FairQueue<Job>;
+  /** Loads and unloads waiting: they go before any inference request queued after them. */
+  control: Job[];
   inflight: Map<number, Job>;
+  /** Bots with a request in flight on this lane. */
+  running: Set<string>;
+  /** Messages in flight at most. */
+  depth: number;
   /** Models loaded in this worker: key -> file, to reload them if the worker has to be restarted. */
   models: Map<string, string>;
   /** The thread has ended. */
@@ -50,11 +77,15 @@ interface Slot {
 }
 
 export interface WorkerPoolOptions {
-  /** Worker threads. */
+  /** Worker threads (the quarantine lane, when a bot needs it, is one more). */
   workers: number;
   /** Inference requests a pool group allows at once: sets both queue bounds (see `queueLimits`). */
   concurrency: number;
-  /** Messages in flight per worker. @default 2 */
+  /** The group's deadline, which sets what a slow run is. @default 2000 */
+  timeoutMs?: number;
+  /** A bot whose average run takes more than this share of `timeoutMs` is confined to a lane of its own. @default 0.1 */
+  quarantineShare?: number;
+  /** Messages in flight per worker (a bot never has two). @default 2 */
   inflight?: number;
   /** Called when a worker thread dies (it is restarted and its models reloaded). */
   onWorkerExit?(index: number, error: Error): void;
@@ -62,6 +93,10 @@ export interface WorkerPoolOptions {
   onModelLost?(index: number, key: string, error: Error): void;
   /** Called when a queue's depth changes. */
   onQueueDepth?(index: number, depth: number): void;
+  /** Called when a bot is confined to the quarantine lane or released from it. */
+  onQuarantine?(bot: string, confined: boolean, meanMs: number): void;
+  /** @default Date.now */
+  clock?: Clock;
 }
 
 export interface QueueLimits {
@@ -82,16 +117,33 @@ function workerScript(): string {
   return fs.existsSync(here) ? here : path.resolve(__dirname, '../../lib/pool/worker.js');
 }
 
+/** The models of a confined bot copied into the quarantine lane. */
+interface Confined {
+  keys: Set<string>;
+}
+
 export class WorkerPool {
   private readonly slots: Slot[] = [];
+  /** The quarantine lane: spawned when a bot is first confined. */
+  private quarantineSlot?: Slot;
   private readonly perBot = new Map<string, number>();
+  private readonly times = new ServiceTimes();
+  private readonly quarantine: Quarantine;
+  private readonly confined = new Map<string, Confined>();
+  private readonly clock: Clock;
   private nextId = 1;
   private closed = false;
   private closing?: Promise<void>;
   private limits: QueueLimits;
+  private timeoutMs: number;
+  private quarantineShare: number;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.limits = queueLimits(opts.concurrency);
+    this.timeoutMs = opts.timeoutMs ?? 2000;
+    this.quarantineShare = opts.quarantineShare ?? 0.1;
+    this.clock = opts.clock ?? { now: () => Date.now() };
+    this.quarantine = new Quarantine(this.times, { slowMs: () => this.quarantineShare * this.timeoutMs });
     for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i, new Map()));
   }
 
@@ -104,9 +156,26 @@ export class WorkerPool {
     return this.limits;
   }
 
-  /** Sets the queue bounds from a group's concurrency (a catalog change); queued requests stay queued. */
+  /** Follows the pool group's settings (a catalog change); queued requests stay queued. */
+  configure(group: { concurrency?: number; timeoutMs?: number; quarantineShare?: number }): void {
+    if (group.concurrency !== undefined) this.limits = queueLimits(group.concurrency);
+    if (group.timeoutMs !== undefined) this.timeoutMs = group.timeoutMs;
+    if (group.quarantineShare !== undefined) this.quarantineShare = group.quarantineShare;
+  }
+
+  /** Sets the queue bounds from a group's concurrency. */
   setConcurrency(concurrency: number): void {
-    this.limits = queueLimits(concurrency);
+    this.configure({ concurrency });
+  }
+
+  /** Whether a bot runs in the quarantine lane, and its average run time (ms). */
+  laneOf(bot: string): { quarantined: boolean; meanMs: number } {
+    return { quarantined: this.quarantine.has(bot), meanMs: this.times.estimate(bot) };
+  }
+
+  /** Bots in the quarantine lane. */
+  get quarantined(): ReadonlySet<string> {
+    return this.quarantine.bots;
   }
 
   /** The thread of a worker: for diagnostics and fault-injection tests (never terminate one that is running a model). */
@@ -114,14 +183,18 @@ export class WorkerPool {
     return this.slots[index].worker;
   }
 
-  /** Requests waiting or running, per worker. */
+  /** Requests waiting or running, per worker (the quarantine lane last, when it exists). */
   depths(): number[] {
-    return this.slots.map((s) => s.queue.length + s.inflight.size);
+    return this.lanes().map((s) => s.queue.size + s.control.length + s.inflight.size);
   }
 
-  private spawn(index: number, models: Map<string, string>): Slot {
+  private lanes(): Slot[] {
+    return this.quarantineSlot ? [...this.slots, this.quarantineSlot] : this.slots;
+  }
+
+  private spawn(index: number, models: Map<string, string>, depth = this.opts.inflight ?? 2): Slot {
     const worker = new Worker(workerScript(), { name: `botshard-inference-${index}` });
-    const slot: Slot = { index, worker, queue: [], inflight: new Map(), models, exited: false };
+    const slot: Slot = { index, worker, queue: new FairQueue<Job>(), control: [], inflight: new Map(), running: new Set(), depth, models, exited: false };
     worker.on('message', (msg: WorkerResponse) => this.answer(slot, msg));
     worker.on('error', (e) => this.died(slot, e));
     worker.on('exit', (code) => {
@@ -133,27 +206,46 @@ export class WorkerPool {
     return slot;
   }
 
+  private isCurrent(slot: Slot): boolean {
+    return slot === this.quarantineSlot || this.slots[slot.index] === slot;
+  }
+
   private died(slot: Slot, error: Error): void {
-    if (this.closed || this.slots[slot.index] !== slot) return;
-    for (const job of [...slot.inflight.values(), ...slot.queue]) this.finish(job, undefined, new ModelError(`inference worker failed: ${error.message}`));
-    slot.queue = [];
+    if (this.closed || !this.isCurrent(slot)) return;
+    for (const job of [...slot.inflight.values(), ...slot.queue.clear(), ...slot.control]) this.finish(job, undefined, new ModelError(`inference worker failed: ${error.message}`));
+    slot.control = [];
     slot.inflight.clear();
+    slot.running.clear();
     this.opts.onWorkerExit?.(slot.index, error);
-    this.slots[slot.index] = this.spawn(slot.index, slot.models);
+    const fresh = this.spawn(slot.index, slot.models, slot.depth);
+    if (slot === this.quarantineSlot) this.quarantineSlot = fresh;
+    else this.slots[slot.index] = fresh;
   }
 
   private answer(slot: Slot, msg: WorkerResponse): void {
     const job = slot.inflight.get(msg.id);
     if (!job) return;
     slot.inflight.delete(msg.id);
+    if (job.payload.type === 'infer') slot.running.delete(job.bot);
     if (msg.type === 'error') {
       // Before the next job is sent: nothing may run against a model that is not there.
       if (job.reload && job.payload.type === 'load') this.lost(slot, job.payload.key, job.payload.file, msg.message);
       this.finish(job, undefined, new ModelError(msg.message));
     } else {
+      if (msg.type === 'result' && !job.warmUp) this.measured(slot, job, msg.ms);
       this.finish(job, msg);
     }
     this.pump(slot);
+  }
+
+  /** A finished run: the fair queue charges its bot, and the bot may enter or leave quarantine. */
+  private measured(slot: Slot, job: Job, ms: number): void {
+    slot.queue.charge(job.bot, ms);
+    this.times.record(job.bot, ms);
+    const change = this.quarantine.check(job.bot);
+    if (!change) return;
+    if (change === 'released') this.release(job.bot);
+    this.opts.onQuarantine?.(job.bot, change === 'confined', this.times.estimate(job.bot));
   }
 
   /** A model that a restarted worker could not load again: requests queued for it fail, the owner is told. */
@@ -161,17 +253,18 @@ export class WorkerPool {
     if (slot.models.get(key) !== file) return; // unloaded meanwhile
     slot.models.delete(key);
     const error = new ModelError(`inference worker failed and model ${key} could not be loaded again: ${message}`);
-    const uses = (j: Job) => j.payload.type === 'infer' && (j.payload.head === key || j.payload.encoder === key);
-    for (const job of slot.queue.filter(uses)) this.finish(job, undefined, error);
-    slot.queue = slot.queue.filter((j) => !uses(j));
-    this.opts.onModelLost?.(slot.index, key, new Error(message));
+    for (const job of [...slot.queue.jobs()].filter((j) => uses(j, key))) {
+      slot.queue.remove(job);
+      this.finish(job, undefined, error);
+    }
+    if (slot !== this.quarantineSlot) this.opts.onModelLost?.(slot.index, key, new Error(message));
   }
 
   private finish(job: Job, result?: WorkerResponse, error?: Error): void {
     if (job.done) return;
     job.done = true;
     if (job.timer) clearTimeout(job.timer);
-    if (job.bot !== undefined) {
+    if (job.payload.type === 'infer') {
       const n = (this.perBot.get(job.bot) ?? 1) - 1;
       if (n <= 0) this.perBot.delete(job.bot);
       else this.perBot.set(job.bot, n);
@@ -181,54 +274,47 @@ export class WorkerPool {
   }
 
   /**
-   * The next job to send: the first one whose bot has nothing in flight on this worker, so that a bot
-   * flooding the worker (or a slow one) takes turns with the others instead of holding every slot.
-   * Loads and unloads stay barriers: no job jumps ahead of one.
+   * Sends jobs while the lane has room: a waiting load or unload first (an unload once no waiting request
+   * still needs its model), then the fair queue's pick among bots with nothing running.
    */
-  private next(slot: Slot): Job {
-    const busy = new Set<string>();
-    for (const j of slot.inflight.values()) if (j.bot !== undefined) busy.add(j.bot);
-    let index = 0;
-    for (let i = 0; i < slot.queue.length; i++) {
-      const bot = slot.queue[i].bot;
-      if (bot === undefined) break;
-      if (!busy.has(bot)) {
-        index = i;
-        break;
-      }
-    }
-    return slot.queue.splice(index, 1)[0];
-  }
-
   private pump(slot: Slot): void {
-    const max = this.opts.inflight ?? 2;
-    while (slot.inflight.size < max && slot.queue.length > 0) {
-      const job = this.next(slot);
+    while (slot.inflight.size < slot.depth) {
+      const control = slot.control[0];
+      let job: Job | undefined;
+      if (control && (control.payload.type !== 'unload' || !this.needed(slot, control.payload.key))) job = slot.control.shift();
+      else job = slot.queue.pick(slot.running);
+      if (!job) break;
       if (job.done) continue;
-      job.sent = true;
+      job.sentAt = this.clock.now();
       slot.inflight.set(job.id, job);
-      const msg = { ...job.payload, id: job.id } as WorkerRequest;
-      slot.worker.postMessage(msg);
+      if (job.payload.type === 'infer') slot.running.add(job.bot);
+      slot.worker.postMessage({ ...job.payload, id: job.id } as WorkerRequest);
     }
-    this.opts.onQueueDepth?.(slot.index, slot.queue.length + slot.inflight.size);
+    this.opts.onQueueDepth?.(slot.index, slot.queue.size + slot.control.length + slot.inflight.size);
   }
 
-  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean }): Promise<WorkerResponse> {
-    if (this.closed) return Promise.reject(new OverloadedError('the pool is shutting down'));
+  /** A waiting request of the lane uses the model. */
+  private needed(slot: Slot, key: string): boolean {
+    for (const job of slot.queue.jobs()) if (uses(job, key)) return true;
+    return false;
+  }
+
+  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean; warmUp?: boolean }): Promise<WorkerResponse> {
+    if (this.closed) return Promise.reject(new OverloadedError('the pool is shutting down', 'closing'));
     return new Promise<WorkerResponse>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, payload, bot: o.bot, deadline: o.deadline, reload: o.reload, sent: false, done: false, resolve, reject };
-      if (o.bot !== undefined) this.perBot.set(o.bot, (this.perBot.get(o.bot) ?? 0) + 1);
+      const job: Job = { id: this.nextId++, payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, warmUp: o.warmUp, lane: slot, done: false, resolve, reject };
+      if (payload.type === 'infer') this.perBot.set(job.bot, (this.perBot.get(job.bot) ?? 0) + 1);
       if (o.deadline !== undefined) {
         job.timer = setTimeout(() => {
-          // Queued: it never runs. Running: its result is dropped when it comes.
-          const i = slot.queue.indexOf(job);
-          if (i >= 0) slot.queue.splice(i, 1);
+          // Waiting: it never runs. Running: its result is dropped when it comes.
+          slot.queue.remove(job);
           this.finish(job, undefined, new DeadlineError('the request passed its deadline before the model answered'));
-          this.opts.onQueueDepth?.(slot.index, slot.queue.length + slot.inflight.size);
-        }, Math.max(0, o.deadline - Date.now()));
+          this.opts.onQueueDepth?.(slot.index, slot.queue.size + slot.control.length + slot.inflight.size);
+        }, Math.max(0, o.deadline - this.clock.now()));
         job.timer.unref();
       }
-      slot.queue.push(job);
+      if (payload.type === 'infer') slot.queue.push(job);
+      else slot.control.push(job);
       this.pump(slot);
     });
   }
@@ -242,26 +328,87 @@ export class WorkerPool {
     return r;
   }
 
-  /** Unloads a model after the requests queued before it. */
+  /** Unloads a model after the requests waiting for it (and its copy in the quarantine lane, if any). */
   async unload(worker: number, key: string): Promise<void> {
     const slot = this.slots[worker];
     slot.models.delete(key);
+    for (const [bot, c] of this.confined) {
+      if (!c.keys.has(key)) continue;
+      c.keys.delete(key);
+      this.dropCopy(key);
+      if (c.keys.size === 0) {
+        this.confined.delete(bot);
+        this.quarantine.forget(bot);
+      }
+    }
     await this.submit(slot, { type: 'unload', key }, {});
   }
 
   /**
-   * Runs a bot's models on a batch of token ids ([batch, tokens], 0-padded). Throws OverloadedError when
-   * the bot's or the worker's queue is full, DeadlineError past the deadline, ModelError when a model fails.
+   * Runs a bot's models on a batch of token ids ([batch, tokens], 0-padded), in its worker or, while the
+   * bot is confined, in the quarantine lane. Throws OverloadedError when a queue is full or the request
+   * could not finish before its deadline, DeadlineError past the deadline, ModelError when a model fails.
    */
-  async infer(worker: number, bot: string, models: { encoder?: string; head: string }, ids: BigInt64Array, batch: number, tokens: number, deadline: number): Promise<{ probabilities: Float32Array; labels: number; ms: number }> {
-    if (this.closed) throw new OverloadedError('the pool is shutting down');
-    const slot = this.slots[worker];
+  async infer(worker: number, bot: string, models: { encoder?: string; head: string }, ids: BigInt64Array, batch: number, tokens: number, deadline: number, o: { warmUp?: boolean } = {}): Promise<{ probabilities: Float32Array; labels: number; ms: number }> {
+    if (this.closed) throw new OverloadedError('the pool is shutting down', 'closing');
     const { workerQueue, botQueue } = this.limits;
-    if ((this.perBot.get(bot) ?? 0) >= botQueue) throw new OverloadedError(`bot "${bot}" has ${botQueue} requests queued already`);
-    if (slot.queue.length >= workerQueue) throw new OverloadedError(`inference worker ${worker} has ${workerQueue} requests queued already`);
-    const r = await this.submit(slot, { type: 'infer', encoder: models.encoder, head: models.head, ids, batch, tokens }, { bot, deadline });
+    if ((this.perBot.get(bot) ?? 0) >= botQueue) throw new OverloadedError(`bot "${bot}" has ${botQueue} requests queued already`, 'bot');
+    const slot = this.laneFor(worker, bot, models);
+    if (slot.queue.size >= workerQueue) throw new OverloadedError(`inference worker ${slot.index} has ${workerQueue} requests queued already`, 'worker');
+    const now = this.clock.now();
+    const wait = this.expectedWait(slot, bot, now);
+    if (now + wait > deadline) {
+      throw new OverloadedError(`bot "${bot}" would answer in about ${Math.ceil(wait)} ms, after its deadline`, 'wait', Math.max(1, Math.ceil(wait / 1000)));
+    }
+    const payload: InferPayload = { type: 'infer', encoder: models.encoder, head: models.head, ids, batch, tokens };
+    const r = await this.submit(slot, payload, { bot, deadline, warmUp: o.warmUp });
     if (r.type !== 'result') throw new ModelError(`unexpected answer ${r.type}`);
     return r;
+  }
+
+  /** How long a new request of `bot` would take on `slot` to finish, by the measured run times. */
+  private expectedWait(slot: Slot, bot: string, now: number): number {
+    const running: number[] = [];
+    for (const job of slot.inflight.values()) {
+      if (job.payload.type === 'infer') running.push(this.times.estimate(job.bot) - (now - (job.sentAt ?? now)));
+    }
+    return expectedWaitMs({ bot, running, depths: slot.queue.depths(), estimate: (b) => this.times.estimate(b) });
+  }
+
+  /**
+   * The lane a bot's request runs in: its worker, or the quarantine lane while the bot is confined (its
+   * models are copied there first: the loads are barriers, so the request waits behind them).
+   */
+  private laneFor(worker: number, bot: string, models: { encoder?: string; head: string }): Slot {
+    const home = this.slots[worker];
+    if (!this.quarantine.has(bot)) return home;
+    const lane = (this.quarantineSlot ??= this.spawn(this.slots.length, new Map(), 1));
+    let c = this.confined.get(bot);
+    if (!c) this.confined.set(bot, (c = { keys: new Set() }));
+    for (const key of [models.encoder, models.head]) {
+      if (key === undefined || c.keys.has(key)) continue;
+      const file = home.models.get(key);
+      if (file === undefined) return home; // not loaded at home (yet): nothing to copy
+      c.keys.add(key);
+      if (!lane.models.has(key)) {
+        lane.models.set(key, file);
+        this.submit(lane, { type: 'load', key, file }, {}).catch(() => undefined);
+      }
+    }
+    return lane;
+  }
+
+  /** A bot leaves quarantine: its copies go once no other confined bot uses them. */
+  private release(bot: string): void {
+    const c = this.confined.get(bot);
+    this.confined.delete(bot);
+    for (const key of c?.keys ?? []) this.dropCopy(key);
+  }
+
+  private dropCopy(key: string): void {
+    const lane = this.quarantineSlot;
+    if (!lane || [...this.confined.values()].some((c) => c.keys.has(key))) return;
+    if (lane.models.delete(key)) this.submit(lane, { type: 'unload', key }, {}).catch(() => undefined);
   }
 
   /**
@@ -272,18 +419,23 @@ export class WorkerPool {
   close(): Promise<void> {
     if (!this.closing) {
       this.closed = true;
-      this.closing = Promise.all(this.slots.map((slot) => this.stop(slot))).then(() => undefined);
+      this.closing = Promise.all(this.lanes().map((slot) => this.stop(slot))).then(() => undefined);
     }
     return this.closing;
   }
 
   private stop(slot: Slot): Promise<void> {
-    for (const job of [...slot.inflight.values(), ...slot.queue]) this.finish(job, undefined, new OverloadedError('the pool is shutting down'));
-    slot.queue = [];
+    for (const job of [...slot.inflight.values(), ...slot.queue.clear(), ...slot.control]) this.finish(job, undefined, new OverloadedError('the pool is shutting down', 'closing'));
+    slot.control = [];
     if (slot.exited) return Promise.resolve();
     return new Promise<void>((resolve) => {
       slot.worker.once('exit', () => resolve());
       slot.worker.postMessage({ type: 'close', id: this.nextId++ } satisfies WorkerRequest);
     });
   }
+}
+
+/** An inference job that runs the model. */
+function uses(job: Job, key: string): boolean {
+  return job.payload.type === 'infer' && (job.payload.head === key || job.payload.encoder === key);
 }
