@@ -106,6 +106,12 @@ async function stopFlood(flood: ChildProcess): Promise<Record<string, number>> {
   }
 }
 
+/** Where the pool runs the slow bot (its quarantine state and measured run time), from its model metadata. */
+async function laneOf(url: string, bot: string): Promise<unknown> {
+  const meta = (await (await fetch(`${url}/v2/models/${bot}`)).json()) as { parameters?: unknown };
+  return meta.parameters;
+}
+
 /** Requests at a fixed rate, alternating between the bots of set A and set B (each at its own pool URL). */
 async function measure(targets: { A: { url: string; bots: string[] }; B: { url: string; bots: string[] } }, seconds: number) {
   const clients = new Map<string, HttpPool>();
@@ -154,7 +160,7 @@ async function main(): Promise<void> {
   const work = tempDir('isolation');
   const children: Child[] = [];
   const samples: Sample[] = [];
-  const floods: Array<{ setup: Setup; counts: Record<string, number> }> = [];
+  const floods: Array<{ setup: Setup; counts: Record<string, number>; slowBot?: unknown }> = [];
   let info: Record<string, unknown> = {};
   try {
     const { slow, broken, catalog: sharded } = badBots(HEALTHY);
@@ -211,14 +217,14 @@ async function main(): Promise<void> {
         const flood = startFlood(singlePool.url, slow);
         await sleep(SMOKE ? 200 : 1000);
         const m = await measure({ A: { url: singlePool.url, bots: setA }, B: { url: singlePool.url, bots: setB } }, SECONDS);
-        floods.push({ setup: 'single', counts: await stopFlood(flood) });
+        floods.push({ setup: 'single', counts: await stopFlood(flood), slowBot: await laneOf(singlePool.url, slow) });
         samples.push({ setup: 'single', set: 'A', relation: 'same pool', ...m.A }, { setup: 'single', set: 'B', relation: 'same pool', ...m.B });
       },
       sharded: async () => {
         const flood = startFlood(shardedA.url, slow);
         await sleep(SMOKE ? 200 : 1000);
         const m = await measure({ A: { url: shardedA.url, bots: setA }, B: { url: shardedB.url, bots: setB } }, SECONDS);
-        floods.push({ setup: 'sharded', counts: await stopFlood(flood) });
+        floods.push({ setup: 'sharded', counts: await stopFlood(flood), slowBot: await laneOf(shardedA.url, slow) });
         samples.push({ setup: 'sharded', set: 'A', relation: 'same pool', ...m.A }, { setup: 'sharded', set: 'B', relation: 'different pool', ...m.B });
       },
     };
@@ -256,8 +262,23 @@ async function main(): Promise<void> {
       });
     }
   }
+  const row = (setup: Setup, set: 'A' | 'B') => rows.find((x) => x.setup === setup && x.set === set)!;
+  const failedPct = (x: { failed: number; ok: number }) => round((100 * x.failed) / Math.max(1, x.failed + x.ok), 2);
+  const headline = {
+    /** Healthy bots in the slow bot's own pool (sharded, set A): share of their requests not answered 200. */
+    isolationSamePoolFailedPct: failedPct(row('sharded', 'A')),
+    /** Their p99 over the p99 of the same bots with no misbehaving bot at all (medians over rounds). */
+    isolationSamePoolP99OverClean: round(row('sharded', 'A').p99.median / row('clean', 'A').p99.median, 2),
+    isolationDifferentPoolFailedPct: failedPct(row('sharded', 'B')),
+    isolationDifferentPoolP99OverClean: round(row('sharded', 'B').p99.median / row('clean', 'B').p99.median, 2),
+    /** Every bot in one process: the healthy ones beside the bad ones. */
+    isolationSingleProcessFailedPct: failedPct({ failed: row('single', 'A').failed + row('single', 'B').failed, ok: row('single', 'A').ok + row('single', 'B').ok }),
+    cleanP99Ms: row('clean', 'A').p99.median,
+    samePoolP99Ms: row('sharded', 'A').p99.median,
+  };
   const result = {
     benchmark: 'isolation',
+    headline,
     date: new Date().toISOString(),
     machine: machine(),
     setup: {

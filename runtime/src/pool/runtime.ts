@@ -54,6 +54,8 @@ export interface PoolRuntimeOptions {
   loadConcurrency: number;
   /** Queue bounds over the group's concurrency (local use). @default - the group's, followed on each catalog */
   concurrency?: number;
+  /** Deadline over the group's timeout (local use): what a slow run is measured against too. @default - the group's */
+  timeoutMs?: number;
   /** First pause before a failed bot is loaded again; it doubles with each failure, up to 5 minutes. @default 5000 */
   retryMs?: number;
 }
@@ -134,7 +136,7 @@ export class PoolRuntime {
     this.group = own ? catalog.groups.find((g) => g.name === own.group) : undefined;
     if (this.group) {
       const g = this.group;
-      this.opts.workers.configure({ concurrency: this.opts.concurrency ?? g.concurrency, timeoutMs: g.timeoutMs, quarantineShare: g.quarantineShare ?? groupDefaults(g.realtime).quarantineShare });
+      this.opts.workers.configure({ concurrency: this.opts.concurrency ?? g.concurrency, timeoutMs: this.opts.timeoutMs ?? g.timeoutMs, quarantineShare: g.quarantineShare ?? groupDefaults(g.realtime).quarantineShare });
     }
     metrics.setGeneration(catalog.generation);
     const encoders = new Map(catalog.encoders.map((e) => [e.id, e]));
@@ -426,7 +428,7 @@ export class PoolRuntime {
   /** A bot moved into the quarantine lane or out of it: logged once per move, counted, and shown in its metadata. */
   quarantineChanged(bot: string, confined: boolean, meanMs: number): void {
     const { log, metrics, workers } = this.opts;
-    const slowMs = Math.round((this.group?.quarantineShare ?? groupDefaults(this.group?.realtime ?? true).quarantineShare) * (this.group?.timeoutMs ?? groupDefaults(true).timeoutMs));
+    const slowMs = Math.round((this.group?.quarantineShare ?? groupDefaults(this.group?.realtime ?? true).quarantineShare) * (this.opts.timeoutMs ?? this.group?.timeoutMs ?? groupDefaults(true).timeoutMs));
     metrics.quarantineChanges.inc({ to: confined ? 'quarantine' : 'shared' });
     metrics.quarantined.set(workers.quarantined.size);
     if (confined) log.warn({ bot, meanMs: Math.round(meanMs), slowMs }, 'bot quarantined: its runs take too long, it now runs in a lane of its own');

@@ -105,7 +105,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     onModelLost: (_index, key, err) => runtime?.modelLost(key, err),
     onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
     onQuarantine: (bot, confined, meanMs) => runtime?.quarantineChanged(bot, confined, meanMs),
-    timeoutMs: group?.timeoutMs,
+    timeoutMs: opts.timeoutMs ?? group?.timeoutMs,
     quarantineShare: group ? (group.quarantineShare ?? groupDefaults(group.realtime).quarantineShare) : undefined,
   });
   const store = new ModelStore({
@@ -124,6 +124,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     moveGraceMs: opts.moveGraceMs ?? 30_000,
     loadConcurrency: opts.loadConcurrency ?? 2 * workerCount,
     concurrency: opts.concurrency,
+    timeoutMs: opts.timeoutMs,
     retryMs: opts.retryMs,
   });
   runtime = pool;

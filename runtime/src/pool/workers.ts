@@ -245,6 +245,7 @@ export class WorkerPool {
     const change = this.quarantine.check(job.bot);
     if (!change) return;
     if (change === 'released') this.release(job.bot);
+    else this.moveWaiting(job.bot);
     this.opts.onQuarantine?.(job.bot, change === 'confined', this.times.estimate(job.bot));
   }
 
@@ -307,9 +308,10 @@ export class WorkerPool {
       if (o.deadline !== undefined) {
         job.timer = setTimeout(() => {
           // Waiting: it never runs. Running: its result is dropped when it comes.
-          slot.queue.remove(job);
+          const lane = job.lane!;
+          lane.queue.remove(job);
           this.finish(job, undefined, new DeadlineError('the request passed its deadline before the model answered'));
-          this.opts.onQueueDepth?.(slot.index, slot.queue.size + slot.control.length + slot.inflight.size);
+          this.opts.onQueueDepth?.(lane.index, lane.queue.size + lane.control.length + lane.inflight.size);
         }, Math.max(0, o.deadline - this.clock.now()));
         job.timer.unref();
       }
@@ -396,6 +398,23 @@ export class WorkerPool {
       }
     }
     return lane;
+  }
+
+  /** A bot just confined: its requests still waiting in its worker move to the quarantine lane at once. */
+  private moveWaiting(bot: string): void {
+    for (const home of this.slots) {
+      const waiting = [...home.queue.jobs()].filter((j) => j.bot === bot);
+      for (const job of waiting) {
+        const payload = job.payload as InferPayload;
+        const lane = this.laneFor(home.index, bot, { encoder: payload.encoder, head: payload.head });
+        if (lane === home) continue;
+        home.queue.remove(job);
+        job.lane = lane;
+        lane.queue.push(job);
+      }
+      this.pump(home);
+    }
+    if (this.quarantineSlot) this.pump(this.quarantineSlot);
   }
 
   /** A bot leaves quarantine: its copies go once no other confined bot uses them. */
