@@ -118,3 +118,41 @@ describe('demo models', () => {
     expect(third.updated.sort()).toEqual(['encoders/en.onnx', 'heads/yesno.onnx']);
   });
 });
+
+describe('the transformer-shaped demo encoder', () => {
+  const catalog = parseCatalog(catalogInput([supportBot('support')]));
+  const files = demoModels(catalog, { seed: 7, encoder: { transformer: { layers: 2, hidden: 64 } } });
+  const encoder = files.get('encoders/en.onnx')!;
+
+  test('keeps the encoder contract, and padding (in the row or from a batch) changes no result', async () => {
+    const ids = tokenize('reset my password please', { buckets: 1024, maxTokens: 64 });
+    const other = tokenize('why was I charged twice for my order last week', { buckets: 1024, maxTokens: 64 });
+    const width = other.length;
+    const alone = { input_ids: { type: 'int64' as const, data: ids, dims: [1, ids.length] } };
+    const padded = { input_ids: { type: 'int64' as const, data: [...ids, ...new Array(width - ids.length).fill(0), ...other], dims: [2, width] } };
+    const run = await runOnnx(encoder, [alone, padded]);
+    expect(run.inputs).toEqual(['input_ids']);
+    expect(run.outputs).toEqual(['embedding']);
+    const a = run.results[0].embedding;
+    const b = run.results[1].embedding;
+    expect(a.dims).toEqual([1, 64]);
+    expect(b.dims).toEqual([2, 64]);
+    a.data.forEach((v, i) => expect(b.data[i]).toBeCloseTo(v, 5));
+    expect(Math.hypot(...a.data)).toBeCloseTo(1, 5);
+  });
+
+  test('does real work: its embedding differs from the bag of words, and the demo head still classifies through it', async () => {
+    const bag = demoModels(catalog, { seed: 7 }).get('encoders/en.onnx')!;
+    const texts = ['I forgot my password', 'why was I charged twice', 'hello there'];
+    const [viaBag, viaTransformer] = await Promise.all([runOnnx(bag, [{ input_ids: batch(texts, 1024) }]), runOnnx(encoder, [{ input_ids: batch(texts, 1024) }])]);
+    const diff = viaBag.results[0].embedding.data.reduce((m, v, i) => Math.max(m, Math.abs(v - viaTransformer.results[0].embedding.data[i])), 0);
+    expect(diff).toBeGreaterThan(1e-5);
+    expect(encoder.length).toBeGreaterThan(bag.length); // its layers' weights
+    const head = await runOnnx(files.get('heads/support.onnx')!, [{ embedding: { type: 'float32', ...viaTransformer.results[0].embedding } }]);
+    const { data } = head.results[0].probabilities;
+    for (let i = 0; i < 3; i++) {
+      const row = data.slice(i * 3, i * 3 + 3);
+      expect(row.indexOf(Math.max(...row))).toBe(i);
+    }
+  });
+});
