@@ -79,16 +79,54 @@ async function stop(r: Running): Promise<void> {
   await exited;
 }
 
+const TINY_TEXT = 'where is my order and my refund';
+/** 16 words: 31 tokens with the bigrams, the sequence length a realistic encoder sees. */
+const REALISTIC_TEXT = 'hello I ordered a blue jacket last week and it still has not arrived where is my order now';
+
 /** Closed-loop load: CONNECTIONS requests in flight for `seconds`, each to the next bot of `bots`. */
-async function load(url: string, bots: string[], seconds: number) {
-  const r = await predictLoad(() => url, bots, seconds, CONNECTIONS, 'where is my order and my refund');
+async function load(url: string, bots: string[], seconds: number, text = TINY_TEXT) {
+  const r = await predictLoad(() => url, bots, seconds, CONNECTIONS, text);
   return { requests: r.requests, errors: r.errors, rps: r.rps, p50Ms: round(r.p50), p99Ms: round(r.p99) };
+}
+
+/**
+ * The floor of any HTTP server here: a fastify route answering `POST /v1/bots/{bot}/predict` with a fixed
+ * body of `bytes` bytes, in its own process, loaded like the pool (same client, connections and run).
+ */
+async function fixedRoute(bytes: number, bots: string[], seconds: number) {
+  const body = JSON.stringify({ bot: 'x', intent: 'x', confidence: 0.5, entities: [], pool: 'x', pad: '' });
+  const fixed = JSON.stringify({ ...JSON.parse(body), pad: 'x'.repeat(Math.max(0, bytes - body.length)) });
+  const code = `
+    const app = require(${JSON.stringify(require.resolve('fastify'))})({ logger: false });
+    app.post('/v1/bots/:bot/predict', async (request, reply) => reply.type('application/json').send(${JSON.stringify(fixed)}));
+    app.listen({ port: 0, host: '127.0.0.1' }).then(() => process.stdout.write(String(app.server.address().port) + '\\n'));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (d) => resolve(Number(String(d).trim())));
+      child.once('exit', (c) => reject(new Error(`fixed-route server exited with ${c}`)));
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await load(url, bots, 1); // warm-up
+    return { bytes: fixed.length, ...(await load(url, bots, seconds)) };
+  } finally {
+    child.kill('SIGKILL');
+  }
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
-/** The same encoder + head in a bare onnxruntime-node loop, in a worker thread: tokenize, run, argmax. */
-async function bareLoop(encoderFile: string, headFile: string, buckets: number, seconds: number) {
+/**
+ * The same encoder + head in a bare onnxruntime-node loop, in `threads` worker threads at once (as many as
+ * the pool's inference workers: the same cores): tokenize, run, argmax. No HTTP, no queue, no scheduling.
+ */
+async function bareLoop(encoderFile: string, headFile: string, buckets: number, seconds: number, threads = 1, text = TINY_TEXT) {
+  const runs = await Promise.all(Array.from({ length: threads }, () => bareThread(encoderFile, headFile, buckets, seconds, text)));
+  const lat = runs.flat();
+  return { threads, requests: lat.length, rps: Math.round(lat.length / seconds), p50Ms: round(pct(lat, 50)), p99Ms: round(pct(lat, 99)) };
+}
+
+async function bareThread(encoderFile: string, headFile: string, buckets: number, seconds: number, text: string): Promise<number[]> {
   const code = `
     const { parentPort, workerData } = require('node:worker_threads');
     const ort = require(workerData.ort);
@@ -101,7 +139,7 @@ async function bareLoop(encoderFile: string, headFile: string, buckets: number, 
       const end = Date.now() + workerData.seconds * 1000;
       while (Date.now() < end) {
         const t = performance.now();
-        const ids = tokenize('where is my order and my refund', { buckets: workerData.buckets, maxTokens: 64 });
+        const ids = tokenize(workerData.text, { buckets: workerData.buckets, maxTokens: 64 });
         const input = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]);
         const { embedding } = await enc.run({ input_ids: input });
         const { probabilities } = await head.run({ embedding });
@@ -114,7 +152,7 @@ async function bareLoop(encoderFile: string, headFile: string, buckets: number, 
     })();`;
   const worker = new Worker(code, {
     eval: true,
-    workerData: { ort: require.resolve('onnxruntime-node'), tokenizer: path.join(ROOT, 'runtime/lib/pool/tokenizer.js'), encoder: encoderFile, head: headFile, buckets, seconds },
+    workerData: { ort: require.resolve('onnxruntime-node'), tokenizer: path.join(ROOT, 'runtime/lib/pool/tokenizer.js'), encoder: encoderFile, head: headFile, buckets, seconds, text },
   });
   const exited = new Promise((resolve) => worker.once('exit', resolve));
   const lat = await new Promise<number[]>((resolve, reject) => {
@@ -122,7 +160,30 @@ async function bareLoop(encoderFile: string, headFile: string, buckets: number, 
     worker.once('error', reject);
   });
   await exited; // sessions released, the thread ends by itself (terminating it can abort the process)
-  return { requests: lat.length, rps: Math.round(lat.length / seconds), p50Ms: round(pct(lat, 50)), p99Ms: round(pct(lat, 99)) };
+  return lat;
+}
+
+/** The pool against the bare loop with the transformer-shaped encoder: 100 bots on 2 encoders, 31-token texts. */
+async function realistic(work: string) {
+  const catalog = parseCatalog(syntheticCatalog({ bots: 100, seed: 1, oneGroup: true, pools: 1, memory: '256Gi', encoders: 2 }));
+  const models = path.join(work, 'models-realistic');
+  writeDemoModels(catalog, models, { encoder: { transformer: {} } });
+  const file = path.join(work, 'catalog-realistic.json');
+  fs.writeFileSync(file, JSON.stringify(catalog));
+  const running = await startPool(file, models, plan(catalog).pools[0].name);
+  const bots = catalog.bots.map((b) => b.id);
+  let pool;
+  try {
+    await load(running.url, bots, 1, REALISTIC_TEXT); // warm-up
+    pool = await load(running.url, bots, LOAD_SECONDS, REALISTIC_TEXT);
+  } finally {
+    await stop(running);
+  }
+  const bot = catalog.bots[0];
+  const encoder = catalog.encoders.find((e) => e.id === bot.model.encoder)!;
+  const bare = await bareLoop(path.join(models, encoder.path), path.join(models, bot.model.head), encoder.tokenizer.buckets, LOAD_SECONDS, WORKERS, REALISTIC_TEXT);
+  console.log(`realistic encoder, ${bots.length} bots: pool ${pool.rps} req/s (p50 ${pool.p50Ms} ms); bare loop, ${WORKERS} threads: ${bare.rps} runs/s (p50 ${bare.p50Ms} ms)`);
+  return { bots: bots.length, encoders: catalog.encoders.length, text: REALISTIC_TEXT, pool, bareLoop: bare };
 }
 
 async function main(): Promise<void> {
@@ -176,17 +237,21 @@ async function main(): Promise<void> {
         const encoder = catalog.encoders.find((e) => e.id === bot.model.encoder)!;
         const bare = await bareLoop(path.join(models, encoder.path), path.join(models, bot.model.head), encoder.tokenizer.buckets, LOAD_SECONDS);
         console.log(`bare onnxruntime-node loop (1 thread): ${bare.rps} runs/s, p50 ${bare.p50Ms} ms, p99 ${bare.p99Ms} ms`);
-        throughput = { poolBots: n, connections: CONNECTIONS, seconds: LOAD_SECONDS, oneBot: one, manyBots: { bots: bots.length, ...many }, bareLoop: bare };
+        const responseBytes = Buffer.byteLength(JSON.stringify({ bot: bots[0], intent: 'track_order', confidence: 0.123456789, entities: [], pool }));
+        const fixed = await fixedRoute(responseBytes, bots, LOAD_SECONDS);
+        console.log(`fixed fastify route (${fixed.bytes} bytes): ${fixed.rps} req/s, p50 ${fixed.p50Ms} ms`);
+        throughput = { poolBots: n, connections: CONNECTIONS, seconds: LOAD_SECONDS, oneBot: one, manyBots: { bots: bots.length, ...many }, bareLoop: bare, fixedRoute: fixed };
       } else {
         await stop(running);
       }
     }
+    if (!process.env.SIZES || process.env.REALISTIC === '1') throughput.realistic = await realistic(work);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 
   const machine = { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, workers: WORKERS };
-  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; bareLoop?: { rps: number } } | undefined;
+  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; bareLoop?: { rps: number }; fixedRoute?: { rps: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number } } } | undefined;
   const largest = sizes[sizes.length - 1];
   // The figures the pool's issues quote: throughput against the bare model loop, and memory per bot.
   const headline: Record<string, number> = {
@@ -194,6 +259,14 @@ async function main(): Promise<void> {
     ...(t0?.bareLoop ? { bareLoopRunsPerSecond: t0.bareLoop.rps } : {}),
     ...(t0?.manyBots && t0.bareLoop ? { bareLoopOverPool: Math.round((t0.bareLoop.rps / t0.manyBots.rps) * 100) / 100 } : {}),
     ...(largest ? { largestPoolBots: largest.bots, largestPoolRssMiB: largest.rssMiB, marginalPerBotKiB: largest.marginalPerBotKiB } : {}),
+    ...(t0?.manyBots && t0.fixedRoute ? { fixedRouteRequestsPerSecond: t0.fixedRoute.rps, tinyThroughputOverFixedRoute: Math.round((t0.manyBots.rps / t0.fixedRoute.rps) * 100) / 100 } : {}),
+    ...(t0?.realistic
+      ? {
+          realisticPoolRequestsPerSecond: t0.realistic.pool.rps,
+          realisticBareLoopRunsPerSecond: t0.realistic.bareLoop.rps,
+          realisticThroughputOverBareLoop: Math.round((t0.realistic.pool.rps / t0.realistic.bareLoop.rps) * 100) / 100,
+        }
+      : {}),
   };
   const result = { date: new Date().toISOString(), headline, machine, emptyPool, sizes, throughput, seconds: Math.round((Date.now() - startedAt) / 1000) };
   fs.mkdirSync(RESULTS, { recursive: true });
@@ -223,6 +296,20 @@ async function main(): Promise<void> {
     `| one bot | ${t.oneBot.rps} | ${t.oneBot.p50Ms} ms | ${t.oneBot.p99Ms} ms |`,
     `| ${t.manyBots.bots} bots, round robin | ${t.manyBots.rps} | ${t.manyBots.p50Ms} ms | ${t.manyBots.p99Ms} ms |`,
     `| bare onnxruntime-node loop (same encoder + head, 1 thread, no HTTP) | ${t.bareLoop.rps} | ${t.bareLoop.p50Ms} ms | ${t.bareLoop.p99Ms} ms |`,
+    `| a fastify route answering a fixed ${t.fixedRoute.bytes}-byte body (the floor of any HTTP server here) | ${t.fixedRoute.rps} | ${t.fixedRoute.p50Ms} ms | ${t.fixedRoute.p99Ms} ms |`,
+    '',
+    ...(t.realistic
+      ? [
+          `With the transformer-shaped demo encoder (4 layers of width 256; ${t.realistic.bots} bots on ${t.realistic.encoders} encoders; texts of 31 tokens):`,
+          '',
+          '| load | requests/s | p50 | p99 |',
+          '|---|---:|---:|---:|',
+          `| pool, ${t.realistic.bots} bots round robin | ${t.realistic.pool.rps} | ${t.realistic.pool.p50Ms} ms | ${t.realistic.pool.p99Ms} ms |`,
+          `| bare onnxruntime-node loop, ${t.realistic.bareLoop.threads} threads (the pool's workers) | ${t.realistic.bareLoop.rps} | ${t.realistic.bareLoop.p50Ms} ms | ${t.realistic.bareLoop.p99Ms} ms |`,
+          '',
+        ]
+      : []),
+    `Headline: ${JSON.stringify(headline)}`,
     '',
   ].join('\n');
   fs.writeFileSync(path.join(RESULTS, 'pool.md'), md);
