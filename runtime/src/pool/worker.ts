@@ -3,6 +3,9 @@
  * bots) and runs them one message at a time: onnxruntime-node's `run()` blocks the calling thread, so
  * it never runs on the HTTP thread. Sessions use one intra-op and one inter-op thread without spinning,
  * so thousands of sessions do not mean thousands of busy threads.
+ *
+ * A `run` message carries several requests, of one or several bots: the requests that share an encoder
+ * go through it as one batch (their rows stacked, padded to the longest), then each through its own head.
  */
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
@@ -12,7 +15,7 @@ import * as ort from 'onnxruntime-node';
 export type WorkerRequest =
   | { type: 'load'; id: number; key: string; file: string }
   | { type: 'unload'; id: number; key: string }
-  | { type: 'infer'; id: number; encoder?: string; head: string; ids: BigInt64Array; batch: number; tokens: number }
+  | { type: 'run'; id: number; jobs: RunJob[] }
   /** Release every session and end the thread (after the messages before it). */
   | { type: 'close'; id: number };
 
@@ -21,8 +24,20 @@ export type WorkerResponse =
   | { type: 'loaded'; id: number; bytes: number; inputs: string[]; outputs: string[] }
   | { type: 'unloaded'; id: number }
   | { type: 'closed'; id: number }
-  | { type: 'result'; id: number; probabilities: Float32Array; labels: number; ms: number }
+  | { type: 'ran'; id: number; results: RunResult[] }
   | { type: 'error'; id: number; message: string };
+
+/** One request: token ids [batch, tokens] (0-padded) through an optional encoder, then a head. */
+export interface RunJob {
+  encoder?: string;
+  head: string;
+  ids: BigInt64Array;
+  batch: number;
+  tokens: number;
+}
+
+/** A request's answer: its probabilities [batch, labels] and the model time it used (its share of a shared encoder run). */
+export type RunResult = { probabilities: Float32Array; labels: number; ms: number } | { error: string };
 
 export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   executionProviders: ['cpu'],
@@ -65,24 +80,72 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
       await Promise.all(all.map((s) => s.release()));
       return { type: 'closed', id: msg.id };
     }
-    case 'infer': {
-      const started = performance.now();
-      const ids = new ort.Tensor('int64', msg.ids, [msg.batch, msg.tokens]);
-      const head = session(msg.head);
-      let feeds: ort.InferenceSession.FeedsType;
-      if (msg.encoder) {
-        const encoded = await session(msg.encoder).run({ input_ids: ids });
-        feeds = { embedding: encoded.embedding };
-      } else {
-        feeds = { input_ids: ids };
-      }
-      const out = (await head.run(feeds)).probabilities;
-      if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== msg.batch) {
-        throw new Error(`head output "probabilities" must be float32 [${msg.batch}, labels], got ${out ? `${out.type} [${out.dims.join(', ')}]` : 'nothing'}`);
-      }
-      const probabilities = new Float32Array(out.data as Float32Array);
-      return { type: 'result', id: msg.id, probabilities, labels: out.dims[1], ms: performance.now() - started };
+    case 'run':
+      return { type: 'ran', id: msg.id, results: await runJobs(msg.jobs) };
+  }
+}
+
+/** Runs the jobs: those sharing an encoder through one encoder run, each through its head. */
+async function runJobs(jobs: RunJob[]): Promise<RunResult[]> {
+  const results: RunResult[] = new Array(jobs.length);
+  const byEncoder = new Map<string | undefined, number[]>();
+  jobs.forEach((job, i) => {
+    const list = byEncoder.get(job.encoder) ?? [];
+    list.push(i);
+    byEncoder.set(job.encoder, list);
+  });
+  for (const [encoder, indices] of byEncoder) {
+    if (encoder === undefined) {
+      for (const i of indices) results[i] = await runHead(jobs[i], { input_ids: new ort.Tensor('int64', jobs[i].ids, [jobs[i].batch, jobs[i].tokens]) }, 0);
+      continue;
     }
+    // Stack the rows of every job, padded to the longest: one encoder run for all of them.
+    const rows = indices.reduce((n, i) => n + jobs[i].batch, 0);
+    const width = Math.max(...indices.map((i) => jobs[i].tokens));
+    let ids: BigInt64Array;
+    if (indices.length === 1) ids = jobs[indices[0]].ids;
+    else {
+      ids = new BigInt64Array(rows * width);
+      let row = 0;
+      for (const i of indices) {
+        const { ids: own, batch, tokens } = jobs[i];
+        for (let r = 0; r < batch; r++) ids.set(own.subarray(r * tokens, (r + 1) * tokens), (row + r) * width);
+        row += batch;
+      }
+    }
+    let embedding: ort.Tensor;
+    const started = performance.now();
+    try {
+      embedding = (await session(encoder).run({ input_ids: new ort.Tensor('int64', ids, [rows, width]) })).embedding;
+    } catch (e) {
+      for (const i of indices) results[i] = { error: (e as Error).message.split('\n')[0] };
+      continue;
+    }
+    const encoderMs = performance.now() - started;
+    const D = embedding.dims[1];
+    const all = embedding.data as Float32Array;
+    let row = 0;
+    for (const i of indices) {
+      const { batch } = jobs[i];
+      const own = indices.length === 1 ? embedding : new ort.Tensor('float32', all.slice(row * D, (row + batch) * D), [batch, D]);
+      results[i] = await runHead(jobs[i], { embedding: own }, (encoderMs * batch) / rows);
+      row += batch;
+    }
+  }
+  return results;
+}
+
+/** A job's head on its encoded rows (or its token ids); `sharedMs` is its share of the encoder run. */
+async function runHead(job: RunJob, feeds: ort.InferenceSession.FeedsType, sharedMs: number): Promise<RunResult> {
+  const started = performance.now();
+  try {
+    const out = (await session(job.head).run(feeds)).probabilities;
+    if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== job.batch) {
+      throw new Error(`head output "probabilities" must be float32 [${job.batch}, labels], got ${out ? `${out.type} [${out.dims.join(', ')}]` : 'nothing'}`);
+    }
+    return { probabilities: new Float32Array(out.data as Float32Array), labels: out.dims[1], ms: sharedMs + performance.now() - started };
+  } catch (e) {
+    return { error: (e as Error).message.split('\n')[0] };
   }
 }
 
@@ -97,7 +160,8 @@ if (parentPort) {
       } catch (e) {
         answer = { type: 'error', id: msg.id, message: (e as Error).message.split('\n')[0] };
       }
-      port.postMessage(answer, answer.type === 'result' ? [answer.probabilities.buffer as ArrayBuffer] : []);
+      const transfer = answer.type === 'ran' ? answer.results.flatMap((r) => ('probabilities' in r ? [r.probabilities.buffer as ArrayBuffer] : [])) : [];
+      port.postMessage(answer, transfer);
       // Sessions released: the thread ends on its own, never in the middle of a native call.
       if (answer.type === 'closed') port.close();
     });

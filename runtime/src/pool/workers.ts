@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Clock, FairQueue, Quarantine, ServiceTimes, expectedWaitMs } from './scheduler';
-import type { WorkerRequest, WorkerResponse } from './worker';
+import type { RunJob, RunResult, WorkerRequest, WorkerResponse } from './worker';
 
 /** Why a request was shed. */
 export type ShedReason = 'bot' | 'worker' | 'wait' | 'closing';
@@ -36,11 +36,15 @@ export class ModelError extends Error {
   readonly statusCode = 500;
 }
 
-type Payload = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-type InferPayload = Extract<Payload, { type: 'infer' }>;
+/** What a job asks of its worker: a load or an unload (sent alone), or an inference request (sent in a `run` with others). */
+type InferPayload = { type: 'infer' } & RunJob;
+type Payload = { type: 'load'; key: string; file: string } | { type: 'unload'; key: string } | InferPayload;
+
+/** Most requests in one message to a worker, and most rows (texts) they may hold together. */
+const MAX_JOBS_PER_MESSAGE = 16;
+const MAX_ROWS_PER_MESSAGE = 64;
 
 interface Job {
-  id: number;
   payload: Payload;
   /** Bot the job runs for (inference only; loads and unloads have none). */
   bot: string;
@@ -52,9 +56,11 @@ interface Job {
   timer?: NodeJS.Timeout;
   /** When it was sent to the thread. */
   sentAt?: number;
+  /** What the fair queue charged its bot when it was picked (the estimate; corrected by the measured time). */
+  charged?: number;
   lane?: Slot;
   done: boolean;
-  resolve(r: WorkerResponse): void;
+  resolve(r: WorkerResponse | RunResult): void;
   reject(e: Error): void;
 }
 
@@ -65,11 +71,14 @@ interface Slot {
   queue: FairQueue<Job>;
   /** Loads and unloads waiting: they go before any inference request queued after them. */
   control: Job[];
-  inflight: Map<number, Job>;
+  /** Messages in flight: message id -> its jobs. */
+  inflight: Map<number, Job[]>;
   /** Bots with a request in flight on this lane. */
   running: Set<string>;
   /** Messages in flight at most. */
   depth: number;
+  /** Requests in one message at most (the quarantine lane: 1). */
+  perMessage: number;
   /** Models loaded in this worker: key -> file, to reload them if the worker has to be restarted. */
   models: Map<string, string>;
   /** The thread has ended. */
@@ -185,16 +194,22 @@ export class WorkerPool {
 
   /** Requests waiting or running, per worker (the quarantine lane last, when it exists). */
   depths(): number[] {
-    return this.lanes().map((s) => s.queue.size + s.control.length + s.inflight.size);
+    return this.lanes().map((s) => this.depthOf(s));
+  }
+
+  private depthOf(slot: Slot): number {
+    let n = slot.queue.size + slot.control.length;
+    for (const jobs of slot.inflight.values()) n += jobs.length;
+    return n;
   }
 
   private lanes(): Slot[] {
     return this.quarantineSlot ? [...this.slots, this.quarantineSlot] : this.slots;
   }
 
-  private spawn(index: number, models: Map<string, string>, depth = this.opts.inflight ?? 2): Slot {
+  private spawn(index: number, models: Map<string, string>, depth = this.opts.inflight ?? 2, perMessage = MAX_JOBS_PER_MESSAGE): Slot {
     const worker = new Worker(workerScript(), { name: `botshard-inference-${index}` });
-    const slot: Slot = { index, worker, queue: new FairQueue<Job>(), control: [], inflight: new Map(), running: new Set(), depth, models, exited: false };
+    const slot: Slot = { index, worker, queue: new FairQueue<Job>(), control: [], inflight: new Map(), running: new Set(), depth, perMessage, models, exited: false };
     worker.on('message', (msg: WorkerResponse) => this.answer(slot, msg));
     worker.on('error', (e) => this.died(slot, e));
     worker.on('exit', (code) => {
@@ -212,35 +227,44 @@ export class WorkerPool {
 
   private died(slot: Slot, error: Error): void {
     if (this.closed || !this.isCurrent(slot)) return;
-    for (const job of [...slot.inflight.values(), ...slot.queue.clear(), ...slot.control]) this.finish(job, undefined, new ModelError(`inference worker failed: ${error.message}`));
+    for (const job of [...[...slot.inflight.values()].flat(), ...slot.queue.clear(), ...slot.control]) this.finish(job, undefined, new ModelError(`inference worker failed: ${error.message}`));
     slot.control = [];
     slot.inflight.clear();
     slot.running.clear();
     this.opts.onWorkerExit?.(slot.index, error);
-    const fresh = this.spawn(slot.index, slot.models, slot.depth);
+    const fresh = this.spawn(slot.index, slot.models, slot.depth, slot.perMessage);
     if (slot === this.quarantineSlot) this.quarantineSlot = fresh;
     else this.slots[slot.index] = fresh;
   }
 
   private answer(slot: Slot, msg: WorkerResponse): void {
-    const job = slot.inflight.get(msg.id);
-    if (!job) return;
+    const jobs = slot.inflight.get(msg.id);
+    if (!jobs) return;
     slot.inflight.delete(msg.id);
-    if (job.payload.type === 'infer') slot.running.delete(job.bot);
-    if (msg.type === 'error') {
-      // Before the next job is sent: nothing may run against a model that is not there.
-      if (job.reload && job.payload.type === 'load') this.lost(slot, job.payload.key, job.payload.file, msg.message);
-      this.finish(job, undefined, new ModelError(msg.message));
+    if (msg.type === 'ran') {
+      for (const job of jobs) slot.running.delete(job.bot);
+      msg.results.forEach((result, i) => {
+        const job = jobs[i];
+        if ('error' in result) return this.finish(job, undefined, new ModelError(result.error));
+        if (!job.warmUp) this.measured(slot, job, result.ms);
+        this.finish(job, result);
+      });
     } else {
-      if (msg.type === 'result' && !job.warmUp) this.measured(slot, job, msg.ms);
-      this.finish(job, msg);
+      const [job] = jobs;
+      if (msg.type === 'error') {
+        // Before the next job is sent: nothing may run against a model that is not there.
+        if (job.reload && job.payload.type === 'load') this.lost(slot, job.payload.key, job.payload.file, msg.message);
+        this.finish(job, undefined, new ModelError(msg.message));
+      } else {
+        this.finish(job, msg);
+      }
     }
     this.pump(slot);
   }
 
-  /** A finished run: the fair queue charges its bot, and the bot may enter or leave quarantine. */
+  /** A finished run: the fair queue's charge is corrected to the time measured, and the bot may enter or leave quarantine. */
   private measured(slot: Slot, job: Job, ms: number): void {
-    slot.queue.charge(job.bot, ms);
+    slot.queue.charge(job.bot, ms - (job.charged ?? 0));
     this.times.record(job.bot, ms);
     const change = this.quarantine.check(job.bot);
     if (!change) return;
@@ -261,7 +285,7 @@ export class WorkerPool {
     if (slot !== this.quarantineSlot) this.opts.onModelLost?.(slot.index, key, new Error(message));
   }
 
-  private finish(job: Job, result?: WorkerResponse, error?: Error): void {
+  private finish(job: Job, result?: WorkerResponse | RunResult, error?: Error): void {
     if (job.done) return;
     job.done = true;
     if (job.timer) clearTimeout(job.timer);
@@ -275,23 +299,57 @@ export class WorkerPool {
   }
 
   /**
-   * Sends jobs while the lane has room: a waiting load or unload first (an unload once no waiting request
-   * still needs its model), then the fair queue's pick among bots with nothing running.
+   * Sends messages while the lane has room: a waiting load or unload first, alone (an unload once no
+   * waiting request still needs its model); otherwise one `run` of the requests the fair queue picks, in
+   * its order, among bots with nothing running (the worker runs those sharing an encoder as one batch).
    */
   private pump(slot: Slot): void {
     while (slot.inflight.size < slot.depth) {
       const control = slot.control[0];
-      let job: Job | undefined;
-      if (control && (control.payload.type !== 'unload' || !this.needed(slot, control.payload.key))) job = slot.control.shift();
-      else job = slot.queue.pick(slot.running);
+      if (control && (control.payload.type !== 'unload' || !this.needed(slot, control.payload.key))) {
+        slot.control.shift();
+        if (control.done) continue;
+        const id = this.nextId++;
+        control.sentAt = this.clock.now();
+        slot.inflight.set(id, [control]);
+        slot.worker.postMessage({ ...control.payload, id } as WorkerRequest);
+        continue;
+      }
+      const jobs = this.gather(slot);
+      if (jobs.length === 0) break;
+      const id = this.nextId++;
+      const now = this.clock.now();
+      for (const job of jobs) {
+        job.sentAt = now;
+        slot.running.add(job.bot);
+      }
+      slot.inflight.set(id, jobs);
+      const run: RunJob[] = jobs.map((j) => {
+        const { encoder, head, ids, batch, tokens } = j.payload as InferPayload;
+        return { encoder, head, ids, batch, tokens };
+      });
+      slot.worker.postMessage({ type: 'run', id, jobs: run } satisfies WorkerRequest);
+    }
+    this.opts.onQueueDepth?.(slot.index, this.depthOf(slot));
+  }
+
+  /**
+   * The requests of the next message: picked one by one by the fair queue (each charged its bot's expected
+   * run time as it is picked, so one bot does not fill the message), up to the message's bounds.
+   */
+  private gather(slot: Slot): Job[] {
+    const jobs: Job[] = [];
+    let rows = 0;
+    while (jobs.length < slot.perMessage && rows < MAX_ROWS_PER_MESSAGE) {
+      const job = slot.queue.pick(slot.running);
       if (!job) break;
       if (job.done) continue;
-      job.sentAt = this.clock.now();
-      slot.inflight.set(job.id, job);
-      if (job.payload.type === 'infer') slot.running.add(job.bot);
-      slot.worker.postMessage({ ...job.payload, id: job.id } as WorkerRequest);
+      job.charged = this.times.estimate(job.bot);
+      slot.queue.charge(job.bot, job.charged);
+      rows += (job.payload as InferPayload).batch;
+      jobs.push(job);
     }
-    this.opts.onQueueDepth?.(slot.index, slot.queue.size + slot.control.length + slot.inflight.size);
+    return jobs;
   }
 
   /** A waiting request of the lane uses the model. */
@@ -300,10 +358,10 @@ export class WorkerPool {
     return false;
   }
 
-  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean; warmUp?: boolean }): Promise<WorkerResponse> {
+  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean; warmUp?: boolean }): Promise<WorkerResponse | RunResult> {
     if (this.closed) return Promise.reject(new OverloadedError('the pool is shutting down', 'closing'));
-    return new Promise<WorkerResponse>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, warmUp: o.warmUp, lane: slot, done: false, resolve, reject };
+    return new Promise<WorkerResponse | RunResult>((resolve, reject) => {
+      const job: Job = { payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, warmUp: o.warmUp, lane: slot, done: false, resolve, reject };
       if (payload.type === 'infer') this.perBot.set(job.bot, (this.perBot.get(job.bot) ?? 0) + 1);
       if (o.deadline !== undefined) {
         job.timer = setTimeout(() => {
@@ -311,7 +369,7 @@ export class WorkerPool {
           const lane = job.lane!;
           lane.queue.remove(job);
           this.finish(job, undefined, new DeadlineError('the request passed its deadline before the model answered'));
-          this.opts.onQueueDepth?.(lane.index, lane.queue.size + lane.control.length + lane.inflight.size);
+          this.opts.onQueueDepth?.(lane.index, this.depthOf(lane));
         }, Math.max(0, o.deadline - this.clock.now()));
         job.timer.unref();
       }
@@ -324,7 +382,7 @@ export class WorkerPool {
   /** Loads a model into a worker under `key`. Resolves with its size in bytes. */
   async load(worker: number, key: string, file: string): Promise<{ bytes: number; inputs: string[]; outputs: string[] }> {
     const slot = this.slots[worker];
-    const r = await this.submit(slot, { type: 'load', key, file }, {});
+    const r = (await this.submit(slot, { type: 'load', key, file }, {})) as WorkerResponse;
     if (r.type !== 'loaded') throw new ModelError(`unexpected answer ${r.type}`);
     this.slots[worker].models.set(key, file);
     return r;
@@ -363,16 +421,18 @@ export class WorkerPool {
       throw new OverloadedError(`bot "${bot}" would answer in about ${Math.ceil(wait)} ms, after its deadline`, 'wait', Math.max(1, Math.ceil(wait / 1000)));
     }
     const payload: InferPayload = { type: 'infer', encoder: models.encoder, head: models.head, ids, batch, tokens };
-    const r = await this.submit(slot, payload, { bot, deadline, warmUp: o.warmUp });
-    if (r.type !== 'result') throw new ModelError(`unexpected answer ${r.type}`);
+    const r = (await this.submit(slot, payload, { bot, deadline, warmUp: o.warmUp })) as RunResult;
+    if (!('probabilities' in r)) throw new ModelError(`unexpected answer ${JSON.stringify(r)}`);
     return r;
   }
 
   /** How long a new request of `bot` would take on `slot` to finish, by the measured run times. */
   private expectedWait(slot: Slot, bot: string, now: number): number {
     const running: number[] = [];
-    for (const job of slot.inflight.values()) {
-      if (job.payload.type === 'infer') running.push(this.times.estimate(job.bot) - (now - (job.sentAt ?? now)));
+    for (const jobs of slot.inflight.values()) {
+      let left = 0;
+      for (const job of jobs) if (job.payload.type === 'infer') left += this.times.estimate(job.bot);
+      running.push(left - (now - (jobs[0].sentAt ?? now)));
     }
     return expectedWaitMs({ bot, running, depths: slot.queue.depths(), estimate: (b) => this.times.estimate(b) });
   }
@@ -384,7 +444,7 @@ export class WorkerPool {
   private laneFor(worker: number, bot: string, models: { encoder?: string; head: string }): Slot {
     const home = this.slots[worker];
     if (!this.quarantine.has(bot)) return home;
-    const lane = (this.quarantineSlot ??= this.spawn(this.slots.length, new Map(), 1));
+    const lane = (this.quarantineSlot ??= this.spawn(this.slots.length, new Map(), 1, 1));
     let c = this.confined.get(bot);
     if (!c) this.confined.set(bot, (c = { keys: new Set() }));
     for (const key of [models.encoder, models.head]) {
@@ -444,7 +504,7 @@ export class WorkerPool {
   }
 
   private stop(slot: Slot): Promise<void> {
-    for (const job of [...slot.inflight.values(), ...slot.queue.clear(), ...slot.control]) this.finish(job, undefined, new OverloadedError('the pool is shutting down', 'closing'));
+    for (const job of [...[...slot.inflight.values()].flat(), ...slot.queue.clear(), ...slot.control]) this.finish(job, undefined, new OverloadedError('the pool is shutting down', 'closing'));
     slot.control = [];
     if (slot.exited) return Promise.resolve();
     return new Promise<void>((resolve) => {
