@@ -11,6 +11,10 @@ export interface GroupDefaults {
   readonly concurrency: number;
   /** Share of `timeoutMs` above which a bot's average run confines it to a lane of its own. */
   readonly quarantineShare: number;
+  /** How long a worker may wait for more requests to batch through a shared encoder. */
+  readonly batchWindowMs: number;
+  /** Most texts in one batch. */
+  readonly batchMaxRows: number;
   /** Replicas per pool (the HPA's range). */
   readonly replicas: { readonly min: number; readonly max: number };
   /** CPU utilisation the HPA scales each pool to. */
@@ -25,6 +29,8 @@ const REALTIME: GroupDefaults = {
   timeoutMs: 2000,
   concurrency: 32,
   quarantineShare: 0.1,
+  batchWindowMs: 0,
+  batchMaxRows: 32,
   replicas: { min: 2, max: 10 },
   targetCpuPercent: 70,
   cpu: { request: '500m', limit: '2' },
@@ -35,6 +41,8 @@ const BATCH: GroupDefaults = {
   timeoutMs: 60_000,
   concurrency: 8,
   quarantineShare: 0.1,
+  batchWindowMs: 2,
+  batchMaxRows: 32,
   replicas: { min: 1, max: 4 },
   targetCpuPercent: 70,
   cpu: { request: '250m', limit: '1' },

@@ -356,7 +356,7 @@ function normalizeStringMap(c: Checker, v: unknown, p: string): Record<string, s
 
 const GROUP_FIELDS = [
   'name', 'realtime', 'selector', 'pools', 'memory', 'fillFactor', 'poolOverhead', 'locality', 'dedicatedPools',
-  'replicas', 'targetCpuPercent', 'timeoutMs', 'concurrency', 'quarantineShare', 'priorityClassName', 'tolerations', 'nodeSelector',
+  'replicas', 'targetCpuPercent', 'timeoutMs', 'concurrency', 'quarantineShare', 'batchWindowMs', 'batchMaxRows', 'priorityClassName', 'tolerations', 'nodeSelector',
 ];
 
 function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
@@ -402,6 +402,8 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
     if (o.quarantineShare !== undefined) {
       group.quarantineShare = c.number(o.quarantineShare, `${p}.quarantineShare`, defaults.quarantineShare, { min: 0.01, max: 1 });
     }
+    if (o.batchWindowMs !== undefined) group.batchWindowMs = c.number(o.batchWindowMs, `${p}.batchWindowMs`, defaults.batchWindowMs, { min: 0, max: 1000 });
+    if (o.batchMaxRows !== undefined) group.batchMaxRows = c.number(o.batchMaxRows, `${p}.batchMaxRows`, defaults.batchMaxRows, { min: 1, max: 1024, integer: true });
     if (o.priorityClassName !== undefined) {
       group.priorityClassName = c.dnsLabel(o.priorityClassName, `${p}.priorityClassName`, 'priority class name', 253);
     }

@@ -201,6 +201,14 @@ export interface PoolGroupInput {
    * cannot hold up the bots it shares a worker with. @default 0.1 (200 ms for a real-time group's 2 s)
    */
   readonly quarantineShare?: number;
+  /**
+   * How long a pool's worker may wait for more requests before it runs what it has, so that requests of
+   * bots sharing an encoder go through it as one batch. A request alone waits at most this long.
+   * @default 0 for real-time groups (batch only what is already waiting), 2 otherwise
+   */
+  readonly batchWindowMs?: number;
+  /** Most texts in one batch (1: no batching across requests). @default 32 */
+  readonly batchMaxRows?: number;
   /** Kubernetes PriorityClass of the group's pods. @default - none */
   readonly priorityClassName?: string;
   /** @default [] */
@@ -319,6 +327,10 @@ export interface PoolGroup {
   concurrency: number;
   /** Only when set in the config (the default, `groupDefaults().quarantineShare`, is applied where it is used). */
   quarantineShare?: number;
+  /** Only when set in the config (defaults: `groupDefaults()`). */
+  batchWindowMs?: number;
+  /** Only when set in the config (defaults: `groupDefaults()`). */
+  batchMaxRows?: number;
   priorityClassName?: string;
   tolerations: Toleration[];
   nodeSelector: Record<string, string>;

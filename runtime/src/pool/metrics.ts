@@ -22,6 +22,7 @@ export class PoolMetrics {
   readonly catalogReloads: Counter<'result'>;
   readonly ready: Gauge;
   readonly quarantined: Gauge;
+  readonly batchRequests: Histogram;
   readonly quarantineChanges: Counter<'to'>;
 
   constructor(pool: string, defaults = true) {
@@ -41,6 +42,7 @@ export class PoolMetrics {
     this.generation = new Gauge({ name: 'botshard_pool_catalog_generation', help: 'Catalog generation being served (value 1)', labelNames: ['generation'], registers });
     this.catalogReloads = new Counter({ name: 'botshard_pool_catalog_reloads_total', help: 'Catalog changes seen, by result (applied, invalid)', labelNames: ['result'], registers });
     this.ready = new Gauge({ name: 'botshard_pool_ready', help: '1 when the pool reports ready', registers });
+    this.batchRequests = new Histogram({ name: 'botshard_pool_batch_requests', help: 'Requests per message to an inference worker (those sharing an encoder run through it as one batch)', buckets: [1, 2, 4, 8, 16, 32], registers });
     this.quarantined = new Gauge({ name: 'botshard_pool_quarantined_bots', help: 'Bots confined to the quarantine lane (their runs take too long a share of the group timeout)', registers });
     this.quarantineChanges = new Counter({ name: 'botshard_pool_quarantine_changes_total', help: 'Bots moved into or out of the quarantine lane, by where to (quarantine, shared)', labelNames: ['to'], registers });
   }

@@ -136,7 +136,14 @@ export class PoolRuntime {
     this.group = own ? catalog.groups.find((g) => g.name === own.group) : undefined;
     if (this.group) {
       const g = this.group;
-      this.opts.workers.configure({ concurrency: this.opts.concurrency ?? g.concurrency, timeoutMs: this.opts.timeoutMs ?? g.timeoutMs, quarantineShare: g.quarantineShare ?? groupDefaults(g.realtime).quarantineShare });
+      const defaults = groupDefaults(g.realtime);
+      this.opts.workers.configure({
+        concurrency: this.opts.concurrency ?? g.concurrency,
+        timeoutMs: this.opts.timeoutMs ?? g.timeoutMs,
+        quarantineShare: g.quarantineShare ?? defaults.quarantineShare,
+        batchWindowMs: g.batchWindowMs ?? defaults.batchWindowMs,
+        batchMaxRows: g.batchMaxRows ?? defaults.batchMaxRows,
+      });
     }
     metrics.setGeneration(catalog.generation);
     const encoders = new Map(catalog.encoders.map((e) => [e.id, e]));

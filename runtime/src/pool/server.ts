@@ -105,6 +105,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     onModelLost: (_index, key, err) => runtime?.modelLost(key, err),
     onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
     onQuarantine: (bot, confined, meanMs) => runtime?.quarantineChanged(bot, confined, meanMs),
+    onBatch: (_index, requests) => metrics.batchRequests.observe(requests),
     timeoutMs: opts.timeoutMs ?? group?.timeoutMs,
     quarantineShare: group ? (group.quarantineShare ?? groupDefaults(group.realtime).quarantineShare) : undefined,
   });

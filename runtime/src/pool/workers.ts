@@ -40,9 +40,8 @@ export class ModelError extends Error {
 type InferPayload = { type: 'infer' } & RunJob;
 type Payload = { type: 'load'; key: string; file: string } | { type: 'unload'; key: string } | InferPayload;
 
-/** Most requests in one message to a worker, and most rows (texts) they may hold together. */
-const MAX_JOBS_PER_MESSAGE = 16;
-const MAX_ROWS_PER_MESSAGE = 64;
+/** Most requests in one message to a worker (their texts are bounded by the group's `batchMaxRows`). */
+const MAX_JOBS_PER_MESSAGE = 32;
 
 interface Job {
   payload: Payload;
@@ -54,6 +53,8 @@ interface Job {
   warmUp?: boolean;
   deadline?: number;
   timer?: NodeJS.Timeout;
+  /** When it was queued. */
+  queuedAt: number;
   /** When it was sent to the thread. */
   sentAt?: number;
   /** What the fair queue charged its bot when it was picked (the estimate; corrected by the measured time). */
@@ -79,6 +80,8 @@ interface Slot {
   depth: number;
   /** Requests in one message at most (the quarantine lane: 1). */
   perMessage: number;
+  /** Set while the lane waits (the batch window) for more requests before it sends a message. */
+  windowTimer?: NodeJS.Timeout;
   /** Models loaded in this worker: key -> file, to reload them if the worker has to be restarted. */
   models: Map<string, string>;
   /** The thread has ended. */
@@ -94,6 +97,10 @@ export interface WorkerPoolOptions {
   timeoutMs?: number;
   /** A bot whose average run takes more than this share of `timeoutMs` is confined to a lane of its own. @default 0.1 */
   quarantineShare?: number;
+  /** How long a lane may wait for more requests to batch. @default 0 */
+  batchWindowMs?: number;
+  /** Most texts in one message (1: no batching). @default 32 */
+  batchMaxRows?: number;
   /** Messages in flight per worker (a bot never has two). @default 2 */
   inflight?: number;
   /** Called when a worker thread dies (it is restarted and its models reloaded). */
@@ -102,6 +109,8 @@ export interface WorkerPoolOptions {
   onModelLost?(index: number, key: string, error: Error): void;
   /** Called when a queue's depth changes. */
   onQueueDepth?(index: number, depth: number): void;
+  /** Called for each message of requests sent to a worker: how many requests and texts it carries. */
+  onBatch?(index: number, requests: number, rows: number): void;
   /** Called when a bot is confined to the quarantine lane or released from it. */
   onQuarantine?(bot: string, confined: boolean, meanMs: number): void;
   /** @default Date.now */
@@ -146,11 +155,15 @@ export class WorkerPool {
   private limits: QueueLimits;
   private timeoutMs: number;
   private quarantineShare: number;
+  private batchWindowMs: number;
+  private batchMaxRows: number;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.limits = queueLimits(opts.concurrency);
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.quarantineShare = opts.quarantineShare ?? 0.1;
+    this.batchWindowMs = opts.batchWindowMs ?? 0;
+    this.batchMaxRows = opts.batchMaxRows ?? 32;
     this.clock = opts.clock ?? { now: () => Date.now() };
     this.quarantine = new Quarantine(this.times, { slowMs: () => this.quarantineShare * this.timeoutMs });
     for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i, new Map()));
@@ -166,10 +179,12 @@ export class WorkerPool {
   }
 
   /** Follows the pool group's settings (a catalog change); queued requests stay queued. */
-  configure(group: { concurrency?: number; timeoutMs?: number; quarantineShare?: number }): void {
+  configure(group: { concurrency?: number; timeoutMs?: number; quarantineShare?: number; batchWindowMs?: number; batchMaxRows?: number }): void {
     if (group.concurrency !== undefined) this.limits = queueLimits(group.concurrency);
     if (group.timeoutMs !== undefined) this.timeoutMs = group.timeoutMs;
     if (group.quarantineShare !== undefined) this.quarantineShare = group.quarantineShare;
+    if (group.batchWindowMs !== undefined) this.batchWindowMs = group.batchWindowMs;
+    if (group.batchMaxRows !== undefined) this.batchMaxRows = group.batchMaxRows;
   }
 
   /** Sets the queue bounds from a group's concurrency. */
@@ -315,6 +330,7 @@ export class WorkerPool {
         slot.worker.postMessage({ ...control.payload, id } as WorkerRequest);
         continue;
       }
+      if (this.holdForBatch(slot)) break;
       const jobs = this.gather(slot);
       if (jobs.length === 0) break;
       const id = this.nextId++;
@@ -329,8 +345,44 @@ export class WorkerPool {
         return { encoder, head, ids, batch, tokens };
       });
       slot.worker.postMessage({ type: 'run', id, jobs: run } satisfies WorkerRequest);
+      this.opts.onBatch?.(slot.index, run.length, run.reduce((n, j) => n + j.batch, 0));
     }
     this.opts.onQueueDepth?.(slot.index, this.depthOf(slot));
+  }
+
+  /**
+   * Whether to wait a little for more requests before sending a message (the batch window): only while
+   * the waiting requests are fewer than a full batch and the oldest has waited less than the window.
+   * A timer sends them when the window ends.
+   */
+  private holdForBatch(slot: Slot): boolean {
+    if (this.batchWindowMs <= 0 || slot.perMessage === 1 || slot.queue.size === 0) return false;
+    if (slot.windowTimer) return true;
+    let rows = 0;
+    let oldest = Infinity;
+    for (const job of slot.queue.jobs()) {
+      rows += (job.payload as InferPayload).batch;
+      oldest = Math.min(oldest, job.queuedAt);
+    }
+    const wait = oldest + this.batchWindowMs - this.clock.now();
+    if (rows >= this.batchMaxRows || wait <= 0) return false;
+    slot.windowTimer = setTimeout(() => {
+      slot.windowTimer = undefined;
+      if (!this.closed && this.isCurrent(slot)) this.sendNow(slot);
+    }, wait);
+    slot.windowTimer.unref();
+    return true;
+  }
+
+  /** Sends what is waiting without holding for a batch (the window has ended). */
+  private sendNow(slot: Slot): void {
+    const window = this.batchWindowMs;
+    this.batchWindowMs = 0;
+    try {
+      this.pump(slot);
+    } finally {
+      this.batchWindowMs = window;
+    }
   }
 
   /**
@@ -340,7 +392,7 @@ export class WorkerPool {
   private gather(slot: Slot): Job[] {
     const jobs: Job[] = [];
     let rows = 0;
-    while (jobs.length < slot.perMessage && rows < MAX_ROWS_PER_MESSAGE) {
+    while (jobs.length < slot.perMessage && rows < this.batchMaxRows) {
       const job = slot.queue.pick(slot.running);
       if (!job) break;
       if (job.done) continue;
@@ -361,7 +413,7 @@ export class WorkerPool {
   private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean; warmUp?: boolean }): Promise<WorkerResponse | RunResult> {
     if (this.closed) return Promise.reject(new OverloadedError('the pool is shutting down', 'closing'));
     return new Promise<WorkerResponse | RunResult>((resolve, reject) => {
-      const job: Job = { payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, warmUp: o.warmUp, lane: slot, done: false, resolve, reject };
+      const job: Job = { queuedAt: this.clock.now(), payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, warmUp: o.warmUp, lane: slot, done: false, resolve, reject };
       if (payload.type === 'infer') this.perBot.set(job.bot, (this.perBot.get(job.bot) ?? 0) + 1);
       if (o.deadline !== undefined) {
         job.timer = setTimeout(() => {
@@ -504,6 +556,7 @@ export class WorkerPool {
   }
 
   private stop(slot: Slot): Promise<void> {
+    clearTimeout(slot.windowTimer);
     for (const job of [...[...slot.inflight.values()].flat(), ...slot.queue.clear(), ...slot.control]) this.finish(job, undefined, new OverloadedError('the pool is shutting down', 'closing'));
     slot.control = [];
     if (slot.exited) return Promise.resolve();
