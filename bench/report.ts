@@ -269,13 +269,18 @@ function main(): void {
   if (router) {
     headlines.push(`- **Router overhead**: ${round(100 * router.throughputRatio, 1)}% of direct throughput (direct ${fmt({ ...router.direct.rps, median: round(router.direct.rps.median, 0), min: round(router.direct.rps.min, 0), max: round(router.direct.rps.max, 0) } as Spread)} req/s, routed ${fmt({ ...router.router.rps, median: round(router.router.rps.median, 0), min: round(router.router.rps.min, 0), max: round(router.router.rps.max, 0) } as Spread)}), added latency p50 ${router.addedLatencyMs.p50} ms, p99 ${router.addedLatencyMs.p99} ms.`);
   }
+  const batching = read('batching');
+  if (batching) {
+    const h = batching.headline;
+    headlines.push(`- **Batching across bots on a shared encoder** (${batching.setup.bots} bots, transformer-shaped encoders): ${h.batchingSpeedupBatch}x the throughput of unbatched runs in a non-real-time group (${h.batchedRequestsPerSecond} against ${h.unbatchedRequestsPerSecond} req/s, p99 ${h.batchingP99OverUnbatched}x); ${h.batchingAddedP50MsRealtime} ms added to a real-time group's p50 at low load.`);
+  }
   if (placement) {
     const big = placement.sizes?.find((s: any) => s.bots === 100000 && s.locality === 'encoder');
     const add = placement.disruption?.find((d: any) => d.locality === 'none');
     if (big) headlines.push(`- **Placement**: plan() of 100,000 bots ${round(big.planMs.median, 0)} ms (${round(big.planMs.min, 0)}-${round(big.planMs.max, 0)}), poolFor ${round(big.poolForNs, 0)} ns${add ? `; adding an 11th pool to ${add.bots.toLocaleString('en-US')} bots moves ${round(100 * add.add.moved, 2)}% (optimal ${round(100 * add.add.optimal, 2)}%, modulo hashing ${round(100 * add.add.moduloBaseline, 2)}%)` : ''}.`);
   }
 
-  const sources = ['approaches', 'isolation', 'scale', 'router', 'placement', 'pool', 'synth'];
+  const sources = ['approaches', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth'];
   const dateOf = (j: any) => j?.date ?? '';
   const ran = sources.map((s) => {
     const j = read(s);

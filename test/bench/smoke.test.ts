@@ -37,8 +37,9 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-bench-smoke-'));
   // Independent benchmarks run side by side, then the report gathers their results.
   await Promise.all(['approaches', 'isolation', 'scale'].map(bench));
+  await bench('batching');
   await bench('report');
-}, 120_000);
+}, 240_000);
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -74,6 +75,21 @@ test('isolation: healthy-bot latencies for every set-up and set', () => {
     expect(row.ok + row.failed).toBeGreaterThan(0);
   }
   expect(r.rows.filter((x: any) => x.setup === 'clean').every((x: any) => x.ok > 0)).toBe(true);
+  for (const k of ['isolationSamePoolFailedPct', 'isolationDifferentPoolFailedPct', 'isolationSingleProcessFailedPct']) expect([k, Number.isFinite(r.headline[k]) && r.headline[k] >= 0]).toEqual([k, true]);
+  for (const k of ['isolationSamePoolP99OverClean', 'isolationDifferentPoolP99OverClean']) expect([k, positive(r.headline[k])]).toEqual([k, true]);
+  // Where the pool ran the slow bot after each flood: its metadata says.
+  for (const f of r.floods) expect(typeof f.slowBot.quarantined).toBe('boolean');
+});
+
+test('batching: throughput with and without batching, and the real-time p50 it adds', () => {
+  const r = json('batching');
+  expect(r.benchmark).toBe('batching');
+  expect(r.rows.map((x: any) => x.setup)).toEqual(['batched', 'unbatched', 'realtimeBatched', 'realtimeUnbatched']);
+  for (const row of r.rows) expect([row.setup, spreadOk(row.p50) && spreadOk(row.p99), row.failed]).toEqual([row.setup, true, 0]);
+  expect(spreadOk(r.rows[0].rps) && spreadOk(r.rows[1].rps)).toBe(true);
+  expect(positive(r.headline.batchingSpeedupBatch) && positive(r.headline.batchingP99OverUnbatched)).toBe(true);
+  expect(Number.isFinite(r.headline.batchingAddedP50MsRealtime)).toBe(true);
+  expect(fs.readFileSync(path.join(dir, 'batching.md'), 'utf8')).toMatch(/^# Batching across bots/);
 });
 
 test('scale: throughput per pool count and bots moved per step', () => {
