@@ -202,8 +202,8 @@ export interface PoolGroupInput {
    */
   readonly quarantineShare?: number;
   /**
-   * How long a pool's worker may wait for more requests before it runs what it has, so that requests of
-   * bots sharing an encoder go through it as one batch. A request alone waits at most this long.
+   * How long the next message to a busy worker may wait for more requests, so that requests of bots
+   * sharing an encoder go through it as one batch (an idle worker never waits). A request waits at most this long.
    * @default 0 for real-time groups (batch only what is already waiting), 2 otherwise
    */
   readonly batchWindowMs?: number;

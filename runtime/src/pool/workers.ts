@@ -351,12 +351,12 @@ export class WorkerPool {
   }
 
   /**
-   * Whether to wait a little for more requests before sending a message (the batch window): only while
-   * the waiting requests are fewer than a full batch and the oldest has waited less than the window.
-   * A timer sends them when the window ends.
+   * Whether to wait a little for more requests before sending a message (the batch window): only while the
+   * worker is busy with another message (an idle worker never waits), the waiting requests are fewer than a
+   * full batch, and the oldest has waited less than the window. A timer sends them when the window ends.
    */
   private holdForBatch(slot: Slot): boolean {
-    if (this.batchWindowMs <= 0 || slot.perMessage === 1 || slot.queue.size === 0) return false;
+    if (this.batchWindowMs <= 0 || slot.perMessage === 1 || slot.queue.size === 0 || slot.inflight.size === 0) return false;
     if (slot.windowTimer) return true;
     let rows = 0;
     let oldest = Infinity;
