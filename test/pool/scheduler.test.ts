@@ -80,6 +80,27 @@ describe('FairQueue', () => {
     expect(next.slice(0, 4).sort()).toEqual(['a', 'a', 'late', 'late']);
   });
 
+  test('nor does time idle on an empty queue: a bot joining it starts level with the bot that ran last', () => {
+    const q = new FairQueue<Job>();
+    for (let n = 0; n < 10; n++) {
+      q.push({ bot: 'a', n });
+      q.charge(q.pick(new Set())!.bot, 100); // a runs alone, one request at a time: the queue empties each time
+    }
+    q.push({ bot: 'a', n: 10 });
+    q.charge(q.pick(new Set())!.bot, 100); // a is picked at 900 served, and the queue is empty again
+    for (let n = 0; n < 5; n++) q.push({ bot: 'idle', n }); // joins the empty queue at a's 900, not at 0
+    for (let n = 11; n < 16; n++) q.push({ bot: 'a', n });
+    const next: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const job = q.pick(new Set())!;
+      q.charge(job.bot, 100);
+      next.push(job.bot);
+    }
+    // Taking turns from a's last start (so one turn ahead at most), not its five requests in a row on credit.
+    expect(next.slice(0, 5)).toContain('a');
+    expect(next.filter((b) => b === 'idle').length).toBeLessThanOrEqual(4);
+  });
+
   test('a job taken out (its deadline passed) is never picked', () => {
     const q = new FairQueue<Job>();
     const gone = { bot: 'a', n: 0 };

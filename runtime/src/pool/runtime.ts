@@ -326,6 +326,7 @@ export class PoolRuntime {
     const current = this.bots.get(bot.id);
     if (again && current !== previous) {
       // A catalog change replaced or removed the failed bot while it was being loaded again: its load wins.
+      if (!current) this.failures.delete(bot.id);
       this.release(entry);
       this.updateGauges();
       return;
@@ -374,7 +375,8 @@ export class PoolRuntime {
     const id = entry.bot.id;
     const failures = (this.failures.get(id) ?? 0) + 1;
     this.failures.set(id, failures);
-    const delayMs = Math.min((this.opts.retryMs ?? 5000) * 2 ** (failures - 1), MAX_RETRY_MS);
+    // Jittered (x0.5 to x1.5): bots that failed together (a model store down) do not all load again at once.
+    const delayMs = Math.min((this.opts.retryMs ?? 5000) * 2 ** (failures - 1), MAX_RETRY_MS) * (0.5 + Math.random());
     clearTimeout(entry.retryTimer);
     entry.retryTimer = setTimeout(() => {
       if (this.closed || this.draining || this.bots.get(id) !== entry || entry.state !== 'failed') return;

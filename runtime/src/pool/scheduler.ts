@@ -67,6 +67,8 @@ export class ServiceTimes {
 export class FairQueue<J extends Queued> {
   private readonly waiting = new Map<string, J[]>();
   private readonly served = new Map<string, number>();
+  /** What the bot picked last had been served: where a bot joining an empty queue starts. */
+  private virtualTime = 0;
   private count = 0;
 
   get size(): number {
@@ -76,8 +78,9 @@ export class FairQueue<J extends Queued> {
   push(job: J): void {
     let list = this.waiting.get(job.bot);
     if (!list) {
-      // Level with the least-served bot already waiting (computed before this one joins them).
-      const floor = this.leastServed();
+      // Level with the least-served bot already waiting (computed before this one joins them), or, when
+      // none waits, with the bot that ran last: a bot idle for long cannot run on credit.
+      const floor = this.waiting.size > 0 ? this.leastServed() : this.virtualTime;
       if ((this.served.get(job.bot) ?? 0) < floor) this.served.set(job.bot, floor);
       this.waiting.set(job.bot, (list = []));
     }
@@ -109,6 +112,7 @@ export class FairQueue<J extends Queued> {
       }
     }
     if (best === undefined) return undefined;
+    this.virtualTime = bestServed;
     const list = this.waiting.get(best)!;
     const job = list.shift()!;
     if (list.length === 0) this.waiting.delete(best);

@@ -99,40 +99,46 @@ async function runJobs(jobs: RunJob[]): Promise<RunResult[]> {
       for (const i of indices) results[i] = await runHead(jobs[i], { input_ids: new ort.Tensor('int64', jobs[i].ids, [jobs[i].batch, jobs[i].tokens]) }, 0);
       continue;
     }
-    // Stack the rows of every job, padded to the longest: one encoder run for all of them.
-    const rows = indices.reduce((n, i) => n + jobs[i].batch, 0);
-    const width = Math.max(...indices.map((i) => jobs[i].tokens));
-    let ids: BigInt64Array;
-    if (indices.length === 1) ids = jobs[indices[0]].ids;
-    else {
-      ids = new BigInt64Array(rows * width);
-      let row = 0;
-      for (const i of indices) {
-        const { ids: own, batch, tokens } = jobs[i];
-        for (let r = 0; r < batch; r++) ids.set(own.subarray(r * tokens, (r + 1) * tokens), (row + r) * width);
-        row += batch;
-      }
-    }
-    let embedding: ort.Tensor;
-    const started = performance.now();
     try {
-      embedding = (await session(encoder).run({ input_ids: new ort.Tensor('int64', ids, [rows, width]) })).embedding;
+      await runThroughEncoder(jobs, indices, encoder, results);
     } catch (e) {
-      for (const i of indices) results[i] = { error: (e as Error).message.split('\n')[0] };
-      continue;
-    }
-    const encoderMs = performance.now() - started;
-    const D = embedding.dims[1];
-    const all = embedding.data as Float32Array;
-    let row = 0;
-    for (const i of indices) {
-      const { batch } = jobs[i];
-      const own = indices.length === 1 ? embedding : new ort.Tensor('float32', all.slice(row * D, (row + batch) * D), [batch, D]);
-      results[i] = await runHead(jobs[i], { embedding: own }, (encoderMs * batch) / rows);
-      row += batch;
+      // Anything that goes wrong for the group fails its jobs, each with the reason: never the whole message.
+      for (const i of indices) results[i] ??= { error: (e as Error).message.split('\n')[0] };
     }
   }
   return results;
+}
+
+/** Jobs sharing an encoder: their rows stacked (padded to the longest), one encoder run, then each head. */
+async function runThroughEncoder(jobs: RunJob[], indices: number[], encoder: string, results: RunResult[]): Promise<void> {
+  const rows = indices.reduce((n, i) => n + jobs[i].batch, 0);
+  const width = Math.max(...indices.map((i) => jobs[i].tokens));
+  let ids: BigInt64Array;
+  if (indices.length === 1) ids = jobs[indices[0]].ids;
+  else {
+    ids = new BigInt64Array(rows * width);
+    let row = 0;
+    for (const i of indices) {
+      const { ids: own, batch, tokens } = jobs[i];
+      for (let r = 0; r < batch; r++) ids.set(own.subarray(r * tokens, (r + 1) * tokens), (row + r) * width);
+      row += batch;
+    }
+  }
+  const started = performance.now();
+  const embedding = (await session(encoder).run({ input_ids: new ort.Tensor('int64', ids, [rows, width]) })).embedding;
+  const encoderMs = performance.now() - started;
+  if (!embedding || embedding.type !== 'float32' || embedding.dims.length !== 2) {
+    throw new Error(`encoder output "embedding" must be float32 [batch, dimensions], got ${embedding ? `${embedding.type} [${embedding.dims.join(', ')}]` : 'nothing'}`);
+  }
+  const D = embedding.dims[1];
+  const all = embedding.data as Float32Array;
+  let row = 0;
+  for (const i of indices) {
+    const { batch } = jobs[i];
+    const own = indices.length === 1 ? embedding : new ort.Tensor('float32', all.slice(row * D, (row + batch) * D), [batch, D]);
+    results[i] = await runHead(jobs[i], { embedding: own }, (encoderMs * batch) / rows);
+    row += batch;
+  }
 }
 
 /** A job's head on its encoded rows (or its token ids); `sharedMs` is its share of the encoder run. */

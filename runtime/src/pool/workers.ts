@@ -264,6 +264,12 @@ export class WorkerPool {
         if (!job.warmUp) this.measured(slot, job, result.ms);
         this.finish(job, result);
       });
+    } else if (msg.type === 'error' && jobs[0].payload.type === 'infer') {
+      // The whole message failed (the worker could not run it at all): every request in it fails.
+      for (const job of jobs) {
+        slot.running.delete(job.bot);
+        this.finish(job, undefined, new ModelError(msg.message));
+      }
     } else {
       const [job] = jobs;
       if (msg.type === 'error') {
@@ -297,7 +303,8 @@ export class WorkerPool {
       slot.queue.remove(job);
       this.finish(job, undefined, error);
     }
-    if (slot !== this.quarantineSlot) this.opts.onModelLost?.(slot.index, key, new Error(message));
+    if (slot === this.quarantineSlot) this.copyFailed(key);
+    else this.opts.onModelLost?.(slot.index, key, new Error(message));
   }
 
   private finish(job: Job, result?: WorkerResponse | RunResult, error?: Error): void {
@@ -320,9 +327,9 @@ export class WorkerPool {
    */
   private pump(slot: Slot): void {
     while (slot.inflight.size < slot.depth) {
-      const control = slot.control[0];
-      if (control && (control.payload.type !== 'unload' || !this.needed(slot, control.payload.key))) {
-        slot.control.shift();
+      const control = this.nextControl(slot);
+      if (control) {
+        slot.control.splice(slot.control.indexOf(control), 1);
         if (control.done) continue;
         const id = this.nextId++;
         control.sentAt = this.clock.now();
@@ -404,6 +411,25 @@ export class WorkerPool {
     return jobs;
   }
 
+  /**
+   * The first load or unload that can go now: an unload once no waiting request needs its model any more; a
+   * load unless an unload of the same model waits before it. So an unload held by its model's requests
+   * does not hold up the loads queued behind it (other requests wait for those).
+   */
+  private nextControl(slot: Slot): Job | undefined {
+    const pendingUnloads = new Set<string>();
+    for (const job of slot.control) {
+      const p = job.payload;
+      if (p.type === 'unload') {
+        if (!this.needed(slot, p.key)) return job;
+        pendingUnloads.add(p.key);
+      } else if (p.type === 'load' && !pendingUnloads.has(p.key)) {
+        return job;
+      }
+    }
+    return undefined;
+  }
+
   /** A waiting request of the lane uses the model. */
   private needed(slot: Slot, key: string): boolean {
     for (const job of slot.queue.jobs()) if (uses(job, key)) return true;
@@ -480,11 +506,14 @@ export class WorkerPool {
 
   /** How long a new request of `bot` would take on `slot` to finish, by the measured run times. */
   private expectedWait(slot: Slot, bot: string, now: number): number {
+    // Messages run one after the other in the worker: only the oldest one in flight has started.
     const running: number[] = [];
+    let first = true;
     for (const jobs of slot.inflight.values()) {
       let left = 0;
       for (const job of jobs) if (job.payload.type === 'infer') left += this.times.estimate(job.bot);
-      running.push(left - (now - (jobs[0].sentAt ?? now)));
+      running.push(first ? left - (now - (jobs[0].sentAt ?? now)) : left);
+      first = false;
     }
     return expectedWaitMs({ bot, running, depths: slot.queue.depths(), estimate: (b) => this.times.estimate(b) });
   }
@@ -506,7 +535,7 @@ export class WorkerPool {
       c.keys.add(key);
       if (!lane.models.has(key)) {
         lane.models.set(key, file);
-        this.submit(lane, { type: 'load', key, file }, {}).catch(() => undefined);
+        this.submit(lane, { type: 'load', key, file }, {}).catch(() => this.copyFailed(key));
       }
     }
     return lane;
@@ -527,6 +556,22 @@ export class WorkerPool {
       this.pump(home);
     }
     if (this.quarantineSlot) this.pump(this.quarantineSlot);
+  }
+
+  /**
+   * A model could not be copied into the quarantine lane (or reloaded there after the lane's thread died):
+   * the bots that needed it leave quarantine and run in their own worker again, rather than fail there.
+   */
+  private copyFailed(key: string): void {
+    if (this.closed) return;
+    this.quarantineSlot?.models.delete(key);
+    for (const [bot, c] of [...this.confined]) {
+      if (!c.keys.has(key)) continue;
+      c.keys.delete(key);
+      this.quarantine.forget(bot);
+      this.release(bot);
+      this.opts.onQuarantine?.(bot, false, this.times.estimate(bot));
+    }
   }
 
   /** A bot leaves quarantine: its copies go once no other confined bot uses them. */
