@@ -99,12 +99,15 @@ export class FairQueue<J extends Queued> {
     return true;
   }
 
-  /** The next job to run, or undefined when every waiting bot already has a job running. */
-  pick(running: ReadonlySet<string>): J | undefined {
+  /**
+   * The next job to run, or undefined when every waiting bot already has a job running (or, with
+   * `eligible`, when no waiting bot it accepts is left).
+   */
+  pick(running: ReadonlySet<string>, eligible?: (bot: string) => boolean): J | undefined {
     let best: string | undefined;
     let bestServed = Infinity;
     for (const bot of this.waiting.keys()) {
-      if (running.has(bot)) continue;
+      if (running.has(bot) || (eligible && !eligible(bot))) continue;
       const s = this.served.get(bot) ?? 0;
       if (s < bestServed) {
         best = bot;

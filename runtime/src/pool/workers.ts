@@ -42,6 +42,13 @@ type Payload = { type: 'load'; key: string; file: string } | { type: 'unload'; k
 
 /** Most requests in one message to a worker (their texts are bounded by the group's `batchMaxRows`). */
 const MAX_JOBS_PER_MESSAGE = 32;
+/**
+ * Requests share a message only when their bots' runs are measured and take at most this share of what
+ * quarantines a bot (a quarter: 50 ms in a real-time group of 2 s). A bot never measured (it may be slow) or a
+ * slower one runs alone in its message: the worker answers a message once all of it has run, so nothing waits
+ * for such a run but the messages queued behind it.
+ */
+const SHARED_SHARE_OF_SLOW = 0.25;
 
 interface Job {
   payload: Payload;
@@ -398,15 +405,18 @@ export class WorkerPool {
    */
   private gather(slot: Slot): Job[] {
     const jobs: Job[] = [];
+    const sharedMaxMs = SHARED_SHARE_OF_SLOW * this.quarantineShare * this.timeoutMs;
+    const alone = (bot: string) => this.times.runs(bot) === 0 || this.times.estimate(bot) > sharedMaxMs;
     let rows = 0;
     while (jobs.length < slot.perMessage && rows < this.batchMaxRows) {
-      const job = slot.queue.pick(slot.running);
+      const job = slot.queue.pick(slot.running, jobs.length === 0 ? undefined : (bot) => !alone(bot));
       if (!job) break;
       if (job.done) continue;
       job.charged = this.times.estimate(job.bot);
       slot.queue.charge(job.bot, job.charged);
       rows += (job.payload as InferPayload).batch;
       jobs.push(job);
+      if (alone(job.bot)) break;
     }
     return jobs;
   }
