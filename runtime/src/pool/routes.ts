@@ -3,7 +3,6 @@
  * check it can run, run it on the inference workers, and map what went wrong to a status.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { groupDefaults } from '../catalog';
 import {
   ErrorResponse,
   InferenceResponse,
@@ -34,8 +33,6 @@ export interface ModelRoutesOptions {
   maxBatch: number;
   /** Most characters in one text. */
   maxTextLength: number;
-  /** Deadline over the catalog's (local use only). */
-  timeoutMs?: number;
 }
 
 type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
@@ -155,18 +152,13 @@ class ModelHandlers {
       return undefined;
     }
     try {
-      const result = await this.o.runtime.predict(entry, texts, Date.now() + this.timeoutMs());
+      const result = await this.o.runtime.predict(entry, texts, Date.now() + this.o.runtime.timeoutMs);
       this.o.metrics.botRequests.inc({ bot: id, outcome: 'ok' });
       return result;
     } catch (e) {
       this.failed(entry, reply, e);
       return undefined;
     }
-  }
-
-  /** The deadline of a request: the pool group's timeout (followed live), unless this process overrides it. */
-  private timeoutMs(): number {
-    return this.o.timeoutMs ?? this.o.runtime.group?.timeoutMs ?? groupDefaults(true).timeoutMs;
   }
 
   private badRequest(entry: BotEntry, reply: FastifyReply, message: string): FastifyReply {
@@ -185,7 +177,7 @@ class ModelHandlers {
     }
     if (e instanceof DeadlineError) {
       metrics.botRequests.inc({ bot: id, outcome: 'timeout' });
-      return sendError(reply, 504, `bot "${id}" did not answer within ${this.timeoutMs()} ms`);
+      return sendError(reply, 504, `bot "${id}" did not answer within ${this.o.runtime.timeoutMs} ms`);
     }
     metrics.botRequests.inc({ bot: id, outcome: 'error' });
     reply.log.error({ bot: id, err: e }, 'inference failed');

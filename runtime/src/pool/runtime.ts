@@ -139,7 +139,7 @@ export class PoolRuntime {
       const defaults = groupDefaults(g.realtime);
       this.opts.workers.configure({
         concurrency: this.opts.concurrency ?? g.concurrency,
-        timeoutMs: this.opts.timeoutMs ?? g.timeoutMs,
+        timeoutMs: this.timeoutMs,
         quarantineShare: g.quarantineShare ?? defaults.quarantineShare,
         batchWindowMs: g.batchWindowMs ?? defaults.batchWindowMs,
         batchMaxRows: g.batchMaxRows ?? defaults.batchMaxRows,
@@ -400,6 +400,11 @@ export class PoolRuntime {
     return { probabilities: r.probabilities, rows: texts.map((_, i) => processor.decide(r.probabilities, i)) };
   }
 
+  /** The deadline of a request: the group's timeout (followed live), unless this process overrides it. */
+  get timeoutMs(): number {
+    return this.opts.timeoutMs ?? this.group?.timeoutMs ?? groupDefaults(true).timeoutMs;
+  }
+
   /** The pool's inference worker threads. */
   get workers(): WorkerPool {
     return this.opts.workers;
@@ -437,7 +442,7 @@ export class PoolRuntime {
   /** A bot moved into the quarantine lane or out of it: logged once per move, counted, and shown in its metadata. */
   quarantineChanged(bot: string, confined: boolean, meanMs: number): void {
     const { log, metrics, workers } = this.opts;
-    const slowMs = Math.round((this.group?.quarantineShare ?? groupDefaults(this.group?.realtime ?? true).quarantineShare) * (this.opts.timeoutMs ?? this.group?.timeoutMs ?? groupDefaults(true).timeoutMs));
+    const slowMs = Math.round(workers.slowMs);
     metrics.quarantineChanges.inc({ to: confined ? 'quarantine' : 'shared' });
     metrics.quarantined.set(workers.quarantined.size);
     if (confined) log.warn({ bot, meanMs: Math.round(meanMs), slowMs }, 'bot quarantined: its runs take too long, it now runs in a lane of its own');

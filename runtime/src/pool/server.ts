@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { Catalog, groupDefaults, loadCatalog } from '../catalog';
+import { Catalog, loadCatalog } from '../catalog';
 import { POOL_HEADER } from '../oip';
 import { plan } from '../placement';
 import { createApp } from '../serve/app';
@@ -106,8 +106,6 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
     onQuarantine: (bot, confined, meanMs) => runtime?.quarantineChanged(bot, confined, meanMs),
     onBatch: (_index, requests) => metrics.batchRequests.observe(requests),
-    timeoutMs: opts.timeoutMs ?? group?.timeoutMs,
-    quarantineShare: group ? (group.quarantineShare ?? groupDefaults(group.realtime).quarantineShare) : undefined,
   });
   const store = new ModelStore({
     onRetry: (r) => log.warn(r, 'model download failed: retrying'),
@@ -148,7 +146,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   app.addHook('onRequest', async (_request, reply) => {
     reply.header(POOL_HEADER, opts.pool);
   });
-  await app.register(modelRoutes, { pool: opts.pool, runtime: pool, metrics, maxBatch: opts.maxBatch ?? 64, maxTextLength: opts.maxTextLength ?? 4096, timeoutMs: opts.timeoutMs });
+  await app.register(modelRoutes, { pool: opts.pool, runtime: pool, metrics, maxBatch: opts.maxBatch ?? 64, maxTextLength: opts.maxTextLength ?? 4096 });
   return app;
 }
 

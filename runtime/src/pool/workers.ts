@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { groupDefaults } from '../catalog';
 import { Clock, FairQueue, Quarantine, ServiceTimes, expectedWaitMs } from './scheduler';
 import type { RunJob, RunResult, WorkerRequest, WorkerResponse } from './worker';
 
@@ -167,12 +168,13 @@ export class WorkerPool {
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.limits = queueLimits(opts.concurrency);
-    this.timeoutMs = opts.timeoutMs ?? 2000;
-    this.quarantineShare = opts.quarantineShare ?? 0.1;
-    this.batchWindowMs = opts.batchWindowMs ?? 0;
-    this.batchMaxRows = opts.batchMaxRows ?? 32;
+    const defaults = groupDefaults(true);
+    this.timeoutMs = opts.timeoutMs ?? defaults.timeoutMs;
+    this.quarantineShare = opts.quarantineShare ?? defaults.quarantineShare;
+    this.batchWindowMs = opts.batchWindowMs ?? defaults.batchWindowMs;
+    this.batchMaxRows = opts.batchMaxRows ?? defaults.batchMaxRows;
     this.clock = opts.clock ?? { now: () => Date.now() };
-    this.quarantine = new Quarantine(this.times, { slowMs: () => this.quarantineShare * this.timeoutMs });
+    this.quarantine = new Quarantine(this.times, { slowMs: () => this.slowMs });
     for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i, new Map()));
   }
 
@@ -194,9 +196,9 @@ export class WorkerPool {
     if (group.batchMaxRows !== undefined) this.batchMaxRows = group.batchMaxRows;
   }
 
-  /** Sets the queue bounds from a group's concurrency. */
-  setConcurrency(concurrency: number): void {
-    this.configure({ concurrency });
+  /** Runs slower than this on average (ms) put a bot in quarantine: the share of the deadline in force. */
+  get slowMs(): number {
+    return this.quarantineShare * this.timeoutMs;
   }
 
   /** Whether a bot runs in the quarantine lane, and its average run time (ms). */
@@ -332,7 +334,7 @@ export class WorkerPool {
    * waiting request still needs its model); otherwise one `run` of the requests the fair queue picks, in
    * its order, among bots with nothing running (the worker runs those sharing an encoder as one batch).
    */
-  private pump(slot: Slot): void {
+  private pump(slot: Slot, hold = true): void {
     while (slot.inflight.size < slot.depth) {
       const control = this.nextControl(slot);
       if (control) {
@@ -344,7 +346,7 @@ export class WorkerPool {
         slot.worker.postMessage({ ...control.payload, id } as WorkerRequest);
         continue;
       }
-      if (this.holdForBatch(slot)) break;
+      if (hold && this.holdForBatch(slot)) break;
       const jobs = this.gather(slot);
       if (jobs.length === 0) break;
       const id = this.nextId++;
@@ -382,21 +384,10 @@ export class WorkerPool {
     if (rows >= this.batchMaxRows || wait <= 0) return false;
     slot.windowTimer = setTimeout(() => {
       slot.windowTimer = undefined;
-      if (!this.closed && this.isCurrent(slot)) this.sendNow(slot);
+      if (!this.closed && this.isCurrent(slot)) this.pump(slot, false); // the window has ended: send what waits
     }, wait);
     slot.windowTimer.unref();
     return true;
-  }
-
-  /** Sends what is waiting without holding for a batch (the window has ended). */
-  private sendNow(slot: Slot): void {
-    const window = this.batchWindowMs;
-    this.batchWindowMs = 0;
-    try {
-      this.pump(slot);
-    } finally {
-      this.batchWindowMs = window;
-    }
   }
 
   /**
@@ -405,7 +396,7 @@ export class WorkerPool {
    */
   private gather(slot: Slot): Job[] {
     const jobs: Job[] = [];
-    const sharedMaxMs = SHARED_SHARE_OF_SLOW * this.quarantineShare * this.timeoutMs;
+    const sharedMaxMs = SHARED_SHARE_OF_SLOW * this.slowMs;
     const alone = (bot: string) => this.times.runs(bot) === 0 || this.times.estimate(bot) > sharedMaxMs;
     let rows = 0;
     while (jobs.length < slot.perMessage && rows < this.batchMaxRows) {

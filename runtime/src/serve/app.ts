@@ -10,7 +10,7 @@ import { LiveResponse, ReadyResponse, ServerMetadataResponse, isHealthProbe, sen
 import { parseJson } from './json';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const SERVER_VERSION: string = require('../../package.json').version;
+const SERVER_VERSION: string = require('../../package.json').version;
 
 /** The shell's limits and timeouts: one default for each, the same for pool and router. */
 export const APP_DEFAULTS = {
