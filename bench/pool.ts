@@ -7,7 +7,7 @@
  * - requests per second and p50/p99 latency for one bot and across many bots (POST /v1/bots/{bot}/predict,
  *   keep-alive connections from this process), against the same encoder + head called in a bare
  *   onnxruntime-node loop (one thread, no HTTP) in the same run.
- * Bounded: a few minutes at most. Writes bench/results/pool.{json,md}.
+ * Bounded: a few minutes at most. Writes bench/results/pool.{json,md}. PROFILE=<folder> profiles the pools.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,8 +23,8 @@ const ROOT = path.resolve(__dirname, '..');
 const RESULTS = path.join(__dirname, 'results');
 const SIZES = process.env.SIZES ? process.env.SIZES.split(',').map(Number) : [100, 500, 2000];
 const LOAD_SECONDS = 5;
-const CONNECTIONS = 16;
-const WORKERS = Math.max(1, Math.min(4, os.availableParallelism()));
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
+const WORKERS = Number(process.env.W ?? Math.max(1, Math.min(4, os.availableParallelism())));
 
 
 /** N bots in one group of one pool (so one process holds them all), 8 shared encoders. */
@@ -48,7 +48,9 @@ interface Running {
 
 async function startPool(catalogFile: string, models: string, pool: string): Promise<Running> {
   const started = Date.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', '--pool', pool, '--catalog', catalogFile, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
+  // PROFILE=<folder>: each pool writes a CPU profile there when it stops (node --cpu-prof).
+  const profile = process.env.PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.PROFILE)}`] : [];
+  const child = spawn(process.execPath, [...profile, path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', '--pool', pool, '--catalog', catalogFile, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
     env: { ...process.env, BOTSHARD_LOG_LEVEL: 'info', BOTSHARD_WORKERS: String(WORKERS), BOTSHARD_TIMEOUT_MS: '30000', BOTSHARD_CONCURRENCY: '256' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import { parseCatalog } from '@botshard/runtime';
 import { demoModels, writeDemoModels } from '@botshard/runtime/local/models';
-import { tokenize } from '@botshard/runtime/pool/tokenizer';
+import { processingOf } from '@botshard/runtime/pool/processors';
 import { WorkerPool } from '@botshard/runtime/pool/workers';
 import { catalogInput, ensureBuilt, supportBot, tempDir } from './support';
 
@@ -17,14 +17,6 @@ beforeAll(() => ensureBuilt());
 const bots = ['ash', 'birch', 'cedar', 'damson', 'elm', 'fir'];
 const catalog = parseCatalog(catalogInput(bots.map((id) => supportBot(id))));
 const texts = ['I forgot my password', 'why was I charged twice for my order', 'hello', 'reset my password please, I cannot log in at all', 'hi there'];
-
-function idsOf(batch: string[]): { ids: BigInt64Array; tokens: number } {
-  const rows = batch.map((t) => tokenize(t, { buckets: 1024, maxTokens: 64 }));
-  const tokens = Math.max(1, ...rows.map((r) => r.length));
-  const ids = new BigInt64Array(batch.length * tokens);
-  rows.forEach((r, i) => r.forEach((id, j) => (ids[i * tokens + j] = BigInt(id))));
-  return { ids, tokens };
-}
 
 /** Every (bot, texts) request of the test: one or two texts each, of different lengths. */
 const requests = bots.flatMap((bot, b) => [0, 1, 2].map((k) => ({ bot, texts: k === 2 ? [texts[(b + k) % 5], texts[(b + k + 1) % 5]] : [texts[(b + k) % 5]] })));
@@ -35,12 +27,10 @@ async function runAll(encoder: 'bag' | { transformer: { layers: number; hidden: 
   const batches: number[] = [];
   const pool = new WorkerPool({ workers: 1, concurrency: 256, timeoutMs: 60_000, batchWindowMs: 200, onBatch: (_i, n) => batches.push(n) });
   try {
-    await pool.load(0, 'enc', path.join(dir, catalog.encoders[0].path));
-    for (const bot of bots) await pool.load(0, bot, path.join(dir, `heads/${bot}.onnx`));
-    const run = (r: (typeof requests)[number]) => {
-      const { ids, tokens } = idsOf(r.texts);
-      return pool.infer(0, r.bot, { encoder: 'enc', head: r.bot }, ids, r.texts.length, tokens, Date.now() + 60_000).then((x) => Array.from(x.probabilities));
-    };
+    const encoderOf = catalog.encoders[0];
+    await pool.load(0, 'enc', { file: path.join(dir, encoderOf.path) });
+    for (const bot of catalog.bots) await pool.load(0, bot.id, { file: path.join(dir, `heads/${bot.id}.onnx`), processing: processingOf(bot, encoderOf.tokenizer) });
+    const run = (r: (typeof requests)[number]) => pool.infer(0, r.bot, { encoder: 'enc', head: r.bot }, r.texts, Date.now() + 60_000).then((x) => Array.from(x.probabilities));
     // Alone: one request at a time, so each message holds one request.
     const alone: number[][] = [];
     for (const r of requests) alone.push(await run(r));

@@ -18,16 +18,17 @@ const [fast, slow, cycles] = [process.argv[2], process.argv[3], Number(process.a
   let midRun = 0;
   for (let i = 0; i < cycles; i++) {
     const pool = new WorkerPool({ workers: 2, concurrency: 8 });
-    await pool.load(0, 'fast', fast);
-    await pool.load(1, 'slow', slow);
+    const processing = { preprocess: [], postprocess: { threshold: 0, fallback: 'none', entities: [] }, labels: ['a', 'b'], tokenizer: { kind: 'hashing', buckets: 256, maxTokens: 8 } };
+    await pool.load(0, 'fast', { file: fast, processing });
+    await pool.load(1, 'slow', { file: slow, processing });
     const outcomes = [];
     // Every other cycle closes while a run is in the worker's native code; the others close idle.
     if (i % 2 === 0) {
-      outcomes.push(pool.infer(1, 'slow', { head: 'slow' }, new BigInt64Array(1), 1, 1, Date.now() + 60000).then(() => 'ok', (e) => e.constructor.name));
+      outcomes.push(pool.infer(1, 'slow', { head: 'slow' }, ['x'], Date.now() + 60000).then(() => 'ok', (e) => e.constructor.name));
       await new Promise((r) => setTimeout(r, 5));
       if (pool.depths()[1] > 0) midRun++;
     }
-    await pool.infer(0, 'fast', { head: 'fast' }, new BigInt64Array(1), 1, 1, Date.now() + 60000);
+    await pool.infer(0, 'fast', { head: 'fast' }, ['x'], Date.now() + 60000);
     await pool.close();
     for (const o of await Promise.all(outcomes)) if (o !== 'ok' && o !== 'OverloadedError') throw new Error('run ended with ' + o);
   }

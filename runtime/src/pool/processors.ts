@@ -1,6 +1,10 @@
-/** The text pipeline of a bot around its models: RE2 pre-processing, tokenizing, post-processing. */
+/**
+ * The text pipeline of a bot around its models: RE2 pre-processing, tokenizing, post-processing. It runs
+ * in the inference worker that holds the bot's head, next to the model: the HTTP thread only parses and
+ * answers requests.
+ */
 import type RE2 from 're2';
-import { Bot, Tokenizer } from '../catalog';
+import { Bot, Postprocess, RewriteRule, Tokenizer } from '../catalog';
 import { compileRe2 } from '../catalog/regex';
 import type { Entity } from '../oip';
 import { DEFAULT_TOKENIZER, tokenize } from './tokenizer';
@@ -11,21 +15,38 @@ export interface Prediction {
   confidence: number;
 }
 
+/** What a worker needs to run a bot's text pipeline: sent with the bot's head when it loads (plain data). */
+export interface Processing {
+  preprocess: RewriteRule[];
+  postprocess: Postprocess;
+  /** The intents, in the order of the head's probabilities. */
+  labels: string[];
+  tokenizer: Tokenizer;
+}
+
+/** A bot's pipeline settings; `tokenizer`: its encoder's (a bot without an encoder uses the default). */
+export function processingOf(bot: Bot, tokenizer: Tokenizer | undefined): Processing {
+  return { preprocess: bot.preprocess, postprocess: bot.postprocess, labels: bot.intents.map((i) => i.name), tokenizer: tokenizer ?? DEFAULT_TOKENIZER };
+}
+
+/** Token ids of texts as the models take them: [texts, tokens], 0-padded to the longest (at least 1). */
+export interface TokenIds {
+  ids: BigInt64Array;
+  tokens: number;
+}
+
 /** A bot's compiled rules. RE2 only: every rule runs in time linear in the text. */
 export class BotProcessor {
   private readonly rewrites: Array<{ re: RE2; replace: string }>;
   private readonly entityRules: Array<{ name: string; re: RE2 }>;
-  readonly labels: string[];
-  readonly tokenizer: Tokenizer;
 
-  constructor(
-    private readonly bot: Bot,
-    tokenizer: Tokenizer | undefined,
-  ) {
-    this.rewrites = bot.preprocess.map((r) => ({ re: compileRe2(r.pattern, `${r.flags}gu`), replace: r.replace }));
-    this.entityRules = bot.postprocess.entities.map((e) => ({ name: e.name, re: compileRe2(e.pattern, `${e.flags}gud`) }));
-    this.labels = bot.intents.map((i) => i.name);
-    this.tokenizer = tokenizer ?? DEFAULT_TOKENIZER;
+  constructor(readonly processing: Processing) {
+    this.rewrites = processing.preprocess.map((r) => ({ re: compileRe2(r.pattern, `${r.flags}gu`), replace: r.replace }));
+    this.entityRules = processing.postprocess.entities.map((e) => ({ name: e.name, re: compileRe2(e.pattern, `${e.flags}gud`) }));
+  }
+
+  get labels(): string[] {
+    return this.processing.labels;
   }
 
   /** The bot's rewrite rules, in order. */
@@ -37,7 +58,16 @@ export class BotProcessor {
 
   /** Token ids of a text, after pre-processing. */
   tokens(text: string): number[] {
-    return tokenize(this.preprocess(text), this.tokenizer);
+    return tokenize(this.preprocess(text), this.processing.tokenizer);
+  }
+
+  /** The token ids of texts, one row each. */
+  ids(texts: string[]): TokenIds {
+    const rows = texts.map((t) => this.tokens(t));
+    const tokens = Math.max(1, ...rows.map((t) => t.length));
+    const ids = new BigInt64Array(texts.length * tokens);
+    rows.forEach((row, i) => row.forEach((id, j) => (ids[i * tokens + j] = BigInt(id))));
+    return { ids, tokens };
   }
 
   /** The argmax label of a row of probabilities, or the fallback intent below the threshold. */
@@ -46,8 +76,8 @@ export class BotProcessor {
     let best = 0;
     for (let j = 1; j < L; j++) if (probabilities[row * L + j] > probabilities[row * L + best]) best = j;
     const confidence = probabilities[row * L + best];
-    const intent = confidence < this.bot.postprocess.threshold ? this.bot.postprocess.fallback : this.labels[best];
-    return { intent, confidence };
+    const { threshold, fallback } = this.processing.postprocess;
+    return { intent: confidence < threshold ? fallback : this.labels[best], confidence };
   }
 
   /** Entities found in the text (as sent, so offsets point into it): group 1 when the pattern has one, else the whole match. */

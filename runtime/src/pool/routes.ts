@@ -106,7 +106,7 @@ class ModelHandlers {
     const result = await this.run(entry, texts, reply);
     if (!result) return reply;
     const N = texts.length;
-    const L = entry.processor!.labels.length;
+    const L = entry.bot.intents.length;
     const all: Record<string, ResponseOutput> = {
       intent: { name: 'intent', datatype: 'BYTES', shape: [N], data: result.rows.map((r) => r.intent) },
       confidence: { name: 'confidence', datatype: 'FP32', shape: [N], data: result.rows.map((r) => r.confidence) },
@@ -118,10 +118,10 @@ class ModelHandlers {
   async predict(request: PredictRequest, reply: FastifyReply) {
     const entry = this.botOf(request, reply);
     if (!entry) return reply;
-    const result = await this.run(entry, [request.body.text], reply);
+    const result = await this.run(entry, [request.body.text], reply, { entities: true });
     if (!result) return reply;
     const { intent, confidence } = result.rows[0];
-    return { bot: entry.bot.id, intent, confidence, entities: entry.processor!.entities(request.body.text), pool: this.o.pool };
+    return { bot: entry.bot.id, intent, confidence, entities: result.entities?.[0] ?? [], pool: this.o.pool };
   }
 
   /** The bot of a model route, or the 404 (naming the pool that holds the bot) or 503 (loading) already sent. */
@@ -143,7 +143,7 @@ class ModelHandlers {
   }
 
   /** Runs the bot on the texts: its result, or undefined with the error status already sent. */
-  private async run(entry: BotEntry, texts: string[], reply: FastifyReply) {
+  private async run(entry: BotEntry, texts: string[], reply: FastifyReply, o: { entities?: boolean } = {}) {
     const id = entry.bot.id;
     if (entry.state !== 'ready' && entry.state !== 'leaving') {
       this.o.metrics.botRequests.inc({ bot: id, outcome: 'not_ready' });
@@ -152,7 +152,7 @@ class ModelHandlers {
       return undefined;
     }
     try {
-      const result = await this.o.runtime.predict(entry, texts, Date.now() + this.o.runtime.timeoutMs);
+      const result = await this.o.runtime.predict(entry, texts, Date.now() + this.o.runtime.timeoutMs, o);
       this.o.metrics.botRequests.inc({ bot: id, outcome: 'ok' });
       return result;
     } catch (e) {

@@ -9,7 +9,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Bot, Catalog, Encoder, PoolGroup, groupDefaults } from '../catalog';
 import { Topology, plan } from '../placement';
 import { BotState, PoolMetrics } from './metrics';
-import { BotProcessor, Prediction } from './processors';
+import { processingOf } from './processors';
+import type { Answer } from './worker';
 import { ModelStore } from './store';
 import { ModelError, QueueLimits, WorkerPool } from './workers';
 
@@ -27,7 +28,6 @@ export interface BotEntry {
   headKey: string;
   encoderKey?: string;
   headBytes: number;
-  processor?: BotProcessor;
   leaveTimer?: NodeJS.Timeout;
   /** While failed: when it is loaded again. */
   retryTimer?: NodeJS.Timeout;
@@ -221,7 +221,7 @@ export class PoolRuntime {
     if (!entry) {
       const started = performance.now();
       const e: EncoderEntry = { key, worker, refs: 0, bytes: 0, loaded: Promise.resolve() };
-      e.loaded = this.opts.store.resolve(encoder.path, encoder.sha256).then((file) => this.opts.workers.load(worker, key, file)).then(
+      e.loaded = this.opts.store.resolve(encoder.path, encoder.sha256).then((file) => this.opts.workers.load(worker, key, { file })).then(
         (r) => {
           if (!r.inputs.includes('input_ids') || !r.outputs.includes('embedding')) {
             throw new ModelError(`encoder "${encoder.id}" (${encoder.path}) must take "input_ids" and output "embedding", it takes ${JSON.stringify(r.inputs)} and outputs ${JSON.stringify(r.outputs)}`);
@@ -289,7 +289,6 @@ export class PoolRuntime {
     let headLoaded = false;
     try {
       if (bot.model.encoder && !encoder) throw new ModelError(`encoder "${bot.model.encoder}" is not in the catalog`);
-      entry.processor = new BotProcessor(bot, encoder?.tokenizer);
       if (encoder && encoderKey) {
         await this.acquireEncoder(encoder, encoderKey, worker);
         encoderAcquired = true;
@@ -297,7 +296,7 @@ export class PoolRuntime {
       const file = await this.opts.store.resolve(bot.model.head, bot.model.sha256).catch((err: Error) => {
         throw new ModelError(`head ${bot.model.head} could not be fetched: ${err.message}`);
       });
-      const r = await workers.load(worker, entry.headKey, file).catch((err: Error) => {
+      const r = await workers.load(worker, entry.headKey, { file, processing: processingOf(bot, encoder?.tokenizer) }).catch((err: Error) => {
         throw new ModelError(`head ${bot.model.head} failed to load: ${err.message}`);
       });
       headLoaded = true;
@@ -306,11 +305,10 @@ export class PoolRuntime {
       if (!r.inputs.includes(input) || !r.outputs.includes('probabilities')) {
         throw new ModelError(`head ${bot.model.head} must take "${input}" and output "probabilities", it takes ${JSON.stringify(r.inputs)} and outputs ${JSON.stringify(r.outputs)}`);
       }
-      // One run on padding at load: checks the label count and warms the session up.
-      const warm = await workers.infer(worker, bot.id, { encoder: encoderKey, head: entry.headKey }, new BigInt64Array(1), 1, 1, Date.now() + 60_000, { warmUp: true });
-      if (warm.labels !== bot.intents.length) {
-        throw new ModelError(`head ${bot.model.head} outputs ${warm.labels} probabilities, the catalog lists ${bot.intents.length} intents`);
-      }
+      // One run on an empty text at load: checks the label count and warms the session up.
+      await workers.infer(worker, bot.id, { encoder: encoderKey, head: entry.headKey }, [''], Date.now() + 60_000, { warmUp: true }).catch((err: Error) => {
+        throw new ModelError(`head ${bot.model.head} failed its first run: ${err.message}`);
+      });
       entry.state = 'ready';
       this.failures.delete(bot.id);
       metrics.loadSeconds.observe({ kind: 'head' }, (performance.now() - started) / 1000);
@@ -387,17 +385,11 @@ export class PoolRuntime {
     entry.retryTimer.unref();
   }
 
-  /** Runs a bot on a batch of texts. Throws OverloadedError, DeadlineError or ModelError. */
-  async predict(entry: BotEntry, texts: string[], deadline: number): Promise<{ probabilities: Float32Array; rows: Prediction[] }> {
-    const processor = entry.processor!;
-    const tokens = texts.map((t) => processor.tokens(t));
-    const width = Math.max(1, ...tokens.map((t) => t.length));
-    const ids = new BigInt64Array(texts.length * width);
-    tokens.forEach((row, i) => row.forEach((id, j) => (ids[i * width + j] = BigInt(id))));
-    const r = await this.opts.workers.infer(entry.worker, entry.bot.id, { encoder: entry.encoderKey, head: entry.headKey }, ids, texts.length, width, deadline);
+  /** Runs a bot on a batch of texts (`entities`: find its entities too). Throws OverloadedError, DeadlineError or ModelError. */
+  async predict(entry: BotEntry, texts: string[], deadline: number, o: { entities?: boolean } = {}): Promise<Answer> {
+    const r = await this.opts.workers.infer(entry.worker, entry.bot.id, { encoder: entry.encoderKey, head: entry.headKey }, texts, deadline, o);
     this.opts.metrics.inferenceSeconds.observe({ group: this.group?.name ?? 'none' }, r.ms / 1000);
-    if (r.labels !== processor.labels.length) throw new ModelError(`head outputs ${r.labels} probabilities, the catalog lists ${processor.labels.length} intents`);
-    return { probabilities: r.probabilities, rows: texts.map((_, i) => processor.decide(r.probabilities, i)) };
+    return r;
   }
 
   /** The deadline of a request: the group's timeout (followed live), unless this process overrides it. */

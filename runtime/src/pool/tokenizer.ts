@@ -1,5 +1,5 @@
 import { Tokenizer } from '../catalog';
-import { xxh64 } from '../placement';
+import { xxh64 } from '../hash';
 
 /** Tokenizer settings of a bot without an encoder: its head takes these ids directly. */
 export const DEFAULT_TOKENIZER: Tokenizer = { kind: 'hashing', buckets: 4096, maxTokens: 64 };

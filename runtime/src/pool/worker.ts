@@ -1,19 +1,23 @@
 /**
  * An inference worker thread. It owns ONNX sessions (encoders and heads of its share of the pool's
- * bots) and runs them one message at a time: onnxruntime-node's `run()` blocks the calling thread, so
+ * bots) and their bots' text pipelines (rules, tokenizer, post-processing), and runs them one message at a time: onnxruntime-node's `run()` blocks the calling thread, so
  * it never runs on the HTTP thread. Sessions use one intra-op and one inter-op thread without spinning,
  * so thousands of sessions do not mean thousands of busy threads.
  *
- * A `run` message carries several requests, of one or several bots: the requests that share an encoder
- * go through it as one batch (their rows stacked, padded to the longest), then each through its own head.
+ * A `run` message carries several requests (texts), of one or several bots: each is pre-processed and
+ * tokenized here, the requests that share an encoder go through it as one batch (their rows stacked,
+ * padded to the longest), then each through its own head, and its answer is decided here too.
  */
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import type { Entity } from '../oip';
+import { BotProcessor, Prediction, Processing, TokenIds } from './processors';
 
 /** Messages from the pool to a worker. */
 export type WorkerRequest =
-  | { type: 'load'; id: number; key: string; file: string }
+  /** `processing`: the text pipeline of the bot whose head this is. */
+  | { type: 'load'; id: number; key: string; file: string; processing?: Processing }
   | { type: 'unload'; id: number; key: string }
   | { type: 'run'; id: number; jobs: RunJob[] }
   /** Release every session and end the thread (after the messages before it). */
@@ -27,17 +31,26 @@ export type WorkerResponse =
   | { type: 'ran'; id: number; results: RunResult[] }
   | { type: 'error'; id: number; message: string };
 
-/** One request: token ids [batch, tokens] (0-padded) through an optional encoder, then a head. */
+/** One request: texts through the head's pipeline and an optional encoder, then the head. */
 export interface RunJob {
   encoder?: string;
   head: string;
-  ids: BigInt64Array;
-  batch: number;
-  tokens: number;
+  texts: string[];
+  /** Find the bot's entities in each text too. */
+  entities?: boolean;
 }
 
-/** A request's answer: its probabilities [batch, labels] and the model time it used (its share of a shared encoder run). */
-export type RunResult = { probabilities: Float32Array; labels: number; ms: number } | { error: string };
+/** A request's answer, and the time it used in the worker (its own work plus its share of a shared encoder run). */
+export type RunResult = Answer | { error: string };
+export interface Answer {
+  /** One per text. */
+  rows: Prediction[];
+  /** [texts, labels]. */
+  probabilities: Float32Array;
+  /** One list per text, when asked for. */
+  entities?: Entity[][];
+  ms: number;
+}
 
 export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   executionProviders: ['cpu'],
@@ -52,6 +65,8 @@ export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
 };
 
 const sessions = new Map<string, ort.InferenceSession>();
+/** The pipelines of the heads loaded here, by the head's key. */
+const processors = new Map<string, BotProcessor>();
 
 function session(key: string): ort.InferenceSession {
   const s = sessions.get(key);
@@ -63,20 +78,24 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
   switch (msg.type) {
     case 'load': {
       const bytes = fs.readFileSync(msg.file);
+      const processor = msg.processing ? new BotProcessor(msg.processing) : undefined;
       const s = await ort.InferenceSession.create(bytes, SESSION_OPTIONS);
       await sessions.get(msg.key)?.release();
       sessions.set(msg.key, s);
+      if (processor) processors.set(msg.key, processor);
       return { type: 'loaded', id: msg.id, bytes: bytes.length, inputs: [...s.inputNames], outputs: [...s.outputNames] };
     }
     case 'unload': {
       const s = sessions.get(msg.key);
       sessions.delete(msg.key);
+      processors.delete(msg.key);
       await s?.release();
       return { type: 'unloaded', id: msg.id };
     }
     case 'close': {
       const all = [...sessions.values()];
       sessions.clear();
+      processors.clear();
       await Promise.all(all.map((s) => s.release()));
       return { type: 'closed', id: msg.id };
     }
@@ -85,22 +104,48 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
   }
 }
 
-/** Runs the jobs: those sharing an encoder through one encoder run, each through its head. */
+/** A job with its texts tokenized: what the models take. */
+interface Prepared {
+  job: RunJob;
+  processor: BotProcessor;
+  input: TokenIds;
+  batch: number;
+  /** Time spent on it so far (ms): pre-processing and tokenizing. */
+  ms: number;
+}
+
+/** Runs the jobs: each tokenized, those sharing an encoder through one encoder run, each through its head. */
 async function runJobs(jobs: RunJob[]): Promise<RunResult[]> {
   const results: RunResult[] = new Array(jobs.length);
+  const prepared: Prepared[] = new Array(jobs.length);
   const byEncoder = new Map<string | undefined, number[]>();
   jobs.forEach((job, i) => {
+    const started = performance.now();
+    const processor = processors.get(job.head);
+    if (!processor) {
+      results[i] = { error: `model ${job.head} is not a bot's head loaded in this worker` };
+      return;
+    }
+    try {
+      prepared[i] = { job, processor, input: processor.ids(job.texts), batch: job.texts.length, ms: performance.now() - started };
+    } catch (e) {
+      results[i] = { error: `pre-processing failed: ${(e as Error).message.split('\n')[0]}` };
+      return;
+    }
     const list = byEncoder.get(job.encoder) ?? [];
     list.push(i);
     byEncoder.set(job.encoder, list);
   });
   for (const [encoder, indices] of byEncoder) {
     if (encoder === undefined) {
-      for (const i of indices) results[i] = await runHead(jobs[i], { input_ids: new ort.Tensor('int64', jobs[i].ids, [jobs[i].batch, jobs[i].tokens]) }, 0);
+      for (const i of indices) {
+        const { input, batch } = prepared[i];
+        results[i] = await runHead(prepared[i], { input_ids: new ort.Tensor('int64', input.ids, [batch, input.tokens]) }, 0);
+      }
       continue;
     }
     try {
-      await runThroughEncoder(jobs, indices, encoder, results);
+      await runThroughEncoder(prepared, indices, encoder, results);
     } catch (e) {
       // Anything that goes wrong for the group fails its jobs, each with the reason: never the whole message.
       for (const i of indices) results[i] ??= { error: (e as Error).message.split('\n')[0] };
@@ -110,16 +155,17 @@ async function runJobs(jobs: RunJob[]): Promise<RunResult[]> {
 }
 
 /** Jobs sharing an encoder: their rows stacked (padded to the longest), one encoder run, then each head. */
-async function runThroughEncoder(jobs: RunJob[], indices: number[], encoder: string, results: RunResult[]): Promise<void> {
+async function runThroughEncoder(jobs: Prepared[], indices: number[], encoder: string, results: RunResult[]): Promise<void> {
   const rows = indices.reduce((n, i) => n + jobs[i].batch, 0);
-  const width = Math.max(...indices.map((i) => jobs[i].tokens));
+  const width = Math.max(...indices.map((i) => jobs[i].input.tokens));
   let ids: BigInt64Array;
-  if (indices.length === 1) ids = jobs[indices[0]].ids;
+  if (indices.length === 1) ids = jobs[indices[0]].input.ids;
   else {
     ids = new BigInt64Array(rows * width);
     let row = 0;
     for (const i of indices) {
-      const { ids: own, batch, tokens } = jobs[i];
+      const { batch } = jobs[i];
+      const { ids: own, tokens } = jobs[i].input;
       for (let r = 0; r < batch; r++) ids.set(own.subarray(r * tokens, (r + 1) * tokens), (row + r) * width);
       row += batch;
     }
@@ -141,15 +187,23 @@ async function runThroughEncoder(jobs: RunJob[], indices: number[], encoder: str
   }
 }
 
-/** A job's head on its encoded rows (or its token ids); `sharedMs` is its share of the encoder run. */
-async function runHead(job: RunJob, feeds: ort.InferenceSession.FeedsType, sharedMs: number): Promise<RunResult> {
+/**
+ * A job's head on its encoded rows (or its token ids), then its answer: the intent of each text, and its
+ * entities when asked for. `sharedMs` is its share of the encoder run.
+ */
+async function runHead(p: Prepared, feeds: ort.InferenceSession.FeedsType, sharedMs: number): Promise<RunResult> {
   const started = performance.now();
+  const { job, processor, batch } = p;
   try {
     const out = (await session(job.head).run(feeds)).probabilities;
-    if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== job.batch) {
-      throw new Error(`head output "probabilities" must be float32 [${job.batch}, labels], got ${out ? `${out.type} [${out.dims.join(', ')}]` : 'nothing'}`);
+    if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== batch) {
+      throw new Error(`head output "probabilities" must be float32 [${batch}, labels], got ${out ? `${out.type} [${out.dims.join(', ')}]` : 'nothing'}`);
     }
-    return { probabilities: new Float32Array(out.data as Float32Array), labels: out.dims[1], ms: sharedMs + performance.now() - started };
+    if (out.dims[1] !== processor.labels.length) throw new Error(`head outputs ${out.dims[1]} probabilities, the catalog lists ${processor.labels.length} intents`);
+    const probabilities = new Float32Array(out.data as Float32Array);
+    const rows = job.texts.map((_, i) => processor.decide(probabilities, i));
+    const entities = job.entities ? job.texts.map((t) => processor.entities(t)) : undefined;
+    return { rows, probabilities, ...(entities ? { entities } : {}), ms: p.ms + sharedMs + performance.now() - started };
   } catch (e) {
     return { error: (e as Error).message.split('\n')[0] };
   }
