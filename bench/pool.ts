@@ -94,13 +94,26 @@ async function load(url: string, bots: string[], seconds: number, text = TINY_TE
 /**
  * The floor of any HTTP server here: a fastify route answering `POST /v1/bots/{bot}/predict` with a fixed
  * body of `bytes` bytes, in its own process, loaded like the pool (same client, connections and run).
+ * `hop`: the route first sends the request's text to a worker thread that sends it straight back, the
+ * requests of one event-loop turn in one message as the pool does: the floor of any server that keeps
+ * its model off the HTTP thread.
  */
-async function fixedRoute(bytes: number, bots: string[], seconds: number) {
+async function fixedRoute(bytes: number, bots: string[], seconds: number, hop = false) {
   const body = JSON.stringify({ bot: 'x', intent: 'x', confidence: 0.5, entities: [], pool: 'x', pad: '' });
   const fixed = JSON.stringify({ ...JSON.parse(body), pad: 'x'.repeat(Math.max(0, bytes - body.length)) });
+  const worker = `
+    const { Worker } = require('node:worker_threads');
+    const w = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m))", { eval: true });
+    const waiting = new Map(); let next = 0; let batch = []; let flush;
+    w.on('message', (answers) => { for (const a of answers) { waiting.get(a.id)(); waiting.delete(a.id); } });
+    const hop = (text) => new Promise((resolve) => {
+      waiting.set(++next, resolve); batch.push({ id: next, text });
+      flush ??= setImmediate(() => { flush = undefined; w.postMessage(batch); batch = []; });
+    });`;
   const code = `
     const app = require(${JSON.stringify(require.resolve('fastify'))})({ logger: false });
-    app.post('/v1/bots/:bot/predict', async (request, reply) => reply.type('application/json').send(${JSON.stringify(fixed)}));
+    ${hop ? worker : ''}
+    app.post('/v1/bots/:bot/predict', async (request, reply) => { ${hop ? 'await hop(request.body.text);' : ''} return reply.type('application/json').send(${JSON.stringify(fixed)}); });
     app.listen({ port: 0, host: '127.0.0.1' }).then(() => process.stdout.write(String(app.server.address().port) + '\\n'));`;
   const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
@@ -242,7 +255,9 @@ async function main(): Promise<void> {
         const responseBytes = Buffer.byteLength(JSON.stringify({ bot: bots[0], intent: 'track_order', confidence: 0.123456789, entities: [], pool }));
         const fixed = await fixedRoute(responseBytes, bots, LOAD_SECONDS);
         console.log(`fixed fastify route (${fixed.bytes} bytes): ${fixed.rps} req/s, p50 ${fixed.p50Ms} ms`);
-        throughput = { poolBots: n, connections: CONNECTIONS, seconds: LOAD_SECONDS, oneBot: one, manyBots: { bots: bots.length, ...many }, bareLoop: bare, fixedRoute: fixed };
+        const hop = await fixedRoute(responseBytes, bots, LOAD_SECONDS, true);
+        console.log(`fixed fastify route through a worker thread and back: ${hop.rps} req/s, p50 ${hop.p50Ms} ms`);
+        throughput = { poolBots: n, connections: CONNECTIONS, seconds: LOAD_SECONDS, oneBot: one, manyBots: { bots: bots.length, ...many }, bareLoop: bare, fixedRoute: fixed, hopRoute: hop };
       } else {
         await stop(running);
       }
@@ -253,7 +268,7 @@ async function main(): Promise<void> {
   }
 
   const machine = { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, workers: WORKERS };
-  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; bareLoop?: { rps: number }; fixedRoute?: { rps: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number } } } | undefined;
+  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; bareLoop?: { rps: number }; fixedRoute?: { rps: number }; hopRoute?: { rps: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number } } } | undefined;
   const largest = sizes[sizes.length - 1];
   // The figures the pool's issues quote: throughput against the bare model loop, and memory per bot.
   const headline: Record<string, number> = {
@@ -262,6 +277,7 @@ async function main(): Promise<void> {
     ...(t0?.manyBots && t0.bareLoop ? { bareLoopOverPool: Math.round((t0.bareLoop.rps / t0.manyBots.rps) * 100) / 100 } : {}),
     ...(largest ? { largestPoolBots: largest.bots, largestPoolRssMiB: largest.rssMiB, marginalPerBotKiB: largest.marginalPerBotKiB } : {}),
     ...(t0?.manyBots && t0.fixedRoute ? { fixedRouteRequestsPerSecond: t0.fixedRoute.rps, tinyThroughputOverFixedRoute: Math.round((t0.manyBots.rps / t0.fixedRoute.rps) * 100) / 100 } : {}),
+    ...(t0?.hopRoute && t0.fixedRoute ? { hopRouteRequestsPerSecond: t0.hopRoute.rps, hopRouteOverFixedRoute: Math.round((t0.hopRoute.rps / t0.fixedRoute.rps) * 100) / 100 } : {}),
     ...(t0?.realistic
       ? {
           realisticPoolRequestsPerSecond: t0.realistic.pool.rps,
@@ -299,6 +315,7 @@ async function main(): Promise<void> {
     `| ${t.manyBots.bots} bots, round robin | ${t.manyBots.rps} | ${t.manyBots.p50Ms} ms | ${t.manyBots.p99Ms} ms |`,
     `| bare onnxruntime-node loop (same encoder + head, 1 thread, no HTTP) | ${t.bareLoop.rps} | ${t.bareLoop.p50Ms} ms | ${t.bareLoop.p99Ms} ms |`,
     `| a fastify route answering a fixed ${t.fixedRoute.bytes}-byte body (the floor of any HTTP server here) | ${t.fixedRoute.rps} | ${t.fixedRoute.p50Ms} ms | ${t.fixedRoute.p99Ms} ms |`,
+    ...(t.hopRoute ? [`| the same route passing each text through a worker thread and back (the floor of a server that keeps its model off the HTTP thread) | ${t.hopRoute.rps} | ${t.hopRoute.p50Ms} ms | ${t.hopRoute.p99Ms} ms |`] : []),
     '',
     ...(t.realistic
       ? [
