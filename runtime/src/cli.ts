@@ -5,6 +5,7 @@ import { diffCommand } from './commands/diff';
 import { planCommand } from './commands/plan';
 import { modelsCommand } from './local/command';
 import { poolCommand } from './pool/command';
+import { haproxyCommand } from './haproxy/command';
 import { routerCommand } from './router/command';
 import { upCommand } from './local/up';
 
@@ -22,6 +23,9 @@ commands:
                                           run one pool server (env: BOTSHARD_POOL, BOTSHARD_CATALOG, ...; docs/pool.md)
   router --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--port 8080] [--metrics-port 9090] [--tenant-keys DIR]
                                           run the router (env: BOTSHARD_CATALOG, BOTSHARD_POOL_URL, ...; docs/router.md)
+  haproxy --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--port 8080] [--metrics-port 9090]
+          [--haproxy-metrics-port 9101] [--tenant-keys DIR]
+                                          the router with HAProxy carrying the requests (docs/router.md, "HAProxy mode")
 
 FILE is a bots.config.ts (default ./bots.config.ts) or a catalog .json; PATH a catalog file or folder.`;
 
@@ -39,6 +43,7 @@ function run(argv: string[]): string {
     host: { type: 'string' },
     'pool-url': { type: 'string' },
     'pool-urls': { type: 'string' },
+    'haproxy-metrics-port': { type: 'string' },
     'tenant-keys': { type: 'string' },
   } as const;
   let parsed;
@@ -67,6 +72,8 @@ function run(argv: string[]): string {
       return upCommand({ config: source, port: values.port, models: values.models, tenantKeys: values['tenant-keys'] });
     case 'router':
       return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], port: values.port, metricsPort: values['metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
+    case 'haproxy':
+      return haproxyCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], port: values.port, metricsPort: values['metrics-port'], haproxyMetricsPort: values['haproxy-metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

@@ -80,6 +80,11 @@ export class TenantKeys {
     return this.hashes.length;
   }
 
+  /** The key hashes (hex) and their tenants: what a data plane that checks keys itself needs (HAProxy's keys map). */
+  entries(): Array<{ tenant: string; hash: string }> {
+    return this.hashes.map((h) => ({ tenant: h.tenant, hash: h.hash.toString('hex') }));
+  }
+
   /** The tenant a key belongs to, or undefined. Compares against every hash, so timing tells nothing. */
   tenantOf(key: string): string | undefined {
     const digest = createHash('sha256').update(key).digest();

@@ -91,7 +91,7 @@ export function portOf(server: http.Server): number {
   return (server.address() as AddressInfo).port;
 }
 
-interface Log {
+export interface Log {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;

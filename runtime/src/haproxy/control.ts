@@ -1,0 +1,312 @@
+/**
+ * The control plane of the router's HAProxy mode: it plans each catalog generation with the same
+ * placement as the pools and the Node router, and keeps HAProxy's maps equal to it. A bot that moves
+ * to another pool keeps going to its old pool (which keeps it for a grace period) until its new pool
+ * reports it ready, then its map entry flips: make-before-break, so a rebalance loses no request.
+ * Only a change of the set of pools, or of their addresses, rewrites the configuration and reloads.
+ */
+import * as fs from 'node:fs';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { Catalog, PoolGroup } from '../catalog';
+import type { Log } from '../serve/process';
+import { RoutingTable } from '../router/table';
+import type { TenantKeys } from '../router/tenants';
+import type { PoolAddress } from '../router/upstream';
+import { RuntimeApi } from './api';
+import * as net from 'node:net';
+import { Backend, ConfigInput, files, renderConfig, serverAddress } from './config';
+
+export interface ControlOptions {
+  catalog: Catalog;
+  address: PoolAddress;
+  /** Everything of the configuration but the backends. */
+  config: Omit<ConfigInput, 'backends' | 'auth'>;
+  keys?: TenantKeys;
+  /** Makes HAProxy read its configuration again (the maps' files too); resolves once the new one serves. */
+  reload(): Promise<void>;
+  log: Log;
+  /** How often moves waiting for their new pool are checked. @default 250 */
+  checkMs?: number;
+  /** A move flips after this long even if the new pool never reports the bot ready (its old pool drops it by then). @default 30000 */
+  moveTimeoutMs?: number;
+}
+
+/** The control plane's own metrics (HAProxy's exporter has the requests). */
+export class ControlMetrics {
+  readonly registry = new Registry();
+  readonly generation = new Gauge({ name: 'botshard_haproxy_catalog_generation_info', help: 'Catalog generation in HAProxy\'s maps (value 1)', labelNames: ['generation'], registers: [this.registry] });
+  readonly catalogReloads = new Counter({ name: 'botshard_haproxy_catalog_reloads_total', help: 'Catalog changes seen, by result (applied, invalid: kept the current one)', labelNames: ['result'], registers: [this.registry] });
+  readonly mapUpdates = new Counter({ name: 'botshard_haproxy_map_updates_total', help: 'Changes sent to HAProxy\'s maps through the Runtime API, by map', labelNames: ['map'], registers: [this.registry] });
+  readonly moves = new Counter({ name: 'botshard_haproxy_moves_total', help: 'Bots whose route flipped to a new pool, by why (ready: the new pool has it; timeout: it never said so)', labelNames: ['reason'], registers: [this.registry] });
+  readonly pendingMoves = new Gauge({ name: 'botshard_haproxy_pending_moves', help: 'Bots still routed to their old pool while the new one loads them', registers: [this.registry] });
+  readonly reloads = new Counter({ name: 'botshard_haproxy_config_reloads_total', help: 'HAProxy configuration reloads (the pools or their addresses changed)', registers: [this.registry] });
+  readonly ready = new Gauge({ name: 'botshard_haproxy_ready', help: '1 when every pool of the catalog has an address and HAProxy\'s maps are in place', registers: [this.registry] });
+}
+
+interface Move {
+  to: string;
+  since: number;
+}
+
+export class HaproxyControl {
+  readonly metrics = new ControlMetrics();
+  readonly api: RuntimeApi;
+  private readonly table: RoutingTable;
+  private readonly f: ReturnType<typeof files>;
+  /** What HAProxy's bots map holds: bot -> pool. */
+  private readonly routes = new Map<string, string>();
+  /** Bots routed to their old pool while their new one loads them. */
+  private readonly moves = new Map<string, Move>();
+  /** The group of every pool a route may name (current and earlier generations' pools still in use). */
+  private readonly groupOf = new Map<string, PoolGroup>();
+  /** The configuration HAProxy runs, without the pools' addresses (those change through the Runtime API). */
+  private shape = '';
+  /** The address HAProxy has for each pool. */
+  private readonly addressed = new Map<string, string | undefined>();
+  private timer?: NodeJS.Timeout;
+  private syncing: Promise<void> = Promise.resolve();
+  private draining = false;
+  private stateKey = '';
+
+  constructor(private readonly o: ControlOptions) {
+    this.table = new RoutingTable(o.catalog);
+    this.f = files(o.config.dir);
+    this.api = new RuntimeApi(this.f.socket);
+    this.remember(o.catalog);
+  }
+
+  get generation(): string {
+    return this.table.generation;
+  }
+
+  get catalog(): Catalog {
+    return this.table.catalog;
+  }
+
+  /** Writes the configuration and the maps' files for HAProxy's first start. */
+  prepare(): string {
+    for (const bot of this.table.catalog.bots) this.routes.set(bot.id, this.table.route(bot.id)!.pool);
+    this.writeConfig();
+    this.writeMaps();
+    return this.f.config;
+  }
+
+  /** Keeps HAProxy in line from now on: moves, pool addresses, keys. */
+  start(): void {
+    this.metrics.generation.set({ generation: this.generation }, 1);
+    this.timer = setInterval(() => void this.sync(), this.o.checkMs ?? 250);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Reports not ready from now on (SIGTERM). */
+  drain(): Promise<void> {
+    this.draining = true;
+    return this.sync();
+  }
+
+  /** Applies a new catalog generation; throws (keeping the current one) if it cannot be placed. */
+  update(catalog: Catalog): Promise<void> {
+    this.table.update(catalog);
+    this.remember(catalog);
+    this.metrics.generation.reset();
+    this.metrics.generation.set({ generation: catalog.generation }, 1);
+    return this.sync();
+  }
+
+  /** One pass (never two at once): the configuration if the pools changed, then routes, keys and state. */
+  sync(): Promise<void> {
+    this.syncing = this.syncing.then(() => this.pass()).catch((err: Error) => this.o.log.error({ err: err.message }, 'HAProxy could not be updated: retrying'));
+    return this.syncing;
+  }
+
+  private async pass(): Promise<void> {
+    const routesChanged = this.plan();
+    const backends = this.backends();
+    if (this.render(backends, false) !== this.shape || !(await this.readdress(backends))) {
+      this.writeMaps();
+      this.writeConfig();
+      await this.o.reload();
+      this.metrics.reloads.inc();
+      this.o.log.info({ backends: backends.length }, 'HAProxy configuration reloaded: the pools changed');
+      return;
+    }
+    if (routesChanged) await this.push('bots', this.f.bots, this.routes);
+    await this.flipReadyMoves();
+    await this.pushIfChanged();
+  }
+
+  private writeConfig(): void {
+    const backends = this.backends();
+    fs.writeFileSync(this.f.config, this.render(backends, true));
+    this.shape = this.render(backends, false);
+    for (const b of backends) this.addressed.set(b.pool, b.url);
+  }
+
+  /**
+   * Points pools' servers at addresses that changed (a local pool that started, or restarted on another
+   * port), without a reload. False when one cannot be changed that way (a host name: only IPs can).
+   */
+  private async readdress(backends: Backend[]): Promise<boolean> {
+    for (const b of backends) {
+      if (b.url === this.addressed.get(b.pool) || b.url === undefined) continue;
+      const a = serverAddress(b.url);
+      if (net.isIP(a.host) === 0 || a.tls !== (this.addressed.get(b.pool) ? serverAddress(this.addressed.get(b.pool)!).tls : false)) return false;
+      const server = `${b.pool}/${b.pool}`;
+      const moved = await this.api.command(`set server ${server} addr ${a.host} port ${a.port}`);
+      if (!/changed|no need to change/i.test(moved)) throw new Error(`HAProxy refused the new address of ${server}: ${moved}`);
+      await this.api.command(`set server ${server} state ready`);
+      this.addressed.set(b.pool, b.url);
+      this.o.log.info({ pool: b.pool, url: b.url }, 'pool address set in HAProxy');
+    }
+    return true;
+  }
+
+  /**
+   * Routes for the current generation: new bots go to their pool at once, removed ones go, moved ones stay
+   * on their old pool until `flipReadyMoves`. Returns whether the bots map changed.
+   */
+  private plan(): boolean {
+    let changed = false;
+    const wanted = new Set<string>();
+    for (const bot of this.table.catalog.bots) {
+      wanted.add(bot.id);
+      const to = this.table.route(bot.id)!.pool;
+      const now = this.routes.get(bot.id);
+      if (now === undefined) {
+        this.routes.set(bot.id, to);
+        changed = true;
+      } else if (now === to) {
+        this.moves.delete(bot.id);
+      } else if (this.moves.get(bot.id)?.to !== to) {
+        this.moves.set(bot.id, { to, since: Date.now() });
+      }
+    }
+    for (const bot of [...this.routes.keys()]) {
+      if (wanted.has(bot)) continue;
+      this.routes.delete(bot);
+      this.moves.delete(bot);
+      changed = true;
+    }
+    this.metrics.pendingMoves.set(this.moves.size);
+    return changed;
+  }
+
+  /**
+   * Moves whose new pool reports the bot ready (or failed: it will not get better by waiting) and is up in
+   * HAProxy (its health check passed), or that waited too long.
+   */
+  private async flipReadyMoves(): Promise<void> {
+    if (this.moves.size === 0) return;
+    const up = await this.serversUp(new Set([...this.moves.values()].map((m) => m.to)));
+    const checks = [...this.moves].slice(0, 64).map(async ([bot, move]) => {
+      const url = this.o.address(move.to);
+      const state = url && up.has(move.to) ? await botState(url, bot) : undefined;
+      const timedOut = Date.now() - move.since > (this.o.moveTimeoutMs ?? 30_000);
+      if (state !== 'ready' && state !== 'failed' && !timedOut) return;
+      this.moves.delete(bot);
+      this.routes.set(bot, move.to);
+      this.metrics.moves.inc({ reason: timedOut && state !== 'ready' ? 'timeout' : 'ready' });
+      await this.api.setEntry(this.f.bots, bot, move.to);
+      this.metrics.mapUpdates.inc({ map: 'bots' });
+    });
+    await Promise.all(checks);
+    this.metrics.pendingMoves.set(this.moves.size);
+    fs.writeFileSync(this.f.bots, mapText(this.routes));
+  }
+
+  /** Which of these pools HAProxy has a running server for (`show servers state`: operational state 2). */
+  private async serversUp(pools: Set<string>): Promise<Set<string>> {
+    const up = new Set<string>();
+    for (const pool of pools) {
+      const out = await this.api.command(`show servers state ${pool}`);
+      // Fields: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
+      for (const line of out.split('\n')) {
+        const f = line.split(' ');
+        if (f[1] === pool && f[3] === pool && f[5] === '2') up.add(pool);
+      }
+    }
+    return up;
+  }
+
+  /** Owners, keys and state: pushed when they differ from what was last pushed. */
+  private async pushIfChanged(): Promise<void> {
+    const maps = this.otherMaps();
+    const key = JSON.stringify([...maps.values()].map((m) => [...m]));
+    if (key === this.stateKey) return;
+    for (const [name, entries] of maps) await this.push(name, this.f[name], entries);
+    this.stateKey = key;
+    this.metrics.ready.set(maps.get('state')!.get('ready') === '1' ? 1 : 0);
+  }
+
+  private async push(name: string, file: string, entries: ReadonlyMap<string, string>): Promise<void> {
+    fs.writeFileSync(file, mapText(entries));
+    await this.api.replaceMap(file, entries);
+    this.metrics.mapUpdates.inc({ map: name });
+  }
+
+  private otherMaps(): Map<'owners' | 'keys' | 'state', Map<string, string>> {
+    const owners = new Map(this.table.catalog.bots.map((b) => [b.id, b.tenant]));
+    const keys = new Map((this.o.keys?.entries() ?? []).map((k) => [k.hash, k.tenant]));
+    const auth = this.auth;
+    const unroutable = [...this.table.pools()].filter((p) => !this.o.address(p));
+    const ready = !this.draining && unroutable.length === 0 && (!auth || keys.size > 0);
+    const state = new Map([
+      ['ready', ready ? '1' : '0'],
+      ['keys', keys.size > 0 ? '1' : '0'],
+      ['generation', this.generation],
+    ]);
+    // The keys map exists in HAProxy only when the configuration checks keys.
+    return new Map<'owners' | 'keys' | 'state', Map<string, string>>([['owners', owners], ...(auth ? [['keys', keys] as const] : []), ['state', state]]);
+  }
+
+  private writeMaps(): void {
+    fs.writeFileSync(this.f.bots, mapText(this.routes));
+    for (const [name, entries] of this.otherMaps()) fs.writeFileSync(this.f[name], mapText(entries));
+    this.stateKey = '';
+  }
+
+  private get auth(): boolean {
+    return this.table.catalog.platform.auth === 'tenant-keys';
+  }
+
+  private remember(catalog: Catalog): void {
+    const groups = new Map(catalog.groups.map((g) => [g.name, g]));
+    for (const bot of catalog.bots) {
+      const route = this.table.route(bot.id);
+      if (route) this.groupOf.set(route.pool, groups.get(route.group.name)!);
+    }
+  }
+
+  /** A backend for every pool of the current generation and every pool a route still names. */
+  private backends(): Backend[] {
+    const pools = new Set([...this.table.pools(), ...this.routes.values()]);
+    return [...pools].sort().map((pool) => {
+      const group = this.groupOf.get(pool);
+      return { pool, url: this.o.address(pool), timeoutMs: group?.timeoutMs ?? 2000, maxconn: (group?.concurrency ?? 64) * (group?.replicas.max ?? 1) };
+    });
+  }
+
+  /** The configuration; without `addresses`, its shape (what needs a reload when it changes). */
+  private render(backends: Backend[], addresses: boolean): string {
+    return renderConfig({ ...this.o.config, backends: addresses ? backends : backends.map((b) => ({ ...b, url: undefined })), auth: this.auth });
+  }
+}
+
+/** The state a pool reports for a bot (`GET /v2/models/{bot}/ready`), or undefined when it cannot be asked. */
+async function botState(url: string, bot: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${url}/v2/models/${bot}/ready`, { signal: AbortSignal.timeout(2000) });
+    const body = (await res.json()) as { ready?: boolean; state?: string };
+    return body.ready ? 'ready' : body.state;
+  } catch {
+    return undefined;
+  }
+}
+
+function mapText(entries: ReadonlyMap<string, string>): string {
+  return [...entries].map(([k, v]) => `${k} ${v}\n`).join('');
+}

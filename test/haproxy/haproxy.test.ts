@@ -1,0 +1,192 @@
+/**
+ * The router's HAProxy mode against real pools on loopback and a real HAProxy: routing by the plan, the
+ * same answers as the Node router for what it refuses, tenants, and a live rebalance with no failed request.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseCatalog, plan, poolFor } from '@botshard/runtime';
+import { hashKey } from '@botshard/runtime/router/tenants';
+import example from '../../bots.config';
+import { load } from '../router/support';
+import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { haproxyInstalled, runHaproxy } from './support';
+
+beforeAll(() => ensureBuilt());
+
+const describeWithHaproxy = haproxyInstalled() ? describe : describe.skip;
+
+describeWithHaproxy('the example catalog through HAProxy', () => {
+  const catalog = parseCatalog(example);
+  const topology = plan(catalog);
+  const pools: RunningPool[] = [];
+  const urls = new Map<string, string>();
+  let router: Awaited<ReturnType<typeof runHaproxy>>;
+
+  beforeAll(async () => {
+    const models = withModels(catalog);
+    for (const pool of topology.pools) {
+      const running = await runPool({ pool: pool.name, catalog, modelRoot: models, workers: 1 });
+      pools.push(running);
+      urls.set(pool.name, running.url);
+    }
+    const dir = tempDir('catalog');
+    writeMountedCatalog(dir, catalog);
+    router = await runHaproxy({ catalog: dir, pools: urls });
+  }, 120_000);
+  afterAll(async () => {
+    const exit = await router?.stop();
+    await Promise.all(pools.map((p) => p.close()));
+    expect(exit?.code).toBe(0);
+  });
+
+  test('sends every bot to the pool poolFor names, over both protocols', async () => {
+    for (const bot of catalog.bots) {
+      const res = await postJson(`${router.url}/v1/bots/${bot.id}/predict`, { text: bot.intents[0].examples[0] });
+      expect([bot.id, res.status]).toEqual([bot.id, 200]);
+      expect(res.headers.get('x-botshard-pool')).toBe(poolFor(bot.id, topology));
+      expect(res.body.pool).toBe(poolFor(bot.id, topology));
+    }
+    const bot = catalog.bots[0];
+    const infer = await postJson(`${router.url}/v2/models/${bot.id}/infer`, { id: 'r-1', inputs: [{ name: 'text', shape: [2], datatype: 'BYTES', data: ['hello', 'my bill is wrong'] }] });
+    expect([infer.status, infer.body.model_name, infer.body.id]).toEqual([200, bot.id, 'r-1']);
+    const ready = await getJson(`${router.url}/v2/models/${bot.id}/ready`);
+    expect([ready.status, ready.body.ready]).toEqual([200, true]);
+    const meta = await getJson(`${router.url}/v2/models/${bot.id}/versions/1`);
+    expect([meta.status, meta.body.name]).toEqual([200, bot.id]);
+  });
+
+  test('answers health and server metadata itself', async () => {
+    expect(await getJson(`${router.url}/v2/health/live`)).toMatchObject({ status: 200, body: { live: true } });
+    expect(await getJson(`${router.url}/v2/health/ready`)).toMatchObject({ status: 200, body: { ready: true } });
+    for (const p of ['/v2', '/v2/']) expect((await getJson(`${router.url}${p}`)).body).toEqual({ name: 'botshard-router', version: '0.1.0', extensions: ['botshard_routing', 'botshard_haproxy'] });
+  });
+
+  test('refuses hostile and unknown ids with the JSON errors of the Node router', async () => {
+    for (const id of ['UPPER', 'a_b', 'x'.repeat(41), '-lead', '..', '%2e%2e', 'a%00b']) {
+      const res = await postJson(`${router.url}/v1/bots/${id}/predict`, { text: 'hi' });
+      expect([id, res.status]).toEqual([id, 400]);
+      expect(res.body.error).toMatch(/^invalid bot id: bot ids are lowercase letters, digits and "-", at most 40 characters$/);
+    }
+    const unknown = await postJson(`${router.url}/v1/bots/no-such-bot/predict`, { text: 'hi' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toEqual({ error: `unknown bot "no-such-bot": it is not in catalog generation ${catalog.generation}` });
+    const route = await getJson(`${router.url}/v1/bots/acme-support-en/nothing`);
+    expect(route.status).toBe(404);
+    expect(route.body.error).toBe('no route GET /v1/bots/acme-support-en/nothing');
+    const wrongMethod = await getJson(`${router.url}/v1/bots/acme-support-en/predict`);
+    expect(wrongMethod.status).toBe(404);
+  });
+
+  test('exports HAProxy\'s metrics and the control plane\'s', async () => {
+    expect((await postJson(`${router.url}/v1/bots/acme-support-en/predict`, { text: 'hello' })).status).toBe(200);
+    const haproxy = await (await fetch(router.haproxyMetricsUrl)).text();
+    expect(haproxy).toMatch(/^haproxy_backend_http_responses_total\{proxy="[a-z0-9-]+",code="2xx"\} [1-9]/m);
+    const control = await (await fetch(router.metricsUrl)).text();
+    expect(control).toContain(`botshard_haproxy_catalog_generation_info{generation="${catalog.generation}"} 1`);
+    expect(control).toMatch(/^botshard_haproxy_ready 1$/m);
+  });
+});
+
+describeWithHaproxy('tenants through HAProxy', () => {
+  const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
+  const catalog = parseCatalog({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
+  let pool: RunningPool;
+  let router: Awaited<ReturnType<typeof runHaproxy>>;
+  const keys = tempDir('keys');
+  const ask = (bot: string, headers: Record<string, string> = {}) => postJson(`${router.url}/v1/bots/${bot}/predict`, { text: 'hi' }, headers);
+  const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+  beforeAll(async () => {
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
+    fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n${hashKey('globex-second')}\n`);
+    const name = plan(catalog).pools[0].name;
+    pool = await runPool({ pool: name, catalog, modelRoot: withModels(catalog), workers: 1 });
+    const dir = tempDir('catalog');
+    writeMountedCatalog(dir, catalog);
+    router = await runHaproxy({ catalog: dir, pools: new Map([[name, pool.url]]), tenantKeys: keys });
+  }, 60_000);
+  afterAll(async () => {
+    await router?.stop();
+    await pool?.close();
+  });
+
+  test('401 without a key or with a wrong one, 403 for another tenant\'s bot, 200 for its own (HAProxy checks the SHA-256)', async () => {
+    const none = await ask('acme-bot');
+    expect([none.status, none.headers.get('www-authenticate'), none.body.error]).toEqual([401, 'Bearer', 'an API key is required: send "Authorization: Bearer <key>"']);
+    expect(await ask('acme-bot', bearer('guess'))).toMatchObject({ status: 401, body: { error: 'the API key is not valid' } });
+    expect(await ask('globex-bot', bearer('acme-secret'))).toMatchObject({ status: 403, body: { error: 'this API key may not use bot "globex-bot"' } });
+    expect((await ask('acme-bot', bearer('acme-secret'))).status).toBe(200);
+    expect((await ask('globex-bot', { 'x-api-key': 'globex-second' })).status).toBe(200);
+    // Without a key, an unknown bot looks like a known one: bot ids cannot be enumerated.
+    const unknown = await ask('no-such-bot');
+    expect([unknown.status, unknown.body]).toEqual([none.status, none.body]);
+    expect((await ask('no-such-bot', bearer('acme-secret'))).status).toBe(404);
+  });
+
+  test('follows the keys folder: an added key works, a removed one stops working, without a reload', async () => {
+    expect((await ask('acme-bot', bearer('acme-new'))).status).toBe(401);
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n${hashKey('acme-new')}\n`);
+    await until(async () => (await ask('acme-bot', bearer('acme-new'))).status === 200, 10_000, 'the added key to be accepted');
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-new')}\n`);
+    await until(async () => (await ask('acme-bot', bearer('acme-secret'))).status === 401, 10_000, 'the removed key to be refused');
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
+    await until(async () => (await ask('acme-bot', bearer('acme-secret'))).status === 200, 10_000, 'the key to be back');
+    expect(await (await fetch(router.metricsUrl)).text()).toMatch(/^botshard_haproxy_config_reloads_total 0$/m);
+  });
+
+  test('limits each tenant to its rate (requests in any second) with 429 and Retry-After, without touching other tenants', async () => {
+    const dir = tempDir('catalog');
+    writeMountedCatalog(dir, catalog);
+    const limited = await runHaproxy({ catalog: dir, pools: new Map([[plan(catalog).pools[0].name, pool.url]]), tenantKeys: keys, env: { BOTSHARD_TENANT_RATE: '3' } });
+    try {
+      const send = (bot: string, key: string) => postJson(`${limited.url}/v1/bots/${bot}/predict`, { text: 'hi' }, bearer(key));
+      const results = [];
+      for (let i = 0; i < 6; i++) results.push(await send('acme-bot', 'acme-secret'));
+      expect(results.slice(0, 3).map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(results.slice(3).map((r) => r.status)).toEqual([429, 429, 429]);
+      for (const r of results.slice(3)) expect([r.headers.get('retry-after'), r.body.error]).toEqual(['1', 'tenant "acme" is over its rate limit']);
+      expect((await send('globex-bot', 'globex-secret')).status).toBe(200);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
+describeWithHaproxy('rebalancing through HAProxy: a pool added while load runs', () => {
+  const bots = Array.from({ length: 12 }, (_, i) => supportBot(`bot-${i}`));
+  const one = parseCatalog(catalogInput(bots, 1));
+  const two = parseCatalog(catalogInput(bots, 2));
+  const [first, second] = plan(two).pools.map((p) => p.name);
+
+  test('moved bots flip to the new pool once it has them ready, and no request fails', async () => {
+    expect(plan(one).pools.map((p) => p.name)).toEqual([first]);
+    const moving = [...plan(two).assignment].filter(([, pool]) => pool === second).map(([bot]) => bot);
+    expect(moving.length).toBeGreaterThan(0);
+    const dir = tempDir('catalog');
+    writeMountedCatalog(dir, one);
+    const models = withModels(two);
+    const a = await runPool({ pool: first, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
+    const router = await runHaproxy({ catalog: dir, pools: new Map([[first, a.url]]) });
+    let b: RunningPool | undefined;
+    const traffic = load(router.url, bots.map((b) => b.id), 4);
+    try {
+      await until(() => traffic.statuses.length > 40, 20_000, 'load to start');
+      // The new catalog lands before the new pool is up: moved bots must stay on the old pool.
+      writeMountedCatalog(dir, two);
+      await until(async () => (await (await fetch(router.metricsUrl)).text()).includes(`generation="${two.generation}"`), 10_000, 'the control plane to see the new catalog');
+      const during = traffic.statuses.length;
+      await until(() => traffic.statuses.length > during + 40, 20_000, 'requests while the new pool is down');
+      expect(moving.every((bot) => traffic.pools.get(bot) === first)).toBe(true);
+      b = await runPool({ pool: second, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
+      router.setPool(second, b.url);
+      await until(() => moving.every((bot) => traffic.pools.get(bot) === second), 20_000, 'moved bots to be served by the new pool');
+    } finally {
+      await traffic.stop();
+      await router.stop();
+      await a.close();
+      await b?.close();
+    }
+    expect(traffic.failures).toEqual([]);
+    expect(traffic.statuses.length).toBeGreaterThan(100);
+  }, 90_000);
+});

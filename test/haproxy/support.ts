@@ -1,0 +1,86 @@
+/**
+ * The router's HAProxy mode as a real process (`botshard haproxy`, which starts a real `haproxy`). Without
+ * HAProxy installed the tests that need it skip with a printed note (`.ci/run` installs it).
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ROOT, getJson, tempDir, until } from '../pool/support';
+
+export const HAPROXY = process.env.BOTSHARD_HAPROXY || 'haproxy';
+
+/** Whether HAProxy can run here; prints why not when it cannot. */
+export function haproxyInstalled(): boolean {
+  const r = spawnSync(HAPROXY, ['-v'], { encoding: 'utf8' });
+  if (!r.error && /HAProxy version/.test(r.stdout)) return true;
+  // eslint-disable-next-line no-console
+  console.warn('SKIPPED: HAProxy is not installed (apt-get install haproxy), so the HAProxy mode tests do not run here; .ci/run installs it');
+  return false;
+}
+
+export interface HaproxyRouter {
+  child: ChildProcess;
+  url: string;
+  metricsUrl: string;
+  haproxyMetricsUrl: string;
+  /** JSON log lines so far. */
+  logs: any[];
+  /** Pool addresses the router reads (a live file, as `botshard up` writes it). */
+  setPool(pool: string, url: string): void;
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `botshard haproxy` on free ports and waits until it reports ready (`readyWait`: false to not wait). */
+export async function runHaproxy(o: { catalog: string; pools: Map<string, string>; tenantKeys?: string; env?: Record<string, string>; readyWait?: boolean }): Promise<HaproxyRouter> {
+  const dir = tempDir('haproxy');
+  const urlsFile = path.join(dir, 'pools.json');
+  const urls: Record<string, string> = Object.fromEntries(o.pools);
+  const writeUrls = () => {
+    fs.writeFileSync(`${urlsFile}.tmp`, JSON.stringify(urls));
+    fs.renameSync(`${urlsFile}.tmp`, urlsFile);
+  };
+  writeUrls();
+  const args = ['haproxy', '--catalog', o.catalog, '--pool-urls', urlsFile, '--port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1', ...(o.tenantKeys ? ['--tenant-keys', o.tenantKeys] : [])];
+  const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, BOTSHARD_POLL_MS: '100', BOTSHARD_HAPROXY_DIR: path.join(dir, 'state'), ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: any[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  let buffer = '';
+  const listening = new Promise<any>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      buffer += d;
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line);
+        logs.push(entry);
+        if (entry.msg === 'listening') resolve(entry);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`botshard haproxy exited with ${code} before listening: ${stderr}`)));
+  });
+  const entry = await listening;
+  const url = `http://127.0.0.1:${entry.port}`;
+  if (o.readyWait !== false) await until(async () => (await getJson(`${url}/v2/health/ready`).catch(() => ({ status: 0 }))).status === 200, 20_000, 'the HAProxy router to be ready');
+  return {
+    child,
+    url,
+    metricsUrl: `http://127.0.0.1:${entry.metricsPort}/metrics`,
+    haproxyMetricsUrl: `http://127.0.0.1:${entry.haproxyMetricsPort}/metrics`,
+    logs,
+    setPool(pool, poolUrl) {
+      urls[pool] = poolUrl;
+      writeUrls();
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
