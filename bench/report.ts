@@ -266,8 +266,11 @@ function main(): void {
   if (scale) {
     headlines.push(`- **Horizontal scale** (${scale.setup.bots} bots, 2 cores): ${scale.throughput.map((t: any) => `${t.pools} pool${t.pools > 1 ? 's' : ''} ${fmt(t.rps)} req/s`).join(', ')}; bots moved ${scale.moved.filter((m: any) => m.bots === scale.setup.bots && m.locality === 'none' && m.to === m.from + 1).map((m: any) => `${m.from}->${m.to} ${m.movedPct}% (optimal ${m.optimalPct}%)`).join(', ')} without locality, ${scale.moved.filter((m: any) => m.bots === scale.setup.bots && m.locality === 'encoder' && m.to === m.from + 1).map((m: any) => `${m.from}->${m.to} ${m.movedPct}%`).join(', ')} with encoder locality.`);
   }
-  if (router) {
-    headlines.push(`- **Router overhead**: ${round(100 * router.throughputRatio, 1)}% of direct throughput (direct ${fmt({ ...router.direct.rps, median: round(router.direct.rps.median, 0), min: round(router.direct.rps.min, 0), max: round(router.direct.rps.max, 0) } as Spread)} req/s, routed ${fmt({ ...router.router.rps, median: round(router.router.rps.median, 0), min: round(router.router.rps.min, 0), max: round(router.router.rps.max, 0) } as Spread)}), added latency p50 ${router.addedLatencyMs.p50} ms, p99 ${router.addedLatencyMs.p99} ms.`);
+  if (router?.headline) {
+    const h = router.headline;
+    const row = (key: string, label: string) => (h[`${key}ThroughputOverDirect`] !== undefined ? `${label} ${h[`${key}ThroughputOverDirect`]}x of direct (+${h[`${key}AddedP50Ms`]} ms p50)` : undefined);
+    const rows = [row('router', 'Node router'), row('nodeFloor', 'minimal Node forwarder'), row('haproxyMode', 'HAProxy mode'), row('haproxy', 'plain HAProxy'), row('nginx', 'nginx')].filter(Boolean);
+    headlines.push(`- **Router overhead** (direct ${h.directRequestsPerSecond} req/s): ${rows.join('; ')}.`);
   }
   const batching = read('batching');
   if (batching) {

@@ -1,13 +1,20 @@
 /**
  * npm run bench:router
  *
- * The same load (autocannon, in this process) sent straight to a pool and through the router, in one
- * run, alternating rounds so that drift on this shared machine hits both alike. The pool and the
- * router are real `botshard` processes on 127.0.0.1. Reports the throughput ratio and the latency the
- * router adds (p50, p99). Writes bench/results/router.{json,md}.
+ * The same load (autocannon, in this process) sent straight to a pool and through each way of reaching
+ * it, in one run, alternating rounds so that drift on this shared machine hits all alike. Every path is
+ * a real process on 127.0.0.1:
+ * - direct to the pool;
+ * - plain HAProxy and nginx with keep-alive to the pool, the anchors a user would pick instead (skipped
+ *   with a printed note when not installed: apt-get install haproxy nginx-light);
+ * - a minimal Node forwarder (node:http + an undici Pool, buffered, no features): the floor of any router
+ *   written in Node;
+ * - the botshard Node router, and the HAProxy mode (`botshard haproxy`: HAProxy driven by the control plane).
+ * Reports throughput against direct and the p50 each adds. Writes bench/results/router.{json,md}.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
@@ -17,15 +24,15 @@ import { writeDemoModels } from '@botshard/runtime/local/models';
 
 const BIN = path.join(__dirname, '../runtime/bin/botshard.js');
 const RESULTS = path.join(__dirname, 'results');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = 16;
 
-function start(args: string[]): Promise<{ proc: ChildProcess; port: number }> {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_PARENT_PID: String(process.pid) } });
+/** Starts a process and resolves with the port of its "listening" JSON line. */
+function startListening(command: string, args: string[]): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_PARENT_PID: String(process.pid) } });
   return new Promise((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
-    // The `listening` line is logged at info; ask for it through a level the process still prints.
+    proc.once('exit', (code) => reject(new Error(`${args.slice(0, 2).join(' ')} exited with ${code}`)));
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line);
@@ -35,6 +42,64 @@ function start(args: string[]): Promise<{ proc: ChildProcess; port: number }> {
       }
     });
   });
+}
+
+const start = (args: string[]) => startListening(process.execPath, [BIN, ...args]);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function installed(bin: string, args: string[]): boolean {
+  const r = spawnSync(bin, args, { encoding: 'utf8' });
+  return !r.error && r.status === 0;
+}
+
+/** Plain HAProxy in front of the pool: keep-alive both sides, connection reuse, nothing else. */
+async function plainHaproxy(dir: string, poolPort: number): Promise<{ proc: ChildProcess; port: number }> {
+  const port = await freePort();
+  const cfg = path.join(dir, 'plain-haproxy.cfg');
+  fs.writeFileSync(cfg, ['defaults', '  mode http', '  option http-keep-alive', '  http-reuse always', '  timeout connect 2s', '  timeout client 30s', '  timeout server 30s', 'frontend f', `  bind 127.0.0.1:${port}`, '  default_backend pool', 'backend pool', '  balance uri', `  server pool 127.0.0.1:${poolPort} maxconn 256`, ''].join('\n'));
+  const proc = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await ready(port);
+  return { proc, port };
+}
+
+/** nginx in front of the pool with a keep-alive upstream. */
+async function nginx(dir: string, poolPort: number): Promise<{ proc: ChildProcess; port: number }> {
+  const port = await freePort();
+  const conf = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(
+    conf,
+    `worker_processes 1;\nerror_log ${dir}/nginx-error.log warn;\npid ${dir}/nginx.pid;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir};\n  proxy_temp_path ${dir};\n  upstream pool { server 127.0.0.1:${poolPort}; keepalive 32; }\n  server {\n    listen 127.0.0.1:${port};\n    location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; }\n  }\n}\n`,
+  );
+  const proc = spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await ready(port);
+  return { proc, port };
+}
+
+/** The floor of a Node router: node:http in, an undici Pool out, bodies buffered, no checks at all. */
+function nodeFloor(poolPort: number): Promise<{ proc: ChildProcess; port: number }> {
+  const code = `
+    const http = require('node:http');
+    const { Pool } = require(${JSON.stringify(require.resolve('undici'))});
+    const upstream = new Pool('http://127.0.0.1:${poolPort}', { connections: 32 });
+    const server = http.createServer(async (req, res) => {
+      const chunks = [];
+      for await (const c of req) chunks.push(c);
+      const r = await upstream.request({ method: req.method, path: req.url, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' }, body: Buffer.concat(chunks) });
+      const body = Buffer.from(await r.body.arrayBuffer());
+      res.writeHead(r.statusCode, { 'content-type': r.headers['content-type'], 'content-length': body.length });
+      res.end(body);
+    });
+    server.keepAliveTimeout = 75000;
+    server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ msg: 'listening', port: server.address().port })));`;
+  return startListening(process.execPath, ['-e', code]);
 }
 
 async function ready(port: number): Promise<void> {
@@ -74,6 +139,7 @@ async function run(url: string, bots: string[]): Promise<Figures> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const r2 = (x: number) => Math.round(x * 100) / 100;
 
 async function main(): Promise<void> {
   const state = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-bench-router-'));
@@ -105,31 +171,64 @@ async function main(): Promise<void> {
     const router = await start(['router', '--catalog', catalogDir, '--pool-urls', urls, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1']);
     children.push(router.proc);
     await ready(router.port);
+    const paths: Array<{ key: string; label: string; port: number }> = [
+      { key: 'direct', label: 'direct to the pool', port: pool.port },
+      { key: 'router', label: 'botshard Node router', port: router.port },
+    ];
+    const floor = await nodeFloor(pool.port);
+    children.push(floor.proc);
+    await ready(floor.port);
+    paths.push({ key: 'nodeFloor', label: 'minimal Node forwarder (node:http + undici Pool, buffered, no features)', port: floor.port });
+    const notes: string[] = [];
+    if (installed('haproxy', ['-v'])) {
+      const mode = await start(['haproxy', '--catalog', catalogDir, '--pool-urls', urls, '--port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1']);
+      children.push(mode.proc);
+      await ready(mode.port);
+      paths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (botshard haproxy)', port: mode.port });
+      const plain = await plainHaproxy(state, pool.port);
+      children.push(plain.proc);
+      paths.push({ key: 'haproxy', label: 'plain HAProxy, keep-alive, balance uri', port: plain.port });
+    } else {
+      notes.push('HAProxy is not installed: its rows are missing (apt-get install haproxy).');
+    }
+    if (installed('nginx', ['-v'])) {
+      const n = await nginx(state, pool.port);
+      children.push(n.proc);
+      paths.push({ key: 'nginx', label: 'nginx, keep-alive upstream', port: n.port });
+    } else {
+      notes.push('nginx is not installed: its row is missing (apt-get install nginx-light).');
+    }
+    for (const note of notes) console.log(`SKIPPED: ${note}`);
     const bots = catalog.bots.map((b) => b.id);
     // Warm-up: connections, JIT, model caches.
-    await run(`http://127.0.0.1:${pool.port}`, bots);
-    const direct: Figures[] = [];
-    const routed: Figures[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      direct.push(await run(`http://127.0.0.1:${pool.port}`, bots));
-      routed.push(await run(`http://127.0.0.1:${router.port}`, bots));
-    }
+    for (const p of paths) await run(`http://127.0.0.1:${p.port}`, bots);
+    const runs = new Map<string, Figures[]>(paths.map((p) => [p.key, []]));
+    for (let i = 0; i < ROUNDS; i++) for (const p of paths) runs.get(p.key)!.push(await run(`http://127.0.0.1:${p.port}`, bots));
     const summary = (xs: Figures[]) => ({
       rps: { median: median(xs.map((x) => x.rps)), min: Math.min(...xs.map((x) => x.rps)), max: Math.max(...xs.map((x) => x.rps)) },
       p50: median(xs.map((x) => x.p50)),
       p99: median(xs.map((x) => x.p99)),
       errors: xs.reduce((s, x) => s + x.errors + x.non2xx, 0),
     });
-    const d = summary(direct);
-    const r = summary(routed);
+    const figures = Object.fromEntries(paths.map((p) => [p.key, { label: p.label, ...summary(runs.get(p.key)!), runs: runs.get(p.key)! }]));
+    const d = figures.direct;
+    const over = (key: string) => (figures[key] ? { [`${key}ThroughputOverDirect`]: r2(figures[key].rps.median / d.rps.median), [`${key}AddedP50Ms`]: r2(figures[key].p50 - d.p50) } : {});
+    const headline: Record<string, number> = {
+      ...over('router'),
+      ...over('nodeFloor'),
+      ...over('haproxyMode'),
+      ...over('haproxy'),
+      ...over('nginx'),
+      directRequestsPerSecond: Math.round(d.rps.median),
+      failedRequests: paths.filter((p) => p.key !== 'direct').reduce((n, p) => n + figures[p.key].errors, 0),
+    };
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
       load: { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, bots: bots.length, request: 'POST /v2/models/{bot}/infer, one text' },
-      direct: { ...d, runs: direct },
-      router: { ...r, runs: routed },
-      throughputRatio: r.rps.median / d.rps.median,
-      addedLatencyMs: { p50: r.p50 - d.p50, p99: r.p99 - d.p99 },
+      headline,
+      paths: figures,
+      skipped: notes,
     };
     fs.mkdirSync(RESULTS, { recursive: true });
     fs.writeFileSync(path.join(RESULTS, 'router.json'), `${JSON.stringify(result, null, 2)}\n`);
@@ -137,16 +236,17 @@ async function main(): Promise<void> {
       '# Router benchmark',
       '',
       `${result.date}, ${result.machine.cpus} cores (${result.machine.cpu}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}. Command: \`npm run bench:router\`.`,
-      `Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds alternating direct and routed, ${bots.length} bots in one pool process; the router is its own process; all on 127.0.0.1.`,
+      `Load: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds alternating every path, ${bots.length} bots in one pool process; every path is its own process; all on 127.0.0.1.`,
       '',
-      '| path | requests/s median (min-max) | p50 ms | p99 ms | errors |',
-      '|---|---:|---:|---:|---:|',
-      `| direct to the pool | ${d.rps.median.toFixed(0)} (${d.rps.min.toFixed(0)}-${d.rps.max.toFixed(0)}) | ${d.p50} | ${d.p99} | ${d.errors} |`,
-      `| through the router | ${r.rps.median.toFixed(0)} (${r.rps.min.toFixed(0)}-${r.rps.max.toFixed(0)}) | ${r.p50} | ${r.p99} | ${r.errors} |`,
+      '| path | requests/s median (min-max) | / direct | p50 ms | added p50 ms | p99 ms | errors |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...paths.map((p) => {
+        const f = figures[p.key];
+        return `| ${f.label} | ${f.rps.median.toFixed(0)} (${f.rps.min.toFixed(0)}-${f.rps.max.toFixed(0)}) | ${(f.rps.median / d.rps.median).toFixed(2)} | ${f.p50} | ${(f.p50 - d.p50).toFixed(2)} | ${f.p99} | ${f.errors} |`;
+      }),
       '',
-      `Throughput through the router: ${(100 * result.throughputRatio).toFixed(1)}% of direct (target: at least 70%). Added latency: p50 ${result.addedLatencyMs.p50.toFixed(2)} ms, p99 ${result.addedLatencyMs.p99.toFixed(2)} ms (target: under 1 ms p50).`,
-      '',
-      'On a 2-core machine the router, the pool (with its inference worker threads) and the load generator share two cores, so routed throughput also pays for the CPU the router takes from the pool.',
+      ...notes.map((n) => `Skipped: ${n}`),
+      'On a 2-core machine every forwarder, the pool (with its inference worker threads) and the load generator share two cores, so throughput through a forwarder also pays for the CPU it takes from the pool.',
       '',
     ].join('\n');
     fs.writeFileSync(path.join(RESULTS, 'router.md'), md);

@@ -16,7 +16,7 @@ commands:
   plan [--config FILE | --catalog PATH] [--json]
                                           one row per pool: group, bots, memory used / budget, encoders
   diff OLD NEW [--json]                   which bots move between two configs or catalogs, and why
-  up [--config FILE] [--port 8080] [--models DIR] [--tenant-keys DIR]
+  up [--config FILE] [--port 8080] [--models DIR] [--tenant-keys DIR] [--router node|haproxy]
                                           run the whole platform locally: a process per pool and the router
   models [--config FILE] [--models DIR]   write demo ONNX models for the catalog's bots (default DIR: its modelRoot)
   pool --pool NAME --catalog PATH [--models DIR] [--port 8080] [--metrics-port 9090] [--host 0.0.0.0]
@@ -44,6 +44,7 @@ function run(argv: string[]): string {
     'pool-url': { type: 'string' },
     'pool-urls': { type: 'string' },
     'haproxy-metrics-port': { type: 'string' },
+    router: { type: 'string' },
     'tenant-keys': { type: 'string' },
   } as const;
   let parsed;
@@ -69,7 +70,7 @@ function run(argv: string[]): string {
     case 'pool':
       return poolCommand({ pool: values.pool, catalog: values.catalog, models: values.models, port: values.port, metricsPort: values['metrics-port'], host: values.host });
     case 'up':
-      return upCommand({ config: source, port: values.port, models: values.models, tenantKeys: values['tenant-keys'] });
+      return upCommand({ config: source, port: values.port, models: values.models, tenantKeys: values['tenant-keys'], router: values.router });
     case 'router':
       return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], port: values.port, metricsPort: values['metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     case 'haproxy':

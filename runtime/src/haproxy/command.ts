@@ -114,7 +114,7 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   const check = spawnSync(s.bin, ['-c', '-q', '-f', config], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`HAProxy refuses the generated configuration ${config}: ${(check.stderr || check.stdout).trim()}`);
 
-  child = spawn(s.bin, ['-W', '-db', '-f', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  child = spawn(s.bin, ['-W', '-db', '-q', '-f', config], { stdio: ['ignore', 'inherit', 'inherit'] });
   let stopping = false;
   child.once('exit', (code, signal) => {
     if (stopping) return;

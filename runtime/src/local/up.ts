@@ -17,6 +17,7 @@ import { Catalog, formatMemory, writeCatalogFolder } from '../catalog';
 import { loadAnyCatalog } from '../catalog/config';
 import { Topology, plan } from '../placement';
 import { table } from '../commands/output';
+import { haproxyVersion } from '../haproxy/command';
 import { hashKey } from '../router/tenants';
 import { SettingsError, exitWithFailure, isKnown } from '../commands/failure';
 import { WriteResult, writeDemoModels } from './models';
@@ -35,6 +36,8 @@ export interface UpOptions {
   moveGraceMs?: number;
   /** Folder of tenant API key hashes for the router (the catalog must set `platform.auth: "tenant-keys"`). @default - one key per tenant generated for this run when the catalog requires keys */
   tenantKeys?: string;
+  /** What carries the requests: the Node router, or HAProxy driven by `botshard haproxy` (needs `haproxy` installed). @default 'node' */
+  router?: 'node' | 'haproxy';
   /** Where output goes. @default process.stdout */
   out?: NodeJS.WritableStream;
 }
@@ -95,6 +98,7 @@ export class LocalPlatform {
   async start(): Promise<void> {
     this.catalog = loadAnyCatalog(this.opts.config);
     this.topology = plan(this.catalog);
+    if (this.opts.router === 'haproxy') haproxyVersion(process.env.BOTSHARD_HAPROXY || 'haproxy');
     if (this.opts.port !== 0) await checkPortFree(this.opts.port);
     this.keysDir = this.tenantKeys();
     this.reportDemoModels(writeDemoModels(this.catalog, this.models(this.catalog)));
@@ -112,7 +116,10 @@ export class LocalPlatform {
 
   private args(child: Child): string[] {
     const common = ['--port', String(child.port), '--metrics-port', '0', '--host', '127.0.0.1', '--catalog', this.catalogDir];
-    if (child.kind === 'router') return [BIN, 'router', ...common, '--pool-urls', this.poolUrlsFile, ...(this.keysDir ? ['--tenant-keys', this.keysDir] : [])];
+    if (child.kind === 'router') {
+      const command = this.opts.router === 'haproxy' ? ['haproxy', '--haproxy-metrics-port', '0'] : ['router'];
+      return [BIN, ...command, ...common, '--pool-urls', this.poolUrlsFile, ...(this.keysDir ? ['--tenant-keys', this.keysDir] : [])];
+    }
     return [BIN, 'pool', '--pool', child.name, ...common, '--models', this.models(this.catalog)];
   }
 
@@ -253,7 +260,7 @@ export class LocalPlatform {
       return [p.name, p.group, String(p.bots.length), `${formatMemory(p.used)} / ${formatMemory(p.budget)}`, String(c.port), String(c.proc?.pid ?? '-')];
     });
     const router = this.children.get('router')!;
-    rows.push(['router', '-', String(this.topology.assignment.size), '-', String(router.port), String(router.proc?.pid ?? '-')]);
+    rows.push([this.opts.router === 'haproxy' ? 'router (HAProxy)' : 'router', '-', String(this.topology.assignment.size), '-', String(router.port), String(router.proc?.pid ?? '-')]);
     this.say(`\nbotshard is up: catalog generation ${this.catalog.generation}, ${this.topology.assignment.size} bots in ${this.topology.pools.length} pools\n`);
     this.say(table(['POOL', 'GROUP', 'BOTS', 'MEMORY', 'PORT', 'PID'], rows, [false, false, true, true, true, true]));
     const bot = this.catalog.bots.find((b) => b.intents[0]?.examples.length) ?? this.catalog.bots[0];
@@ -380,12 +387,16 @@ function checkPortFree(port: number): Promise<void> {
 }
 
 /** The `botshard up` command: runs until SIGINT/SIGTERM. */
-export function upCommand(opts: { config: string; port?: string; models?: string; tenantKeys?: string }): string {
+export function upCommand(opts: { config: string; port?: string; models?: string; tenantKeys?: string; router?: string }): string {
   const port = opts.port === undefined ? 8080 : Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     exitWithFailure('botshard up', new SettingsError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(opts.port)}`), 'settings');
   }
-  const platform = new LocalPlatform({ config: opts.config, port, models: opts.models, tenantKeys: opts.tenantKeys ?? (process.env.BOTSHARD_TENANT_KEYS || undefined) });
+  const router = opts.router ?? 'node';
+  if (router !== 'node' && router !== 'haproxy') {
+    exitWithFailure('botshard up', new SettingsError(`--router must be "node" (the Node router) or "haproxy" (HAProxy carries the requests), got ${JSON.stringify(router)}`), 'settings');
+  }
+  const platform = new LocalPlatform({ config: opts.config, port, models: opts.models, tenantKeys: opts.tenantKeys ?? (process.env.BOTSHARD_TENANT_KEYS || undefined), router });
   let stopping = false;
   const stop = (reason: string) => {
     if (stopping) return;
