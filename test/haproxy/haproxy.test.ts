@@ -2,6 +2,7 @@
  * The router's HAProxy mode against real pools on loopback and a real HAProxy: routing by the plan, the
  * same answers as the Node router for what it refuses, tenants, and a live rebalance with no failed request.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseCatalog, plan, poolFor } from '@botshard/runtime';
@@ -9,7 +10,7 @@ import { hashKey } from '@botshard/runtime/router/tenants';
 import example from '../../bots.config';
 import { load } from '../router/support';
 import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
-import { haproxyInstalled, runHaproxy } from './support';
+import { HAPROXY, haproxyInstalled, runHaproxy } from './support';
 
 beforeAll(() => ensureBuilt());
 
@@ -189,4 +190,42 @@ describeWithHaproxy('rebalancing through HAProxy: a pool added while load runs',
     expect(traffic.failures).toEqual([]);
     expect(traffic.statuses.length).toBeGreaterThan(100);
   }, 90_000);
+});
+
+describeWithHaproxy('HAProxy beside the control plane (two containers of a pod, as the manifests run them)', () => {
+  const bots = Array.from({ length: 6 }, (_, i) => supportBot(`bot-${i}`));
+  const one = parseCatalog(catalogInput(bots, 1));
+  const two = parseCatalog(catalogInput(bots, 2));
+  const [first, second] = plan(two).pools.map((p) => p.name);
+
+  test('HAProxy starts on the written configuration, and a new pool reloads it through its master socket', async () => {
+    const dir = tempDir('catalog');
+    writeMountedCatalog(dir, one);
+    const models = withModels(two);
+    const a = await runPool({ pool: first, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
+    const b = await runPool({ pool: second, catalog: two, modelRoot: models, workers: 1 });
+    const shared = tempDir('haproxy');
+    const state = path.join(shared, 'state');
+    // The HAProxy container's command: wait for the configuration, then run HAProxy on it.
+    const container = spawn('sh', ['-c', `until [ -f ${state}/haproxy.cfg ]; do sleep 0.1; done; exec ${HAPROXY} -W -db -q -S ${state}/master.sock -f ${state}/haproxy.cfg`], { stdio: 'ignore' });
+    const stopped = new Promise((resolve) => container.once('exit', resolve));
+    try {
+      const router = await runHaproxy({ catalog: dir, pools: new Map([[first, a.url], [second, b.url]]), dir: shared, env: { BOTSHARD_HAPROXY_EXTERNAL: '1' } });
+      try {
+        const res = await postJson(`${router.url}/v1/bots/bot-0/predict`, { text: 'hi' });
+        expect([res.status, res.body.pool]).toEqual([200, first]);
+        writeMountedCatalog(dir, two);
+        const moved = [...plan(two).assignment].find(([, pool]) => pool === second)![0];
+        await until(async () => (await postJson(`${router.url}/v1/bots/${moved}/predict`, { text: 'hi' })).body.pool === second, 20_000, 'a moved bot to be served by the new pool');
+        expect(await (await fetch(router.metricsUrl)).text()).toMatch(/^botshard_haproxy_config_reloads_total 1$/m);
+      } finally {
+        expect((await router.stop()).code).toBe(0);
+      }
+    } finally {
+      container.kill('SIGTERM');
+      await stopped;
+      await a.close();
+      await b.close();
+    }
+  }, 60_000);
 });

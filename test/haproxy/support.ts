@@ -31,8 +31,8 @@ export interface HaproxyRouter {
 }
 
 /** Starts `botshard haproxy` on free ports and waits until it reports ready (`readyWait`: false to not wait). */
-export async function runHaproxy(o: { catalog: string; pools: Map<string, string>; tenantKeys?: string; env?: Record<string, string>; readyWait?: boolean }): Promise<HaproxyRouter> {
-  const dir = tempDir('haproxy');
+export async function runHaproxy(o: { catalog: string; pools: Map<string, string>; tenantKeys?: string; env?: Record<string, string>; readyWait?: boolean; dir?: string }): Promise<HaproxyRouter> {
+  const dir = o.dir ?? tempDir('haproxy');
   const urlsFile = path.join(dir, 'pools.json');
   const urls: Record<string, string> = Object.fromEntries(o.pools);
   const writeUrls = () => {

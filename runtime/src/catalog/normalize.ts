@@ -201,7 +201,7 @@ class Checker {
 function normalizePlatform(c: Checker, v: unknown): Platform {
   const platform: Platform = { namespace: 'botshard', strategy: 'sharded', modelRoot: 'models' };
   if (v === undefined) return platform;
-  const o = c.object(v, 'platform', ['namespace', 'strategy', 'modelRoot', 'modelStoreEgress', 'auth']);
+  const o = c.object(v, 'platform', ['namespace', 'strategy', 'modelRoot', 'modelStoreEgress', 'auth', 'router']);
   if (!o) return platform;
   if (o.namespace !== undefined) platform.namespace = c.dnsLabel(o.namespace, 'platform.namespace', 'namespace', MAX_DNS_LABEL);
   if (o.strategy !== undefined) {
@@ -216,6 +216,10 @@ function normalizePlatform(c: Checker, v: unknown): Platform {
   if (o.auth === 'tenant-keys') platform.auth = 'tenant-keys';
   else if (o.auth !== undefined && o.auth !== 'none') {
     c.add('platform.auth', `must be "tenant-keys" or "none", got ${show(o.auth)}`, 'use "tenant-keys" to require an API key of the bot\'s tenant on every request');
+  }
+  if (o.router === 'node' || o.router === 'haproxy') platform.router = o.router;
+  else if (o.router !== undefined) {
+    c.add('platform.router', `must be "haproxy" or "node", got ${show(o.router)}`, 'use "haproxy" (HAProxy carries the requests, the default) or "node" (the Node router, one image)');
   }
   return platform;
 }

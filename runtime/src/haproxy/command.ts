@@ -15,6 +15,7 @@ import { RouterCommandFlags, RouterSettings, poolUrlsFile, routerSettings } from
 import { TenantKeys } from '../router/tenants';
 import { poolAddress } from '../router/upstream';
 import { Log, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics } from '../serve/process';
+import { RuntimeApi } from './api';
 import { HaproxyControl } from './control';
 
 const VERSION: string = require('../../package.json').version;
@@ -30,15 +31,23 @@ export interface HaproxySettings extends RouterSettings {
   bin: string;
   /** Where the configuration, maps and Runtime API socket go. @default - a new temporary folder */
   stateDir?: string;
+  /**
+   * HAProxy runs beside this process, not under it (a second container of the same pod sharing `stateDir`):
+   * it starts once the configuration is written, reloads through its master socket, and stops on its own.
+   */
+  external: boolean;
 }
 
 export function haproxySettings(flags: HaproxyFlags, env: NodeJS.ProcessEnv): HaproxySettings {
-  return {
+  const settings: HaproxySettings = {
     ...routerSettings(flags, env),
     haproxyMetricsPort: integerSetting('--haproxy-metrics-port / BOTSHARD_HAPROXY_METRICS_PORT', flags.haproxyMetricsPort ?? env.BOTSHARD_HAPROXY_METRICS_PORT, 0, 65535) ?? 9101,
     bin: env.BOTSHARD_HAPROXY || 'haproxy',
     stateDir: env.BOTSHARD_HAPROXY_DIR || undefined,
+    external: env.BOTSHARD_HAPROXY_EXTERNAL === '1' || env.BOTSHARD_HAPROXY_EXTERNAL === 'true',
   };
+  if (settings.external && !settings.stateDir) throw new SettingsError('BOTSHARD_HAPROXY_EXTERNAL needs BOTSHARD_HAPROXY_DIR: the folder HAProxy reads its configuration from (shared with its container)');
+  return settings;
 }
 
 /** HAProxy's version, or a SettingsError saying how to install it. */
@@ -79,7 +88,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: number; metricsPort: number; haproxyMetricsPort: number }> {
   process.title = 'botshard-haproxy';
-  haproxyVersion(s.bin);
+  if (!s.external) haproxyVersion(s.bin);
   const log = jsonLog({ service: 'botshard-haproxy', pid: process.pid }, s.logLevel);
   const catalog = loadCatalog(s.catalog);
   const address = s.poolUrlsFile ? poolUrlsFile(s.poolUrl) : poolAddress(s.poolUrl, catalog.platform.namespace);
@@ -92,39 +101,17 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   const port = s.port === 0 ? await freePort(s.host) : s.port;
   const haproxyMetricsPort = s.haproxyMetricsPort === 0 ? await freePort(s.host) : s.haproxyMetricsPort;
 
-  let child: ChildProcess | undefined;
+  let haproxy: DataPlane | undefined;
   const control = new HaproxyControl({
     catalog,
     address,
     keys,
     log,
     config: { host: s.host, port, metricsPort: haproxyMetricsPort, dir, tenantRate: s.tenantRate, version: VERSION },
-    reload: async () => {
-      const before = await control.api.command('show info');
-      child?.kill('SIGUSR2');
-      for (let i = 0; i < 200; i++) {
-        await sleep(50);
-        const now = await control.api.command('show info').catch(() => '');
-        if (now.includes('Pid:') && pidIn(now) !== pidIn(before)) return;
-      }
-      throw new Error('HAProxy did not reload within 10 s');
-    },
+    reload: () => haproxy!.reload(),
   });
   const config = control.prepare();
-  const check = spawnSync(s.bin, ['-c', '-q', '-f', config], { encoding: 'utf8' });
-  if (check.status !== 0) throw new Error(`HAProxy refuses the generated configuration ${config}: ${(check.stderr || check.stdout).trim()}`);
-
-  child = spawn(s.bin, ['-W', '-db', '-q', '-f', config], { stdio: ['ignore', 'inherit', 'inherit'] });
-  let stopping = false;
-  child.once('exit', (code, signal) => {
-    if (stopping) return;
-    log.error({ code, signal }, 'HAProxy exited: the router exits too (its supervisor restarts it)');
-    process.exit(1);
-  });
-  for (let i = 0; !(await control.api.alive()); i++) {
-    if (i > 200) throw new Error(`HAProxy did not open its Runtime API socket (${path.join(dir, 'admin.sock')}) within 10 s`);
-    await sleep(50);
-  }
+  haproxy = s.external ? await besideUs(dir, control.api) : await underUs(s.bin, config, control.api, log);
   control.start();
   await control.sync();
 
@@ -161,15 +148,12 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     control.stop();
     watcher.stop();
     keys?.stop();
-    stopping = true;
     // HAProxy stops taking connections and answers the requests in flight; then it stops, closing the
     // idle keep-alive connections (as the Node router does). A soft stop would keep those until their
     // next request, for as long as `hard-stop-after`.
-    const exited = new Promise((resolve) => child!.once('exit', resolve));
     await control.api.command('disable frontend botshard');
     while (/ fe=botshard /.test(await control.api.command('show sess').catch(() => ''))) await sleep(50);
-    child!.kill('SIGTERM');
-    await exited;
+    await haproxy.stop();
     await new Promise<void>((resolve) => metrics.close(() => resolve()));
     if (!s.stateDir) fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -179,6 +163,71 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
 
 function pidIn(info: string): string | undefined {
   return /^Pid: (\d+)/m.exec(info)?.[1];
+}
+
+/** HAProxy as the control plane drives it: reload its configuration, stop it. */
+interface DataPlane {
+  /** Resolves once a new worker with the new configuration serves. */
+  reload(): Promise<void>;
+  /** Resolves once HAProxy has stopped (or, beside us, once it is no longer ours to stop). */
+  stop(): Promise<void>;
+}
+
+/** Waits for HAProxy to answer on its Runtime API socket. */
+async function answering(api: RuntimeApi, withinMs: number): Promise<void> {
+  for (const end = Date.now() + withinMs; !(await api.alive()); ) {
+    if (Date.now() > end) throw new Error(`HAProxy did not open its Runtime API socket (${api.socket}) within ${withinMs / 1000} s`);
+    await sleep(50);
+  }
+}
+
+/** After `signal` (which starts a reload), waits until a new worker answers on the Runtime API. */
+async function reloaded(api: RuntimeApi, signal: () => Promise<unknown>): Promise<void> {
+  const before = pidIn(await api.command('show info'));
+  await signal();
+  for (let i = 0; i < 200; i++) {
+    await sleep(50);
+    const now = pidIn(await api.command('show info').catch(() => ''));
+    if (now !== undefined && now !== before) return;
+  }
+  throw new Error('HAProxy did not reload within 10 s');
+}
+
+/** HAProxy as our child (master-worker): checked, started, reloaded by SIGUSR2, stopped with us. */
+async function underUs(bin: string, config: string, api: RuntimeApi, log: Log): Promise<DataPlane> {
+  const check = spawnSync(bin, ['-c', '-q', '-f', config], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`HAProxy refuses the generated configuration ${config}: ${(check.stderr || check.stdout).trim()}`);
+  const child: ChildProcess = spawn(bin, ['-W', '-db', '-q', '-f', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  let stopping = false;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', (code, signal) => {
+    if (stopping) return;
+    log.error({ code, signal }, 'HAProxy exited: the router exits too (its supervisor restarts it)');
+    process.exit(1);
+  });
+  await answering(api, 10_000);
+  return {
+    reload: () => reloaded(api, async () => child.kill('SIGUSR2')),
+    async stop() {
+      stopping = true;
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/**
+ * HAProxy in another container of the pod, started on the configuration this process wrote into the shared
+ * folder (`haproxy -W -S <dir>/master.sock -f <dir>/haproxy.cfg`): reloaded through its master socket; it
+ * stops when its own container is told to (after its preStop pause, by when we have drained).
+ */
+async function besideUs(dir: string, api: RuntimeApi): Promise<DataPlane> {
+  await answering(api, 120_000);
+  const master = new RuntimeApi(path.join(dir, 'master.sock'));
+  return {
+    reload: () => reloaded(api, () => master.command('reload')),
+    stop: async () => undefined,
+  };
 }
 
 /** The `botshard haproxy` command: starts in the background; logs are JSON lines. */

@@ -141,7 +141,7 @@ export class HaproxyControl {
 
   private writeConfig(): void {
     const backends = this.backends();
-    fs.writeFileSync(this.f.config, this.render(backends, true));
+    writeAtomic(this.f.config, this.render(backends, true));
     this.shape = this.render(backends, false);
     for (const b of backends) this.addressed.set(b.pool, b.url);
   }
@@ -215,7 +215,7 @@ export class HaproxyControl {
     });
     await Promise.all(checks);
     this.metrics.pendingMoves.set(this.moves.size);
-    fs.writeFileSync(this.f.bots, mapText(this.routes));
+    writeAtomic(this.f.bots, mapText(this.routes));
   }
 
   /** Which of these pools HAProxy has a running server for (`show servers state`: operational state 2). */
@@ -243,7 +243,7 @@ export class HaproxyControl {
   }
 
   private async push(name: string, file: string, entries: ReadonlyMap<string, string>): Promise<void> {
-    fs.writeFileSync(file, mapText(entries));
+    writeAtomic(file, mapText(entries));
     await this.api.replaceMap(file, entries);
     this.metrics.mapUpdates.inc({ map: name });
   }
@@ -264,8 +264,8 @@ export class HaproxyControl {
   }
 
   private writeMaps(): void {
-    fs.writeFileSync(this.f.bots, mapText(this.routes));
-    for (const [name, entries] of this.otherMaps()) fs.writeFileSync(this.f[name], mapText(entries));
+    writeAtomic(this.f.bots, mapText(this.routes));
+    for (const [name, entries] of this.otherMaps()) writeAtomic(this.f[name], mapText(entries));
     this.stateKey = '';
   }
 
@@ -305,6 +305,12 @@ async function botState(url: string, bot: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** Whole or not at all: HAProxy (or its container's start script) never reads a half-written file. */
+function writeAtomic(file: string, text: string): void {
+  fs.writeFileSync(`${file}.tmp`, text);
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 function mapText(entries: ReadonlyMap<string, string>): string {
