@@ -1,9 +1,9 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
-import { Auth } from '@botshard/runtime';
+import { Auth, RouterKind } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
-import { RunAsProps, _runAs } from './security';
+import { RunAsProps, _runAs, containerSecurityContext } from './security';
 import {
   CATALOG_MOUNT,
   CpuProps,
@@ -62,7 +62,24 @@ export interface InferenceRouterProps extends TerminationProps, RunAsProps {
   readonly serviceAccountName?: string;
   /** PriorityClass of the pods. @default - none */
   readonly priorityClassName?: string;
+  /**
+   * What carries the requests (the catalog's `platform.router`). "haproxy": an HAProxy container per pod,
+   * driven by the control plane (`botshard haproxy`) through a shared in-memory folder; "node": the Node
+   * router alone. @default "haproxy"
+   */
+  readonly dataPlane?: RouterKind;
+  /** HAProxy image (2.4 or later, with `sh`), pinned by tag or digest. @default "haproxy:2.8.10-alpine" */
+  readonly haproxyImage?: string;
+  /** CPU request and limit of the HAProxy container. @default { request: "250m", limit: "1" } */
+  readonly haproxyCpu?: CpuProps;
+  /** Memory request and limit of the HAProxy container in bytes. @default 268435456 (256 MiB) */
+  readonly haproxyMemory?: number;
 }
+
+/** Port of HAProxy's Prometheus exporter in the HAProxy data plane. */
+export const HAPROXY_METRICS_PORT = 9101;
+/** The folder the control plane and HAProxy share: configuration, maps, sockets. */
+const HAPROXY_RUN = '/run/haproxy';
 
 /**
  * The inference router: Deployment, Service, PDB, HPA and NetworkPolicy. It forwards each request to
@@ -99,6 +116,13 @@ export class InferenceRouter extends Construct {
     if (props.priorityClassName !== undefined) checkName(props.priorityClassName, 'dns-1123-subdomain', `${what}: priorityClassName`, 'use a valid PriorityClass name');
     this.poolUrlTemplate = `http://{pool}.${namespace}.svc.${domain}:${HTTP_PORT}`;
 
+    const dataPlane = props.dataPlane ?? 'haproxy';
+    if (dataPlane !== 'haproxy' && dataPlane !== 'node') throw new Error(`${what}: dataPlane must be "haproxy" or "node", got ${JSON.stringify(dataPlane)}`);
+    const haproxy = dataPlane === 'haproxy';
+    const haproxyImage = checkImage(props.haproxyImage ?? 'haproxy:2.8.10-alpine', `${what}: haproxyImage`);
+    const haproxyCpu = _checkCpu(props.haproxyCpu ?? { request: '250m', limit: '1' }, what);
+    const haproxyMemory = quantity(props.haproxyMemory ?? 256 * 1024 * 1024);
+
     this.selector = selectorLabels(platform, 'router', this.name);
     const labels = objectLabels(platform, 'router', this.name);
     const tag = image.includes('@') ? undefined : image.slice(image.lastIndexOf(':') + 1);
@@ -118,9 +142,9 @@ export class InferenceRouter extends Construct {
       priorityClassName: props.priorityClassName,
       requireHosts: true,
       container: {
-        name: 'router',
+        name: haproxy ? 'control' : 'router',
         image,
-        args: ['router'],
+        args: [haproxy ? 'haproxy' : 'router'],
         env: [
           { name: 'BOTSHARD_CATALOG', value: CATALOG_MOUNT },
           { name: 'BOTSHARD_POOL_URL', value: this.poolUrlTemplate },
@@ -128,6 +152,13 @@ export class InferenceRouter extends Construct {
           { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
           { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
           ...(auth ? [{ name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT }] : []),
+          ...(haproxy
+            ? [
+                { name: 'BOTSHARD_HAPROXY_EXTERNAL', value: '1' },
+                { name: 'BOTSHARD_HAPROXY_DIR', value: HAPROXY_RUN },
+                { name: 'BOTSHARD_HAPROXY_METRICS_PORT', value: String(HAPROXY_METRICS_PORT) },
+              ]
+            : []),
         ],
         cpu,
         memory,
@@ -136,13 +167,47 @@ export class InferenceRouter extends Construct {
           { name: 'catalog', mountPath: CATALOG_MOUNT, readOnly: true },
           ...(auth ? [{ name: 'tenant-keys', mountPath: TENANT_KEYS_MOUNT, readOnly: true }] : []),
           { name: 'tmp', mountPath: '/tmp' },
+          ...(haproxy ? [{ name: 'haproxy-run', mountPath: HAPROXY_RUN }] : []),
         ],
+        // The control plane serves only its metrics; HAProxy serves the requests and the health paths.
+        ...(haproxy
+          ? {
+              ports: [_ports[1]],
+              probes: {
+                startupProbe: { httpGet: { path: '/metrics', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 60 },
+                livenessProbe: { httpGet: { path: '/metrics', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+              },
+            }
+          : {}),
       },
+      sidecars: haproxy
+        ? [
+            {
+              name: 'haproxy',
+              image: haproxyImage,
+              imagePullPolicy: 'IfNotPresent',
+              // Starts once the control plane has written the configuration (whole: it is renamed into place).
+              command: ['sh', '-c', `until [ -f ${HAPROXY_RUN}/haproxy.cfg ]; do sleep 0.2; done; exec haproxy -W -db -S ${HAPROXY_RUN}/master.sock -f ${HAPROXY_RUN}/haproxy.cfg`],
+              ports: [_ports[0], { name: 'haproxy-metrics', containerPort: HAPROXY_METRICS_PORT, protocol: 'TCP' }],
+              resources: {
+                requests: { cpu: k8s.Quantity.fromString(haproxyCpu.request), memory: k8s.Quantity.fromString(haproxyMemory) },
+                limits: { cpu: k8s.Quantity.fromString(haproxyCpu.limit), memory: k8s.Quantity.fromString(haproxyMemory) },
+              },
+              securityContext: containerSecurityContext(uid, gid),
+              ..._probes(60),
+              // Serves while the control plane drains (not ready, then no new connections, in-flight answered);
+              // the kubelet's SIGTERM after this pause ends it.
+              lifecycle: { preStop: { exec: { command: ['sleep', String(preStop + drain)] } } },
+              volumeMounts: [{ name: 'haproxy-run', mountPath: HAPROXY_RUN }],
+            },
+          ]
+        : undefined,
       volumes: [
         props.catalog.volume('catalog'),
         // Not optional: a missing Secret keeps the pod from starting; it never means "no authentication".
         ...(auth ? [{ name: 'tenant-keys', secret: { secretName: secret, optional: false, defaultMode: 0o440 } }] : []),
         { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },
+        ...(haproxy ? [{ name: 'haproxy-run', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('64Mi') } }] : []),
       ],
     });
 
@@ -159,7 +224,7 @@ export class InferenceRouter extends Construct {
           ...(clients.length > 0 ? { from: clients.map((ns) => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } })) } : {}),
           ports: [{ port: k8s.IntOrString.fromNumber(HTTP_PORT), protocol: 'TCP' }],
         },
-        _metricsIngress(monitoring),
+        _metricsIngress(monitoring, haproxy ? [METRICS_PORT, HAPROXY_METRICS_PORT] : [METRICS_PORT]),
       ],
       egress: [
         // To the pools, and DNS.

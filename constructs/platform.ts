@@ -13,7 +13,7 @@ import { DEFAULT_IMAGE, checkImage } from './workload';
 /** Router settings of the platform. */
 export type RouterOptions = Pick<
   InferenceRouterProps,
-  'replicas' | 'targetCpuPercent' | 'cpu' | 'memory' | 'clientNamespaces' | 'preStopSeconds' | 'drainSeconds' | 'terminationGracePeriodSeconds' | 'priorityClassName'
+  'replicas' | 'targetCpuPercent' | 'cpu' | 'memory' | 'clientNamespaces' | 'preStopSeconds' | 'drainSeconds' | 'terminationGracePeriodSeconds' | 'priorityClassName' | 'haproxyImage' | 'haproxyCpu' | 'haproxyMemory'
 >;
 
 export interface BotPlatformProps extends RunAsProps {
@@ -142,6 +142,7 @@ export class BotPlatform extends Construct {
       image,
       clusterDomain: props.clusterDomain,
       auth: catalog.platform.auth ?? 'none',
+      dataPlane: catalog.platform.router ?? 'haproxy',
       tenantKeysSecret: props.tenantKeysSecret,
       monitoringNamespace: props.monitoringNamespace,
     });

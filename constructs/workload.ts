@@ -202,10 +202,10 @@ export function _workloadCompanions(
 }
 
 /** @internal Ingress rule for the metrics port from the monitoring namespace. */
-export function _metricsIngress(monitoringNamespace: string): k8s.NetworkPolicyIngressRule {
+export function _metricsIngress(monitoringNamespace: string, ports: readonly number[] = [METRICS_PORT]): k8s.NetworkPolicyIngressRule {
   return {
     from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': monitoringNamespace } } }],
-    ports: [{ port: k8s.IntOrString.fromNumber(METRICS_PORT), protocol: 'TCP' }],
+    ports: ports.map((port) => ({ port: k8s.IntOrString.fromNumber(port), protocol: 'TCP' })),
   };
 }
 
@@ -243,7 +243,22 @@ export interface DeploymentOptions {
   nodeSelector?: Readonly<Record<string, string>>;
   /** Spread replicas over hosts strictly (`DoNotSchedule`), as real-time workloads need. */
   requireHosts: boolean;
-  container: { name: string; image: string; args: string[]; env: k8s.EnvVar[]; cpu: CpuProps; memory: string; startupSeconds: number; volumeMounts: k8s.VolumeMount[] };
+  container: {
+    name: string;
+    image: string;
+    args: string[];
+    env: k8s.EnvVar[];
+    cpu: CpuProps;
+    memory: string;
+    startupSeconds: number;
+    volumeMounts: k8s.VolumeMount[];
+    /** @default _ports */
+    ports?: k8s.ContainerPort[];
+    /** @default _probes(startupSeconds) on the http port */
+    probes?: Pick<k8s.Container, 'startupProbe' | 'readinessProbe' | 'livenessProbe'>;
+  };
+  /** More containers of the pod (the router's HAProxy), already hardened by the caller. */
+  sidecars?: k8s.Container[];
   volumes: k8s.Volume[];
 }
 
@@ -280,17 +295,18 @@ export function _deployment(scope: Construct, o: DeploymentOptions): k8s.KubeDep
               image: c.image,
               imagePullPolicy: 'IfNotPresent',
               args: c.args,
-              ports: _ports,
+              ports: c.ports ?? _ports,
               env: c.env,
               resources: {
                 requests: { cpu: k8s.Quantity.fromString(c.cpu.request), memory: k8s.Quantity.fromString(c.memory) },
                 limits: { cpu: k8s.Quantity.fromString(c.cpu.limit), memory: k8s.Quantity.fromString(c.memory) },
               },
               securityContext: containerSecurityContext(o.uid, o.gid),
-              ..._probes(c.startupSeconds),
+              ...(c.probes ?? _probes(c.startupSeconds)),
               lifecycle: { preStop: { exec: { command: ['sleep', String(o.preStop)] } } },
               volumeMounts: c.volumeMounts,
             },
+            ...(o.sidecars ?? []),
           ],
           volumes: o.volumes,
         },

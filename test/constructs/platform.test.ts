@@ -93,6 +93,8 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       for (const c of pod.containers) {
         expect(c.securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
         expect(c.securityContext.runAsUser).toBeGreaterThan(0);
+        expect(c.resources.limits.memory).toBe(c.resources.requests.memory);
+        if (c.name === 'haproxy') continue; // the router's HAProxy: its own image, checked below
         expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
         expect(pod.volumes.find((v: any) => v.name === 'tmp').emptyDir.sizeLimit).toBeDefined();
         expect(c.image).toBe('ghcr.io/botshard/runtime:0.1.0');
@@ -106,17 +108,21 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
   it('probes the OIP health paths and terminates gracefully (grace > preStop + drain)', () => {
     for (const d of workloads) {
       const pod = d.spec.template.spec;
-      const c = pod.containers[0];
+      // The container that serves the requests (the router's HAProxy, in the HAProxy data plane).
+      const c = pod.containers.find((x: any) => x.ports.some((p: any) => p.name === 'http'));
       expect(c.startupProbe.httpGet.path).toBe('/v2/health/live');
       expect(c.livenessProbe.httpGet.path).toBe('/v2/health/live');
       expect(c.readinessProbe.httpGet.path).toBe('/v2/health/ready');
       for (const p of [c.startupProbe, c.livenessProbe, c.readinessProbe]) expect(p.httpGet.port).toBe('http');
-      const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+      const runtime = pod.containers[0];
+      const env = Object.fromEntries(runtime.env.map((e: any) => [e.name, e.value]));
       const drain = Number(env.BOTSHARD_DRAIN_SECONDS);
-      const preStop = Number(c.lifecycle.preStop.exec.command[1]);
-      expect(c.lifecycle.preStop.exec.command[0]).toBe('sleep');
+      const preStop = Number(runtime.lifecycle.preStop.exec.command[1]);
+      expect(runtime.lifecycle.preStop.exec.command[0]).toBe('sleep');
       expect(preStop).toBeGreaterThan(0);
       expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(preStop + drain);
+      // HAProxy serves until the control plane has drained: its pause covers the control plane's preStop and drain.
+      if (c !== runtime) expect(c.lifecycle.preStop.exec.command).toEqual(['sleep', String(preStop + drain)]);
       const group = example.catalog.groups.find((g) => g.name === d.metadata.labels?.['botshard.io/pool-group']);
       if (group) expect(drain * 1000).toBeGreaterThanOrEqual(group.timeoutMs);
     }
@@ -247,7 +253,7 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
   it('configures the router: pool URL template, no tenant keys when the catalog asks for no auth, no key material', () => {
     const router = workloads.find((d) => d.metadata.name === 'botshard-router')!;
     const c = router.spec.template.spec.containers[0];
-    expect(c.args).toEqual(['router']);
+    expect(c.args).toEqual(['haproxy']);
     const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
     expect(env).toEqual({
       BOTSHARD_CATALOG: '/etc/botshard/catalog',
@@ -255,6 +261,9 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       BOTSHARD_PORT: '8080',
       BOTSHARD_METRICS_PORT: '9090',
       BOTSHARD_DRAIN_SECONDS: '65',
+      BOTSHARD_HAPROXY_EXTERNAL: '1',
+      BOTSHARD_HAPROXY_DIR: '/run/haproxy',
+      BOTSHARD_HAPROXY_METRICS_PORT: '9101',
     });
     expect(example.catalog.platform.auth).toBeUndefined(); // bots.config.ts sets auth: 'none'
     expect(router.spec.template.spec.volumes.find((v: any) => v.name === 'tenant-keys')).toBeUndefined();
@@ -266,6 +275,31 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': 'botshard', 'app.kubernetes.io/component': 'pool' } } }], ports: [{ port: 8080, protocol: 'TCP' }] },
       DNS,
     ]);
+  });
+
+  it('runs HAProxy beside the control plane by default (the data plane bench:router chose), the Node router alone with platform.router "node"', () => {
+    const pod = workloads.find((d) => d.metadata.name === 'botshard-router')!.spec.template.spec;
+    expect(example.catalog.platform.router).toBeUndefined();
+    expect(pod.containers.map((c: any) => c.name)).toEqual(['control', 'haproxy']);
+    const [control, haproxy] = pod.containers;
+    expect(haproxy.image).toBe('haproxy:2.8.10-alpine');
+    expect(haproxy.command.join(' ')).toContain('exec haproxy -W -db -S /run/haproxy/master.sock -f /run/haproxy/haproxy.cfg');
+    expect(haproxy.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['http', 8080], ['haproxy-metrics', 9101]]);
+    expect(control.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['metrics', 9090]]);
+    expect(control.readinessProbe).toBeUndefined(); // the pod is ready when HAProxy says so (its state map, kept by the control plane)
+    // The configuration, maps and sockets: one in-memory folder, in both containers.
+    expect(pod.volumes.find((v: any) => v.name === 'haproxy-run').emptyDir).toEqual({ medium: 'Memory', sizeLimit: '64Mi' });
+    for (const c of pod.containers) expect(c.volumeMounts).toContainEqual({ name: 'haproxy-run', mountPath: '/run/haproxy' });
+    const np = example.objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'botshard-router')!;
+    expect(np.spec.ingress[1].ports).toEqual([{ port: 9090, protocol: 'TCP' }, { port: 9101, protocol: 'TCP' }]);
+
+    const input = exampleCatalogInput();
+    input.platform.router = 'node';
+    const node = ofKind(synthInput(input).objects, 'Deployment').find((d) => d.metadata.name === 'botshard-router')!.spec.template.spec;
+    expect(node.containers.map((c: any) => [c.name, c.args])).toEqual([['router', ['router']]]);
+    expect(node.volumes.find((v: any) => v.name === 'haproxy-run')).toBeUndefined();
+    input.platform.router = 'envoy';
+    expect(() => synthInput(input)).toThrow(/platform\.router: must be "haproxy" or "node", got "envoy"/);
   });
 
   it('mounts the tenant keys Secret, not optional, when the catalog requires keys', () => {
