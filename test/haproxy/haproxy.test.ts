@@ -9,7 +9,7 @@ import { parseCatalog, plan, poolFor } from '@botshard/runtime';
 import { hashKey } from '@botshard/runtime/router/tenants';
 import example from '../../bots.config';
 import { load } from '../router/support';
-import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir, until, withModels, writeMountedCatalog, runPoolsOf } from '../pool/support';
 import { HAPROXY, haproxyInstalled, runHaproxy } from './support';
 
 beforeAll(() => ensureBuilt());
@@ -19,17 +19,12 @@ const describeWithHaproxy = haproxyInstalled() ? describe : describe.skip;
 describeWithHaproxy('the example catalog through HAProxy', () => {
   const catalog = parseCatalog(example);
   const topology = plan(catalog);
-  const pools: RunningPool[] = [];
-  const urls = new Map<string, string>();
+  let pools: RunningPool[] = [];
+  let urls = new Map<string, string>();
   let router: Awaited<ReturnType<typeof runHaproxy>>;
 
   beforeAll(async () => {
-    const models = withModels(catalog);
-    for (const pool of topology.pools) {
-      const running = await runPool({ pool: pool.name, catalog, modelRoot: models, workers: 1 });
-      pools.push(running);
-      urls.set(pool.name, running.url);
-    }
+    ({ pools, urls } = await runPoolsOf(catalog));
     const dir = tempDir('catalog');
     writeMountedCatalog(dir, catalog);
     router = await runHaproxy({ catalog: dir, pools: urls });

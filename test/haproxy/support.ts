@@ -5,7 +5,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ROOT, getJson, tempDir, until } from '../pool/support';
+import { ROOT, getJson, listeningLine, tempDir, until } from '../pool/support';
 
 export const HAPROXY = process.env.BOTSHARD_HAPROXY || 'haproxy';
 
@@ -50,22 +50,9 @@ export async function runHaproxy(o: { catalog: string; pools: Map<string, string
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  let buffer = '';
-  const listening = new Promise<any>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      buffer += d;
-      const lines = buffer.split('\n');
-      buffer = lines.pop()!;
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line);
-        logs.push(entry);
-        if (entry.msg === 'listening') resolve(entry);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`botshard haproxy exited with ${code} before listening: ${stderr}`)));
+  const entry = await listeningLine(child, logs, 'botshard haproxy').catch((e: Error) => {
+    throw new Error(`${e.message}: ${stderr}`);
   });
-  const entry = await listening;
   const url = `http://127.0.0.1:${entry.port}`;
   if (o.readyWait !== false) await until(async () => (await getJson(`${url}/v2/health/ready`).catch(() => ({ status: 0 }))).status === 200, 20_000, 'the HAProxy router to be ready');
   return {

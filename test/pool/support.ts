@@ -94,6 +94,19 @@ export async function runPool(opts: PoolServerOptions): Promise<RunningPool> {
   return { app, url, close: () => app.close() };
 }
 
+/** A pool server for every pool of the catalog's plan (one worker each), and their addresses by pool name. */
+export async function runPoolsOf(catalog: Catalog): Promise<{ pools: RunningPool[]; urls: Map<string, string> }> {
+  const models = withModels(catalog);
+  const pools: RunningPool[] = [];
+  const urls = new Map<string, string>();
+  for (const pool of plan(catalog).pools) {
+    const running = await runPool({ pool: pool.name, catalog, modelRoot: models, workers: 1 });
+    pools.push(running);
+    urls.set(pool.name, running.url);
+  }
+  return { pools, urls };
+}
+
 /** Waits for a condition, polling; fails with what it waited for. */
 export async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -215,6 +228,28 @@ export interface PoolProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * Collects a child's JSON log lines (stdout; other lines are skipped) into `logs` and resolves with its
+ * "listening" line; rejects if it exits before.
+ */
+export function listeningLine(child: ChildProcess, logs: any[], what: string): Promise<any> {
+  let buffer = '';
+  return new Promise<any>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      buffer += d;
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line);
+        logs.push(entry);
+        if (entry.msg === 'listening') resolve(entry);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code} before listening`)));
+  });
+}
+
 /** Starts `node runtime/bin/botshard.js pool ...` on ports 0 and waits for its "listening" log line and readiness. */
 export async function spawnPool(o: { pool: string; catalogFile: string; models: string; env?: Record<string, string> }): Promise<PoolProcess> {
   const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), 'pool', '--pool', o.pool, '--catalog', o.catalogFile, '--models', o.models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
@@ -224,21 +259,7 @@ export async function spawnPool(o: { pool: string; catalogFile: string; models: 
   });
   const logs: any[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  let buffer = '';
-  const listening = new Promise<any>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      buffer += d;
-      const lines = buffer.split('\n');
-      buffer = lines.pop()!;
-      for (const line of lines) {
-        const entry = JSON.parse(line);
-        logs.push(entry);
-        if (entry.msg === 'listening') resolve(entry);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`pool exited with ${code} before listening`)));
-  });
-  const entry = await listening;
+  const entry = await listeningLine(child, logs, 'pool');
   const url = `http://127.0.0.1:${entry.port}`;
   await until(async () => (await getJson(`${url}/v2/health/ready`)).status === 200, 20_000, 'the pool to be ready');
   return { child, url, metricsUrl: `http://127.0.0.1:${entry.metricsPort}/metrics`, logs, exited };

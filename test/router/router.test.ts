@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { parseCatalog, plan, poolFor } from '@botshard/runtime';
 import { hashKey } from '@botshard/runtime/router/tenants';
 import example from '../../bots.config';
-import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog, runPoolsOf } from '../pool/support';
 import { load, poolRequestCount, runRouter } from './support';
 
 beforeAll(() => ensureBuilt());
@@ -27,17 +27,12 @@ function raw(url: string, method: string, rawPath: string, body?: string): Promi
 describe('routing the example catalog', () => {
   const catalog = parseCatalog(example);
   const topology = plan(catalog);
-  const pools: RunningPool[] = [];
-  const urls = new Map<string, string>();
+  let pools: RunningPool[] = [];
+  let urls = new Map<string, string>();
   let router: Awaited<ReturnType<typeof runRouter>>;
 
   beforeAll(async () => {
-    const models = withModels(catalog);
-    for (const pool of topology.pools) {
-      const running = await runPool({ pool: pool.name, catalog, modelRoot: models, workers: 1 });
-      pools.push(running);
-      urls.set(pool.name, running.url);
-    }
+    ({ pools, urls } = await runPoolsOf(catalog));
     router = await runRouter({ catalog, urls });
   }, 120_000);
   afterAll(async () => {

@@ -9,11 +9,11 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadCatalog } from '../catalog';
-import { CatalogWatcher } from '../catalog/watch';
 import { SettingsError } from '../commands/failure';
 import { RouterCommandFlags, RouterSettings, poolUrlsFile, routerSettings } from '../router/command';
 import { TenantKeys } from '../router/tenants';
 import { poolAddress } from '../router/upstream';
+import { catalogWatcher } from '../serve/catalog';
 import { Log, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics } from '../serve/process';
 import { RuntimeApi } from './api';
 import { HaproxyControl } from './control';
@@ -115,25 +115,12 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   control.start();
   await control.sync();
 
-  const watcher = new CatalogWatcher({
+  const watcher = catalogWatcher(log, {
     location: s.catalog,
     generation: catalog.generation,
     pollMs: s.pollMs,
-    onCatalog: (next) => {
-      try {
-        void control.update(next);
-      } catch (e) {
-        control.metrics.catalogReloads.inc({ result: 'invalid' });
-        log.error({ generation: next.generation, problems: (e as Error).message }, 'catalog changed but cannot be used: ignored, the current one keeps serving');
-        return;
-      }
-      control.metrics.catalogReloads.inc({ result: 'applied' });
-      log.info({ generation: next.generation }, 'catalog changed: applied');
-    },
-    onInvalid: (e) => {
-      control.metrics.catalogReloads.inc({ result: 'invalid' });
-      log.error({ problems: e.message }, 'catalog changed but cannot be used: ignored, the current one keeps serving');
-    },
+    apply: (next) => void control.update(next),
+    reloads: control.metrics.catalogReloads,
   });
   watcher.start();
   keys?.follow(s.pollMs ?? 5000);

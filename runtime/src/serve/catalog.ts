@@ -20,13 +20,19 @@ export interface FollowCatalogOptions {
   reloads: Counter<'result'>;
 }
 
-/** Watches the catalog while the app runs (from `ready` to `close`). */
-export function followCatalog(app: FastifyInstance, o: FollowCatalogOptions): void {
+/** Something that logs like pino (the app's logger, or a process's JSON lines). */
+interface CatalogLog {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** A catalog watcher that applies, counts and logs each change the same way in every process. Not started. */
+export function catalogWatcher(log: CatalogLog, o: FollowCatalogOptions): CatalogWatcher {
   const refuse = (generation: string | undefined, reason: string) => {
     o.reloads.inc({ result: 'invalid' });
-    app.log.error({ generation, problems: reason }, 'catalog changed but cannot be used: ignored, the current one keeps serving');
+    log.error({ generation, problems: reason }, 'catalog changed but cannot be used: ignored, the current one keeps serving');
   };
-  const watcher = new CatalogWatcher({
+  return new CatalogWatcher({
     location: o.location,
     generation: o.generation,
     pollMs: o.pollMs,
@@ -38,10 +44,15 @@ export function followCatalog(app: FastifyInstance, o: FollowCatalogOptions): vo
         return;
       }
       o.reloads.inc({ result: 'applied' });
-      app.log.info({ generation: catalog.generation }, 'catalog changed: applied');
+      log.info({ generation: catalog.generation }, 'catalog changed: applied');
     },
     onInvalid: (e) => refuse(undefined, e.message),
   });
+}
+
+/** Watches the catalog while the app runs (from `ready` to `close`). */
+export function followCatalog(app: FastifyInstance, o: FollowCatalogOptions): void {
+  const watcher = catalogWatcher(app.log, o);
   app.addHook('onReady', async () => watcher.start());
   app.addHook('onClose', async () => watcher.stop());
 }
