@@ -143,8 +143,9 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     pool.close();
     await Promise.all([workers.close(), store.close()]);
   });
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', (_request, reply, done) => {
     reply.header(POOL_HEADER, opts.pool);
+    done();
   });
   await app.register(modelRoutes, { pool: opts.pool, runtime: pool, metrics, maxBatch: opts.maxBatch ?? 64, maxTextLength: opts.maxTextLength ?? 4096 });
   return app;
