@@ -11,6 +11,7 @@
  *   written in Node;
  * - the botshard Node router, and the HAProxy mode (`botshard haproxy`: HAProxy driven by the control plane).
  * Reports throughput against direct and the p50 each adds. Writes bench/results/router.{json,md}.
+ * PROFILE=<folder> writes the botshard processes' CPU profiles.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -44,7 +45,9 @@ function startListening(command: string, args: string[]): Promise<{ proc: ChildP
   });
 }
 
-const start = (args: string[]) => startListening(process.execPath, [BIN, ...args]);
+/** PROFILE=<folder>: the botshard processes write CPU profiles there when they stop (node --cpu-prof). */
+const PROFILE = process.env.PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.PROFILE)}`] : [];
+const start = (args: string[]) => startListening(process.execPath, [...PROFILE, BIN, ...args]);
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
