@@ -138,7 +138,7 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     // HAProxy stops taking connections and answers the requests in flight; then it stops, closing the
     // idle keep-alive connections (as the Node router does). A soft stop would keep those until their
     // next request, for as long as `hard-stop-after`.
-    await control.api.command('disable frontend botshard');
+    await control.api.command('disable frontend botshard').catch(() => undefined); // HAProxy already gone: nothing in flight
     while (/ fe=botshard /.test(await control.api.command('show sess').catch(() => ''))) await sleep(50);
     await haproxy.stop();
     await new Promise<void>((resolve) => metrics.close(() => resolve()));
