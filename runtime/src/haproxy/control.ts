@@ -63,6 +63,8 @@ export class HaproxyControl {
   private shape = '';
   /** The address HAProxy has for each pool. */
   private readonly addressed = new Map<string, string | undefined>();
+  /** Pools whose server HAProxy has seen up since it got their address: until all have, the router is not ready. */
+  private readonly seenUp = new Set<string>();
   private timer?: NodeJS.Timeout;
   private syncing: Promise<void> = Promise.resolve();
   private draining = false;
@@ -136,6 +138,7 @@ export class HaproxyControl {
     }
     if (routesChanged) await this.push('bots', this.f.bots, this.routes);
     await this.flipReadyMoves();
+    await this.noteServersUp();
     await this.pushIfChanged();
   }
 
@@ -160,6 +163,7 @@ export class HaproxyControl {
       if (!/changed|no need to change/i.test(moved)) throw new Error(`HAProxy refused the new address of ${server}: ${moved}`);
       await this.api.command(`set server ${server} state ready`);
       this.addressed.set(b.pool, b.url);
+      this.seenUp.delete(b.pool);
       this.o.log.info({ pool: b.pool, url: b.url }, 'pool address set in HAProxy');
     }
     return true;
@@ -218,6 +222,17 @@ export class HaproxyControl {
     writeAtomic(this.f.bots, mapText(this.routes));
   }
 
+  /**
+   * Pools of the catalog whose server HAProxy now sees up for the first time (a server that just got its
+   * address is down until its first health check passes). Once seen, a pool that fails later does not make
+   * the router unready: its bots get 503 while the others are served, as with the Node router.
+   */
+  private async noteServersUp(): Promise<void> {
+    const waiting = new Set([...this.table.pools()].filter((p) => this.o.address(p) !== undefined && !this.seenUp.has(p)));
+    if (waiting.size === 0) return;
+    for (const pool of await this.serversUp(waiting)) this.seenUp.add(pool);
+  }
+
   /** Which of these pools HAProxy has a running server for (`show servers state`: operational state 2). */
   private async serversUp(pools: Set<string>): Promise<Set<string>> {
     const up = new Set<string>();
@@ -252,7 +267,7 @@ export class HaproxyControl {
     const owners = new Map(this.table.catalog.bots.map((b) => [b.id, b.tenant]));
     const keys = new Map((this.o.keys?.entries() ?? []).map((k) => [k.hash, k.tenant]));
     const auth = this.auth;
-    const unroutable = [...this.table.pools()].filter((p) => !this.o.address(p));
+    const unroutable = [...this.table.pools()].filter((p) => !this.o.address(p) || !this.seenUp.has(p));
     const ready = !this.draining && unroutable.length === 0 && (!auth || keys.size > 0);
     const state = new Map([
       ['ready', ready ? '1' : '0'],
