@@ -29,7 +29,8 @@ export class RouterMetrics {
         for (const [group, n] of inflight) this.set({ group }, n);
       },
     });
-    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'botshard_router_' });
+    // Node's process metrics under their standard names (process_*, nodejs_*), as in the pools: dashboards and alerts find them.
+    if (processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
   setGeneration(generation: string): void {
