@@ -124,7 +124,8 @@ const tokenizer = { kind: 'hashing', buckets: 4096, maxTokens: 64 } as const;
 
 export default defineCatalog({
   // auth: 'tenant-keys' requires an API key of the bot's tenant on every request (docs/router.md, "Tenants").
-  platform: { namespace: 'botshard', strategy: 'sharded', modelRoot: 'models', auth: 'none' },
+  // prometheusOperator: PodMonitors and alerts for clusters that run the Prometheus Operator (docs/operations.md).
+  platform: { namespace: 'botshard', strategy: 'sharded', modelRoot: 'models', auth: 'none', prometheusOperator: true },
   tenants: ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark', 'wayne'].map((id) => ({ id })),
   encoders: ['en', 'de', 'fr'].map((language) => ({
     id: `encoder-${language}`,

@@ -7,3 +7,4 @@ export * from './inference-router';
 export * from './pool-group';
 export * from './platform';
 export * from './app';
+export * from './monitoring';

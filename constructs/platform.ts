@@ -5,6 +5,7 @@ import { Catalog, Topology, plan } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { modelStoreEgress } from './inference-pool';
 import { InferenceRouter, InferenceRouterProps } from './inference-router';
+import { Monitoring } from './monitoring';
 import { checkName, labelProblem, nameProblem, nameRuleOf, objectLabels } from './names';
 import { PoolGroup, PoolGroupOptions } from './pool-group';
 import { RunAsProps } from './security';
@@ -67,6 +68,8 @@ export class BotPlatform extends Construct {
   public readonly poolGroups: PoolGroup[];
   public readonly catalogConfigMaps: CatalogConfigMaps;
   public readonly router: InferenceRouter;
+  /** PodMonitors and alerts, when the catalog sets `platform.prometheusOperator`. */
+  public readonly monitoring?: Monitoring;
   /** The placement the manifests were synthesized from. */
   public readonly topology: Topology;
 
@@ -132,6 +135,8 @@ export class BotPlatform extends Construct {
       maxPartBytes: props.maxPartBytes,
       reservedParts: props.reservedParts,
     });
+    // What carries requests to the pools: the catalog's choice, else HAProxy (bench:router's choice).
+    const dataPlane = catalog.platform.router ?? 'haproxy';
     this.router = new InferenceRouter(this.platformChart, 'router', {
       ...props.router,
       ...runAs,
@@ -142,10 +147,14 @@ export class BotPlatform extends Construct {
       image,
       clusterDomain: props.clusterDomain,
       auth: catalog.platform.auth ?? 'none',
-      dataPlane: catalog.platform.router ?? 'haproxy',
+      dataPlane,
       tenantKeysSecret: props.tenantKeysSecret,
       monitoringNamespace: props.monitoringNamespace,
     });
+
+    if (catalog.platform.prometheusOperator) {
+      this.monitoring = new Monitoring(this.platformChart, 'monitoring', { catalog, namespace, platform: name, haproxy: dataPlane === 'haproxy' });
+    }
 
     const storeEgress = modelStoreEgress(catalog);
     this.groupCharts = [];

@@ -35,6 +35,9 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       'PodDisruptionBudget/botshard-router',
       'HorizontalPodAutoscaler/botshard-router',
       'NetworkPolicy/botshard-router',
+      'PodMonitor/botshard-pool-metrics',
+      'PodMonitor/botshard-router-metrics',
+      'PrometheusRule/botshard-alerts',
     ]);
     const topology = plan(example.catalog);
     for (const group of ['realtime', 'batch']) {

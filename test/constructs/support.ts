@@ -8,6 +8,8 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/Horizo
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { PriorityClass } from 'kubernetes-models/scheduling.k8s.io/v1/PriorityClass';
+import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import exampleInput from '../../bots.config';
 import { BotPlatformProps, buildPlatformApp } from '../../constructs/index';
 
@@ -41,6 +43,9 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'scheduling.k8s.io/v1/PriorityClass': PriorityClass,
+  // The Prometheus Operator's CRDs (their schemas from @kubernetes-models/prometheus-operator).
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
 /** Validates an object against its Kubernetes schema (kubernetes-models v4); throws on an unknown kind. */

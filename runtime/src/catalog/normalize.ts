@@ -201,7 +201,7 @@ class Checker {
 function normalizePlatform(c: Checker, v: unknown): Platform {
   const platform: Platform = { namespace: 'botshard', strategy: 'sharded', modelRoot: 'models' };
   if (v === undefined) return platform;
-  const o = c.object(v, 'platform', ['namespace', 'strategy', 'modelRoot', 'modelStoreEgress', 'auth', 'router']);
+  const o = c.object(v, 'platform', ['namespace', 'strategy', 'modelRoot', 'modelStoreEgress', 'auth', 'router', 'prometheusOperator']);
   if (!o) return platform;
   if (o.namespace !== undefined) platform.namespace = c.dnsLabel(o.namespace, 'platform.namespace', 'namespace', MAX_DNS_LABEL);
   if (o.strategy !== undefined) {
@@ -216,6 +216,10 @@ function normalizePlatform(c: Checker, v: unknown): Platform {
   if (o.auth === 'tenant-keys') platform.auth = 'tenant-keys';
   else if (o.auth !== undefined && o.auth !== 'none') {
     c.add('platform.auth', `must be "tenant-keys" or "none", got ${show(o.auth)}`, 'use "tenant-keys" to require an API key of the bot\'s tenant on every request');
+  }
+  if (o.prometheusOperator === true) platform.prometheusOperator = true;
+  else if (o.prometheusOperator !== undefined && o.prometheusOperator !== false) {
+    c.add('platform.prometheusOperator', `must be true or false, got ${show(o.prometheusOperator)}`, 'set it to true when the cluster runs the Prometheus Operator (PodMonitor and PrometheusRule objects)');
   }
   if (o.router === 'node' || o.router === 'haproxy') platform.router = o.router;
   else if (o.router !== undefined) {

@@ -40,6 +40,12 @@ export interface PlatformInput {
    * @default "haproxy"
    */
   readonly router?: RouterKind;
+  /**
+   * The cluster runs the Prometheus Operator: synthesize PodMonitors for pools and router and a
+   * PrometheusRule with botshard's alerts (docs/operations.md), besides the scrape annotations.
+   * @default false
+   */
+  readonly prometheusOperator?: boolean;
 }
 
 /** Router authentication: API keys per tenant, or none. */
@@ -251,6 +257,8 @@ export interface Platform {
   auth?: 'tenant-keys';
   /** Present only when the catalog sets it (constructs fill the default). */
   router?: RouterKind;
+  /** Present only when on. */
+  prometheusOperator?: true;
 }
 export interface ModelStoreEgress {
   cidr: string;

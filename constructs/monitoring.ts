@@ -1,0 +1,206 @@
+/**
+ * What the Prometheus Operator needs to watch botshard: a PodMonitor for the pools and one for the router
+ * (their metrics ports, with each pool's group as a label), and a PrometheusRule with the alerts a person
+ * on call acts on. Each alert links its runbook section in docs/operations.md. Synthesized when the catalog
+ * sets `platform.prometheusOperator: true`.
+ */
+import { ApiObject } from 'cdk8s';
+import { Construct } from 'constructs';
+import { Catalog, PoolGroup } from '@botshard/runtime';
+import { LABEL_COMPONENT, LABEL_NAME_KEY, LABEL_PART_OF, LABEL_POOL_GROUP, objectLabels } from './names';
+
+/** The group label a pool's metrics carry once scraped through its PodMonitor (`podTargetLabels`). */
+export const GROUP_LABEL = LABEL_POOL_GROUP.replace(/[^a-zA-Z0-9_]/g, '_');
+/** Where the runbooks are. */
+export const RUNBOOK_BASE = 'https://github.com/botshard/botshard/blob/main/docs/operations.md';
+
+export interface MonitoringProps {
+  catalog: Catalog;
+  namespace: string;
+  platform: string;
+  /** The router's data plane: HAProxy exports its own metrics on a second port. */
+  haproxy: boolean;
+}
+
+/** One alerting rule of a PrometheusRule. */
+export interface AlertRule {
+  alert: string;
+  expr: string;
+  for: string;
+  /** `group`: the pool group of a per-group alert (alerts of one name differ by it). */
+  labels: { severity: 'critical' | 'warning'; group?: string };
+  annotations: { summary: string; description: string; runbook_url: string };
+}
+
+export class Monitoring extends Construct {
+  /** The alerting rules, as synthesized. */
+  public readonly rules: AlertRule[];
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const { namespace, platform } = props;
+    const pods = (component: 'pool' | 'router') => ({ matchLabels: { [LABEL_NAME_KEY]: 'botshard', [LABEL_PART_OF]: platform, [LABEL_COMPONENT]: component } });
+    const endpoint = (port: string) => ({ port, path: '/metrics', interval: '15s', scrapeTimeout: '10s' });
+    new ApiObject(this, 'pools', {
+      apiVersion: 'monitoring.coreos.com/v1',
+      kind: 'PodMonitor',
+      metadata: { name: `${platform}-pool-metrics`, namespace, labels: objectLabels(platform, 'pool', `${platform}-pool-metrics`) },
+      spec: { selector: pods('pool'), podTargetLabels: [LABEL_POOL_GROUP], podMetricsEndpoints: [endpoint('metrics')] },
+    });
+    new ApiObject(this, 'router', {
+      apiVersion: 'monitoring.coreos.com/v1',
+      kind: 'PodMonitor',
+      metadata: { name: `${platform}-router-metrics`, namespace, labels: objectLabels(platform, 'router', `${platform}-router-metrics`) },
+      spec: { selector: pods('router'), podMetricsEndpoints: [endpoint('metrics'), ...(props.haproxy ? [endpoint('haproxy-metrics')] : [])] },
+    });
+    this.rules = alertRules(props.catalog.groups, props.haproxy);
+    new ApiObject(this, 'rules', {
+      apiVersion: 'monitoring.coreos.com/v1',
+      kind: 'PrometheusRule',
+      metadata: { name: `${platform}-alerts`, namespace, labels: objectLabels(platform, 'platform', `${platform}-alerts`) },
+      spec: { groups: [{ name: 'botshard', rules: this.rules }] },
+    });
+  }
+}
+
+const runbook = (anchor: string) => `${RUNBOOK_BASE}#${anchor}`;
+
+/** The alerts; per group, thresholds from the group's deadline. */
+export function alertRules(groups: readonly PoolGroup[], haproxy: boolean): AlertRule[] {
+  const rules: AlertRule[] = [
+    {
+      alert: 'BotshardPoolNotReady',
+      expr: 'botshard_pool_ready == 0',
+      for: '5m',
+      labels: { severity: 'critical' },
+      annotations: {
+        summary: 'Pool {{ $labels.pod }} has not been ready for 5 minutes',
+        description: `A pool pod of group {{ $labels.${GROUP_LABEL} }} reports not ready: its bots are served by its other replicas, or not at all.`,
+        runbook_url: runbook('pool-not-ready'),
+      },
+    },
+    {
+      alert: 'BotshardBotsFailedToLoad',
+      expr: 'botshard_pool_bots{state="failed"} > 0',
+      for: '10m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: '{{ $value }} bots failed to load in {{ $labels.pod }}',
+        description: 'Bots assigned to this pool failed to load (their requests get 503); the pool retries with backoff. Its log and /v2/models/{bot}/ready name the error.',
+        runbook_url: runbook('bots-failed-to-load'),
+      },
+    },
+    {
+      alert: 'BotshardCatalogRejected',
+      expr: 'increase(botshard_pool_catalog_reloads_total{result="invalid"}[15m]) > 0 or increase(botshard_router_catalog_reloads_total{result="invalid"}[15m]) > 0 or increase(botshard_haproxy_catalog_reloads_total{result="invalid"}[15m]) > 0',
+      for: '0m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: 'A new catalog generation was rejected by {{ $labels.pod }}',
+        description: 'A catalog change could not be used (invalid, or it cannot be placed): the pod keeps serving the previous generation.',
+        runbook_url: runbook('catalog-rejected'),
+      },
+    },
+    {
+      alert: 'BotshardCatalogGenerationsDiffer',
+      expr: 'count(count by (generation) (botshard_pool_catalog_generation)) > 1',
+      for: '15m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: 'Pools have served different catalog generations for 15 minutes',
+        description: 'A catalog rollout reaches every pod within a minute or two (the kubelet syncs ConfigMaps); pods still on an older generation have not seen the new one.',
+        runbook_url: runbook('generations-differ'),
+      },
+    },
+  ];
+  for (const g of groups) {
+    const sel = `${GROUP_LABEL}="${g.name}"`;
+    const requests = `sum(rate(botshard_pool_bot_requests_total{${sel}}[5m]))`;
+    const outcome = (o: string) => `sum(rate(botshard_pool_bot_requests_total{${sel},outcome="${o}"}[5m]))`;
+    const deadline = g.timeoutMs / 1000;
+    rules.push(
+      {
+        alert: 'BotshardRequestsShed',
+        expr: `${outcome('shed')} / ${requests} > 0.05`,
+        for: '10m',
+        labels: { severity: g.realtime ? 'critical' : 'warning', group: g.name },
+        annotations: {
+          summary: `Pool group ${g.name} refuses more than 5% of its requests (503)`,
+          description: `Requests are shed because queues are full or could not finish within the group's ${deadline} s deadline: the group needs more pools or replicas.`,
+          runbook_url: runbook('requests-shed'),
+        },
+      },
+      {
+        alert: 'BotshardDeadlineExceeded',
+        expr: `${outcome('timeout')} / ${requests} > 0.01`,
+        for: '10m',
+        labels: { severity: g.realtime ? 'critical' : 'warning', group: g.name },
+        annotations: {
+          summary: `Pool group ${g.name} answers more than 1% of its requests with 504`,
+          description: `Requests pass the group's ${deadline} s deadline in the pools: a slow bot or an overloaded pool.`,
+          runbook_url: runbook('deadline-exceeded'),
+        },
+      },
+      {
+        alert: 'BotshardLatencyNearDeadline',
+        expr: `histogram_quantile(0.99, sum by (le) (rate(botshard_pool_request_seconds_bucket{${sel},route=~".*(infer|predict)"}[5m]))) > ${Math.round(deadline * 0.8 * 1000) / 1000}`,
+        for: '10m',
+        labels: { severity: 'warning', group: g.name },
+        annotations: {
+          summary: `Pool group ${g.name}: p99 above 80% of its ${deadline} s deadline`,
+          description: 'The slowest requests come close to being cut off at the deadline.',
+          runbook_url: runbook('latency-near-deadline'),
+        },
+      },
+    );
+  }
+  rules.push(
+    haproxy
+      ? {
+          alert: 'BotshardRouterPoolDown',
+          expr: 'haproxy_backend_active_servers == 0',
+          for: '5m',
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: 'The router reaches no ready replica of pool {{ $labels.proxy }}',
+            description: "HAProxy's health checks on the pool's Service fail: its bots get 503.",
+            runbook_url: runbook('router-upstream-errors'),
+          },
+        }
+      : {
+          alert: 'BotshardRouterUpstreamErrors',
+          expr: 'sum by (pool, kind) (rate(botshard_router_upstream_errors_total{kind!="not_ready"}[5m])) > 0.1',
+          for: '5m',
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: 'The router fails to reach pool {{ $labels.pool }} ({{ $labels.kind }})',
+            description: 'Connections to the pool fail, time out or are reset, or its circuit is open: its bots get 503 or 504.',
+            runbook_url: runbook('router-upstream-errors'),
+          },
+        },
+    haproxy
+      ? {
+          alert: 'BotshardRouterMovesStuck',
+          expr: 'botshard_haproxy_pending_moves > 0',
+          for: '10m',
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: '{{ $value }} moved bots still go to their old pool after 10 minutes',
+            description: 'Their new pool has not reported them ready: they are served by the old pool while its grace period lasts.',
+            runbook_url: runbook('router-fallbacks'),
+          },
+        }
+      : {
+          alert: 'BotshardRouterFallbacks',
+          expr: 'sum by (group) (rate(botshard_router_fallbacks_total[5m])) > 0',
+          for: '15m',
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: 'Requests of group {{ $labels.group }} are still served by the previous pool of their bots',
+            description: 'Moved bots are not ready in their new pool 15 minutes after a catalog change.',
+            runbook_url: runbook('router-fallbacks'),
+          },
+        },
+  );
+  return rules;
+}

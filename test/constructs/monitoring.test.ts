@@ -1,0 +1,75 @@
+/**
+ * The Prometheus Operator objects of `platform.prometheusOperator`: PodMonitors on the metrics ports (the
+ * pools' group as a label), and alerts that name existing metrics, carry a summary, a description and a
+ * runbook section that exists, with thresholds from each group's deadline. `promtool check rules` (Debian
+ * package `prometheus`) checks the rules when installed; without it that check skips with a printed note.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ensureBuilt, tempDir } from '../pool/support';
+import { exampleCatalogInput, synthInput } from './support';
+
+beforeAll(() => ensureBuilt());
+
+const ROOT = path.resolve(__dirname, '../..');
+const promtool = spawnSync('promtool', ['--version']).status === 0;
+if (!promtool) console.warn('SKIPPED: promtool is not installed (apt-get install prometheus): the alert rules are not checked by promtool here; .ci/run installs it');
+
+describe('platform.prometheusOperator', () => {
+  const example = synthInput(exampleCatalogInput());
+  const ofKind = (kind: string) => example.objects.filter((o) => o.kind === kind);
+
+  test('the example turns it on; off by default, nothing of the Prometheus Operator is synthesized', () => {
+    expect(example.catalog.platform.prometheusOperator).toBe(true);
+    const input = exampleCatalogInput();
+    delete input.platform.prometheusOperator;
+    expect(synthInput(input).objects.filter((o) => o.apiVersion.startsWith('monitoring.coreos.com/'))).toEqual([]);
+    input.platform.prometheusOperator = 'yes';
+    expect(() => synthInput(input)).toThrow(/platform\.prometheusOperator: must be true or false, got "yes"/);
+  });
+
+  test('PodMonitors scrape the pools (with their group as a label) and the router (and HAProxy\'s exporter)', () => {
+    const [pools, router] = ofKind('PodMonitor');
+    expect(pools.spec).toEqual({
+      selector: { matchLabels: { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': 'botshard', 'app.kubernetes.io/component': 'pool' } },
+      podTargetLabels: ['botshard.io/pool-group'],
+      podMetricsEndpoints: [{ port: 'metrics', path: '/metrics', interval: '15s', scrapeTimeout: '10s' }],
+    });
+    expect(router.spec.podMetricsEndpoints.map((e: any) => e.port)).toEqual(['metrics', 'haproxy-metrics']);
+    // The ports they name exist on the pods they select.
+    const deployments = ofKind('Deployment');
+    const portsOf = (component: string) => deployments.filter((d) => d.metadata.labels!['app.kubernetes.io/component'] === component).map((d) => d.spec.template.spec.containers.flatMap((c: any) => c.ports.map((p: any) => p.name)));
+    for (const ports of portsOf('pool')) expect(ports).toContain('metrics');
+    for (const ports of portsOf('router')) expect(ports).toEqual(expect.arrayContaining(['metrics', 'haproxy-metrics']));
+  });
+
+  test('every alert has a summary, a description and a runbook section that exists; group thresholds follow the deadline', () => {
+    const rules = ofKind('PrometheusRule')[0].spec.groups[0].rules;
+    const runbook = fs.readFileSync(path.join(ROOT, 'docs/operations.md'), 'utf8');
+    const anchors = new Set([...runbook.matchAll(/^#+ (.+)$/gm)].map((m) => m[1].toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+    for (const r of rules) {
+      expect(r.annotations.summary.length).toBeGreaterThan(10);
+      expect(r.annotations.description.length).toBeGreaterThan(10);
+      expect([r.alert, anchors.has(r.annotations.runbook_url.split('#')[1])]).toEqual([r.alert, true]);
+      expect(['critical', 'warning']).toContain(r.labels.severity);
+    }
+    const batch = example.catalog.groups.find((g) => g.name === 'batch')!;
+    const latency = rules.find((r: any) => r.alert === 'BotshardLatencyNearDeadline' && r.expr.includes('"batch"'));
+    expect(latency.expr).toMatch(new RegExp(`> ${(batch.timeoutMs / 1000) * 0.8}$`));
+    expect(rules.map((r: any) => r.alert)).toEqual(expect.arrayContaining(['BotshardPoolNotReady', 'BotshardBotsFailedToLoad', 'BotshardRequestsShed', 'BotshardDeadlineExceeded', 'BotshardCatalogRejected', 'BotshardCatalogGenerationsDiffer', 'BotshardRouterPoolDown', 'BotshardRouterMovesStuck']));
+    // With the Node router, its own upstream and fallback metrics instead of HAProxy's.
+    const input = exampleCatalogInput();
+    input.platform.router = 'node';
+    const node = synthInput(input).objects.find((o) => o.kind === 'PrometheusRule')!.spec.groups[0].rules.map((r: any) => r.alert);
+    expect(node).toEqual(expect.arrayContaining(['BotshardRouterUpstreamErrors', 'BotshardRouterFallbacks']));
+  });
+
+  (promtool ? test : test.skip)('promtool check rules accepts the rules', () => {
+    const rules = ofKind('PrometheusRule')[0].spec;
+    const file = path.join(tempDir('rules'), 'rules.json'); // YAML is a superset of JSON: promtool reads it
+    fs.writeFileSync(file, JSON.stringify(rules));
+    const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    expect([r.status, `${r.stdout}${r.stderr}`]).toEqual([0, expect.stringMatching(/SUCCESS: \d+ rules found/)]);
+  });
+});
