@@ -1,10 +1,11 @@
 /**
  * What the Prometheus Operator needs to watch botshard: a PodMonitor for the pools and one for the router
- * (their metrics ports, with each pool's group as a label), and a PrometheusRule with the alerts a person
- * on call acts on. Each alert links its runbook section in docs/operations.md. Synthesized when the catalog
- * sets `platform.prometheusOperator: true`.
+ * (their metrics ports, with each pool's group as a label), a PrometheusRule with the alerts a person
+ * on call acts on (each links its runbook section in docs/operations.md), and a Grafana dashboard as a
+ * ConfigMap for Grafana's sidecar. Synthesized when the catalog sets `platform.prometheusOperator: true`.
  */
 import { ApiObject } from 'cdk8s';
+import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
 import { Construct } from 'constructs';
 import { Catalog, PoolGroup } from '@botshard/runtime';
 import { LABEL_COMPONENT, LABEL_NAME_KEY, LABEL_PART_OF, LABEL_POOL_GROUP, objectLabels } from './names';
@@ -59,6 +60,11 @@ export class Monitoring extends Construct {
       kind: 'PrometheusRule',
       metadata: { name: `${platform}-alerts`, namespace, labels: objectLabels(platform, 'platform', `${platform}-alerts`) },
       spec: { groups: [{ name: 'botshard', rules: this.rules }] },
+    });
+    // Grafana's dashboard sidecar loads ConfigMaps labelled grafana_dashboard=1, from any namespace it watches.
+    new k8s.KubeConfigMap(this, 'dashboard', {
+      metadata: { name: `${platform}-dashboard`, namespace, labels: objectLabels(platform, 'platform', `${platform}-dashboard`, { grafana_dashboard: '1' }) },
+      data: { 'botshard.json': `${JSON.stringify(dashboard(props.catalog.groups), null, 1)}\n` },
     });
   }
 }
@@ -203,4 +209,79 @@ export function alertRules(groups: readonly PoolGroup[], haproxy: boolean): Aler
         },
   );
   return rules;
+}
+
+/** A Grafana panel: a time series (or a table) of PromQL queries. */
+interface Panel {
+  id: number;
+  type: 'timeseries' | 'table';
+  title: string;
+  description?: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  datasource: { type: 'prometheus'; uid: '${datasource}' };
+  fieldConfig: { defaults: { unit?: string }; overrides: [] };
+  targets: Array<{ refId: string } & Query>;
+}
+
+/** One PromQL query of a panel. */
+interface Query {
+  expr: string;
+  legendFormat?: string;
+  instant?: boolean;
+  format?: 'table';
+}
+
+/**
+ * botshard's Grafana dashboard: per pool group, requests, p50/p99 against the group's deadline, shed and
+ * error rates; per pool, bots loaded and failed, memory against its budget, and the catalog generation.
+ */
+export function dashboard(groups: readonly PoolGroup[]): object {
+  const panels: Panel[] = [];
+  const add = (title: string, targets: Query[], o: { unit?: string; description?: string; type?: Panel['type']; w?: number } = {}) => {
+    const w = o.w ?? 12;
+    const x = panels.length === 0 ? 0 : (panels[panels.length - 1].gridPos.x + panels[panels.length - 1].gridPos.w) % 24;
+    const y = panels.length === 0 ? 0 : panels[panels.length - 1].gridPos.y + (x === 0 ? 8 : 0);
+    panels.push({
+      id: panels.length + 1,
+      type: o.type ?? 'timeseries',
+      title,
+      ...(o.description ? { description: o.description } : {}),
+      gridPos: { x, y, w, h: 8 },
+      datasource: { type: 'prometheus', uid: '${datasource}' },
+      fieldConfig: { defaults: o.unit ? { unit: o.unit } : {}, overrides: [] },
+      targets: targets.map((t, i) => ({ ...t, refId: String.fromCharCode(65 + i) })),
+    });
+  };
+  const g = GROUP_LABEL;
+  add('Requests per second, by pool group', [{ expr: `sum by (${g}) (rate(botshard_pool_bot_requests_total[5m]))`, legendFormat: `{{${g}}}` }], { unit: 'reqps' });
+  add('Shed (503) and deadline (504) share, by pool group', [
+    { expr: `sum by (${g}) (rate(botshard_pool_bot_requests_total{outcome="shed"}[5m])) / sum by (${g}) (rate(botshard_pool_bot_requests_total[5m]))`, legendFormat: `{{${g}}} shed` },
+    { expr: `sum by (${g}) (rate(botshard_pool_bot_requests_total{outcome="timeout"}[5m])) / sum by (${g}) (rate(botshard_pool_bot_requests_total[5m]))`, legendFormat: `{{${g}}} 504` },
+    { expr: `sum by (${g}) (rate(botshard_pool_bot_requests_total{outcome="error"}[5m])) / sum by (${g}) (rate(botshard_pool_bot_requests_total[5m]))`, legendFormat: `{{${g}}} 500` },
+  ], { unit: 'percentunit' });
+  for (const group of groups) {
+    const sel = `${g}="${group.name}",route=~".*(infer|predict)"`;
+    add(`Latency of ${group.name} against its ${group.timeoutMs / 1000} s deadline`, [
+      { expr: `histogram_quantile(0.5, sum by (le) (rate(botshard_pool_request_seconds_bucket{${sel}}[5m])))`, legendFormat: 'p50' },
+      { expr: `histogram_quantile(0.99, sum by (le) (rate(botshard_pool_request_seconds_bucket{${sel}}[5m])))`, legendFormat: 'p99' },
+      { expr: `vector(${group.timeoutMs / 1000})`, legendFormat: 'deadline' },
+    ], { unit: 's' });
+  }
+  add('Bots per pool pod, by state', [{ expr: 'sum by (pod, state) (botshard_pool_bots)', legendFormat: '{{pod}} {{state}}' }], { description: 'failed: requests for these bots get 503 until a retry loads them' });
+  add('Memory per pool pod against its budget', [
+    { expr: `sum by (pod, ${g}) (process_resident_memory_bytes{${g}!=""})`, legendFormat: '{{pod}}' },
+    ...groups.map((group) => ({ expr: `vector(${group.memory})`, legendFormat: `${group.name} budget` })),
+  ], { unit: 'bytes' });
+  add('Catalog generation per pool pod', [{ expr: 'max by (pod, generation) (botshard_pool_catalog_generation)', instant: true, format: 'table' as const }], { type: 'table', w: 24 });
+  return {
+    title: 'botshard',
+    uid: 'botshard',
+    tags: ['botshard'],
+    timezone: 'browser',
+    schemaVersion: 39,
+    refresh: '30s',
+    time: { from: 'now-1h', to: 'now' },
+    templating: { list: [{ name: 'datasource', type: 'datasource', query: 'prometheus', current: {} }] },
+    panels,
+  };
 }

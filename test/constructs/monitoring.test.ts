@@ -65,6 +65,33 @@ describe('platform.prometheusOperator', () => {
     expect(node).toEqual(expect.arrayContaining(['BotshardRouterUpstreamErrors', 'BotshardRouterFallbacks']));
   });
 
+  test('a Grafana dashboard ConfigMap for the sidecar: per-group traffic and latency against each deadline, per-pool bots, memory and generation', () => {
+    const cm = ofKind('ConfigMap').find((c) => c.metadata.name === 'botshard-dashboard')!;
+    expect(cm.metadata.labels!.grafana_dashboard).toBe('1');
+    const board = JSON.parse(cm.data['botshard.json']);
+    expect(board).toMatchObject({ uid: 'botshard', title: 'botshard' });
+    const titles = board.panels.map((p: any) => p.title);
+    for (const g of example.catalog.groups) {
+      const latency = board.panels.find((p: any) => p.title === `Latency of ${g.name} against its ${g.timeoutMs / 1000} s deadline`);
+      expect(latency.targets.map((t: any) => t.legendFormat)).toEqual(['p50', 'p99', 'deadline']);
+      expect(latency.targets[2].expr).toBe(`vector(${g.timeoutMs / 1000})`);
+    }
+    expect(titles).toEqual(expect.arrayContaining(['Requests per second, by pool group', 'Bots per pool pod, by state', 'Memory per pool pod against its budget', 'Catalog generation per pool pod']));
+    // Panels never overlap: each (x, y) cell of the 24-column grid is used once.
+    const cells = board.panels.flatMap((p: any) => Array.from({ length: p.gridPos.w }, (_, i) => `${p.gridPos.x + i},${p.gridPos.y}`));
+    expect(new Set(cells).size).toBe(cells.length);
+    expect(board.panels.every((p: any) => p.gridPos.x + p.gridPos.w <= 24)).toBe(true);
+  });
+
+  (promtool ? test : test.skip)('promtool parses every dashboard query (as recording rules)', () => {
+    const board = JSON.parse(ofKind('ConfigMap').find((c) => c.metadata.name === 'botshard-dashboard')!.data['botshard.json']);
+    const exprs: string[] = board.panels.flatMap((p: any) => p.targets.map((t: any) => t.expr));
+    const file = path.join(tempDir('dashboard'), 'queries.json');
+    fs.writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `botshard:dashboard_query_${i}`, expr })) }] }));
+    const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    expect([r.status, `${r.stdout}${r.stderr}`]).toEqual([0, expect.stringMatching(new RegExp(`SUCCESS: ${exprs.length} rules found`))]);
+  });
+
   (promtool ? test : test.skip)('promtool check rules accepts the rules', () => {
     const rules = ofKind('PrometheusRule')[0].spec;
     const file = path.join(tempDir('rules'), 'rules.json'); // YAML is a superset of JSON: promtool reads it

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Yaml } from 'cdk8s';
 import { formatMemory, loadCatalog, partFileName, plan } from '@botshard/runtime';
 import { buildPlatformApp, labelProblem, nameProblem, nameRuleOf } from '../../constructs/index';
-import { K8sObject, exampleCatalogInput, ofKind, synthInput, validateSchema } from './support';
+import { K8sObject, exampleCatalogInput, ofKind, synthInput, validateSchema, catalogMaps } from './support';
 
 const example = synthInput(exampleCatalogInput());
 const workloads = ofKind(example.objects, 'Deployment');
@@ -13,7 +13,7 @@ const workloads = ofKind(example.objects, 'Deployment');
 function readBack(objects: K8sObject[]) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-catalog-'));
   try {
-    for (const cm of ofKind(objects, 'ConfigMap')) for (const [file, data] of Object.entries(cm.data as Record<string, string>)) fs.writeFileSync(path.join(dir, file), data);
+    for (const cm of catalogMaps(objects)) for (const [file, data] of Object.entries(cm.data as Record<string, string>)) fs.writeFileSync(path.join(dir, file), data);
     return loadCatalog(dir);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -38,6 +38,7 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       'PodMonitor/botshard-pool-metrics',
       'PodMonitor/botshard-router-metrics',
       'PrometheusRule/botshard-alerts',
+      'ConfigMap/botshard-dashboard',
     ]);
     const topology = plan(example.catalog);
     for (const group of ['realtime', 'batch']) {
@@ -316,7 +317,7 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
   });
 
   it('stores the catalog in ConfigMaps under 1 MiB that read back to the same catalog', () => {
-    const maps = ofKind(example.objects, 'ConfigMap');
+    const maps = catalogMaps(example.objects);
     expect(maps.map((m) => Object.keys(m.data))).toEqual([[partFileName(0)]]);
     for (const m of maps) expect(Buffer.byteLength(JSON.stringify(m))).toBeLessThan(1024 * 1024);
     expect(readBack(example.objects)).toEqual(example.catalog);
@@ -331,7 +332,7 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
     expect(plan(after.catalog).pools.map((p) => p.name)).toEqual(plan(example.catalog).pools.map((p) => p.name));
     const byName = (objs: K8sObject[]) => new Map(objs.filter((o) => o.kind !== 'ConfigMap').map((o) => [`${o.kind}/${o.metadata.name}`, o]));
     expect(byName(after.objects)).toEqual(byName(example.objects));
-    const cm = (objs: K8sObject[]) => ofKind(objs, 'ConfigMap')[0].data[partFileName(0)];
+    const cm = (objs: K8sObject[]) => catalogMaps(objs)[0].data[partFileName(0)];
     expect(cm(after.objects)).not.toEqual(cm(example.objects));
     expect(readBack(after.objects).bots.map((b) => b.id)).toContain('acme-support-en2');
   });

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadCatalog, partFileName } from '@botshard/runtime';
 import { syntheticCatalog } from '../../bench/synthetic';
-import { ofKind, synthInput, validateSchema } from './support';
+import { ofKind, synthInput, validateSchema, catalogMaps } from './support';
 
 const MiB = 1024 * 1024;
 
@@ -21,7 +21,7 @@ describe('scale: 20,000 synthetic bots', () => {
   });
 
   it('keeps every ConfigMap under 1 MiB, and the catalog read back from them equals the catalog', () => {
-    const maps = ofKind(out.objects, 'ConfigMap');
+    const maps = catalogMaps(out.objects);
     expect(maps.length).toBeGreaterThan(1);
     expect(maps.map((m) => Object.keys(m.data)[0])).toEqual(maps.map((_, i) => partFileName(i)));
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-scale-'));

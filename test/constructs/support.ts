@@ -56,3 +56,5 @@ export function validateSchema(obj: K8sObject): void {
 }
 
 export const ofKind = (objects: K8sObject[], kind: string) => objects.filter((o) => o.kind === kind);
+/** The catalog's ConfigMaps (not the dashboard's). */
+export const catalogMaps = (objects: K8sObject[]) => ofKind(objects, 'ConfigMap').filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'catalog');
