@@ -3,6 +3,7 @@ import { UsageError, exitCodeOf, explain, isKnown } from './commands/failure';
 import { catalogCommand } from './commands/catalog';
 import { diffCommand } from './commands/diff';
 import { planCommand } from './commands/plan';
+import { statusCommand } from './commands/status';
 import { modelsCommand } from './local/command';
 import { poolCommand } from './pool/command';
 import { haproxyCommand } from './haproxy/command';
@@ -18,6 +19,8 @@ commands:
   diff OLD NEW [--json]                   which bots move between two configs or catalogs, and why
   up [--config FILE] [--port 8080] [--models DIR] [--tenant-keys DIR] [--router node|haproxy]
                                           run the whole platform locally: a process per pool and the router
+  status [--url URL] [--json]             a running platform: each pool's readiness, bots, queue, generation, memory
+                                          (URL: the router's metrics port, default http://127.0.0.1:9090)
   models [--config FILE] [--models DIR]   write demo ONNX models for the catalog's bots (default DIR: its modelRoot)
   pool --pool NAME --catalog PATH [--models DIR] [--port 8080] [--metrics-port 9090] [--host 0.0.0.0]
                                           run one pool server (env: BOTSHARD_POOL, BOTSHARD_CATALOG, ...; docs/pool.md)
@@ -45,6 +48,7 @@ function run(argv: string[]): string {
     'pool-urls': { type: 'string' },
     'haproxy-metrics-port': { type: 'string' },
     router: { type: 'string' },
+    url: { type: 'string' },
     'tenant-keys': { type: 'string' },
   } as const;
   let parsed;
@@ -73,6 +77,8 @@ function run(argv: string[]): string {
       return upCommand({ config: source, port: values.port, models: values.models, tenantKeys: values['tenant-keys'], router: values.router });
     case 'router':
       return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], port: values.port, metricsPort: values['metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
+    case 'status':
+      return statusCommand({ url: values.url, json: values.json });
     case 'haproxy':
       return haproxyCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], port: values.port, metricsPort: values['metrics-port'], haproxyMetricsPort: values['haproxy-metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     default:

@@ -54,6 +54,33 @@ describe('botshard up', () => {
     for (const r of rows.filter((x) => x.pool !== 'router')) expect(ps).toContain(r.pool);
   });
 
+  test('botshard status, as up prints it, shows every pool ready with its bots on the router\'s generation', async () => {
+    const command = output.split('\n').find((l) => l.startsWith('status: npx botshard status --url '))!;
+    const statusUrl = command.split('--url ')[1].trim();
+    const plan = JSON.parse(execFileSync(process.execPath, [BIN, 'plan', '--config', config, '--json'], { cwd: dir, encoding: 'utf8' }));
+    const json = JSON.parse(execFileSync(process.execPath, [BIN, 'status', '--url', statusUrl, '--json'], { cwd: dir, encoding: 'utf8' }));
+    expect(json.router.dataPlane).toBe('node');
+    expect(json.pools.map((p: any) => p.pool)).toEqual(plan.pools.map((p: { name: string }) => p.name).sort());
+    for (const p of json.pools) {
+      expect([p.pool, p.ready, p.generation, p.bots.failed]).toEqual([p.pool, true, json.router.generation, 0]);
+      expect(p.bots.ready).toBe(plan.pools.find((q: any) => q.name === p.pool).bots.length);
+      expect(p.memoryBytes).toBeGreaterThan(0);
+    }
+    const text = execFileSync(process.execPath, [BIN, 'status', '--url', statusUrl], { cwd: dir, encoding: 'utf8' });
+    expect(text).toContain(`router: catalog generation ${json.router.generation}, data plane node`);
+    expect(text).toMatch(/^POOL +READY +BOTS +LOADING +FAILED +LEAVING +QUEUE +GENERATION +MEMORY \/ BUDGET$/m);
+    for (const p of json.pools) expect(text).toMatch(new RegExp(`^${p.pool} +yes +${p.bots.ready} +0 +0 `, 'm'));
+    // Not the metrics port: a clear error and exit 1.
+    let failed: any;
+    try {
+      execFileSync(process.execPath, [BIN, 'status', '--url', url()], { cwd: dir, encoding: 'utf8', stdio: 'pipe' });
+    } catch (e) {
+      failed = e;
+    }
+    expect(failed?.status).toBe(1);
+    expect(String(failed?.stderr)).toContain("--url must be the router's metrics port");
+  });
+
   test('every bot answers its example utterances with their intent, from the pool botshard plan names', async () => {
     const catalog = JSON.parse(execFileSync(process.execPath, [BIN, 'catalog', '--config', config], { cwd: dir, encoding: 'utf8' }));
     const plan = JSON.parse(execFileSync(process.execPath, [BIN, 'plan', '--config', config, '--json'], { cwd: dir, encoding: 'utf8' }));

@@ -73,6 +73,13 @@ describeWithHaproxy('the example catalog through HAProxy', () => {
     expect(wrongMethod.status).toBe(404);
   });
 
+  test('serves botshard status on the control plane\'s metrics port: every pool, as the pools report themselves', async () => {
+    const status = await getJson(router.metricsUrl.replace(/\/metrics$/, '/botshard/status'));
+    expect(status.status).toBe(200);
+    expect(status.body.router).toEqual({ generation: catalog.generation, dataPlane: 'haproxy' });
+    expect(status.body.pools.map((p: any) => [p.pool, p.ready, p.generation])).toEqual(topology.pools.map((p) => [p.name, true, catalog.generation]).sort());
+  });
+
   test('exports HAProxy\'s metrics and the control plane\'s', async () => {
     expect((await postJson(`${router.url}/v1/bots/acme-support-en/predict`, { text: 'hello' })).status).toBe(200);
     const haproxy = await (await fetch(router.haproxyMetricsUrl)).text();

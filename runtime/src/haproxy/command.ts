@@ -15,6 +15,7 @@ import { TenantKeys } from '../router/tenants';
 import { poolAddress } from '../router/upstream';
 import { catalogWatcher } from '../serve/catalog';
 import { Log, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics } from '../serve/process';
+import { STATUS_PATH, poolStatuses } from '../status/types';
 import { RuntimeApi } from './api';
 import { HaproxyControl } from './control';
 
@@ -125,7 +126,9 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   watcher.start();
   keys?.follow(s.pollMs ?? 5000);
 
-  const metrics = await serveMetrics(control.metrics.registry, s.metricsPort, s.host);
+  const metrics = await serveMetrics(control.metrics.registry, s.metricsPort, s.host, {
+    [STATUS_PATH]: async () => ({ router: { generation: control.generation, dataPlane: 'haproxy' }, pools: await poolStatuses(control.pools(), address) }),
+  });
   const metricsPort = portOf(metrics);
   log.info({ port, metricsPort, haproxyMetricsPort, host: s.host, generation: control.generation, auth: auth ? 'tenant-keys' : 'none', dataPlane: 'haproxy', dir }, 'listening');
 

@@ -85,6 +85,11 @@ export class HaproxyControl {
     return this.table.catalog;
   }
 
+  /** The pools of the current generation. */
+  pools(): string[] {
+    return [...this.table.pools()];
+  }
+
   /** Writes the configuration and the maps' files for HAProxy's first start. */
   prepare(): string {
     for (const bot of this.table.catalog.bots) this.routes.set(bot.id, this.table.route(bot.id)!.pool);

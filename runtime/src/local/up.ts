@@ -47,6 +47,8 @@ interface Child {
   kind: 'pool' | 'router';
   /** Port to listen on: 0 until the first start has bound one, then kept across restarts. */
   port: number;
+  /** Its metrics port, once listening (the router's serves `botshard status`). */
+  metricsPort?: number;
   proc?: ChildProcess;
   ready: boolean;
   restarts: number;
@@ -146,7 +148,7 @@ export class LocalPlatform {
     child.proc = proc;
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
       log.write(`${line}\n`);
-      let entry: { msg?: string; port?: number; level?: number; unfinished?: number };
+      let entry: { msg?: string; port?: number; metricsPort?: number; level?: number; unfinished?: number };
       try {
         entry = JSON.parse(line);
       } catch {
@@ -154,6 +156,7 @@ export class LocalPlatform {
       }
       if (entry.msg === 'listening' && typeof entry.port === 'number') {
         child.port = entry.port;
+        if (typeof entry.metricsPort === 'number') child.metricsPort = entry.metricsPort;
         if (child.kind === 'pool') this.writePoolUrls();
       }
       if (entry.msg === 'drained: exiting') child.drained = { unfinished: entry.unfinished ?? 0 };
@@ -275,7 +278,8 @@ export class LocalPlatform {
       this.say(`\nAPI keys generated for this run (platform.auth is "tenant-keys"; pass --tenant-keys DIR to use your own):`);
       for (const [tenant, key] of this.demoKeys) this.say(`  ${tenant}: ${key}`);
     }
-    this.say(`\nlogs: ${this.logDir} (removed when up stops)\nedit ${this.opts.config} to move bots live; Ctrl-C stops everything\n`);
+    const status = router.metricsPort ? `\nstatus: npx botshard status --url http://127.0.0.1:${router.metricsPort}` : '';
+    this.say(`${status}\nlogs: ${this.logDir} (removed when up stops)\nedit ${this.opts.config} to move bots live; Ctrl-C stops everything\n`);
   }
 
   /** Re-plans after a config edit: new pools start, the catalog swaps, pools without bots retire after the grace period. */

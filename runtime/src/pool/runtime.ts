@@ -412,6 +412,11 @@ export class PoolRuntime {
     return this.opts.workers.depths();
   }
 
+  /** Failed bots and their errors. */
+  failedBots(): Array<{ bot: string; error: string }> {
+    return [...this.bots.values()].filter((e) => e.state === 'failed').map((e) => ({ bot: e.bot.id, error: e.error ?? 'unknown' }));
+  }
+
   counts(): Record<BotState, number> {
     const counts: Record<BotState, number> = { loading: 0, ready: 0, failed: 0, leaving: 0 };
     for (const e of this.bots.values()) counts[e.state]++;

@@ -12,8 +12,9 @@ import { plan } from '../placement';
 import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
 import { PoolMetrics } from './metrics';
-import { modelRoutes } from './routes';
+import { modelRoutes, withoutPaths } from './routes';
 import { PoolRuntime } from './runtime';
+import { PoolStatus, STATUS_PATH } from '../status/types';
 import { ModelStore, ModelStoreOptions } from './store';
 import { WorkerPool } from './workers';
 
@@ -146,6 +147,19 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   app.addHook('onRequest', (_request, reply, done) => {
     reply.header(POOL_HEADER, opts.pool);
     done();
+  });
+  app.get(STATUS_PATH, async (): Promise<PoolStatus> => {
+    const own = pool.topology?.pools.find((p) => p.name === opts.pool);
+    return {
+      pool: opts.pool,
+      ready: pool.ready,
+      generation: pool.catalog?.generation ?? null,
+      bots: pool.counts(),
+      failed: pool.failedBots().slice(0, 50).map((f) => ({ bot: f.bot, error: withoutPaths(f.error) })),
+      queue: pool.queueDepths(),
+      memoryBytes: process.memoryUsage().rss,
+      budgetBytes: own?.budget ?? null,
+    };
   });
   await app.register(modelRoutes, { pool: opts.pool, runtime: pool, metrics, maxBatch: opts.maxBatch ?? 64, maxTextLength: opts.maxTextLength ?? 4096 });
   return app;

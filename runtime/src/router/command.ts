@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import { ServerFlags, ServerSettings, integerSetting, runApp, runServerCommand, serverSettings } from '../serve/process';
 import { SettingsError } from '../commands/failure';
+import { STATUS_PATH } from '../status/types';
 import type { PoolAddress } from './upstream';
 
 export interface RouterCommandFlags extends ServerFlags {
@@ -70,7 +71,8 @@ export async function startRouter(s: RouterSettings): Promise<{ port: number; me
     pollMs: s.pollMs,
     logger: { level: s.logLevel, base: { service: 'botshard-router', pid: process.pid } },
   });
-  const { port, metricsPort } = await runApp(app, s, app.router.metrics.registry, { generation: app.router.table.generation, auth: app.router.table.catalog.platform.auth ?? 'none' });
+  // `botshard status` reads the platform's state on the metrics port, which only monitoring may reach.
+  const { port, metricsPort } = await runApp(app, s, app.router.metrics.registry, { generation: app.router.table.generation, auth: app.router.table.catalog.platform.auth ?? 'none' }, { [STATUS_PATH]: () => app.router.status() });
   return { port, metricsPort };
 }
 

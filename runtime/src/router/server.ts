@@ -12,6 +12,7 @@ import { Forwarder } from './forward';
 import { RouterMetrics } from './metrics';
 import { proxyRoutes } from './routes';
 import { PoolAddresses } from './readiness';
+import { PlatformStatus, poolStatuses } from '../status/types';
 import { RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';
 import { PoolAddress, poolAddress } from './upstream';
@@ -67,6 +68,8 @@ export interface RouterState {
   readonly ready: boolean;
   /** Applies a new catalog (what the watcher does on a change). Throws, keeping the old one, if it cannot be placed. */
   update(catalog: Catalog): void;
+  /** What `botshard status` shows: every pool of the current generation, asked directly (served on the metrics port). */
+  status(): Promise<PlatformStatus>;
 }
 
 /** Builds the router app. The catalog watcher starts with the app and stops when it closes. */
@@ -109,6 +112,9 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
       table.update(catalog);
       metrics.setGeneration(catalog.generation);
     },
+    async status() {
+      return { router: { generation: table.generation, dataPlane: 'node' }, pools: await poolStatuses([...table.pools()], address) };
+    },
   };
   app.decorate('router', state);
 
@@ -126,5 +132,6 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   app.addHook('onClose', async () => forwarder.close());
 
   app.register(proxyRoutes, { admission, forwarder });
+
   return app;
 }

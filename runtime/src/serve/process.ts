@@ -61,9 +61,26 @@ export function runServerCommand<S>(name: string, settings: () => S, start: (s: 
   return '';
 }
 
+/** More JSON answers of the metrics port (operators' paths, such as `/botshard/status`): path -> body. */
+export type MetricsPortRoutes = Record<string, () => Promise<object>>;
+
 /** Serves `GET /metrics` of a registry on its own port (so NetworkPolicies can open it to monitoring only). */
-export async function serveMetrics(registry: Registry, port: number, host: string): Promise<http.Server> {
+export async function serveMetrics(registry: Registry, port: number, host: string, routes: MetricsPortRoutes = {}): Promise<http.Server> {
   const server = http.createServer((req, res) => {
+    const route = req.method === 'GET' ? routes[req.url?.split('?')[0] ?? ''] : undefined;
+    if (route) {
+      route().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(body));
+        },
+        (err: Error) => {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: err.message }));
+        },
+      );
+      return;
+    }
     if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
       registry.metrics().then(
         (text) => {
@@ -158,9 +175,9 @@ export function exitWithParent(env: NodeJS.ProcessEnv = process.env): void {
  * tools read the bound ports from it), drains on SIGTERM/SIGINT and when the parent `up` goes away.
  * The "drained" line says how many responses were cut off during the drain (0 unless a bug or the limit).
  */
-export async function runApp(app: FastifyInstance, s: ServerSettings, registry: Registry, fields: object): Promise<{ port: number; metricsPort: number; close(): Promise<void> }> {
+export async function runApp(app: FastifyInstance, s: ServerSettings, registry: Registry, fields: object, routes: MetricsPortRoutes = {}): Promise<{ port: number; metricsPort: number; close(): Promise<void> }> {
   await app.listen({ port: s.port, host: s.host });
-  const metrics = await serveMetrics(registry, s.metricsPort, s.host);
+  const metrics = await serveMetrics(registry, s.metricsPort, s.host, routes);
   const port = portOf(app.server);
   const metricsPort = portOf(metrics);
   // Lifecycle lines are logged whatever the level.

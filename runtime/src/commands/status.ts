@@ -1,0 +1,54 @@
+/**
+ * `botshard status`: a running platform's state, from its router's metrics port (a local `botshard up`, or
+ * a `kubectl port-forward` to the router): one row per pool, then the failed bots and why; `--json` for
+ * scripts.
+ */
+import { formatMemory } from '../catalog';
+import type { PlatformStatus } from '../status/types';
+import { STATUS_PATH } from '../status/types';
+import { SettingsError, exitWithFailure } from './failure';
+import { table } from './output';
+
+/** The table `botshard status` prints. */
+export function formatStatus(s: PlatformStatus): string {
+  const rows = s.pools.map((p) => {
+    if ('unreachable' in p) return [p.pool, 'unreachable', '-', '-', '-', '-', '-', '-', p.unreachable];
+    const memory = `${formatMemory(p.memoryBytes)}${p.budgetBytes ? ` / ${formatMemory(p.budgetBytes)}` : ''}`;
+    const queue = String(p.queue.reduce((a, b) => a + b, 0));
+    return [p.pool, p.ready ? 'yes' : 'no', String(p.bots.ready), String(p.bots.loading), String(p.bots.failed), String(p.bots.leaving), queue, p.generation ?? '-', memory];
+  });
+  const lines = [
+    `router: catalog generation ${s.router.generation}, data plane ${s.router.dataPlane}`,
+    '',
+    table(['POOL', 'READY', 'BOTS', 'LOADING', 'FAILED', 'LEAVING', 'QUEUE', 'GENERATION', 'MEMORY / BUDGET'], rows, [false, false, true, true, true, true, true, false, false]),
+  ];
+  const failed = s.pools.flatMap((p) => ('failed' in p ? p.failed.map((f) => `  ${p.pool}  ${f.bot}: ${f.error}`) : []));
+  if (failed.length > 0) lines.push('', 'failed bots:', ...failed);
+  const behind = s.pools.filter((p) => 'generation' in p && p.generation !== s.router.generation).map((p) => p.pool);
+  if (behind.length > 0) lines.push('', `not on the router's generation yet: ${behind.join(', ')}`);
+  return lines.join('\n');
+}
+
+/** Fetches the status from `url` (the router's metrics port) and prints it. */
+export async function fetchStatus(url: string): Promise<PlatformStatus> {
+  const target = `${url.replace(/\/+$/, '')}${STATUS_PATH}`;
+  let res: Response;
+  try {
+    res = await fetch(target, { signal: AbortSignal.timeout(10_000) });
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } };
+    throw new SettingsError(`cannot reach the router's metrics port at ${url} (${err.cause?.code ?? err.message}): pass --url http://HOST:PORT (botshard up prints it; in a cluster: kubectl -n botshard port-forward deploy/botshard-router 9090)`);
+  }
+  if (res.status !== 200) throw new SettingsError(`${target} answered ${res.status}: --url must be the router's metrics port (9090 in the manifests), not its HTTP port`);
+  return (await res.json()) as PlatformStatus;
+}
+
+/** The `botshard status` command. */
+export function statusCommand(flags: { url?: string; json?: boolean }): string {
+  const url = flags.url ?? 'http://127.0.0.1:9090';
+  fetchStatus(url).then(
+    (s) => process.stdout.write(`${flags.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`),
+    (e) => exitWithFailure('botshard status', e),
+  );
+  return '';
+}
