@@ -4,8 +4,8 @@
  * scripts.
  */
 import { formatMemory } from '../catalog';
-import type { PlatformStatus } from '../status/types';
-import { STATUS_PATH } from '../status/types';
+import type { PlatformStatus } from '../status';
+import { STATUS_PATH } from '../status';
 import { SettingsError, exitWithFailure } from './failure';
 import { table } from './output';
 

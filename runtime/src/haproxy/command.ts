@@ -15,7 +15,7 @@ import { TenantKeys } from '../router/tenants';
 import { poolAddress } from '../router/upstream';
 import { catalogWatcher } from '../serve/catalog';
 import { Log, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics } from '../serve/process';
-import { STATUS_PATH, poolStatuses } from '../status/types';
+import { STATUS_PATH, poolStatuses } from '../status';
 import { RuntimeApi } from './api';
 import { HaproxyControl } from './control';
 

@@ -14,7 +14,7 @@ import { followCatalog } from '../serve/catalog';
 import { PoolMetrics } from './metrics';
 import { modelRoutes, withoutPaths } from './routes';
 import { PoolRuntime } from './runtime';
-import { PoolStatus, STATUS_PATH } from '../status/types';
+import { PoolStatus, STATUS_PATH } from '../status';
 import { ModelStore, ModelStoreOptions } from './store';
 import { WorkerPool } from './workers';
 

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { ServerFlags, ServerSettings, integerSetting, runApp, runServerCommand, serverSettings } from '../serve/process';
 import { SettingsError } from '../commands/failure';
-import { STATUS_PATH } from '../status/types';
+import { STATUS_PATH } from '../status';
 import type { PoolAddress } from './upstream';
 
 export interface RouterCommandFlags extends ServerFlags {

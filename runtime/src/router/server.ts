@@ -12,7 +12,7 @@ import { Forwarder } from './forward';
 import { RouterMetrics } from './metrics';
 import { proxyRoutes } from './routes';
 import { PoolAddresses } from './readiness';
-import { PlatformStatus, poolStatuses } from '../status/types';
+import { PlatformStatus, poolStatuses } from '../status';
 import { RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';
 import { PoolAddress, poolAddress } from './upstream';
