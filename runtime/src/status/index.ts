@@ -25,7 +25,7 @@ export interface PlatformStatus {
 
 export const STATUS_PATH = '/botshard/status';
 
-/** Asks every pool for its status, a few at a time, each within `timeoutMs`. */
+/** Asks every pool for its status, all at once, each answer awaited at most `timeoutMs`. */
 export async function poolStatuses(pools: readonly string[], address: (pool: string) => string | undefined, timeoutMs = 2000): Promise<PlatformStatus['pools']> {
   return Promise.all(
     [...pools].sort().map(async (pool) => {
