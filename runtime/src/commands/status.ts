@@ -4,8 +4,7 @@
  * scripts.
  */
 import { formatMemory } from '../catalog';
-import type { PlatformStatus } from '../status';
-import { STATUS_PATH } from '../status';
+import { PlatformStatus, STATUS_PATH } from '../status';
 import { SettingsError, exitWithFailure } from './failure';
 import { table } from './output';
 

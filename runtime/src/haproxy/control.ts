@@ -68,7 +68,10 @@ export class HaproxyControl {
   private timer?: NodeJS.Timeout;
   private syncing: Promise<void> = Promise.resolve();
   private draining = false;
-  private stateKey = '';
+  /** What each of the owners, keys and state maps held when last pushed (owners: by catalog generation). */
+  private readonly pushed = new Map<string, string>();
+  /** The generation the routes were last planned for: planning walks every bot, so once per generation. */
+  private planned?: string;
 
   constructor(private readonly o: ControlOptions) {
     this.table = new RoutingTable(o.catalog);
@@ -93,6 +96,7 @@ export class HaproxyControl {
   /** Writes the configuration and the maps' files for HAProxy's first start. */
   prepare(): string {
     for (const bot of this.table.catalog.bots) this.routes.set(bot.id, this.table.route(bot.id)!.pool);
+    this.planned = this.generation;
     this.writeConfig();
     this.writeMaps();
     return this.f.config;
@@ -131,7 +135,7 @@ export class HaproxyControl {
   }
 
   private async pass(): Promise<void> {
-    const routesChanged = this.plan();
+    const routesChanged = this.planned !== this.generation && this.plan();
     const backends = this.backends();
     if (this.render(backends, false) !== this.shape || !(await this.readdress(backends))) {
       this.writeMaps();
@@ -179,6 +183,7 @@ export class HaproxyControl {
    * on their old pool until `flipReadyMoves`. Returns whether the bots map changed.
    */
   private plan(): boolean {
+    this.planned = this.generation;
     let changed = false;
     const wanted = new Set<string>();
     for (const bot of this.table.catalog.bots) {
@@ -211,6 +216,7 @@ export class HaproxyControl {
   private async flipReadyMoves(): Promise<void> {
     if (this.moves.size === 0) return;
     const up = await this.serversUp(new Set([...this.moves.values()].map((m) => m.to)));
+    let flipped = 0;
     const checks = [...this.moves].slice(0, 64).map(async ([bot, move]) => {
       const url = this.o.address(move.to);
       const state = url && up.has(move.to) ? await botState(url, bot) : undefined;
@@ -218,13 +224,14 @@ export class HaproxyControl {
       if (state !== 'ready' && state !== 'failed' && !timedOut) return;
       this.moves.delete(bot);
       this.routes.set(bot, move.to);
+      flipped++;
       this.metrics.moves.inc({ reason: timedOut && state !== 'ready' ? 'timeout' : 'ready' });
       await this.api.setEntry(this.f.bots, bot, move.to);
       this.metrics.mapUpdates.inc({ map: 'bots' });
     });
     await Promise.all(checks);
     this.metrics.pendingMoves.set(this.moves.size);
-    writeAtomic(this.f.bots, mapText(this.routes));
+    if (flipped > 0) writeAtomic(this.f.bots, mapText(this.routes));
   }
 
   /**
@@ -252,14 +259,19 @@ export class HaproxyControl {
     return up;
   }
 
-  /** Owners, keys and state: pushed when they differ from what was last pushed. */
+  /**
+   * Owners, keys and state, each pushed only when it differs from what was last pushed: the owners map (one
+   * entry per bot) only with a new catalog generation, not on every pass.
+   */
   private async pushIfChanged(): Promise<void> {
-    const maps = this.otherMaps();
-    const key = JSON.stringify([...maps.values()].map((m) => [...m]));
-    if (key === this.stateKey) return;
-    for (const [name, entries] of maps) await this.push(name, this.f[name], entries);
-    this.stateKey = key;
-    this.metrics.ready.set(maps.get('state')!.get('ready') === '1' ? 1 : 0);
+    const keys = this.keyMap();
+    const state = this.stateMap(keys.size);
+    for (const [name, key, entries] of this.otherMaps(keys, state)) {
+      if (this.pushed.get(name) === key) continue;
+      await this.push(name, this.f[name], entries());
+      this.pushed.set(name, key);
+    }
+    this.metrics.ready.set(state.get('ready') === '1' ? 1 : 0);
   }
 
   private async push(name: string, file: string, entries: ReadonlyMap<string, string>): Promise<void> {
@@ -268,25 +280,36 @@ export class HaproxyControl {
     this.metrics.mapUpdates.inc({ map: name });
   }
 
-  private otherMaps(): Map<'owners' | 'keys' | 'state', Map<string, string>> {
-    const owners = new Map(this.table.catalog.bots.map((b) => [b.id, b.tenant]));
-    const keys = new Map((this.o.keys?.entries() ?? []).map((k) => [k.hash, k.tenant]));
-    const auth = this.auth;
+  /** The maps besides the routes: name, what identifies their content, and the content (built only when needed). */
+  private otherMaps(keys: Map<string, string>, state: Map<string, string>): Array<['owners' | 'keys' | 'state', string, () => Map<string, string>]> {
+    return [
+      ['owners', this.generation, () => new Map(this.table.catalog.bots.map((b) => [b.id, b.tenant]))],
+      // The keys map exists in HAProxy only when the configuration checks keys.
+      ...(this.auth ? [['keys', JSON.stringify([...keys]), () => keys] as ['keys', string, () => Map<string, string>]] : []),
+      ['state', JSON.stringify([...state]), () => state],
+    ];
+  }
+
+  /** SHA-256 (hex) of each API key -> its tenant. */
+  private keyMap(): Map<string, string> {
+    return new Map((this.o.keys?.entries() ?? []).map((k) => [k.hash, k.tenant]));
+  }
+
+  private stateMap(keys: number): Map<string, string> {
     const unroutable = [...this.table.pools()].filter((p) => !this.o.address(p) || !this.seenUp.has(p));
-    const ready = !this.draining && unroutable.length === 0 && (!auth || keys.size > 0);
-    const state = new Map([
+    const ready = !this.draining && unroutable.length === 0 && (!this.auth || keys > 0);
+    return new Map([
       ['ready', ready ? '1' : '0'],
-      ['keys', keys.size > 0 ? '1' : '0'],
+      ['keys', keys > 0 ? '1' : '0'],
       ['generation', this.generation],
     ]);
-    // The keys map exists in HAProxy only when the configuration checks keys.
-    return new Map<'owners' | 'keys' | 'state', Map<string, string>>([['owners', owners], ...(auth ? [['keys', keys] as const] : []), ['state', state]]);
   }
 
   private writeMaps(): void {
     writeAtomic(this.f.bots, mapText(this.routes));
-    for (const [name, entries] of this.otherMaps()) writeAtomic(this.f[name], mapText(entries));
-    this.stateKey = '';
+    const keys = this.keyMap();
+    for (const [name, , entries] of this.otherMaps(keys, this.stateMap(keys.size))) writeAtomic(this.f[name], mapText(entries()));
+    this.pushed.clear();
   }
 
   private get auth(): boolean {
