@@ -89,7 +89,8 @@ describe('the HAProxy mode (--router haproxy)', () => {
     up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--router', 'haproxy', '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     up.stdout!.on('data', (d) => (output += d));
     up.stderr!.on('data', (d) => (output += d));
-    await until(() => output.includes('botshard is up'), 150_000, `up to be ready; output so far:\n${output}`);
+    // The "logs:" line comes last, after the table: the output is read whole only then.
+    await until(() => output.includes('botshard is up') && output.includes('\nlogs: '), 150_000, `up to be ready; output so far:\n${output}`);
     rows = parseUpTable(output);
     expect(rows.find((r) => r.pool === 'router' && r.group === '(HAProxy)')?.port).toBe(port);
     const curl = output.split('\n').find((l) => l.trim().startsWith('curl -s'))!.trim();
