@@ -32,7 +32,8 @@ describe('botshard up', () => {
     up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     up.stdout!.on('data', (d) => (output += d));
     up.stderr!.on('data', (d) => (output += d));
-    await until(() => output.includes('botshard is up') && output.includes('try it:'), 150_000, `botshard up to be ready; output so far:\n${output}`);
+    // The "logs:" line comes last: the table, the curl and the status command are all printed by then.
+    await until(() => output.includes('botshard is up') && output.includes('\nlogs: '), 150_000, `botshard up to be ready; output so far:\n${output}`);
     rows = parseTable();
   }, 180_000);
 
