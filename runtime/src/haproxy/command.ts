@@ -112,7 +112,7 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     reload: () => haproxy!.reload(),
   });
   const config = control.prepare();
-  haproxy = s.external ? await besideUs(dir, control.api) : await underUs(s.bin, config, control.api, log);
+  haproxy = s.external ? await besideUs(dir, control.api) : await underUs(s.bin, config, dir, control.api, log);
   control.start();
   await control.sync();
 
@@ -183,11 +183,17 @@ async function reloaded(api: RuntimeApi, signal: () => Promise<unknown>): Promis
   throw new Error('HAProxy did not reload within 10 s');
 }
 
-/** HAProxy as our child (master-worker): checked, started, reloaded by SIGUSR2, stopped with us. */
-async function underUs(bin: string, config: string, api: RuntimeApi, log: Log): Promise<DataPlane> {
+/**
+ * HAProxy as our child (master-worker), checked, started and reloaded through its master socket as the
+ * container beside us is. It runs under a shell that holds a pipe from us: if this process dies without
+ * stopping it (SIGKILL, a crash), the pipe closes and the shell stops HAProxy, so no orphan keeps the port.
+ */
+async function underUs(bin: string, config: string, dir: string, api: RuntimeApi, log: Log): Promise<DataPlane> {
   const check = spawnSync(bin, ['-c', '-q', '-f', config], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`HAProxy refuses the generated configuration ${config}: ${(check.stderr || check.stdout).trim()}`);
-  const child: ChildProcess = spawn(bin, ['-W', '-db', '-q', '-f', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const master = path.join(dir, 'master.sock');
+  const guard = '"$0" -W -db -q -S "$1" -f "$2" </dev/null & hp=$!; read _; kill -TERM $hp 2>/dev/null; wait $hp';
+  const child: ChildProcess = spawn('sh', ['-c', guard, bin, master, config], { stdio: ['pipe', 'inherit', 'inherit'] });
   let stopping = false;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.once('exit', (code, signal) => {
@@ -196,11 +202,12 @@ async function underUs(bin: string, config: string, api: RuntimeApi, log: Log): 
     process.exit(1);
   });
   await answering(api, 10_000);
+  const beside = await besideUs(dir, api);
   return {
-    reload: () => reloaded(api, async () => child.kill('SIGUSR2')),
+    reload: beside.reload,
     async stop() {
       stopping = true;
-      child.kill('SIGTERM');
+      child.stdin!.end(); // the shell stops HAProxy
       await exited;
     },
   };
