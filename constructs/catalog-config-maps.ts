@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
-import { Catalog, CatalogPart, partFileName, splitCatalog } from '@botshard/runtime';
+import { Catalog, CatalogPart, IndexPart, buildIndex, indexFileName, indexText, partFileName, serializePart, splitCatalog } from '@botshard/runtime';
 import { LABEL_GENERATION, checkName, objectLabels } from './names';
 import { CATALOG_MOUNT } from './workload';
 
@@ -35,10 +35,16 @@ export interface CatalogConfigMapsProps {
 export class CatalogConfigMaps extends Construct {
   /** Names of the ConfigMaps holding the catalog's parts, in part order. */
   public readonly configMapNames: string[];
+  /** Names of the ConfigMaps holding the placement index, in part order. */
+  public readonly indexConfigMapNames: string[];
   /** Names the projected volume lists: the parts, then optional reserved ones. */
   public readonly volumeConfigMapNames: string[];
+  /** Names the index volume lists: the index parts, then optional reserved ones. */
+  public readonly indexVolumeConfigMapNames: string[];
   /** The catalog's parts as the ConfigMaps hold them. */
   public readonly parts: CatalogPart[];
+  /** The placement index's parts as the ConfigMaps hold them. */
+  public readonly indexParts: IndexPart[];
   /** Path where workloads mount the catalog folder (`BOTSHARD_CATALOG`). */
   public readonly mountPath = CATALOG_MOUNT;
   /** Namespace of the ConfigMaps (workloads mounting them must run there). */
@@ -57,24 +63,24 @@ export class CatalogConfigMaps extends Construct {
     if (!Number.isInteger(reserved) || reserved < 1 || reserved > 256) {
       throw new Error(`CatalogConfigMaps: reservedParts must be a whole number from 1 to 256, got ${JSON.stringify(reserved)}: leave it unset for 8`);
     }
-    this.parts = splitToFit(props.catalog, maxPartBytes);
-    const nameOf = (i: number) => checkName(`${platform}-catalog-${String(i).padStart(4, '0')}`, 'dns-1123-subdomain', 'catalog ConfigMap name', 'shorten the platform name');
-    this.configMapNames = this.parts.map((_, i) => nameOf(i));
-    this.volumeConfigMapNames = Array.from({ length: Math.max(this.parts.length, reserved) }, (_, i) => nameOf(i));
+    this.parts = fit((size) => splitCatalog(props.catalog, size), (p) => serializePart(p).text, maxPartBytes);
+    this.indexParts = fit((size) => buildIndex(props.catalog, this.parts, size), indexText, maxPartBytes);
+    const nameOf = (kind: string) => (i: number) => checkName(`${platform}-${kind}-${String(i).padStart(4, '0')}`, 'dns-1123-subdomain', `${kind} ConfigMap name`, 'shorten the platform name');
+    this.configMapNames = this.parts.map((_, i) => nameOf('catalog')(i));
+    this.indexConfigMapNames = this.indexParts.map((_, i) => nameOf('catalog-index')(i));
+    this.volumeConfigMapNames = Array.from({ length: Math.max(this.parts.length, reserved) }, (_, i) => nameOf('catalog')(i));
+    this.indexVolumeConfigMapNames = Array.from({ length: Math.max(this.indexParts.length, reserved) }, (_, i) => nameOf('catalog-index')(i));
     const labels = objectLabels(platform, 'catalog', `${platform}-catalog`, { [LABEL_GENERATION]: props.catalog.generation });
 
-    this.parts.forEach((part, i) => {
-      const file = partFileName(i);
-      const data = partJson(part);
+    const configMap = (name: string, file: string, data: string) => {
       const bytes = serializedBytes(data) + Buffer.byteLength(file);
       if (bytes >= CONFIGMAP_LIMIT - 16 * 1024) {
-        throw new Error(`CatalogConfigMaps: part ${i} holds ${bytes} bytes, over the 1 MiB ConfigMap limit: lower maxPartBytes (now ${maxPartBytes})`);
+        throw new Error(`CatalogConfigMaps: ${file} holds ${bytes} bytes, over the 1 MiB ConfigMap limit: lower maxPartBytes (now ${maxPartBytes})`);
       }
-      new k8s.KubeConfigMap(this, file, {
-        metadata: { name: this.configMapNames[i], namespace, labels },
-        data: { [file]: data },
-      });
-    });
+      new k8s.KubeConfigMap(this, file, { metadata: { name, namespace, labels }, data: { [file]: data } });
+    };
+    this.parts.forEach((part, i) => configMap(this.configMapNames[i], partFileName(i), serializePart(part).text));
+    this.indexParts.forEach((part, i) => configMap(this.indexConfigMapNames[i], indexFileName(i), indexText(part)));
 
     this.node.addValidation({
       validate: () => {
@@ -84,27 +90,26 @@ export class CatalogConfigMaps extends Construct {
     });
   }
 
-  /** The projected volume of every catalog ConfigMap (part 0 required, the others optional). */
+  /** The projected volume of every catalog and index ConfigMap (each part 0 required, the others optional): what pools mount. */
   public volume(name: string): k8s.Volume {
-    return {
-      name,
-      projected: {
-        defaultMode: 0o444,
-        sources: this.volumeConfigMapNames.map((cm, i) => ({ configMap: { name: cm, ...(i > 0 ? { optional: true } : {}) } })),
-      },
-    };
+    return projected(name, [this.volumeConfigMapNames, this.indexVolumeConfigMapNames]);
+  }
+
+  /** The projected volume of the index ConfigMaps only: what the router mounts (it never reads a bot's definition). */
+  public indexVolume(name: string): k8s.Volume {
+    return projected(name, [this.indexVolumeConfigMapNames]);
   }
 }
 
-/**
- * A part as JSON with one bot per line: valid JSON the runtime reads as is, and a YAML block in dist/
- * whose diff in a pull request shows exactly the bots that changed.
- */
-export function partJson(part: CatalogPart): string {
-  const { bots, ...head } = part;
-  const header = JSON.stringify(head);
-  if (bots.length === 0) return `${header.slice(0, -1)},"bots":[]}\n`;
-  return `${header.slice(0, -1)},"bots":[\n${bots.map((b) => JSON.stringify(b)).join(',\n')}\n]}\n`;
+/** One folder of ConfigMaps, updated atomically together; the first of each list required. */
+function projected(name: string, lists: string[][]): k8s.Volume {
+  return {
+    name,
+    projected: {
+      defaultMode: 0o444,
+      sources: lists.flatMap((names) => names.map((cm, i) => ({ configMap: { name: cm, ...(i > 0 ? { optional: true } : {}) } }))),
+    },
+  };
 }
 
 /** Bytes of a data value once serialized in the object's JSON (quotes and newlines escaped). */
@@ -113,14 +118,14 @@ function serializedBytes(data: string): number {
 }
 
 /**
- * splitCatalog measures plain JSON; escaping inside the ConfigMap adds ~15%. Split again with a smaller
+ * Splitting measures plain JSON; escaping inside the ConfigMap adds ~15%. Split again with a smaller
  * size until every part fits `maxBytes` as serialized (deterministic: same catalog, same parts).
  */
-function splitToFit(catalog: Catalog, maxBytes: number): CatalogPart[] {
+function fit<T>(split: (size: number) => T[], text: (part: T) => string, maxBytes: number): T[] {
   let size = maxBytes;
   for (let attempt = 0; attempt < 8; attempt++) {
-    const parts = splitCatalog(catalog, size);
-    const worst = Math.max(...parts.map((p) => serializedBytes(partJson(p))));
+    const parts = split(size);
+    const worst = Math.max(...parts.map((p) => serializedBytes(text(p))));
     if (worst <= maxBytes) return parts;
     size = Math.floor((size * maxBytes) / worst) - 1024;
   }

@@ -203,7 +203,7 @@ export class InferenceRouter extends Construct {
           ]
         : undefined,
       volumes: [
-        props.catalog.volume('catalog'),
+        props.catalog.indexVolume('catalog'),
         // Not optional: a missing Secret keeps the pod from starting; it never means "no authentication".
         ...(auth ? [{ name: 'tenant-keys', secret: { secretName: secret, optional: false, defaultMode: 0o440 } }] : []),
         { name: 'tmp', emptyDir: { sizeLimit: k8s.Quantity.fromString('64Mi') } },

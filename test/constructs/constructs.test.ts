@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { App, Testing } from 'cdk8s';
-import { loadCatalog, parseCatalog, plan } from '@botshard/runtime';
+import { loadCatalog, openCatalog, parseCatalog, plan } from '@botshard/runtime';
 import {
   BotPlatform,
   CatalogConfigMaps,
@@ -33,6 +33,7 @@ describe('InferencePool', () => {
     const objects = pool();
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       'ConfigMap/botshard-catalog-0000',
+      'ConfigMap/botshard-catalog-index-0000',
       'Deployment/realtime-abcde',
       'Service/realtime-abcde',
       'PodDisruptionBudget/realtime-abcde',
@@ -40,11 +41,11 @@ describe('InferencePool', () => {
       'NetworkPolicy/realtime-abcde',
     ]);
     for (const o of objects) validateSchema(o);
-    expect(objects.slice(1)).toMatchSnapshot();
+    expect(objects.slice(2)).toMatchSnapshot();
   });
 
   it('takes memory from its budget, applies non-real-time defaults, and honours overrides', () => {
-    const [, d, , , hpa] = pool({ pool: 'batch-abcde', group: 'batch', realtime: false, memory: 3 * 1024 ** 3, drainSeconds: 70, cpu: { request: '1', limit: '3' } });
+    const [, , d, , , hpa] = pool({ pool: 'batch-abcde', group: 'batch', realtime: false, memory: 3 * 1024 ** 3, drainSeconds: 70, cpu: { request: '1', limit: '3' } });
     const c = d.spec.template.spec.containers[0];
     expect(c.resources).toEqual({ requests: { cpu: '1', memory: '3Gi' }, limits: { cpu: '3', memory: '3Gi' } });
     expect(hpa.spec.minReplicas).toBe(1);
@@ -74,7 +75,7 @@ describe('InferencePool', () => {
 
   it('accepts an image pinned by digest', () => {
     const image = `ghcr.io/botshard/runtime@sha256:${'a'.repeat(64)}`;
-    expect(pool({ image })[1].spec.template.spec.containers[0].image).toBe(image);
+    expect(pool({ image })[2].spec.template.spec.containers[0].image).toBe(image);
   });
 });
 
@@ -113,10 +114,15 @@ describe('CatalogConfigMaps', () => {
     const maps = new CatalogConfigMaps(chart, 'catalog', { catalog, maxPartBytes: 16 * 1024, reservedParts: 2 });
     const objects = Testing.synth(chart) as K8sObject[];
     expect(objects.length).toBeGreaterThan(2);
-    expect(maps.configMapNames).toEqual(objects.map((o) => o.metadata.name));
+    expect([...maps.configMapNames, ...maps.indexConfigMapNames]).toEqual(objects.map((o) => o.metadata.name));
+    expect(maps.indexConfigMapNames.length).toBeGreaterThan(0);
     const volume = maps.volume('catalog');
-    expect(volume.projected!.sources!.map((s) => s.configMap!.name)).toEqual(maps.configMapNames);
-    expect(volume.projected!.sources!.slice(1).every((s) => s.configMap!.optional === true)).toBe(true);
+    expect(maps.volumeConfigMapNames).toEqual(maps.configMapNames);
+    expect(maps.indexVolumeConfigMapNames).toEqual([...maps.indexConfigMapNames, 'botshard-catalog-index-0001']);
+    expect(volume.projected!.sources!.map((s) => s.configMap!.name)).toEqual([...maps.volumeConfigMapNames, ...maps.indexVolumeConfigMapNames]);
+    // Each list's first ConfigMap is required, the rest optional.
+    expect(volume.projected!.sources!.map((s) => s.configMap!.optional ?? false)).toEqual([...maps.volumeConfigMapNames.map((_, i) => i > 0), ...maps.indexVolumeConfigMapNames.map((_, i) => i > 0)]);
+    expect(maps.indexVolume('catalog').projected!.sources!.map((s) => s.configMap!.name)).toEqual(maps.indexVolumeConfigMapNames);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-parts-'));
     try {
       for (const o of objects) {
@@ -125,6 +131,10 @@ describe('CatalogConfigMaps', () => {
         for (const [file, data] of Object.entries(o.data as Record<string, string>)) fs.writeFileSync(path.join(dir, file), data);
       }
       expect(loadCatalog(dir)).toEqual(catalog);
+      // The index the ConfigMaps carry plans like the catalog and points at each bot's definition.
+      const source = openCatalog(dir);
+      expect(plan(source.index).assignment).toEqual(plan(catalog).assignment);
+      expect(source.definitions(catalog.bots.map((b) => b.id))).toEqual(catalog.bots);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -134,12 +144,9 @@ describe('CatalogConfigMaps', () => {
     const chart = Testing.chart();
     const maps = new CatalogConfigMaps(chart, 'catalog', { catalog: small, reservedParts: 4 });
     expect(maps.configMapNames).toEqual(['botshard-catalog-0000']);
-    expect(maps.volume('c').projected!.sources!.map((s) => [s.configMap!.name, s.configMap!.optional ?? false])).toEqual([
-      ['botshard-catalog-0000', false],
-      ['botshard-catalog-0001', true],
-      ['botshard-catalog-0002', true],
-      ['botshard-catalog-0003', true],
-    ]);
+    const reserved = (kind: string) => [0, 1, 2, 3].map((i) => [`botshard-${kind}-000${i}`, i > 0]);
+    expect(maps.volume('c').projected!.sources!.map((s) => [s.configMap!.name, s.configMap!.optional ?? false])).toEqual([...reserved('catalog'), ...reserved('catalog-index')]);
+    expect(maps.indexVolume('c').projected!.sources!.map((s) => [s.configMap!.name, s.configMap!.optional ?? false])).toEqual(reserved('catalog-index'));
   });
 
   it('rejects a part size that leaves no room under the 1 MiB limit', () => {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Yaml } from 'cdk8s';
-import { formatMemory, loadCatalog, partFileName, plan } from '@botshard/runtime';
+import { formatMemory, indexFileName, loadCatalog, partFileName, plan } from '@botshard/runtime';
 import { buildPlatformApp, labelProblem, nameProblem, nameRuleOf } from '../../constructs/index';
 import { K8sObject, exampleCatalogInput, ofKind, synthInput, validateSchema, catalogMaps } from './support';
 
@@ -30,6 +30,7 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       'ServiceAccount/botshard-router',
       'PriorityClass/botshard-realtime',
       'ConfigMap/botshard-catalog-0000',
+      'ConfigMap/botshard-catalog-index-0000',
       'Deployment/botshard-router',
       'Service/botshard-router',
       'PodDisruptionBudget/botshard-router',
@@ -318,7 +319,7 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
 
   it('stores the catalog in ConfigMaps under 1 MiB that read back to the same catalog', () => {
     const maps = catalogMaps(example.objects);
-    expect(maps.map((m) => Object.keys(m.data))).toEqual([[partFileName(0)]]);
+    expect(maps.map((m) => Object.keys(m.data))).toEqual([[partFileName(0)], [indexFileName(0)]]);
     for (const m of maps) expect(Buffer.byteLength(JSON.stringify(m))).toBeLessThan(1024 * 1024);
     expect(readBack(example.objects)).toEqual(example.catalog);
   });

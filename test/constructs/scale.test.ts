@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadCatalog, partFileName } from '@botshard/runtime';
+import { indexFileName, loadCatalog, openCatalog, partFileName, plan } from '@botshard/runtime';
 import { syntheticCatalog } from '../../bench/synthetic';
 import { ofKind, synthInput, validateSchema, catalogMaps } from './support';
 
@@ -23,7 +23,11 @@ describe('scale: 20,000 synthetic bots', () => {
   it('keeps every ConfigMap under 1 MiB, and the catalog read back from them equals the catalog', () => {
     const maps = catalogMaps(out.objects);
     expect(maps.length).toBeGreaterThan(1);
-    expect(maps.map((m) => Object.keys(m.data)[0])).toEqual(maps.map((_, i) => partFileName(i)));
+    const parts = maps.filter((m) => !Object.keys(m.data)[0].startsWith('index-'));
+    const index = maps.filter((m) => Object.keys(m.data)[0].startsWith('index-'));
+    expect(parts.map((m) => Object.keys(m.data)[0])).toEqual(parts.map((_, i) => partFileName(i)));
+    expect(index.map((m) => Object.keys(m.data)[0])).toEqual(index.map((_, i) => indexFileName(i)));
+    expect(index.length).toBeGreaterThan(0);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-scale-'));
     try {
       for (const m of maps) {
@@ -33,11 +37,20 @@ describe('scale: 20,000 synthetic bots', () => {
         fs.writeFileSync(path.join(dir, file), data);
       }
       expect(loadCatalog(dir)).toEqual(out.catalog);
+      // The router's view: the index alone plans the same pools and assignment.
+      expect(plan(openCatalog(dir).index).assignment).toEqual(out.platform.topology.assignment);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    // Pods mount every part (and no more than the reserve): the projected volume lists them all.
-    const volume = ofKind(out.objects, 'Deployment')[0].spec.template.spec.volumes.find((v: any) => v.name === 'catalog');
-    expect(volume.projected.sources.map((s: any) => s.configMap.name)).toEqual(maps.map((m) => m.metadata.name));
+    // Pools mount every part and index part (and no more than the reserve); the router only the index.
+    const volume = (d: any) => d.spec.template.spec.volumes.find((v: any) => v.name === 'catalog').projected.sources.map((s: any) => s.configMap.name);
+    const deployments = ofKind(out.objects, 'Deployment');
+    const router = deployments.find((d) => d.metadata.labels!['app.kubernetes.io/component'] === 'router');
+    const cm = out.platform.catalogConfigMaps;
+    const pool = volume(deployments.find((d) => d.metadata.labels!['app.kubernetes.io/component'] === 'pool'));
+    expect(pool).toEqual([...cm.volumeConfigMapNames, ...cm.indexVolumeConfigMapNames]);
+    expect(maps.every((m) => pool.includes(m.metadata.name))).toBe(true);
+    expect(volume(router)).toEqual(cm.indexVolumeConfigMapNames);
+    expect(index.every((m) => cm.indexVolumeConfigMapNames.includes(m.metadata.name))).toBe(true);
   });
 });

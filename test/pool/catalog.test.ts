@@ -37,6 +37,19 @@ describe('a live catalog change: bots added, removed, moved and changed, with no
     expect(now.get('maple')).toBeDefined();
   });
 
+  /** Each pool read the definitions of exactly its own bots under `catalog`, from the index's pointers. */
+  const readOwnOnly = (catalog: Catalog) => {
+    const own = placement(catalog);
+    for (const [name, pool] of pools) {
+      const mine = [...own.values()].filter((p) => p === name).length;
+      expect(pool.app.pool.catalog?.generation).toBe(catalog.generation);
+      expect(pool.app.pool.definitionsRead).toBe(mine);
+      expect(mine).toBeLessThan(catalog.bots.length);
+    }
+  };
+
+  test('each pool reads the definitions of its own bots only', () => readOwnOnly(before));
+
   test('every request to a bot that stays in the catalog succeeds through the change; then the new placement holds', async () => {
     const stable = NAMES.filter((n) => n !== 'lotus');
     const amberKey = pools.get(was.get('amber')!)!.app.pool.bots.get('amber')!.headKey;
@@ -88,6 +101,8 @@ describe('a live catalog change: bots added, removed, moved and changed, with no
     expect(gone.headers.get('x-botshard-pool')).toBe(now.get(moved[0]));
   });
 
+  test('after the change, each pool read the definitions of its own bots only (those it took over included)', () => readOwnOnly(after));
+
   test('an invalid catalog (a regex RE2 cannot run in linear time) is rejected at validation, logged and ignored', async () => {
     const input = JSON.parse(JSON.stringify(after)) as Catalog;
     input.bots[0].preprocess = [{ pattern: '(a+)+\\1', replace: '', flags: '' }];
@@ -104,7 +119,8 @@ describe('a live catalog change: bots added, removed, moved and changed, with no
     fs.writeFileSync(path.join(folder, stamp, 'catalog-0000.json'), JSON.stringify(input));
     fs.symlinkSync(stamp, path.join(folder, '..data_tmp'));
     fs.renameSync(path.join(folder, '..data_tmp'), path.join(folder, '..data'));
-    for (const f of fs.readdirSync(folder)) if (f.startsWith('catalog-') && f !== 'catalog-0000.json') fs.unlinkSync(path.join(folder, f));
+    // As kubelet does: links to files the new version does not have (other parts, the index) go.
+    for (const f of fs.readdirSync(folder)) if (!f.startsWith('.') && f !== 'catalog-0000.json') fs.unlinkSync(path.join(folder, f));
     await until(async () => (await invalid()) > seen, 10_000, 'the invalid catalog to be seen');
     expect(pool.app.pool.catalog?.generation).toBe(after.generation);
     const bot = [...now].find(([, p]) => p === poolNames[0])![0];

@@ -1,30 +1,33 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { partFileName, splitCatalog } from './parts';
+import { partFileName, serializePart, splitCatalog } from './parts';
+import { buildIndex, indexFileName, indexText } from './placement-index';
 import { Catalog } from './types';
 
 /**
- * Writes a catalog into a folder the way kubelet updates a mounted ConfigMap: the parts go into a new
- * hidden folder, the `..data` symlink is swapped to it atomically, and each part is a symlink through
- * `..data`. Readers see the old catalog or the new one, never a mix. Calling it again updates the folder.
+ * Writes a catalog into a folder the way kubelet updates a mounted ConfigMap: the parts and the
+ * placement index go into a new hidden folder, the `..data` symlink is swapped to it atomically, and each
+ * file is a symlink through `..data`. Readers see the old catalog or the new one, never a mix. Calling it again updates the folder.
  */
 export function writeCatalogFolder(dir: string, catalog: Catalog, maxPartBytes?: number): void {
   fs.mkdirSync(dir, { recursive: true });
   const parts = splitCatalog(catalog, maxPartBytes);
+  const files = new Map<string, string>(parts.map((p) => [partFileName(p.part), serializePart(p).text]));
+  for (const p of buildIndex(catalog, parts, maxPartBytes)) files.set(indexFileName(p.part), indexText(p));
   const stamp = `..${new Date().toISOString().replace(/[-:.TZ]/g, '')}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   fs.mkdirSync(path.join(dir, stamp));
-  for (const part of parts) fs.writeFileSync(path.join(dir, stamp, partFileName(part.part)), JSON.stringify(part));
+  for (const [file, text] of files) fs.writeFileSync(path.join(dir, stamp, file), text);
   const data = path.join(dir, '..data');
   const previous = fs.existsSync(data) ? fs.readlinkSync(data) : undefined;
   const tmp = path.join(dir, '..data_tmp');
   fs.rmSync(tmp, { force: true });
   fs.symlinkSync(stamp, tmp);
   fs.renameSync(tmp, data);
-  for (const part of parts) {
-    const link = path.join(dir, partFileName(part.part));
+  for (const file of files.keys()) {
+    const link = path.join(dir, file);
     if (!fs.existsSync(link)) {
       fs.rmSync(link, { force: true });
-      fs.symlinkSync(path.join('..data', partFileName(part.part)), link);
+      fs.symlinkSync(path.join('..data', file), link);
     }
   }
   // Links to parts the new catalog no longer has now dangle: remove them, as kubelet does.

@@ -8,7 +8,11 @@ export { normalizeCatalog, parseCatalog, selectorMatches, groupOf } from './norm
 export { DNS_LABEL, MAX_BOT_ID, MAX_DNS_LABEL, MAX_GROUP_NAME, isBotId, isDnsLabel } from './names';
 export type { NormalizeResult } from './normalize';
 export { canonicalJson, canonicalGeneration } from './canonical';
-export { splitCatalog, partFileName } from './parts';
-export type { CatalogPart } from './parts';
-export { loadCatalog, readCatalogInput, joinParts } from './load';
+export { splitCatalog, partFileName, serializePart } from './parts';
+export type { CatalogPart, Span } from './parts';
+export { buildIndex, indexBotOf, indexFileName, indexText, isIndexFile, placementProperties, readIndex } from './placement-index';
+export type { IndexPart, IndexRow } from './placement-index';
+export { catalogSource, openCatalog } from './source';
+export type { CatalogSource } from './source';
+export { loadCatalog, readCatalogInput, readJsonFile, joinParts } from './load';
 export { writeCatalogFolder } from './folder';

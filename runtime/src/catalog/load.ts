@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseCatalog } from './normalize';
 import { CatalogPart } from './parts';
+import { isIndexFile } from './placement-index';
 import { CatalogError, Problem, show } from './problems';
 import { Catalog } from './types';
 
@@ -9,7 +10,8 @@ function fail(source: string, path: string, message: string, hint: string): neve
   throw new CatalogError([{ path, message, hint }], source);
 }
 
-function readJson(file: string): unknown {
+/** Reads and parses one JSON file; a CatalogError naming the file when it cannot be read or parsed. */
+export function readJsonFile(file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -43,6 +45,18 @@ export function joinParts(values: unknown[], source: string): unknown {
   return { ...head, bots: sorted.flatMap((p) => (Array.isArray(p.bots) ? p.bots : [])) };
 }
 
+/**
+ * The catalog files of a folder, sorted: `.json`, not hidden (a mounted ConfigMap folder holds `..data`
+ * and timestamped hidden folders beside them), and not a link left dangling by a swap (kubelet removes it
+ * next). `index`: the placement index's files instead of the catalog's.
+ */
+export function catalogFiles(location: string, index = false): string[] {
+  return fs
+    .readdirSync(location)
+    .filter((f) => f.endsWith('.json') && !f.startsWith('.') && isIndexFile(f) === index && fs.existsSync(path.join(location, f)))
+    .sort();
+}
+
 /** Reads the catalog input at a path: a JSON file (catalog or a single part) or a folder of parts. */
 export function readCatalogInput(location: string): unknown {
   let stat: fs.Stats;
@@ -52,13 +66,12 @@ export function readCatalogInput(location: string): unknown {
     fail(location, 'file', `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check the path');
   }
   if (!stat.isDirectory()) {
-    const value = readJson(location);
+    const value = readJsonFile(location);
     return (value as Partial<CatalogPart>)?.kind === 'CatalogPart' ? joinParts([value], location) : value;
   }
-  // A mounted ConfigMap folder holds `..data` and timestamped hidden folders beside the files: skip dotfiles.
-  const files = fs.readdirSync(location).filter((f) => f.endsWith('.json') && !f.startsWith('.')).sort();
+  const files = catalogFiles(location);
   if (files.length === 0) fail(location, 'folder', 'holds no .json catalog files', 'point at the folder where the catalog ConfigMaps are mounted');
-  const values = files.map((f) => readJson(path.join(location, f)));
+  const values = files.map((f) => readJsonFile(path.join(location, f)));
   if (values.length === 1 && (values[0] as Partial<CatalogPart>)?.kind !== 'CatalogPart') return values[0];
   return joinParts(values, location);
 }

@@ -12,6 +12,7 @@ import {
   Catalog,
   Encoder,
   EntityRule,
+  IndexBot,
   Intent,
   Locality,
   ModelStoreEgress,
@@ -509,7 +510,7 @@ function normalizeBot(c: Checker, b: unknown, p: string): Bot | undefined {
 }
 
 /** Whether a group's selector takes a bot. */
-export function selectorMatches(selector: Selector, bot: Bot): boolean {
+export function selectorMatches(selector: Selector, bot: IndexBot): boolean {
   if (selector.realtime !== undefined && selector.realtime !== bot.realtime) return false;
   for (const [key, values] of Object.entries(selector.properties)) {
     const v = bot.properties[key];
@@ -519,7 +520,7 @@ export function selectorMatches(selector: Selector, bot: Bot): boolean {
 }
 
 /** The group that holds a bot: the group of its pinned dedicated pool, else the first whose selector matches. */
-export function groupOf(catalog: Pick<Catalog, 'groups'>, bot: Bot): PoolGroup | undefined {
+export function groupOf(catalog: Pick<Catalog, 'groups'>, bot: IndexBot): PoolGroup | undefined {
   if (bot.pin !== undefined) return catalog.groups.find((g) => g.dedicatedPools.includes(bot.pin!));
   return catalog.groups.find((g) => selectorMatches(g.selector, bot));
 }

@@ -356,6 +356,25 @@ export interface PoolGroup {
   nodeSelector: Record<string, string>;
 }
 
+/**
+ * What placement and routing read of a bot, and all the compact placement index carries of it (with
+ * where its full definition is). A Bot is one.
+ */
+export interface IndexBot {
+  id: string;
+  tenant: string;
+  realtime: boolean;
+  /** In the index: only the properties that pool group selectors or localities read. */
+  properties: Record<string, PropertyValue>;
+  model: { memory: number; encoder?: string };
+  pin?: string;
+}
+
+/** A catalog as placement and routing see it: every setting, each bot as an IndexBot. A Catalog is one. */
+export interface CatalogIndex extends Omit<Catalog, 'bots'> {
+  bots: IndexBot[];
+}
+
 /** The normalised catalog. `generation` is the hash of everything else, in canonical form. */
 export interface Catalog {
   apiVersion: typeof CATALOG_API_VERSION;

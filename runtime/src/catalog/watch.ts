@@ -1,14 +1,15 @@
 /**
- * Watches the catalog (a JSON file or a folder of parts) and hands each new valid generation over.
+ * Watches the catalog (a JSON file or a folder of parts and their index) and hands each new generation
+ * over: its index read and checked (definitions are read by whoever needs them).
  * A mounted ConfigMap changes by an atomic swap of its `..data` symlink: fs.watch on the folder sees
  * it at once; polling (cheap: it stats the files, and reads them only when a stat changed) is the
  * fallback where fs.watch is unreliable (network file systems, some container runtimes).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { catalogFiles } from './load';
 import { CatalogError } from './problems';
-import { loadCatalog } from './load';
-import { Catalog } from './types';
+import { CatalogSource, openCatalog } from './source';
 
 export interface CatalogWatcherOptions {
   location: string;
@@ -16,7 +17,7 @@ export interface CatalogWatcherOptions {
   generation?: string;
   /** Polling interval. @default 5000 */
   pollMs?: number;
-  onCatalog(catalog: Catalog): void;
+  onCatalog(source: CatalogSource): void;
   onInvalid(error: Error): void;
 }
 
@@ -24,10 +25,7 @@ export interface CatalogWatcherOptions {
 function signature(location: string): string {
   const stat = fs.statSync(location);
   if (!stat.isDirectory()) return `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
-  return fs
-    .readdirSync(location)
-    .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
-    .sort()
+  return [...catalogFiles(location), ...catalogFiles(location, true)]
     .map((f) => {
       const s = fs.statSync(path.join(location, f));
       return `${f}:${s.ino}:${s.size}:${s.mtimeMs}`;
@@ -79,18 +77,18 @@ export class CatalogWatcher {
       return; // mid-swap or gone for a moment: the next event or poll tries again
     }
     if (sig === this.seen) return;
-    let catalog: Catalog;
+    let source: CatalogSource;
     try {
-      catalog = loadCatalog(this.opts.location);
+      source = openCatalog(this.opts.location);
     } catch (e) {
       this.seen = sig;
       this.opts.onInvalid(e instanceof CatalogError ? e : new Error((e as Error).message));
       return;
     }
     this.seen = sig;
-    if (catalog.generation === this.generation) return;
-    this.generation = catalog.generation;
-    this.opts.onCatalog(catalog);
+    if (source.index.generation === this.generation) return;
+    this.generation = source.index.generation;
+    this.opts.onCatalog(source);
   }
 
   stop(): void {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadCatalog } from '../catalog';
+import { openCatalog } from '../catalog';
 import { SettingsError } from '../commands/failure';
 import { RouterCommandFlags, RouterSettings, poolUrlsFile, routerSettings } from '../router/command';
 import { TenantKeys } from '../router/tenants';
@@ -91,7 +91,7 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   process.title = 'botshard-haproxy';
   if (!s.external) haproxyVersion(s.bin);
   const log = jsonLog({ service: 'botshard-haproxy', pid: process.pid }, s.logLevel);
-  const catalog = loadCatalog(s.catalog);
+  const catalog = openCatalog(s.catalog).index;
   const address = s.poolUrlsFile ? poolUrlsFile(s.poolUrl) : poolAddress(s.poolUrl, catalog.platform.namespace);
   const auth = catalog.platform.auth === 'tenant-keys';
   const keys = s.tenantKeys ? new TenantKeys(s.tenantKeys) : undefined;
@@ -120,7 +120,7 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     location: s.catalog,
     generation: catalog.generation,
     pollMs: s.pollMs,
-    apply: (next) => void control.update(next),
+    apply: (next) => void control.update(next.index),
     reloads: control.metrics.catalogReloads,
   });
   watcher.start();

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { Catalog, PoolGroup } from '../catalog';
+import { CatalogIndex, PoolGroup } from '../catalog';
 import type { Log } from '../serve/process';
 import { RoutingTable } from '../router/table';
 import type { TenantKeys } from '../router/tenants';
@@ -17,7 +17,7 @@ import * as net from 'node:net';
 import { Backend, ConfigInput, files, renderConfig, serverAddress } from './config';
 
 export interface ControlOptions {
-  catalog: Catalog;
+  catalog: CatalogIndex;
   address: PoolAddress;
   /** Everything of the configuration but the backends. */
   config: Omit<ConfigInput, 'backends' | 'auth'>;
@@ -84,7 +84,7 @@ export class HaproxyControl {
     return this.table.generation;
   }
 
-  get catalog(): Catalog {
+  get catalog(): CatalogIndex {
     return this.table.catalog;
   }
 
@@ -120,7 +120,7 @@ export class HaproxyControl {
   }
 
   /** Applies a new catalog generation; throws (keeping the current one) if it cannot be placed. */
-  update(catalog: Catalog): Promise<void> {
+  update(catalog: CatalogIndex): Promise<void> {
     this.table.update(catalog);
     this.remember(catalog);
     this.metrics.generation.reset();
@@ -316,7 +316,7 @@ export class HaproxyControl {
     return this.table.catalog.platform.auth === 'tenant-keys';
   }
 
-  private remember(catalog: Catalog): void {
+  private remember(catalog: CatalogIndex): void {
     const groups = new Map(catalog.groups.map((g) => [g.name, g]));
     for (const bot of catalog.bots) {
       const route = this.table.route(bot.id);

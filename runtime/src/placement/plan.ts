@@ -1,4 +1,4 @@
-import { Bot, Catalog, PoolGroup, Problem, formatProblems, groupOf } from '../catalog';
+import { Catalog, CatalogIndex, IndexBot, PoolGroup, Problem, formatProblems, groupOf } from '../catalog';
 import { U64, compareU64, scoreHi, scoreLo, xxh64 } from '../hash';
 
 /** One pool: a Deployment in Kubernetes, a process locally. Memory figures are bytes. */
@@ -64,7 +64,7 @@ export function poolName(group: string, index: number, taken?: ReadonlySet<strin
 }
 
 /** The pool that holds a bot in this topology, or undefined for a bot not in the catalog. */
-export function poolFor(bot: string | Pick<Bot, 'id'>, topology: Topology): string | undefined {
+export function poolFor(bot: string | Pick<IndexBot, 'id'>, topology: Topology): string | undefined {
   return topology.assignment.get(typeof bot === 'string' ? bot : bot.id);
 }
 
@@ -81,12 +81,12 @@ function newPool(name: string, group: PoolGroup): PoolState {
   return { name, hash: xxh64(name), used: group.poolOverhead, budget: group.memory, bots: [], encoders: new Set() };
 }
 
-function costIn(pool: PoolState, bot: Bot, encoderBytes: ReadonlyMap<string, number>): number {
+function costIn(pool: PoolState, bot: IndexBot, encoderBytes: ReadonlyMap<string, number>): number {
   const enc = bot.model.encoder;
   return bot.model.memory + (enc !== undefined && !pool.encoders.has(enc) ? encoderBytes.get(enc) ?? 0 : 0);
 }
 
-function put(pool: PoolState, bot: Bot, cost: number): void {
+function put(pool: PoolState, bot: IndexBot, cost: number): void {
   pool.used += cost;
   pool.bots.push(bot.id);
   if (bot.model.encoder !== undefined) pool.encoders.add(bot.model.encoder);
@@ -94,7 +94,7 @@ function put(pool: PoolState, bot: Bot, cost: number): void {
 
 /** The key a bot ranks pools by: its locality key when the group asks for one, else its id
  * (bot ids cannot contain ":", so the two never collide). */
-function localityKey(group: PoolGroup, bot: Bot): string {
+function localityKey(group: PoolGroup, bot: IndexBot): string {
   const locality = group.locality;
   if (locality === 'encoder' && bot.model.encoder !== undefined) return `encoder:${bot.model.encoder}`;
   if (typeof locality === 'object') {
@@ -123,7 +123,7 @@ function rank(hi: Uint32Array, lo: Uint32Array, idHash: U64, pools: readonly Poo
  * first pool in its ranking (by the integer score of its key and the pool) whose budget still fits
  * it. Returns a bot that fits nowhere, or undefined when all are placed.
  */
-function assign(group: PoolGroup, bots: readonly Bot[], pools: PoolState[], encoderBytes: ReadonlyMap<string, number>): Bot | undefined {
+function assign(group: PoolGroup, bots: readonly IndexBot[], pools: PoolState[], encoderBytes: ReadonlyMap<string, number>): IndexBot | undefined {
   const n = pools.length;
   const keyHashes = new Map<string, U64>();
   const ordered = bots.map((bot) => {
@@ -140,7 +140,7 @@ function assign(group: PoolGroup, bots: readonly Bot[], pools: PoolState[], enco
   ordered.sort((a, b) => compareU64(a.orderHi, a.orderLo, b.orderHi, b.orderLo) || (a.bot.id < b.bot.id ? -1 : 1));
 
   // The head alone not fitting rejects a full pool without looking at its encoders.
-  const fits = (pool: PoolState, bot: Bot, limit = pool.budget) => pool.used + bot.model.memory <= limit && pool.used + costIn(pool, bot, encoderBytes) <= limit;
+  const fits = (pool: PoolState, bot: IndexBot, limit = pool.budget) => pool.used + bot.model.memory <= limit && pool.used + costIn(pool, bot, encoderBytes) <= limit;
   // Bots sharing a locality key would fill their first pool to the brim before spilling; fill it only
   // to the group's fill factor first, so co-located pools keep the same headroom as the others.
   const soft = fillLimit(group);
@@ -196,7 +196,7 @@ function fillLimit(group: PoolGroup): number {
 }
 
 /** The fewest pools whose budget at the fill factor holds the group's memory, encoders counted per pool that needs them. */
-function autoPoolCount(group: PoolGroup, bots: readonly Bot[], encoderBytes: ReadonlyMap<string, number>): number {
+function autoPoolCount(group: PoolGroup, bots: readonly IndexBot[], encoderBytes: ReadonlyMap<string, number>): number {
   const target = fillLimit(group) - group.poolOverhead;
   const capacity = target > 0 ? target : group.memory - group.poolOverhead;
   let heads = 0;
@@ -233,9 +233,9 @@ function describe(bytes: number): string {
  * Pins first (dedicated pools take only their pinned bots); then each bot's group by selector;
  * inside a group, bounded-load rendezvous hashing weighted by memory (see `assign`).
  */
-export function plan(catalog: Catalog, options: PlanOptions = {}): Topology {
+export function plan(catalog: CatalogIndex, options: PlanOptions = {}): Topology {
   const encoderBytes = new Map(catalog.encoders.map((e) => [e.id, e.memory]));
-  const byGroup = new Map<string, { pinned: Bot[]; hashed: Bot[] }>(catalog.groups.map((g) => [g.name, { pinned: [], hashed: [] }]));
+  const byGroup = new Map<string, { pinned: IndexBot[]; hashed: IndexBot[] }>(catalog.groups.map((g) => [g.name, { pinned: [], hashed: [] }]));
   for (const bot of catalog.bots) {
     const group = groupOf(catalog, bot);
     if (!group) throw new PlacementError(`bot "${bot.id}" matches no pool group: widen a group selector or pin it`);

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { Bot, Catalog, Encoder, PoolGroup, groupDefaults } from '../catalog';
+import { Bot, CatalogIndex, CatalogSource, Encoder, PoolGroup, groupDefaults } from '../catalog';
 import { Topology, plan } from '../placement';
 import { BotState, PoolMetrics } from './metrics';
 import { processingOf } from './processors';
@@ -78,10 +78,13 @@ async function bounded(tasks: Array<() => Promise<void>>, concurrency: number): 
 
 export class PoolRuntime {
   readonly bots = new Map<string, BotEntry>();
-  catalog?: Catalog;
+  /** The catalog being served, as placement sees it (full definitions: only this pool's bots, in `bots`). */
+  catalog?: CatalogIndex;
   topology?: Topology;
   /** The group of this pool in the current catalog. */
   group?: PoolGroup;
+  /** Bot definitions read for the latest catalog (from a folder with a placement index; else undefined). */
+  definitionsRead?: number;
   /** The first catalog has been applied (every assigned bot loaded or failed). */
   started = false;
   draining = false;
@@ -90,7 +93,7 @@ export class PoolRuntime {
   private readonly botsPerWorker: number[];
   private version = 0;
   private applying: Promise<void> = Promise.resolve();
-  private pending?: Catalog;
+  private pending?: CatalogIndex;
   private closed = false;
   /** Failed loads in a row, per bot: how long the next pause before loading it again is. */
   private readonly failures = new Map<string, number>();
@@ -103,16 +106,22 @@ export class PoolRuntime {
     return this.started && !this.draining && !this.closed;
   }
 
-  /** Applies a catalog: plans it (a PlacementError throws here, before anything changes), then reconciles. */
-  apply(catalog: Catalog): Promise<void> {
+  /**
+   * Applies a catalog: plans its index, reads the full definitions of this pool's bots only (a
+   * PlacementError or CatalogError throws here, before anything changes), then reconciles.
+   */
+  apply(source: CatalogSource): Promise<void> {
+    const catalog = source.index;
     const topology = plan(catalog);
+    const own = topology.pools.find((p) => p.name === this.opts.pool);
+    const assigned = source.definitions(own?.bots ?? []);
+    this.definitionsRead = source.definitionsRead;
     this.pending = catalog;
-    const pendingTopology = topology;
     this.applying = this.applying.then(async () => {
       if (this.pending !== catalog || this.closed) return; // a newer catalog came in meanwhile
       this.pending = undefined;
       try {
-        await this.reconcile(catalog, pendingTopology);
+        await this.reconcile(catalog, topology, assigned);
       } catch (e) {
         this.opts.log.error({ err: e, generation: catalog.generation }, 'catalog could not be applied');
       }
@@ -126,7 +135,7 @@ export class PoolRuntime {
     return { holder: this.topology?.assignment.get(id) };
   }
 
-  private async reconcile(catalog: Catalog, topology: Topology): Promise<void> {
+  private async reconcile(catalog: CatalogIndex, topology: Topology, assigned: readonly Bot[]): Promise<void> {
     const { pool, log, metrics } = this.opts;
     const started = Date.now();
     const own = topology.pools.find((p) => p.name === pool);
@@ -147,7 +156,6 @@ export class PoolRuntime {
     }
     metrics.setGeneration(catalog.generation);
     const encoders = new Map(catalog.encoders.map((e) => [e.id, e]));
-    const assigned = catalog.bots.filter((b) => topology.assignment.get(b.id) === pool);
     metrics.botsAssigned.set(assigned.length);
     const wanted = new Set(assigned.map((b) => b.id));
 
@@ -203,7 +211,7 @@ export class PoolRuntime {
     this.started = true;
     this.updateGauges();
     const counts = this.counts();
-    log.info({ generation: catalog.generation, assigned: assigned.length, loaded: tasks.length, leaving, removed, ready: counts.ready, failed: counts.failed, ms: Date.now() - started }, 'catalog applied');
+    log.info({ generation: catalog.generation, bots: catalog.bots.length, assigned: assigned.length, definitionsRead: this.definitionsRead, loaded: tasks.length, leaving, removed, ready: counts.ready, failed: counts.failed, ms: Date.now() - started }, 'catalog applied');
   }
 
   private workerFor(key: string): number {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { Catalog, loadCatalog } from '../catalog';
+import { Catalog, CatalogIndex, CatalogSource, catalogSource, openCatalog } from '../catalog';
 import { POOL_HEADER } from '../oip';
 import { plan } from '../placement';
 import { createApp } from '../serve/app';
@@ -75,7 +75,9 @@ declare module 'fastify' {
 
 /** Builds the pool server: loads the catalog, starts the workers and begins loading this pool's bots. */
 export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyInstance> {
-  const initial = typeof opts.catalog === 'string' ? loadCatalog(opts.catalog) : opts.catalog;
+  // From a folder with a placement index, only this pool's bots' definitions are read.
+  const source = typeof opts.catalog === 'string' ? openCatalog(opts.catalog) : catalogSource(opts.catalog);
+  const initial = source.index;
   const metrics = new PoolMetrics(opts.pool, opts.processMetrics ?? true);
   let runtime: PoolRuntime | undefined;
   const app = createApp({
@@ -132,12 +134,12 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   app.decorate('poolMetrics', metrics);
 
   // A catalog that cannot be placed throws here: refused, the current one (at start: none) keeps serving.
-  const apply = (catalog: Catalog) => void pool.apply(catalog).catch(() => undefined);
+  const apply = (next: CatalogSource) => void pool.apply(next).catch(() => undefined);
   try {
-    apply(initial);
+    apply(source);
   } catch (e) {
     metrics.catalogReloads.inc({ result: 'invalid' });
-    log.error({ generation: initial.generation, problems: (e as Error).message }, 'catalog cannot be placed: not ready until one that can be placed arrives');
+    log.error({ generation: initial.generation, problems: (e as Error).message }, 'catalog cannot be used: not ready until one that can arrives');
   }
   if (typeof opts.catalog === 'string') followCatalog(app, { location: opts.catalog, generation: initial.generation, pollMs: opts.pollMs, apply, reloads: metrics.catalogReloads });
   app.addHook('onClose', async () => {
@@ -165,13 +167,13 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   return app;
 }
 
-function defaultModelRoot(location: string | Catalog, catalog: Catalog): string {
+function defaultModelRoot(location: string | Catalog, catalog: CatalogIndex): string {
   if (typeof location !== 'string') return path.resolve(catalog.platform.modelRoot);
   const dir = fs.statSync(location).isDirectory() ? location : path.dirname(location);
   return path.resolve(dir, catalog.platform.modelRoot);
 }
 
-function initialGroup(catalog: Catalog, pool: string) {
+function initialGroup(catalog: CatalogIndex, pool: string) {
   try {
     const own = plan(catalog).pools.find((p) => p.name === pool);
     return own ? catalog.groups.find((g) => g.name === own.group) : undefined;

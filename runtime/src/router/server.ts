@@ -3,7 +3,7 @@
  * with the same placement as the pools. `buildRouter()` returns the fastify app; `listen` is the caller's.
  */
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { Catalog, loadCatalog } from '../catalog';
+import { Catalog, CatalogIndex, openCatalog } from '../catalog';
 import { SettingsError } from '../commands/failure';
 import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
@@ -67,14 +67,15 @@ export interface RouterState {
   /** Ready: not draining, and every bot of the catalog can be routed (every pool has an address). */
   readonly ready: boolean;
   /** Applies a new catalog (what the watcher does on a change). Throws, keeping the old one, if it cannot be placed. */
-  update(catalog: Catalog): void;
+  update(catalog: CatalogIndex): void;
   /** What `botshard status` shows: every pool of the current generation, asked directly (served on the metrics port). */
   status(): Promise<PlatformStatus>;
 }
 
 /** Builds the router app. The catalog watcher starts with the app and stops when it closes. */
 export function buildRouter(opts: RouterOptions): FastifyInstance {
-  const initial = typeof opts.catalog === 'string' ? loadCatalog(opts.catalog) : opts.catalog;
+  // The router reads only the placement index: it never needs a bot's rules or model.
+  const initial = typeof opts.catalog === 'string' ? openCatalog(opts.catalog).index : opts.catalog;
   const table = new RoutingTable(initial);
   const inflight = new Map<string, number>();
   const metrics = new RouterMetrics(opts.processMetrics ?? true, inflight);
@@ -128,7 +129,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     keys.follow(opts.pollMs ?? 5000);
     app.addHook('onClose', async () => keys.stop());
   }
-  if (typeof opts.catalog === 'string') followCatalog(app, { location: opts.catalog, generation: table.generation, pollMs: opts.pollMs, apply: (c) => state.update(c), reloads: metrics.catalogReloads });
+  if (typeof opts.catalog === 'string') followCatalog(app, { location: opts.catalog, generation: table.generation, pollMs: opts.pollMs, apply: (source) => state.update(source.index), reloads: metrics.catalogReloads });
   app.addHook('onClose', async () => forwarder.close());
 
   app.register(proxyRoutes, { admission, forwarder });

@@ -1,9 +1,9 @@
-import { Catalog, PoolGroup } from '../catalog';
+import { CatalogIndex, PoolGroup } from '../catalog';
 import { Topology, plan } from '../placement';
 
 /** One catalog generation as the router sees it. */
 export interface Generation {
-  catalog: Catalog;
+  catalog: CatalogIndex;
   topology: Topology;
   groups: ReadonlyMap<string, PoolGroup>;
   /** bot id -> { tenant, group } */
@@ -24,7 +24,7 @@ export interface Route {
   previousPool?: string;
 }
 
-function generation(catalog: Catalog): Generation {
+function generation(catalog: CatalogIndex): Generation {
   const topology = plan(catalog);
   const groupOfPool = new Map(topology.pools.map((p) => [p.name, p.group]));
   const bots = new Map<string, { tenant: string; group: string }>();
@@ -42,7 +42,7 @@ export class RoutingTable {
   private current: Generation;
   private previous?: Generation;
 
-  constructor(catalog: Catalog) {
+  constructor(catalog: CatalogIndex) {
     this.current = generation(catalog);
   }
 
@@ -54,13 +54,13 @@ export class RoutingTable {
     return this.previous?.catalog.generation;
   }
 
-  get catalog(): Catalog {
+  get catalog(): CatalogIndex {
     return this.current.catalog;
   }
 
   /** Makes `catalog` current; the current one becomes the previous. Plans before swapping, so a catalog
    * that cannot be placed throws and leaves the table as it was. */
-  update(catalog: Catalog): void {
+  update(catalog: CatalogIndex): void {
     if (catalog.generation === this.current.catalog.generation) return;
     const next = generation(catalog);
     this.previous = this.current;

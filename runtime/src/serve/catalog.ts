@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Counter } from 'prom-client';
-import { Catalog } from '../catalog';
+import { CatalogSource } from '../catalog';
 import { CatalogWatcher } from '../catalog/watch';
 
 export interface FollowCatalogOptions {
@@ -14,8 +14,8 @@ export interface FollowCatalogOptions {
   generation: string;
   /** Polling interval besides fs.watch. @default 5000 */
   pollMs?: number;
-  /** Applies a new generation; throws (a PlacementError) to refuse it, keeping the current one. */
-  apply(catalog: Catalog): void;
+  /** Applies a new generation; throws (a PlacementError, a CatalogError) to refuse it, keeping the current one. */
+  apply(source: CatalogSource): void;
   /** Catalog changes seen, by result: applied, invalid. */
   reloads: Counter<'result'>;
 }
@@ -36,15 +36,16 @@ export function catalogWatcher(log: CatalogLog, o: FollowCatalogOptions): Catalo
     location: o.location,
     generation: o.generation,
     pollMs: o.pollMs,
-    onCatalog: (catalog) => {
+    onCatalog: (source) => {
+      const { generation } = source.index;
       try {
-        o.apply(catalog);
+        o.apply(source);
       } catch (e) {
-        refuse(catalog.generation, (e as Error).message);
+        refuse(generation, (e as Error).message);
         return;
       }
       o.reloads.inc({ result: 'applied' });
-      log.info({ generation: catalog.generation }, 'catalog changed: applied');
+      log.info({ generation }, 'catalog changed: applied');
     },
     onInvalid: (e) => refuse(undefined, e.message),
   });

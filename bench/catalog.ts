@@ -1,0 +1,215 @@
+/**
+ * npm run bench:catalog
+ *
+ * What the catalog costs a process at 1,000 / 10,000 / 100,000 bots (bench/fleet.ts, pools of 1 GiB:
+ * about 110 bots a pool), now that pools and router read the compact placement index.
+ * - Pool: one `botshard pool` process holding one pool's bots (the median pool of the plan), from spawn
+ *   to ready and its RSS 1 s after, in three set-ups alternating in each round: the catalog folder with
+ *   its index (as mounted in a cluster); the same catalog as one JSON file without an index (every bot
+ *   read and validated, as before the index); and the baseline: a catalog of only that pool's bots (an
+ *   empty pool plus its own models). `poolCatalogMiB` = index RSS - baseline RSS.
+ * - Router: one `botshard router` process over a folder holding only the index files (as the router
+ *   mounts them), its RSS once ready, and how long a new catalog generation takes to be applied: from
+ *   the folder's atomic swap to the router's "catalog changed: applied" line (fs.watch, debounce, read,
+ *   plan, routing table). Against the same with the whole catalog as one file (no index).
+ * Writes bench/results/catalog.{json,md} with a `headline`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { Catalog, isIndexFile, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
+import { writeDemoModels } from '@botshard/runtime/local/models';
+import { fleetBot, fleetCatalog } from './fleet';
+import { Child, MiB, SMOKE, fmt, log, machine, rssOf, sleep, spread, startBotshard, startPool, stopAll, tempDir, writeResult } from './processes';
+
+const SIZES = SMOKE ? [300] : (process.env.BENCH_SIZES ?? '1000,10000,100000').split(',').map(Number);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
+/** The largest size runs fewer rounds (each whole-catalog start takes long there). */
+const LARGEST_ROUNDS = Number(process.env.BENCH_LARGEST_ROUNDS ?? (SMOKE ? 1 : 2));
+const SETTLE_MS = SMOKE ? 200 : 1000;
+const WORKERS = 2;
+
+type PoolSetup = 'index' | 'whole' | 'own';
+interface PoolRun {
+  readyMs: number;
+  rssMiB: number;
+}
+
+/** The whole catalog as one JSON file: read and validated in full by whoever loads it. */
+function writeWholeFile(dir: string, catalog: Catalog): string {
+  const file = path.join(dir, 'catalog.json');
+  fs.writeFileSync(file, JSON.stringify(catalog));
+  return file;
+}
+
+async function runPool(pool: string, catalog: string, models: string): Promise<PoolRun> {
+  const c = await startPool({ pool, catalog, models, workers: WORKERS });
+  try {
+    await sleep(SETTLE_MS);
+    return { readyMs: c.readyMs, rssMiB: rssOf(c.pid) / MiB };
+  } finally {
+    await stopAll([c]);
+  }
+}
+
+/** Starts a router (log level info, to see its "applied" line), waits until ready. */
+async function startRouter(catalog: string, poolUrls: string): Promise<Child> {
+  // Polling every minute: the change is seen by fs.watch, as in a cluster.
+  return startBotshard({ name: 'router', env: { BOTSHARD_LOG_LEVEL: 'info', BOTSHARD_POLL_MS: '60000' }, args: ['router', '--catalog', catalog, '--pool-urls', poolUrls, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'] });
+}
+
+/** Swaps `next` into the router's catalog location and measures until the router says it applied it. */
+async function applyMs(router: Child, swap: () => void, generation: string): Promise<number> {
+  const lines = readline.createInterface({ input: router.proc.stdout! });
+  try {
+    const applied = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the router did not apply the new generation within 120 s')), 120_000);
+      lines.on('line', (line) => {
+        if (line.includes('catalog changed: applied') && line.includes(generation)) {
+          clearTimeout(timer);
+          resolve(performance.now());
+        }
+        if (line.includes('cannot be used')) reject(new Error(`the router refused the catalog: ${line}`));
+      });
+    });
+    const started = performance.now();
+    swap();
+    return (await applied) - started;
+  } finally {
+    lines.close();
+  }
+}
+
+/** The catalog with one more bot: a new generation, same pools. */
+const grown = (bots: number) => parseCatalog(fleetCatalog({ bots: bots + 1 }));
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+  const work = tempDir('catalog');
+  const sizes: Record<string, unknown>[] = [];
+  const headline: Record<string, number> = {};
+  try {
+    const models = path.join(work, 'models');
+    writeDemoModels(parseCatalog(fleetCatalog({ bots: Math.max(...SIZES) + 1 })), models);
+    for (const bots of SIZES) {
+      const t0 = Date.now();
+      const catalog = parseCatalog(fleetCatalog({ bots }));
+      const topology = plan(catalog);
+      const byCount = [...topology.pools].sort((a, b) => a.bots.length - b.bots.length || (a.name < b.name ? -1 : 1));
+      const pool = byCount[Math.floor(byCount.length / 2)];
+      const dir = path.join(work, `${bots}`);
+      const folder = path.join(dir, 'folder');
+      writeCatalogFolder(folder, catalog);
+      const whole = writeWholeFile(dir, catalog);
+      // The baseline: the same bots (same models) as the only bots of a catalog: one pool.
+      const own = parseCatalog({ ...fleetCatalog({ bots: 0, pools: 1 }), bots: pool.bots.map((id) => fleetBot(Number(id.slice('bot-'.length)))) });
+      const ownTopology = plan(own);
+      if (ownTopology.pools.length !== 1) throw new Error(`the baseline catalog of ${pool.bots.length} bots needs ${ownTopology.pools.length} pools`);
+      const ownFolder = path.join(dir, 'own');
+      writeCatalogFolder(ownFolder, own);
+      const urls = path.join(dir, 'pool-urls.json');
+      fs.writeFileSync(urls, JSON.stringify(Object.fromEntries(topology.pools.map((p, i) => [p.name, `http://127.0.0.1:${20000 + i}`]))));
+      const bytes = (d: string, keep: (f: string) => boolean) => fs.readdirSync(d).filter((f) => !f.startsWith('.') && keep(f)).reduce((n, f) => n + fs.statSync(path.join(d, f)).size, 0);
+      log(`${bots} bots: catalogs written in ${Date.now() - t0} ms; pool ${pool.name} holds ${pool.bots.length} bots of ${topology.pools.length} pools`);
+
+      const rounds = bots === Math.max(...SIZES) ? Math.min(ROUNDS, LARGEST_ROUNDS) : ROUNDS;
+      const pools: Record<PoolSetup, PoolRun[]> = { index: [], whole: [], own: [] };
+      await runPool(ownTopology.pools[0].name, ownFolder, models); // warm-up (page cache), not counted
+      for (let r = 0; r < rounds; r++) {
+        const order: PoolSetup[] = r % 2 ? ['own', 'whole', 'index'] : ['index', 'whole', 'own'];
+        for (const setup of order) {
+          const run = setup === 'index' ? await runPool(pool.name, folder, models) : setup === 'whole' ? await runPool(pool.name, whole, models) : await runPool(ownTopology.pools[0].name, ownFolder, models);
+          pools[setup].push(run);
+          log(`  pool (${setup}): ready in ${Math.round(run.readyMs)} ms, RSS ${run.rssMiB.toFixed(1)} MiB`);
+        }
+      }
+
+      // The router: index only (as mounted), then the whole catalog as one file; each applies a new generation.
+      const next = grown(bots);
+      const router: Record<'index' | 'whole', { rssMiB: number; readyMs: number; applyMs: number; applyRssMiB: number }[]> = { index: [], whole: [] };
+      for (let r = 0; r < rounds; r++) {
+        for (const setup of (r % 2 ? ['whole', 'index'] : ['index', 'whole']) as Array<'index' | 'whole'>) {
+          const location = setup === 'index' ? path.join(dir, `router-${r}`) : path.join(dir, `whole-${r}.json`);
+          if (setup === 'index') {
+            // The router's mount: the index files only (the parts are removed; the router never opens them).
+            writeCatalogFolder(location, catalog);
+            for (const f of fs.readdirSync(location)) if (!f.startsWith('.') && !isIndexFile(f)) fs.rmSync(path.join(location, f));
+          } else fs.copyFileSync(whole, location);
+          const c = await startRouter(location, urls);
+          try {
+            await sleep(SETTLE_MS);
+            const rssMiB = rssOf(c.pid) / MiB;
+            // As kubelet swaps a mounted ConfigMap (new files, then one rename); a file: written beside, renamed.
+            const swap =
+              setup === 'index'
+                ? () => writeCatalogFolder(location, next)
+                : () => {
+                    fs.writeFileSync(`${location}.tmp`, JSON.stringify(next));
+                    fs.renameSync(`${location}.tmp`, location);
+                  };
+            const ms = await applyMs(c, swap, next.generation);
+            await sleep(SETTLE_MS);
+            router[setup].push({ rssMiB, readyMs: c.readyMs, applyMs: ms, applyRssMiB: rssOf(c.pid) / MiB });
+            log(`  router (${setup}): ready in ${Math.round(c.readyMs)} ms, RSS ${rssMiB.toFixed(1)} MiB, new generation applied in ${Math.round(ms)} ms (RSS then ${(rssOf(c.pid) / MiB).toFixed(1)} MiB)`);
+          } finally {
+            await stopAll([c]);
+          }
+        }
+      }
+      const s = (xs: number[], digits = 1) => spread(xs, digits);
+      const row = {
+        bots,
+        pools: topology.pools.length,
+        pool: { name: pool.name, bots: pool.bots.length },
+        catalogBytes: bytes(folder, (f) => !isIndexFile(f)),
+        indexBytes: bytes(folder, isIndexFile),
+        poolReadyMs: { index: s(pools.index.map((p) => p.readyMs), 0), whole: s(pools.whole.map((p) => p.readyMs), 0), own: s(pools.own.map((p) => p.readyMs), 0) },
+        poolRssMiB: { index: s(pools.index.map((p) => p.rssMiB)), whole: s(pools.whole.map((p) => p.rssMiB)), own: s(pools.own.map((p) => p.rssMiB)) },
+        poolCatalogMiB: { index: s(pools.index.map((p, i) => p.rssMiB - pools.own[i].rssMiB)), whole: s(pools.whole.map((p, i) => p.rssMiB - pools.own[i].rssMiB)) },
+        routerRssMiB: { index: s(router.index.map((x) => x.rssMiB)), whole: s(router.whole.map((x) => x.rssMiB)) },
+        routerReadyMs: { index: s(router.index.map((x) => x.readyMs), 0), whole: s(router.whole.map((x) => x.readyMs), 0) },
+        routerApplyMs: { index: s(router.index.map((x) => x.applyMs), 0), whole: s(router.whole.map((x) => x.applyMs), 0) },
+        routerRssAfterApplyMiB: { index: s(router.index.map((x) => x.applyRssMiB)), whole: s(router.whole.map((x) => x.applyRssMiB)) },
+      };
+      sizes.push(row);
+      const k = bots >= 1000 ? `${bots / 1000}k` : `${bots}`;
+      headline[`poolReadyMs${k}`] = row.poolReadyMs.index.median;
+      headline[`poolCatalogMiB${k}`] = row.poolCatalogMiB.index.median;
+      headline[`poolCatalogMiBWhole${k}`] = row.poolCatalogMiB.whole.median;
+      headline[`routerRssMiB${k}`] = row.routerRssMiB.index.median;
+      headline[`routerApplyMs${k}`] = row.routerApplyMs.index.median;
+      headline[`routerApplyMsWhole${k}`] = row.routerApplyMs.whole.median;
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const seconds = Math.round((Date.now() - startedAt) / 1000);
+  const result = { benchmark: 'catalog', date: new Date().toISOString(), command: 'npm run bench:catalog', seconds, machine: machine(), rounds: ROUNDS, workersPerPool: WORKERS, headline, sizes };
+  const r = result as any;
+  const md = [
+    '# The catalog at fleet scale: what pools and router pay for it',
+    '',
+    `${r.date}, ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}. Command: \`${r.command}\`; ${seconds} s.`,
+    '',
+    `Catalog: bench/fleet.ts (one real-time group, 8 shared encoders, pools of 1 GiB). Each pool process holds the median pool of the plan, ${WORKERS} inference workers; "index" reads the catalog folder with its placement index (as mounted in a cluster), "whole" the same catalog as one JSON file without an index (every bot read and validated: how every pool read it before the index), "own" a catalog of only that pool's bots (the baseline: an empty pool plus its own models). RSS 1 s after ready. Median (min-max) over ${ROUNDS} rounds (the largest size: ${Math.min(ROUNDS, LARGEST_ROUNDS)}), the set-ups alternating in each round.`,
+    '',
+    '| bots | pools | pool holds | catalog parts | index | pool ready ms (index / whole / own) | pool RSS MiB (index / whole / own) | catalog in the pool, MiB (index / whole) |',
+    '|---:|---:|---:|---:|---:|---|---|---|',
+    ...sizes.map((x: any) => `| ${x.bots} | ${x.pools} | ${x.pool.bots} | ${(x.catalogBytes / MiB).toFixed(1)} MiB | ${(x.indexBytes / MiB).toFixed(2)} MiB | ${fmt(x.poolReadyMs.index)} / ${fmt(x.poolReadyMs.whole)} / ${fmt(x.poolReadyMs.own)} | ${fmt(x.poolRssMiB.index)} / ${fmt(x.poolRssMiB.whole)} / ${fmt(x.poolRssMiB.own)} | ${fmt(x.poolCatalogMiB.index)} / ${fmt(x.poolCatalogMiB.whole)} |`),
+    '',
+    'The Node router over the index files only (as its pods mount them) and over the whole catalog as one file; "apply" is from the catalog\'s atomic swap to the router\'s "catalog changed: applied" line (fs.watch, 50 ms debounce, read, plan, routing table of two generations), for a catalog with one more bot.',
+    '',
+    '| bots | router ready ms (index / whole) | router RSS MiB (index / whole) | new generation applied, ms (index / whole) | RSS after, MiB (index / whole) |',
+    '|---:|---|---|---|---|',
+    ...sizes.map((x: any) => `| ${x.bots} | ${fmt(x.routerReadyMs.index)} / ${fmt(x.routerReadyMs.whole)} | ${fmt(x.routerRssMiB.index)} / ${fmt(x.routerRssMiB.whole)} | ${fmt(x.routerApplyMs.index)} / ${fmt(x.routerApplyMs.whole)} | ${fmt(x.routerRssAfterApplyMiB.index)} / ${fmt(x.routerRssAfterApplyMiB.whole)} |`),
+    '',
+    `Headline: ${Object.entries(headline).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+  ].join('\n');
+  writeResult(SMOKE ? 'catalog-smoke' : 'catalog', result, md);
+  log(md);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${(e as Error).stack}\n`);
+  process.exit(1);
+});

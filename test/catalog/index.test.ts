@@ -1,0 +1,146 @@
+/**
+ * The placement index: planning from it equals planning from the whole catalog, it keeps only what
+ * placement reads, and a definition is read from the parts only where the index points, or refused
+ * with a message that says why.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { Catalog, CatalogError, buildIndex, indexFileName, indexText, openCatalog, parseCatalog, partFileName, plan, readIndex, splitCatalog, writeCatalogFolder } from '@botshard/runtime';
+import { syntheticCatalog } from '../../bench/synthetic';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-index-'));
+
+/** A synthetic catalog; with `byTier`, a group that selects on a property (so the index must keep it). */
+function catalogOf(o: { bots: number; seed: number; locality: 'none' | 'encoder' | 'language'; pinned: number; pools: number | 'auto'; byTier: boolean }): Catalog {
+  const input = syntheticCatalog({ bots: o.bots, seed: o.seed, locality: o.locality === 'language' ? { property: 'language' } : o.locality, pinned: o.pinned, pools: o.pools, memory: '2Gi' });
+  const gold = { ...input.groups[0], name: 'gold', selector: { properties: { tier: ['gold'] } }, dedicatedPools: [] };
+  return parseCatalog(o.byTier ? { ...input, groups: [gold, ...input.groups] } : input);
+}
+
+/** The index as a reader gets it: each index part serialized and parsed back. */
+const indexOf = (catalog: Catalog, maxBytes: number) =>
+  readIndex(buildIndex(catalog, splitCatalog(catalog, maxBytes), maxBytes).map((p) => JSON.parse(indexText(p))), 'test');
+
+describe('placement index', () => {
+  it('plans exactly as the whole catalog does, for random catalogs (pins, property selectors, every locality)', () => {
+    let compared = 0;
+    fc.assert(
+      fc.property(
+        fc.record({
+          bots: fc.integer({ min: 1, max: 400 }),
+          seed: fc.integer({ min: 1, max: 1e6 }),
+          locality: fc.constantFrom('none' as const, 'encoder' as const, 'language' as const),
+          pinned: fc.constantFrom(0, 0.05),
+          pools: fc.constantFrom<number | 'auto'>('auto', 3),
+          byTier: fc.boolean(),
+          maxBytes: fc.constantFrom(4096, 64 * 1024),
+        }),
+        (o) => {
+          let catalog: Catalog;
+          let expected;
+          try {
+            catalog = catalogOf(o);
+            expected = plan(catalog);
+          } catch {
+            return; // a catalog that cannot be placed is not this property's business
+          }
+          const { index } = indexOf(catalog, o.maxBytes);
+          const topology = plan(index);
+          expect(topology.generation).toBe(catalog.generation);
+          expect(topology.pools).toEqual(expected.pools);
+          expect(topology.assignment).toEqual(expected.assignment);
+          compared++;
+        },
+      ),
+      { numRuns: 60, seed: 20261202 },
+    );
+    expect(compared).toBeGreaterThan(45);
+  });
+
+  it('keeps only the properties a group selects or co-locates on, and is a fraction of the catalog', () => {
+    const catalog = catalogOf({ bots: 2000, seed: 3, locality: 'encoder', pinned: 0.01, pools: 'auto', byTier: true });
+    const { index } = indexOf(catalog, 900 * 1024);
+    expect(new Set(index.bots.flatMap((b) => Object.keys(b.properties)))).toEqual(new Set(['tier']));
+    expect(index.bots.filter((b) => b.pin !== undefined).length).toBe(catalog.bots.filter((b) => b.pin !== undefined).length);
+    const indexBytes = buildIndex(catalog, splitCatalog(catalog)).reduce((n, p) => n + indexText(p).length, 0);
+    expect(indexBytes).toBeLessThan(JSON.stringify(catalog).length / 3);
+  });
+
+  it('reads from a folder only the definitions asked for, equal to the catalog\'s', () => {
+    const catalog = catalogOf({ bots: 1500, seed: 9, locality: 'none', pinned: 0, pools: 'auto', byTier: false });
+    const dir = tmp();
+    writeCatalogFolder(dir, catalog, 64 * 1024);
+    const source = openCatalog(dir);
+    expect(source.definitionsRead).toBe(0);
+    expect(plan(source.index).assignment).toEqual(plan(catalog).assignment);
+    const some = [catalog.bots[1400].id, catalog.bots[3].id, catalog.bots[700].id];
+    expect(source.definitions(some)).toEqual([catalog.bots[3], catalog.bots[700], catalog.bots[1400]]);
+    expect(source.definitionsRead).toBe(3);
+  });
+
+  describe('refuses, naming the bot and the fix', () => {
+    const catalog = catalogOf({ bots: 300, seed: 4, locality: 'none', pinned: 0, pools: 'auto', byTier: false });
+    const bot = catalog.bots[150];
+    const folder = () => {
+      const dir = tmp();
+      writeCatalogFolder(dir, catalog, 16 * 1024);
+      return dir;
+    };
+    const partOf = (dir: string) => {
+      const { index, locations } = readIndex([JSON.parse(fs.readFileSync(path.join(dir, indexFileName(0)), 'utf8'))], dir);
+      return partFileName(locations[3 * index.bots.findIndex((b) => b.id === bot.id)]);
+    };
+    const refusal = (dir: string) => {
+      try {
+        openCatalog(dir).definitions([bot.id]);
+      } catch (e) {
+        expect(e).toBeInstanceOf(CatalogError);
+        return (e as Error).message;
+      }
+      throw new Error('not refused');
+    };
+
+    it('a part rewritten without its index (other bytes where the index points)', () => {
+      const dir = folder();
+      const file = path.join(dir, partOf(dir));
+      fs.writeFileSync(file, JSON.stringify(JSON.parse(fs.readFileSync(file, 'utf8'))));
+      expect(refusal(dir)).toMatch(new RegExp(`bots \\(${bot.id}\\): has no definition where the index points.*regenerate the catalog`, 's'));
+    });
+
+    it('a part of another generation (mid-update)', () => {
+      const dir = folder();
+      const file = path.join(dir, partOf(dir));
+      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(`"generation":"${catalog.generation}"`, '"generation":"0000000000000000"'));
+      expect(refusal(dir)).toMatch(/of generation "0000000000000000", the index is .*mid-update/s);
+    });
+
+    it('a missing part', () => {
+      const dir = folder();
+      fs.rmSync(path.join(dir, partOf(dir)));
+      expect(refusal(dir)).toMatch(/which cannot be read \(ENOENT\).*mount every catalog ConfigMap/s);
+    });
+
+    it('a definition that disagrees with its index row', () => {
+      const dir = folder();
+      const file = path.join(dir, indexFileName(0));
+      // Same length, another memory: the row still points at the bot, which says otherwise.
+      const text = fs.readFileSync(file, 'utf8');
+      const row = text.split('\n').find((l) => l.startsWith(`["${bot.id}"`))!;
+      const changed = row.replace(`,${bot.model.memory},`, `,${String(bot.model.memory + 1).padStart(String(bot.model.memory).length, '0')},`);
+      expect(changed).not.toBe(row);
+      fs.rmSync(file);
+      fs.writeFileSync(file, text.replace(row, changed));
+      expect(refusal(dir)).toMatch(/disagrees with the index.*parts and index come from different catalogs/s);
+    });
+
+    it('a malformed index row', () => {
+      const parts = buildIndex(catalog, splitCatalog(catalog)).map((p) => JSON.parse(indexText(p)));
+      parts[0].bots[5][3] = 'lots';
+      expect(() => readIndex(parts, 'dir')).toThrow(/index row .* has a memory, part or span that is not a whole number.*regenerate/s);
+      const [first] = buildIndex(catalog, splitCatalog(catalog)).map((p) => JSON.parse(indexText(p)));
+      expect(() => readIndex([{ ...first, parts: 2 }], 'dir')).toThrow(/expected index parts 0\.\.1 once each.*mount every catalog index ConfigMap/s);
+    });
+  });
+});
