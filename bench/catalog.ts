@@ -10,14 +10,14 @@
  *   empty pool plus its own models). `poolCatalogMiB` = index RSS - baseline RSS.
  * - Router: one `botshard router` process over a folder holding only the index files (as the router
  *   mounts them), its RSS once ready, and how long a new catalog generation takes to be applied: from
- *   the folder's atomic swap to the router's "catalog changed: applied" line (fs.watch, debounce, read,
- *   plan, routing table). Against the same with the whole catalog as one file (no index).
+ *   the folder's atomic swap (the new files already written, as kubelet does) to the router's "catalog
+ *   changed: applied" line (fs.watch, debounce, read, plan, routing table). Against the same with the whole catalog as one file (no index).
  * Writes bench/results/catalog.{json,md} with a `headline`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { Catalog, isIndexFile, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
+import { Catalog, isIndexFile, parseCatalog, plan, stageCatalogFolder, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { fleetBot, fleetCatalog } from './fleet';
 import { Child, MiB, SMOKE, fmt, log, machine, rssOf, sleep, spread, startBotshard, startPool, stopAll, tempDir, writeResult } from './processes';
@@ -130,23 +130,21 @@ async function main(): Promise<void> {
       for (let r = 0; r < rounds; r++) {
         for (const setup of (r % 2 ? ['whole', 'index'] : ['index', 'whole']) as Array<'index' | 'whole'>) {
           const location = setup === 'index' ? path.join(dir, `router-${r}`) : path.join(dir, `whole-${r}.json`);
-          if (setup === 'index') {
-            // The router's mount: the index files only (the parts are removed; the router never opens them).
-            writeCatalogFolder(location, catalog);
-            for (const f of fs.readdirSync(location)) if (!f.startsWith('.') && !isIndexFile(f)) fs.rmSync(path.join(location, f));
-          } else fs.copyFileSync(whole, location);
+          // The router's mount: the index files only (it never opens the parts).
+          if (setup === 'index') writeCatalogFolder(location, catalog, { only: isIndexFile });
+          else fs.copyFileSync(whole, location);
           const c = await startRouter(location, urls);
           try {
             await sleep(SETTLE_MS);
             const rssMiB = rssOf(c.pid) / MiB;
-            // As kubelet swaps a mounted ConfigMap (new files, then one rename); a file: written beside, renamed.
-            const swap =
-              setup === 'index'
-                ? () => writeCatalogFolder(location, next)
-                : () => {
-                    fs.writeFileSync(`${location}.tmp`, JSON.stringify(next));
-                    fs.renameSync(`${location}.tmp`, location);
-                  };
+            // The next generation written beside the current one first; timed from the swap (kubelet's ..data
+            // rename, or a file's rename) to the router's "applied".
+            let swap: () => void;
+            if (setup === 'index') swap = stageCatalogFolder(location, next, { only: isIndexFile });
+            else {
+              fs.writeFileSync(`${location}.tmp`, JSON.stringify(next));
+              swap = () => fs.renameSync(`${location}.tmp`, location);
+            }
             const ms = await applyMs(c, swap, next.generation);
             await sleep(SETTLE_MS);
             router[setup].push({ rssMiB, readyMs: c.readyMs, applyMs: ms, applyRssMiB: rssOf(c.pid) / MiB });

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Pool as HttpPool } from 'undici';
+import { nodeArgs } from '@botshard/runtime';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
@@ -66,7 +67,8 @@ export interface StartOptions {
 export async function startBotshard(opts: StartOptions): Promise<Child> {
   hookExit();
   const spawnedAt = performance.now();
-  const proc = spawn(process.execPath, [BIN, ...opts.args], {
+  // As in the manifests: botshard's Node options (NODE_OPTIONS there).
+  const proc = spawn(process.execPath, [...nodeArgs(), BIN, ...opts.args], {
     env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

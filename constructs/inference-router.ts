@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
-import { Auth, RouterKind } from '@botshard/runtime';
+import { Auth, NODE_OPTIONS, RouterKind } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
 import { RunAsProps, _runAs, containerSecurityContext } from './security';
@@ -151,6 +151,7 @@ export class InferenceRouter extends Construct {
           { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
           { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
           { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
+          { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
           ...(auth ? [{ name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT }] : []),
           ...(haproxy
             ? [

@@ -2,3 +2,4 @@
  * (`@botshard/runtime/pool/server`, `@botshard/runtime/router/server`) so that importing the catalog stays light. */
 export * from './catalog';
 export * from './placement';
+export { NODE_OPTIONS, nodeArgs } from './node-options';

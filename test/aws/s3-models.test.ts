@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BotInput, Catalog, catalogSource, parseCatalog, plan } from '@botshard/runtime';
+import { planPool } from '@botshard/runtime/pool/runtime';
 import { demoModels } from '@botshard/runtime/local/models';
 import { ModelFetchError, ModelStore } from '@botshard/runtime/pool/store';
 import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir } from '../pool/support';
@@ -102,7 +103,7 @@ describe('a pool whose models are in S3', () => {
     const seen = s3.requests.length;
     // A new threshold changes every bot's definition: all three reload.
     const next = s3Catalog(() => ({ postprocess: { threshold: 0.3, fallback: 'human_handoff' } }));
-    await pool.app.pool.apply(catalogSource(next));
+    await pool.app.pool.apply(planPool(catalogSource(next), poolOf(next).pool));
     expect(pool.app.pool.catalog?.generation).toBe(next.generation);
     expect((await predict(pool, 's3-verified', 'why was I charged twice')).body.intent).toBe('billing');
     expect((await predict(pool, 's3-plain', 'hello there')).body.intent).toBe('greeting');

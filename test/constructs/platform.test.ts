@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Yaml } from 'cdk8s';
-import { formatMemory, indexFileName, loadCatalog, partFileName, plan } from '@botshard/runtime';
+import { NODE_OPTIONS, formatMemory, indexFileName, loadCatalog, partFileName, plan } from '@botshard/runtime';
 import { buildPlatformApp, labelProblem, nameProblem, nameRuleOf } from '../../constructs/index';
 import { K8sObject, exampleCatalogInput, ofKind, synthInput, validateSchema, catalogMaps } from './support';
 
@@ -269,7 +269,12 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       BOTSHARD_HAPROXY_EXTERNAL: '1',
       BOTSHARD_HAPROXY_DIR: '/run/haproxy',
       BOTSHARD_HAPROXY_METRICS_PORT: '9101',
+      NODE_OPTIONS: NODE_OPTIONS,
     });
+    // The router mounts only the placement index's ConfigMaps.
+    const sources = router.spec.template.spec.volumes.find((v: any) => v.name === 'catalog').projected.sources.map((x: any) => x.configMap.name);
+    expect(sources.length).toBeGreaterThan(0);
+    expect(sources.every((n: string) => n.startsWith('botshard-catalog-index-'))).toBe(true);
     expect(example.catalog.platform.auth).toBeUndefined(); // bots.config.ts sets auth: 'none'
     expect(router.spec.template.spec.volumes.find((v: any) => v.name === 'tenant-keys')).toBeUndefined();
     expect(ofKind(example.objects, 'Secret')).toEqual([]);

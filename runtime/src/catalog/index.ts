@@ -15,4 +15,5 @@ export type { IndexPart, IndexRow } from './placement-index';
 export { catalogSource, openCatalog } from './source';
 export type { CatalogSource } from './source';
 export { loadCatalog, readCatalogInput, readJsonFile, joinParts } from './load';
-export { writeCatalogFolder } from './folder';
+export { stageCatalogFolder, writeCatalogFolder } from './folder';
+export type { CatalogFolderOptions } from './folder';

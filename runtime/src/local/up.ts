@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Catalog, formatMemory, writeCatalogFolder } from '../catalog';
+import { nodeArgs } from '../node-options';
 import { loadAnyCatalog } from '../catalog/config';
 import { Topology, plan } from '../placement';
 import { table } from '../commands/output';
@@ -134,7 +135,7 @@ export class LocalPlatform {
     const log = fs.createWriteStream(path.join(this.logDir, `${child.name}.log`), { flags: 'a' });
     // Its own process group: a Ctrl-C in the terminal reaches `up` only, which stops the router before the pools.
     const { BOTSHARD_TENANT_KEYS: _keys, ...env } = process.env; // the router gets `up`'s keys as a flag, or none
-    const proc = spawn(process.execPath, this.args(child), {
+    const proc = spawn(process.execPath, [...nodeArgs(), ...this.args(child)], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {

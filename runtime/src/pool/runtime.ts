@@ -60,6 +60,30 @@ export interface PoolRuntimeOptions {
   retryMs?: number;
 }
 
+/** A catalog planned for one pool: what `PoolRuntime.apply` takes. */
+export interface PlannedCatalog {
+  catalog: CatalogIndex;
+  topology: Topology;
+  /** This pool's group, or undefined when the plan has no such pool. */
+  group?: PoolGroup;
+  /** The full definitions of this pool's bots. */
+  assigned: Bot[];
+  /** Bot definitions read from a folder with a placement index (undefined: the whole catalog was loaded). */
+  definitionsRead?: number;
+}
+
+/**
+ * Plans a catalog for one pool: its index planned, then the full definitions of this pool's bots only
+ * read and validated. Throws a PlacementError or CatalogError when the catalog cannot be used.
+ */
+export function planPool(source: CatalogSource, pool: string): PlannedCatalog {
+  const catalog = source.index;
+  const topology = plan(catalog);
+  const own = topology.pools.find((p) => p.name === pool);
+  const assigned = source.definitions(own?.bots ?? []);
+  return { catalog, topology, group: own && catalog.groups.find((g) => g.name === own.group), assigned, definitionsRead: source.definitionsRead };
+}
+
 /** The longest pause between two loads of a failed bot. */
 const MAX_RETRY_MS = 5 * 60_000;
 
@@ -106,16 +130,10 @@ export class PoolRuntime {
     return this.started && !this.draining && !this.closed;
   }
 
-  /**
-   * Applies a catalog: plans its index, reads the full definitions of this pool's bots only (a
-   * PlacementError or CatalogError throws here, before anything changes), then reconciles.
-   */
-  apply(source: CatalogSource): Promise<void> {
-    const catalog = source.index;
-    const topology = plan(catalog);
-    const own = topology.pools.find((p) => p.name === this.opts.pool);
-    const assigned = source.definitions(own?.bots ?? []);
-    this.definitionsRead = source.definitionsRead;
+  /** Applies a catalog planned for this pool (`planPool`: a catalog that cannot be used throws there, before anything changes). */
+  apply(planned: PlannedCatalog): Promise<void> {
+    const { catalog, topology, assigned } = planned;
+    this.definitionsRead = planned.definitionsRead;
     this.pending = catalog;
     this.applying = this.applying.then(async () => {
       if (this.pending !== catalog || this.closed) return; // a newer catalog came in meanwhile

@@ -8,12 +8,11 @@ import * as path from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Catalog, CatalogIndex, CatalogSource, catalogSource, openCatalog } from '../catalog';
 import { POOL_HEADER } from '../oip';
-import { plan } from '../placement';
 import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
 import { PoolMetrics } from './metrics';
 import { modelRoutes, withoutPaths } from './routes';
-import { PoolRuntime } from './runtime';
+import { PlannedCatalog, PoolRuntime, planPool } from './runtime';
 import { PoolStatus, STATUS_PATH } from '../status';
 import { ModelStore, ModelStoreOptions } from './store';
 import { WorkerPool } from './workers';
@@ -97,7 +96,15 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   const workerCount = opts.workers ?? Math.max(1, Math.min(4, os.availableParallelism()));
   // The catalog is the one source of group settings; an option (BOTSHARD_TIMEOUT_MS, BOTSHARD_CONCURRENCY)
   // is for local use, and says so when it wins.
-  const group = initialGroup(initial, opts.pool);
+  // Planned once here (a catalog that cannot be used leaves the pool not ready until one that can arrives).
+  let first: PlannedCatalog | undefined;
+  let refused: Error | undefined;
+  try {
+    first = planPool(source, opts.pool);
+  } catch (e) {
+    refused = e as Error;
+  }
+  const group = first?.group;
   for (const [name, value, fromCatalog] of [['timeoutMs', opts.timeoutMs, group?.timeoutMs], ['concurrency', opts.concurrency, group?.concurrency]] as const) {
     if (value !== undefined) log.warn({ [name]: value, catalog: fromCatalog, group: group?.name }, `${name} set for this process overrides the pool group's ${name} in the catalog`);
   }
@@ -133,13 +140,12 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   app.decorate('pool', pool);
   app.decorate('poolMetrics', metrics);
 
-  // A catalog that cannot be placed throws here: refused, the current one (at start: none) keeps serving.
-  const apply = (next: CatalogSource) => void pool.apply(next).catch(() => undefined);
-  try {
-    apply(source);
-  } catch (e) {
+  // A catalog that cannot be used throws in planPool: refused, the current one (at start: none) keeps serving.
+  const apply = (next: CatalogSource) => void pool.apply(planPool(next, opts.pool)).catch(() => undefined);
+  if (first) void pool.apply(first).catch(() => undefined);
+  else {
     metrics.catalogReloads.inc({ result: 'invalid' });
-    log.error({ generation: initial.generation, problems: (e as Error).message }, 'catalog cannot be used: not ready until one that can arrives');
+    log.error({ generation: initial.generation, problems: refused?.message }, 'catalog cannot be used: not ready until one that can arrives');
   }
   if (typeof opts.catalog === 'string') followCatalog(app, { location: opts.catalog, generation: initial.generation, pollMs: opts.pollMs, apply, reloads: metrics.catalogReloads });
   app.addHook('onClose', async () => {
@@ -171,14 +177,5 @@ function defaultModelRoot(location: string | Catalog, catalog: CatalogIndex): st
   if (typeof location !== 'string') return path.resolve(catalog.platform.modelRoot);
   const dir = fs.statSync(location).isDirectory() ? location : path.dirname(location);
   return path.resolve(dir, catalog.platform.modelRoot);
-}
-
-function initialGroup(catalog: CatalogIndex, pool: string) {
-  try {
-    const own = plan(catalog).pools.find((p) => p.name === pool);
-    return own ? catalog.groups.find((g) => g.name === own.group) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 

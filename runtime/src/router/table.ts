@@ -1,4 +1,4 @@
-import { CatalogIndex, PoolGroup } from '../catalog';
+import { CatalogIndex, IndexBot, PoolGroup } from '../catalog';
 import { Topology, plan } from '../placement';
 
 /** One catalog generation as the router sees it. */
@@ -6,8 +6,10 @@ export interface Generation {
   catalog: CatalogIndex;
   topology: Topology;
   groups: ReadonlyMap<string, PoolGroup>;
-  /** bot id -> { tenant, group } */
-  bots: ReadonlyMap<string, { tenant: string; group: string }>;
+  /** bot id -> the bot as the index has it (its tenant) */
+  bots: ReadonlyMap<string, IndexBot>;
+  /** pool name -> its group */
+  groupOfPool: ReadonlyMap<string, PoolGroup>;
   /** group name -> number of pools */
   poolCounts: ReadonlyMap<string, number>;
   /** pool names */
@@ -26,12 +28,14 @@ export interface Route {
 
 function generation(catalog: CatalogIndex): Generation {
   const topology = plan(catalog);
-  const groupOfPool = new Map(topology.pools.map((p) => [p.name, p.group]));
-  const bots = new Map<string, { tenant: string; group: string }>();
-  for (const bot of catalog.bots) bots.set(bot.id, { tenant: bot.tenant, group: groupOfPool.get(topology.assignment.get(bot.id)!)! });
+  const groups = new Map(catalog.groups.map((g) => [g.name, g]));
+  const groupOfPool = new Map(topology.pools.map((p) => [p.name, groups.get(p.group)!]));
+  // The index's own bot objects: one map entry per bot, nothing new per bot.
+  const bots = new Map<string, IndexBot>();
+  for (const bot of catalog.bots) bots.set(bot.id, bot);
   const poolCounts = new Map<string, number>();
   for (const p of topology.pools) poolCounts.set(p.group, (poolCounts.get(p.group) ?? 0) + 1);
-  return { catalog, topology, groups: new Map(catalog.groups.map((g) => [g.name, g])), bots, poolCounts, poolNames: new Set(topology.pools.map((p) => p.name)) };
+  return { catalog, topology, groups, bots, groupOfPool, poolCounts, poolNames: new Set(topology.pools.map((p) => p.name)) };
 }
 
 /**
@@ -75,7 +79,7 @@ export class RoutingTable {
     return {
       bot,
       tenant: info.tenant,
-      group: this.current.groups.get(info.group)!,
+      group: this.current.groupOfPool.get(pool)!,
       pool,
       ...(before !== undefined && before !== pool ? { previousPool: before } : {}),
     };
