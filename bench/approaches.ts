@@ -291,10 +291,13 @@ async function main(): Promise<void> {
       dedicatedMeasured: d?.measured ?? false,
     };
   });
+  const sizeName = (bots: number) => (bots >= 1000 ? `${bots / 1000}k` : String(bots));
+  const headline = Object.fromEntries(ratios.flatMap((r) => (r.shardedOverSingle !== undefined ? [[`shardedOverSingleMemory${sizeName(r.bots)}`, r.shardedOverSingle]] : [])));
   const seeds = { tensorflowMiB: 350, pytorchMiB: 120 };
   const result = {
     benchmark: 'approaches',
     date: new Date().toISOString(),
+    headline,
     machine: machine(),
     setup: {
       catalog: 'bench/fleet.ts: one real-time group, 8 shared encoders (declared 48Mi), a head per bot (declared 2-8Mi), pools of ' + POOL_MEMORY + ', encoder locality; demo ONNX models (encoder 4,096 x 64, heads of a few KiB)',

@@ -4,7 +4,7 @@
  * sits in the catalog parts (part, byte offset, length). It travels beside the parts as its own files,
  * so a router reads only the index, and a pool reads the index and then only its own bots' definitions.
  */
-import { CatalogPart, Span, serializePart } from './parts';
+import { CatalogPart, Span, chunk, linesJson, serializePart } from './parts';
 import { normalizeCatalog } from './normalize';
 import { CatalogError, Problem, show } from './problems';
 import { CATALOG_API_VERSION, Catalog, CatalogIndex, IndexBot, PropertyValue } from './types';
@@ -71,9 +71,7 @@ export function indexBotOf(bot: IndexBot, keep: ReadonlySet<string>): IndexBot {
 /** A part of the index as its file holds it: one row per line, like the catalog parts. */
 export function indexText(part: IndexPart): string {
   const { bots, ...head } = part;
-  const header = JSON.stringify(head);
-  if (bots.length === 0) return `${header.slice(0, -1)},"bots":[]}\n`;
-  return `${header.slice(0, -1)},"bots":[\n${bots.map((r) => JSON.stringify(r)).join(',\n')}\n]}\n`;
+  return linesJson(head, bots.map((r) => JSON.stringify(r))).text;
 }
 
 /**
@@ -85,8 +83,7 @@ export function buildIndex(catalog: Catalog, parts: readonly CatalogPart[], maxB
   const tenants = new Map(catalog.tenants.map((t, i) => [t.id, i]));
   const encoders = new Map(catalog.encoders.map((e, i) => [e.id, i]));
   const keep = placementProperties(catalog);
-  const chunks: IndexRow[][] = [[]];
-  let size = JSON.stringify(header).length + 200;
+  const rows: IndexRow[] = [];
   for (const part of parts) {
     const { spans } = serializePart(part);
     part.bots.forEach((full, i) => {
@@ -95,15 +92,10 @@ export function buildIndex(catalog: Catalog, parts: readonly CatalogPart[], maxB
       const hasProperties = bot.properties !== EMPTY;
       if (bot.pin !== undefined || hasProperties) row.push(bot.pin ?? null);
       if (hasProperties) row.push(bot.properties);
-      const rowSize = Buffer.byteLength(JSON.stringify(row)) + 2;
-      if (size + rowSize > maxBytes && chunks[chunks.length - 1].length > 0) {
-        chunks.push([]);
-        size = 200;
-      }
-      chunks[chunks.length - 1].push(row);
-      size += rowSize;
+      rows.push(row);
     });
   }
+  const chunks = chunk(rows, (row) => Buffer.byteLength(JSON.stringify(row)) + 2, maxBytes, (i) => 200 + (i === 0 ? JSON.stringify(header).length : 0));
   return chunks.map((rows, i) => ({
     apiVersion: CATALOG_API_VERSION,
     kind: 'CatalogIndex',
