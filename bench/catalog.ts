@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     '',
     `Headline: ${Object.entries(headline).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
   ].join('\n');
-  writeResult(SMOKE ? 'catalog-smoke' : 'catalog', result, md);
+  writeResult('catalog', result, md);
   log(md);
 }
 

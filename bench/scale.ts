@@ -62,6 +62,39 @@ function moves(locality: 'encoder' | 'none', bots: number, memory = MEMORY) {
   });
 }
 
+/**
+ * The locality figures of issue #15, from plan() alone: pool counts 1 -> 2 -> 3 -> 4 and 8 -> 9 for 200 and
+ * 10,000 bots (pool budgets large enough that memory never binds). minPoolShare: the smallest pool's planned
+ * bytes (overhead excluded) over the mean, worst over the counts 2, 3, 4, 8 and 9; movedOverOptimalPp: the
+ * worst step's moved share minus the optimal, in points; encoderLoadsRatio: encoder loads (pool x encoder)
+ * summed over those counts, with encoder locality over without.
+ */
+function localityFigures(bots: number, memory: string) {
+  const counts = [1, 2, 3, 4, 8, 9];
+  const of = (locality: 'encoder' | 'none') => new Map(counts.map((n) => [n, plan(catalogFor(n, locality, bots, memory))]));
+  const on = of('encoder');
+  const off = of('none');
+  const overhead = catalogFor(1, 'encoder', bots, memory).groups[0].poolOverhead;
+  let minShare = Infinity;
+  let loadsOn = 0;
+  let loadsOff = 0;
+  for (const n of counts.slice(1)) {
+    const used = on.get(n)!.pools.map((p) => p.used - overhead);
+    minShare = Math.min(minShare, Math.min(...used) / (used.reduce((a, x) => a + x, 0) / used.length));
+    loadsOn += on.get(n)!.pools.reduce((a, p) => a + p.encoders.length, 0);
+    loadsOff += off.get(n)!.pools.reduce((a, p) => a + p.encoders.length, 0);
+  }
+  let worst = -Infinity;
+  for (const [from, to] of [[1, 2], [2, 3], [3, 4], [8, 9]]) {
+    const a = on.get(from)!.assignment;
+    const b = on.get(to)!.assignment;
+    let moved = 0;
+    for (const [bot, pool] of a) if (b.get(bot) !== pool) moved++;
+    worst = Math.max(worst, (100 * moved) / a.size - (100 * (to - from)) / to);
+  }
+  return { bots, poolMemory: memory, minPoolShare: round(minShare, 2), movedOverOptimalPp: round(worst, 1), encoderLoadsRatio: round(loadsOn / loadsOff, 2), botsPerPool: Object.fromEntries(counts.map((n) => [n, on.get(n)!.pools.map((p) => p.bots.length)])) };
+}
+
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const work = tempDir('scale');
@@ -112,9 +145,18 @@ async function main(): Promise<void> {
     };
   });
   const moved = [...moves('encoder', BOTS), ...moves('none', BOTS), ...(SMOKE ? [] : [...moves('encoder', 2000, '64Gi'), ...moves('none', 2000, '64Gi')])];
+  const locality = SMOKE ? [localityFigures(BOTS, MEMORY)] : [localityFigures(200, MEMORY), localityFigures(10000, '256Gi')];
+  const worstOf = (f: (x: ReturnType<typeof localityFigures>) => number, pick: (...xs: number[]) => number) => pick(...locality.map(f));
+  const headline = {
+    localityMinPoolShare: worstOf((x) => x.minPoolShare, Math.min),
+    localityMovedOverOptimalPp: worstOf((x) => x.movedOverOptimalPp, Math.max),
+    localityEncoderLoadsRatio: worstOf((x) => x.encoderLoadsRatio, Math.max),
+  };
   const result = {
     benchmark: 'scale',
     date: new Date().toISOString(),
+    headline,
+    locality,
     machine: machine(),
     setup: { bots: BOTS, poolMemory: MEMORY, connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, load: 'closed loop, POST /v1/bots/{bot}/predict straight to the bot\'s pool, round robin over every bot', smoke: SMOKE },
     throughput,
@@ -144,6 +186,14 @@ function markdown(r: any): string {
     '| locality | bots | pool budget | step | moved | optimal | moved between old pools | bots per pool after |',
     '|---|---:|---:|---|---:|---:|---:|---|',
     ...r.moved.map((m: any) => `| ${m.locality} | ${m.bots} | ${m.poolMemory} | ${m.from} -> ${m.to} | ${m.movedPct}% (${m.moved}) | ${m.optimalPct}% | ${m.betweenOldPools} | ${m.botsPerPoolAfter.join(', ')} |`),
+    '',
+    'Locality figures (issue #15), encoder locality, pool counts 1 -> 2 -> 3 -> 4 and 8 -> 9 (plan() alone): smallest pool\'s planned bytes over the mean (worst count), worst step\'s moved share above the optimal, encoder loads summed over the counts 2-9 with locality over without (targets: >= 0.5, <= 10 points, <= 0.5):',
+    '',
+    '| bots | pool budget | min pool share | moved over optimal | encoder loads ratio | bots per pool (2, 3, 4, 8, 9 pools) |',
+    '|---:|---:|---:|---:|---:|---|',
+    ...r.locality.map((l: any) => `| ${l.bots} | ${l.poolMemory} | ${l.minPoolShare} | ${l.movedOverOptimalPp} pp | ${l.encoderLoadsRatio} | ${[2, 3, 4, 8, 9].map((n) => l.botsPerPool[n].join('/')).join('; ')} |`),
+    '',
+    `Headline: ${Object.entries(r.headline).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     '',
     'No bot moves between pools that existed before: every move goes to the new pool. With encoder locality, bots sharing an encoder rank pools alike and move together (so an encoder is loaded once per pool): with only 8 encoders the moves come in whole encoder groups of about 25 bots, so the share a new pool takes is lumpy (here above the optimal, and one pool can even stay empty); without locality (bot-id keys) the moves track the optimal closely.',
     '',

@@ -36,12 +36,23 @@ beforeAll(async () => {
   ensureBuilt();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-bench-smoke-'));
   // Independent benchmarks run side by side, then the report gathers their results.
-  await Promise.all(['approaches', 'isolation', 'scale'].map(bench));
+  await Promise.all(['approaches', 'isolation', 'scale', 'catalog'].map(bench));
   await bench('batching');
   await bench('report');
 }, 240_000);
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('catalog: pool and router with the index and with the whole catalog, the baseline pool, a headline', () => {
+  const r = json('catalog');
+  expect(r.benchmark).toBe('catalog');
+  const [size] = r.sizes;
+  expect(size.bots).toBe(300);
+  for (const k of ['poolReadyMs', 'poolRssMiB']) for (const s of ['index', 'whole', 'own']) expect([k, s, spreadOk(size[k][s])]).toEqual([k, s, true]);
+  for (const k of ['routerRssMiB', 'routerReadyMs', 'routerApplyMs']) for (const s of ['index', 'whole']) expect([k, s, spreadOk(size[k][s])]).toEqual([k, s, true]);
+  expect(size.indexBytes).toBeLessThan(size.catalogBytes);
+  for (const k of ['poolReadyMs300', 'routerRssMiB300', 'routerApplyMs300']) expect([k, positive(r.headline[k])]).toEqual([k, true]);
+});
 
 test('approaches: every approach measured, base memory, ratios', () => {
   const r = json('approaches');
@@ -105,6 +116,11 @@ test('scale: throughput per pool count and bots moved per step', () => {
     expect(m.movedPct).toBeLessThanOrEqual(100);
     expect(positive(m.optimalPct)).toBe(true);
   }
+  // The locality figures: a share, points above the optimal, a ratio of encoder loads.
+  expect(r.headline.localityMinPoolShare).toBeGreaterThanOrEqual(0);
+  expect(r.headline.localityMinPoolShare).toBeLessThanOrEqual(1);
+  expect(Number.isFinite(r.headline.localityMovedOverOptimalPp)).toBe(true);
+  expect(positive(r.headline.localityEncoderLoadsRatio)).toBe(true);
 });
 
 test('report: REPORT.md with headlines and three SVG charts', () => {
