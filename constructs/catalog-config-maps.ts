@@ -85,7 +85,11 @@ export class CatalogConfigMaps extends Construct {
     this.node.addValidation({
       validate: () => {
         const bots = this.parts.reduce((n, p) => n + p.bots.length, 0);
-        return bots === props.catalog.bots.length ? [] : [`the catalog parts hold ${bots} bots, the catalog ${props.catalog.bots.length}: splitCatalog lost bots`];
+        const rows = this.indexParts.reduce((n, p) => n + p.bots.length, 0);
+        return [
+          ...(bots === props.catalog.bots.length ? [] : [`the catalog parts hold ${bots} bots, the catalog ${props.catalog.bots.length}: splitCatalog lost bots`]),
+          ...(rows === props.catalog.bots.length ? [] : [`the placement index holds ${rows} rows, the catalog ${props.catalog.bots.length} bots: buildIndex lost bots`]),
+        ];
       },
     });
   }
