@@ -15,12 +15,14 @@
  * Writes bench/results/catalog.{json,md} with a `headline`.
  */
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Catalog, isIndexFile, parseCatalog, plan, stageCatalogFolder, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { fleetBot, fleetCatalog } from './fleet';
-import { Child, MiB, SMOKE, fmt, log, machine, rssOf, sleep, spread, startBotshard, startPool, stopAll, tempDir, writeResult } from './processes';
+import { Child, MiB, SMOKE, fmt, installed, log, machine, rssOf, sleep, spread, startBotshard, startPool, stopAll, tempDir, writeResult } from './processes';
 
 const SIZES = SMOKE ? [300] : (process.env.BENCH_SIZES ?? '1000,10000,100000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
@@ -28,6 +30,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
 const LARGEST_ROUNDS = Number(process.env.BENCH_LARGEST_ROUNDS ?? (SMOKE ? 1 : 2));
 const SETTLE_MS = SMOKE ? 200 : 1000;
 const WORKERS = 2;
+const HAPROXY = installed('haproxy', ['-v']);
 
 type PoolSetup = 'index' | 'whole' | 'own';
 interface PoolRun {
@@ -58,14 +61,32 @@ async function startRouter(catalog: string, poolUrls: string): Promise<Child> {
   return startBotshard({ name: 'router', env: { BOTSHARD_LOG_LEVEL: 'info', BOTSHARD_POLL_MS: '60000' }, args: ['router', '--catalog', catalog, '--pool-urls', poolUrls, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'] });
 }
 
-/** Swaps `next` into the router's catalog location and measures until the router says it applied it. */
-async function applyMs(router: Child, swap: () => void, generation: string): Promise<number> {
+/**
+ * A stand-in for the pools in front of the HAProxy control plane: answers 200 to every GET (HAProxy's
+ * health checks of 888 pool servers, and "is this bot ready here" for moves). Only the control plane
+ * and HAProxy are measured; 888 real pools do not fit this machine.
+ */
+function poolStandIn(): Promise<{ url: string; close(): void }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true}');
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() })));
+}
+
+/** Starts the HAProxy mode (`botshard haproxy`) and waits until HAProxy serves ready. */
+async function startHaproxyMode(catalog: string, poolUrls: string): Promise<Child> {
+  return startBotshard({ name: 'haproxy', env: { BOTSHARD_LOG_LEVEL: 'info', BOTSHARD_POLL_MS: '60000' }, args: ['haproxy', '--catalog', catalog, '--pool-urls', poolUrls, '--port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1'] });
+}
+
+/** Swaps `next` into the router's catalog location and measures until the router logs `done` for it. */
+async function applyMs(router: Child, swap: () => void, generation: string, done = 'catalog changed: applied'): Promise<number> {
   const lines = readline.createInterface({ input: router.proc.stdout! });
   try {
     const applied = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the router did not apply the new generation within 120 s')), 120_000);
       lines.on('line', (line) => {
-        if (line.includes('catalog changed: applied') && line.includes(generation)) {
+        if (line.includes(done) && line.includes(generation)) {
           clearTimeout(timer);
           resolve(performance.now());
         }
@@ -154,6 +175,33 @@ async function main(): Promise<void> {
           }
         }
       }
+      // The HAProxy mode (the manifests' default): its control plane reads the index, plans, and pushes the
+      // bots map of every bot through HAProxy's Runtime API; timed from the swap to "HAProxy routes the
+      // catalog generation" (the map committed).
+      const haproxy: { rssMiB: number; readyMs: number; applyMs: number }[] = [];
+      if (HAPROXY) {
+        const standIn = await poolStandIn();
+        const standInUrls = path.join(dir, 'pool-urls-stand-in.json');
+        fs.writeFileSync(standInUrls, JSON.stringify(Object.fromEntries(topology.pools.map((p) => [p.name, standIn.url]))));
+        try {
+          for (let r = 0; r < rounds; r++) {
+            const location = path.join(dir, `haproxy-${r}`);
+            writeCatalogFolder(location, catalog, { only: isIndexFile });
+            const c = await startHaproxyMode(location, standInUrls);
+            try {
+              await sleep(SETTLE_MS);
+              const rssMiB = rssOf(c.pid) / MiB;
+              const ms = await applyMs(c, stageCatalogFolder(location, next, { only: isIndexFile }), next.generation, 'HAProxy routes the catalog generation');
+              haproxy.push({ rssMiB, readyMs: c.readyMs, applyMs: ms });
+              log(`  HAProxy mode: ready in ${Math.round(c.readyMs)} ms, control plane RSS ${rssMiB.toFixed(1)} MiB, new generation routed in ${Math.round(ms)} ms`);
+            } finally {
+              await stopAll([c]);
+            }
+          }
+        } finally {
+          standIn.close();
+        }
+      }
       const s = (xs: number[], digits = 1) => spread(xs, digits);
       const row = {
         bots,
@@ -168,6 +216,9 @@ async function main(): Promise<void> {
         routerReadyMs: { index: s(router.index.map((x) => x.readyMs), 0), whole: s(router.whole.map((x) => x.readyMs), 0) },
         routerApplyMs: { index: s(router.index.map((x) => x.applyMs), 0), whole: s(router.whole.map((x) => x.applyMs), 0) },
         routerRssAfterApplyMiB: { index: s(router.index.map((x) => x.applyRssMiB)), whole: s(router.whole.map((x) => x.applyRssMiB)) },
+        ...(haproxy.length > 0
+          ? { haproxyMode: { controlRssMiB: s(haproxy.map((x) => x.rssMiB)), readyMs: s(haproxy.map((x) => x.readyMs), 0), applyMs: s(haproxy.map((x) => x.applyMs), 0) } }
+          : {}),
       };
       sizes.push(row);
       const k = bots >= 1000 ? `${bots / 1000}k` : `${bots}`;
@@ -177,6 +228,10 @@ async function main(): Promise<void> {
       headline[`routerRssMiB${k}`] = row.routerRssMiB.index.median;
       headline[`routerApplyMs${k}`] = row.routerApplyMs.index.median;
       headline[`routerApplyMsWhole${k}`] = row.routerApplyMs.whole.median;
+      if (row.haproxyMode) {
+        headline[`haproxyControlRssMiB${k}`] = row.haproxyMode.controlRssMiB.median;
+        headline[`haproxyApplyMs${k}`] = row.haproxyMode.applyMs.median;
+      }
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
@@ -201,6 +256,18 @@ async function main(): Promise<void> {
     '|---:|---|---|---|---|',
     ...sizes.map((x: any) => `| ${x.bots} | ${fmt(x.routerReadyMs.index)} / ${fmt(x.routerReadyMs.whole)} | ${fmt(x.routerRssMiB.index)} / ${fmt(x.routerRssMiB.whole)} | ${fmt(x.routerApplyMs.index)} / ${fmt(x.routerApplyMs.whole)} | ${fmt(x.routerRssAfterApplyMiB.index)} / ${fmt(x.routerRssAfterApplyMiB.whole)} |`),
     '',
+    HAPROXY
+      ? 'The HAProxy mode (`botshard haproxy`, the manifests\' default) over the index files only: its control plane reads the index, plans and pushes the bots map (one entry per bot) through HAProxy\'s Runtime API; "routed" is from the swap to its "HAProxy routes the catalog generation" line (the map committed). Its pools are a stand-in answering 200 to every GET (health checks, bot readiness): only the control plane and HAProxy are measured. RSS is the control plane\'s (Node), HAProxy\'s own process apart.'
+      : 'The HAProxy mode is not measured: HAProxy is not installed (apt-get install haproxy).',
+    '',
+    ...(HAPROXY
+      ? [
+          '| bots | ready ms | control plane RSS MiB | new generation routed, ms |',
+          '|---:|---|---|---|',
+          ...sizes.filter((x: any) => x.haproxyMode).map((x: any) => `| ${x.bots} | ${fmt(x.haproxyMode.readyMs)} | ${fmt(x.haproxyMode.controlRssMiB)} | ${fmt(x.haproxyMode.applyMs)} |`),
+          '',
+        ]
+      : []),
     `Headline: ${Object.entries(headline).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
   ].join('\n');
   writeResult('catalog', result, md);

@@ -3,7 +3,7 @@
  * 127.0.0.1 and wait for them, read their memory, stop them (always: every child is also killed when
  * this process exits or fails), bounded-concurrency helpers, spreads and the results folder.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -203,6 +203,12 @@ export function pssOf(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** Whether a program runs here (an anchor or a data plane a benchmark compares with). */
+export function installed(bin: string, args: string[]): boolean {
+  const r = spawnSync(bin, args, { encoding: 'utf8' });
+  return !r.error && r.status === 0;
 }
 
 export const MiB = 1048576;

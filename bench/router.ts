@@ -13,7 +13,7 @@
  * Reports throughput against direct and the p50 each adds. Writes bench/results/router.{json,md}.
  * PROFILE=<folder> writes the botshard processes' CPU profiles.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -22,6 +22,7 @@ import * as readline from 'node:readline';
 import autocannon from 'autocannon';
 import { CatalogInput, normalizeCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
+import { installed } from './processes';
 
 const BIN = path.join(__dirname, '../runtime/bin/botshard.js');
 const RESULTS = path.join(__dirname, 'results');
@@ -56,11 +57,6 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-function installed(bin: string, args: string[]): boolean {
-  const r = spawnSync(bin, args, { encoding: 'utf8' });
-  return !r.error && r.status === 0;
 }
 
 /** Plain HAProxy in front of the pool: keep-alive both sides, connection reuse, nothing else. */

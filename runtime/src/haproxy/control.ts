@@ -135,7 +135,9 @@ export class HaproxyControl {
   }
 
   private async pass(): Promise<void> {
+    const started = performance.now();
     const routesChanged = this.planned !== this.generation && this.plan();
+    const routed = () => this.o.log.info({ generation: this.generation, bots: this.routes.size, ms: Math.round(performance.now() - started) }, 'HAProxy routes the catalog generation');
     const backends = this.backends();
     if (this.render(backends, false) !== this.shape || !(await this.readdress(backends))) {
       this.writeMaps();
@@ -143,9 +145,13 @@ export class HaproxyControl {
       await this.o.reload();
       this.metrics.reloads.inc();
       this.o.log.info({ backends: backends.length }, 'HAProxy configuration reloaded: the pools changed');
+      if (routesChanged) routed();
       return;
     }
-    if (routesChanged) await this.push('bots', this.f.bots, this.routes);
+    if (routesChanged) {
+      await this.push('bots', this.f.bots, this.routes);
+      routed();
+    }
     await this.flipReadyMoves();
     await this.noteServersUp();
     await this.pushIfChanged();
