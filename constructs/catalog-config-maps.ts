@@ -64,7 +64,10 @@ export class CatalogConfigMaps extends Construct {
       throw new Error(`CatalogConfigMaps: reservedParts must be a whole number from 1 to 256, got ${JSON.stringify(reserved)}: leave it unset for 8`);
     }
     this.parts = fit((size) => splitCatalog(props.catalog, size), (p) => serializePart(p).text, maxPartBytes);
-    this.indexParts = fit((size) => buildIndex(props.catalog, this.parts, size), indexText, maxPartBytes);
+    // Each part serialized once: its text goes into its ConfigMap, its bot spans into the index.
+    const written = this.parts.map(serializePart);
+    const spans = written.map((w) => w.spans);
+    this.indexParts = fit((size) => buildIndex(props.catalog, this.parts, size, spans), indexText, maxPartBytes);
     const nameOf = (kind: string) => (i: number) => checkName(`${platform}-${kind}-${String(i).padStart(4, '0')}`, 'dns-1123-subdomain', `${kind} ConfigMap name`, 'shorten the platform name');
     this.configMapNames = this.parts.map((_, i) => nameOf('catalog')(i));
     this.indexConfigMapNames = this.indexParts.map((_, i) => nameOf('catalog-index')(i));
@@ -79,7 +82,7 @@ export class CatalogConfigMaps extends Construct {
       }
       new k8s.KubeConfigMap(this, file, { metadata: { name, namespace, labels }, data: { [file]: data } });
     };
-    this.parts.forEach((part, i) => configMap(this.configMapNames[i], partFileName(i), serializePart(part).text));
+    this.parts.forEach((_, i) => configMap(this.configMapNames[i], partFileName(i), written[i].text));
     this.indexParts.forEach((part, i) => configMap(this.indexConfigMapNames[i], indexFileName(i), indexText(part)));
 
     this.node.addValidation({

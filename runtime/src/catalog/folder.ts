@@ -26,8 +26,9 @@ export function stageCatalogFolder(dir: string, catalog: Catalog, options: numbe
   const { maxPartBytes, only = () => true } = typeof options === 'number' ? { maxPartBytes: options } : options;
   fs.mkdirSync(dir, { recursive: true });
   const parts = splitCatalog(catalog, maxPartBytes);
-  const files = new Map<string, string>(parts.map((p) => [partFileName(p.part), serializePart(p).text]));
-  for (const p of buildIndex(catalog, parts, maxPartBytes)) files.set(indexFileName(p.part), indexText(p));
+  const written = parts.map(serializePart);
+  const files = new Map<string, string>(parts.map((p, i) => [partFileName(p.part), written[i].text]));
+  for (const p of buildIndex(catalog, parts, maxPartBytes, written.map((w) => w.spans))) files.set(indexFileName(p.part), indexText(p));
   for (const file of [...files.keys()]) if (!only(file)) files.delete(file);
   const stamp = `..${new Date().toISOString().replace(/[-:.TZ]/g, '')}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   fs.mkdirSync(path.join(dir, stamp));

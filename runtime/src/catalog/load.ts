@@ -48,12 +48,12 @@ export function joinParts(values: unknown[], source: string): unknown {
 /**
  * The catalog files of a folder, sorted: `.json`, not hidden (a mounted ConfigMap folder holds `..data`
  * and timestamped hidden folders beside them), and not a link left dangling by a swap (kubelet removes it
- * next). `index`: the placement index's files instead of the catalog's.
+ * next). `index`: only the placement index's files (true) or only the catalog's (false); both when undefined.
  */
-export function catalogFiles(location: string, index = false): string[] {
+export function catalogFiles(location: string, index?: boolean): string[] {
   return fs
     .readdirSync(location)
-    .filter((f) => f.endsWith('.json') && !f.startsWith('.') && isIndexFile(f) === index && fs.existsSync(path.join(location, f)))
+    .filter((f) => f.endsWith('.json') && !f.startsWith('.') && (index === undefined || isIndexFile(f) === index) && fs.existsSync(path.join(location, f)))
     .sort();
 }
 
@@ -69,7 +69,7 @@ export function readCatalogInput(location: string): unknown {
     const value = readJsonFile(location);
     return (value as Partial<CatalogPart>)?.kind === 'CatalogPart' ? joinParts([value], location) : value;
   }
-  const files = catalogFiles(location);
+  const files = catalogFiles(location, false);
   if (files.length === 0) fail(location, 'folder', 'holds no .json catalog files', 'point at the folder where the catalog ConfigMaps are mounted');
   const values = files.map((f) => readJsonFile(path.join(location, f)));
   if (values.length === 1 && (values[0] as Partial<CatalogPart>)?.kind !== 'CatalogPart') return values[0];

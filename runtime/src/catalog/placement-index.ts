@@ -76,25 +76,25 @@ export function indexText(part: IndexPart): string {
 
 /**
  * The index of a catalog split into `parts` (as `splitCatalog` made them and `serializePart` writes
- * them), in files of at most `maxBytes` each.
+ * them), in files of at most `maxBytes` each. `spans`: each part's bot spans, when the caller has
+ * serialized the parts already.
  */
-export function buildIndex(catalog: Catalog, parts: readonly CatalogPart[], maxBytes = 900 * 1024): IndexPart[] {
+export function buildIndex(catalog: Catalog, parts: readonly CatalogPart[], maxBytes = 900 * 1024, spans: readonly (readonly Span[])[] = parts.map((p) => serializePart(p).spans)): IndexPart[] {
   const { bots: _bots, ...header } = catalog;
   const tenants = new Map(catalog.tenants.map((t, i) => [t.id, i]));
   const encoders = new Map(catalog.encoders.map((e, i) => [e.id, i]));
   const keep = placementProperties(catalog);
   const rows: IndexRow[] = [];
-  for (const part of parts) {
-    const { spans } = serializePart(part);
+  parts.forEach((part, p) => {
     part.bots.forEach((full, i) => {
       const bot = indexBotOf(full, keep);
-      const row: IndexRow = [bot.id, tenants.get(bot.tenant) ?? -1, bot.realtime ? 1 : 0, bot.model.memory, bot.model.encoder !== undefined ? encoders.get(bot.model.encoder) ?? -1 : -1, part.part, spans[i].offset, spans[i].length];
+      const row: IndexRow = [bot.id, tenants.get(bot.tenant) ?? -1, bot.realtime ? 1 : 0, bot.model.memory, bot.model.encoder !== undefined ? encoders.get(bot.model.encoder) ?? -1 : -1, part.part, spans[p][i].offset, spans[p][i].length];
       const hasProperties = bot.properties !== EMPTY;
       if (bot.pin !== undefined || hasProperties) row.push(bot.pin ?? null);
       if (hasProperties) row.push(bot.properties);
       rows.push(row);
     });
-  }
+  });
   const chunks = chunk(rows, (row) => Buffer.byteLength(JSON.stringify(row)) + 2, maxBytes, (i) => 200 + (i === 0 ? JSON.stringify(header).length : 0));
   return chunks.map((rows, i) => ({
     apiVersion: CATALOG_API_VERSION,

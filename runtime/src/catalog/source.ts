@@ -84,7 +84,9 @@ class IndexedFolder implements CatalogSource {
       const row = this.rows.get(id);
       if (row === undefined) throw this.error(id, 'is not in the index', 'plan from the same catalog generation');
       const part = this.locations[3 * row];
-      byPart.set(part, [...(byPart.get(part) ?? []), row]);
+      const rows = byPart.get(part);
+      if (rows) rows.push(row);
+      else byPart.set(part, [row]);
     }
     const read: unknown[] = [];
     for (const [part, rows] of byPart) {

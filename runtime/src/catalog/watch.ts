@@ -25,7 +25,7 @@ export interface CatalogWatcherOptions {
 function signature(location: string): string {
   const stat = fs.statSync(location);
   if (!stat.isDirectory()) return `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
-  return [...catalogFiles(location), ...catalogFiles(location, true)]
+  return catalogFiles(location)
     .map((f) => {
       const s = fs.statSync(path.join(location, f));
       return `${f}:${s.ino}:${s.size}:${s.mtimeMs}`;

@@ -132,14 +132,13 @@ export class PoolRuntime {
 
   /** Applies a catalog planned for this pool (`planPool`: a catalog that cannot be used throws there, before anything changes). */
   apply(planned: PlannedCatalog): Promise<void> {
-    const { catalog, topology, assigned } = planned;
-    this.definitionsRead = planned.definitionsRead;
+    const { catalog } = planned;
     this.pending = catalog;
     this.applying = this.applying.then(async () => {
       if (this.pending !== catalog || this.closed) return; // a newer catalog came in meanwhile
       this.pending = undefined;
       try {
-        await this.reconcile(catalog, topology, assigned);
+        await this.reconcile(planned);
       } catch (e) {
         this.opts.log.error({ err: e, generation: catalog.generation }, 'catalog could not be applied');
       }
@@ -153,14 +152,15 @@ export class PoolRuntime {
     return { holder: this.topology?.assignment.get(id) };
   }
 
-  private async reconcile(catalog: CatalogIndex, topology: Topology, assigned: readonly Bot[]): Promise<void> {
+  private async reconcile(planned: PlannedCatalog): Promise<void> {
+    const { catalog, topology, assigned } = planned;
     const { pool, log, metrics } = this.opts;
     const started = Date.now();
-    const own = topology.pools.find((p) => p.name === pool);
-    if (!own) log.warn({ generation: catalog.generation, pools: topology.pools.length }, `pool "${pool}" is not in the catalog's plan: it serves no bots`);
+    if (!planned.group) log.warn({ generation: catalog.generation, pools: topology.pools.length }, `pool "${pool}" is not in the catalog's plan: it serves no bots`);
     this.catalog = catalog;
     this.topology = topology;
-    this.group = own ? catalog.groups.find((g) => g.name === own.group) : undefined;
+    this.group = planned.group;
+    this.definitionsRead = planned.definitionsRead;
     if (this.group) {
       const g = this.group;
       const defaults = groupDefaults(g.realtime);

@@ -5,7 +5,6 @@ import { Topology, plan } from '../placement';
 export interface Generation {
   catalog: CatalogIndex;
   topology: Topology;
-  groups: ReadonlyMap<string, PoolGroup>;
   /** bot id -> the bot as the index has it (its tenant) */
   bots: ReadonlyMap<string, IndexBot>;
   /** pool name -> its group */
@@ -35,7 +34,7 @@ function generation(catalog: CatalogIndex): Generation {
   for (const bot of catalog.bots) bots.set(bot.id, bot);
   const poolCounts = new Map<string, number>();
   for (const p of topology.pools) poolCounts.set(p.group, (poolCounts.get(p.group) ?? 0) + 1);
-  return { catalog, topology, groups, bots, groupOfPool, poolCounts, poolNames: new Set(topology.pools.map((p) => p.name)) };
+  return { catalog, topology, bots, groupOfPool, poolCounts, poolNames: new Set(topology.pools.map((p) => p.name)) };
 }
 
 /**
