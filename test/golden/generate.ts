@@ -11,6 +11,8 @@ import { SyntheticOptions, syntheticCatalog } from '../../bench/synthetic';
 export const GOLDEN_CATALOGS: Record<string, SyntheticOptions> = {
   'locality-none': { bots: 400, seed: 7, locality: 'none', memory: '1Gi', pinned: 0.01 },
   'locality-encoder': { bots: 400, seed: 8, locality: 'encoder', memory: '1Gi' },
+  // Memory to spare at a fixed count: balanced locality (the auto counts above fill pools to the budget).
+  'locality-balanced': { bots: 400, seed: 9, locality: 'encoder', memory: '8Gi', pools: 6, oneGroup: true },
 };
 export const GOLDEN_STRINGS = ['', 'a', 'bot-1', 'realtime#0', 'encoder:encoder-en', 'é日本', 'x'.repeat(100)];
 

@@ -25,6 +25,9 @@ function keyOf(group: PoolGroup, bot: Bot): string {
   return bot.id;
 }
 
+/** How often each rule placed a group with a locality key over several pools (the random catalogs exercise both). */
+const ruleUsed = { balanced: 0, fallback: 0 };
+
 interface OraclePool {
   name: string;
   used: number;
@@ -55,6 +58,7 @@ function oracle(catalog: Catalog, counts: Record<string, number>): Map<string, s
     for (const name of group.dedicatedPools) {
       const dedicated = pool(name, group);
       for (const bot of mine.filter((b) => b.pin === name)) take(dedicated, bot);
+      if (dedicated.used > dedicated.budget) return name; // Rule: a dedicated pool must hold its pinned bots.
     }
     const hashed = mine.filter((b) => b.pin === undefined);
     if (catalog.platform.strategy === 'dedicated') {
@@ -74,6 +78,20 @@ function oracle(catalog: Catalog, counts: Record<string, number>): Map<string, s
       return x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : 1;
     });
     const soft = Math.floor((group.memory * Math.round(group.fillFactor * 1000)) / 1000);
+    // Rule: a fixed count with a locality key is balanced, if every pool then fits its budget.
+    if (group.locality !== 'none' && typeof group.pools === 'number') {
+      const owners = balanced(group, hashed, pools.map((p) => p.name), encoderBytes, soft);
+      const trial = pools.map((p) => pool(p.name, group));
+      const before = new Map(assignment);
+      for (const bot of hashed) take(trial[owners.get(bot.id)!], bot);
+      if (trial.every((p) => p.used <= p.budget)) {
+        if (pools.length > 1) ruleUsed.balanced++;
+        continue;
+      }
+      assignment.clear();
+      for (const [k, v] of before) assignment.set(k, v);
+    }
+    if (group.locality !== 'none' && pools.length > 1) ruleUsed.fallback++;
     for (const bot of ordered) {
       const key = keyOf(group, bot);
       // Rule: pools by descending score of (key, pool); equal scores by the bot id's own score.
@@ -91,6 +109,102 @@ function oracle(catalog: Catalog, counts: Record<string, number>): Map<string, s
     }
   }
   return assignment;
+}
+
+/**
+ * Rule (balanced locality): each key a line of bytes, pools built one by one from the ones before.
+ * Returns bot id -> pool index.
+ */
+function balanced(group: PoolGroup, bots: Bot[], poolNames: string[], encoderBytes: Map<string, number>, soft: number): Map<string, number> {
+  const n = poolNames.length;
+  const total = bots.reduce((s, b) => s + b.model.memory, 0);
+  // Keys: the locality key, or "free" for bots whose key would be their id; bots by their id's hash.
+  const members = new Map<string, Bot[]>();
+  for (const bot of bots) {
+    const k = keyOf(group, bot);
+    const name = k === bot.id ? 'free' : k;
+    members.set(name, [...(members.get(name) ?? []), bot]);
+  }
+  const idHash = (id: string) => {
+    const h = xxh64(id);
+    return (BigInt(h.hi) << 32n) | BigInt(h.lo);
+  };
+  for (const list of members.values()) list.sort((a, b) => (idHash(a.id) < idHash(b.id) ? -1 : idHash(a.id) > idHash(b.id) ? 1 : a.id < b.id ? -1 : 1));
+  const names = [...members.keys()];
+  // Each bot's span on its key's line, and each key's line: pieces [start, end, pool], in order.
+  const spans = new Map<string, Array<{ bot: Bot; start: number; end: number }>>();
+  for (const k of names) {
+    let at = 0;
+    spans.set(k, members.get(k)!.map((bot) => ({ bot, start: at, end: (at += bot.model.memory) })));
+  }
+  const pieces = new Map(names.map((k) => [k, [[0, spans.get(k)![spans.get(k)!.length - 1].end, 0]]]));
+  const bytes = (pool: number) => {
+    let s = 0;
+    for (const list of pieces.values()) for (const [a, b, p] of list) if (p === pool) s += b - a;
+    return s;
+  };
+  // The bots of a key whose middle lies in [a, b).
+  const inside = (key: string, a: number, b: number) => spans.get(key)!.filter((x) => (x.start + x.end) / 2 >= a && (x.start + x.end) / 2 < b);
+  for (let q = 1; q < n; q++) {
+    const target = Math.floor(total / (q + 1));
+    // The cap: total / L + a quarter, L the largest of 1, 2, ..., 8, 10, 12, 15, ... (a quarter more each) up to q + 1.
+    let L = 1;
+    while (L + Math.max(1, Math.floor(L / 4)) <= q + 1) L += Math.max(1, Math.floor(L / 4));
+    const top = Math.floor(total / L) + Math.floor(total / L / 4);
+    const bottom = target - Math.floor(target / 4);
+    const order = [...names].sort((a, b) => {
+      const d = score(b, poolNames[q]) - score(a, poolNames[q]);
+      return d > 0n ? 1 : d < 0n ? -1 : a < b ? -1 : 1;
+    });
+    let got = 0;
+    const mine: Bot[] = [];
+    const memoryOf = (list: Bot[]) => group.poolOverhead + list.reduce((s, b) => s + b.model.memory, 0) + [...new Set(list.map((b) => b.model.encoder).filter((e): e is string => !!e))].reduce((s, e) => s + encoderBytes.get(e)!, 0);
+    const grab = (key: string, index: number, want: number) => {
+      const list = pieces.get(key)!;
+      const [a, b, owner] = list[index];
+      let amount = Math.min(want, b - a);
+      if (amount <= 0) return 0;
+      // From the high end, the bots that would land in q while q stays within the fill factor.
+      const landing = inside(key, b - amount, b).reverse();
+      const fitting: Bot[] = [];
+      for (const x of landing) {
+        if (memoryOf([...mine, ...fitting, x.bot]) > soft) {
+          amount = b - x.end;
+          break;
+        }
+        fitting.push(x.bot);
+      }
+      if (amount <= 0) return 0;
+      mine.push(...fitting);
+      if (amount === b - a) list[index] = [a, b, q];
+      else list.splice(index, 1, [a, b - amount, owner], [b - amount, b, q]);
+      got += amount;
+      return amount;
+    };
+    for (let p = 0; p < q; p++) {
+      if (got >= target) break;
+      let over = Math.min(bytes(p) - top, target - got);
+      for (const key of order) {
+        for (let i = pieces.get(key)!.length - 1; i >= 0 && over > 0; i--) if (pieces.get(key)![i][2] === p) over -= grab(key, i, over);
+      }
+    }
+    for (const key of order) {
+      for (let i = pieces.get(key)!.length - 1; i >= 0 && got < target; i--) {
+        const owner = pieces.get(key)![i][2];
+        if (owner !== q) grab(key, i, Math.min(target - got, bytes(owner) - bottom));
+      }
+    }
+  }
+  // A bot goes where the middle of its bytes lies.
+  const owners = new Map<string, number>();
+  for (const key of names) {
+    for (const x of spans.get(key)!) {
+      const list = pieces.get(key)!;
+      const piece = list.find(([, b]) => (x.start + x.end) / 2 < b) ?? list[list.length - 1];
+      owners.set(x.bot.id, piece[2]);
+    }
+  }
+  return owners;
 }
 
 /** The order key of a bot: the score of its id against the order salt. */
@@ -112,11 +226,11 @@ const catalogs = fc
         realtime: fc.boolean(),
         pinned: fc.integer({ min: 0, max: 9 }),
       }),
-      { minLength: 1, maxLength: 60 },
+      { minLength: 1, maxLength: 120, size: 'medium' },
     ),
     locality: fc.constantFrom('none' as const, 'encoder' as const, { property: 'language' }),
     strategy: fc.constantFrom('sharded' as const, 'sharded' as const, 'dedicated' as const, 'single' as const),
-    memoryMi: fc.constantFrom(512, 768, 1024, 2048),
+    memoryMi: fc.constantFrom(512, 768, 1024, 2048, 8192),
     fillFactor: fc.constantFrom(0.5, 0.75, 0.9, 1),
     pools: fc.constantFrom<'auto' | number>('auto', 'auto', 1, 2, 3, 5, 8),
     seed: fc.nat(),
@@ -180,6 +294,8 @@ describe('placement oracle', () => {
       { numRuns: 300, seed: 20261201 },
     );
     expect(compared).toBeGreaterThan(150);
+    expect(ruleUsed.balanced).toBeGreaterThan(30);
+    expect(ruleUsed.fallback).toBeGreaterThan(30);
     expect(compared + refused).toBe(300);
   });
 

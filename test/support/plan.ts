@@ -1,6 +1,5 @@
 import { Catalog, countMoves, parseCatalog, plan } from '@botshard/runtime';
 import { SyntheticOptions, syntheticCatalog } from '../../bench/synthetic';
-import {  } from './catalogs';
 
 /** A normalised synthetic catalog. */
 export function synthetic(opts: SyntheticOptions): Catalog {

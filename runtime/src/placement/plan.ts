@@ -1,5 +1,7 @@
 import { Catalog, CatalogIndex, IndexBot, PoolGroup, Problem, formatProblems, groupOf } from '../catalog';
 import { U64, compareU64, scoreHi, scoreLo, xxh64 } from '../hash';
+import { balance } from './balance';
+import { PoolState, costIn, fillLimit, localityKey, newPool, put } from './pools';
 
 /** One pool: a Deployment in Kubernetes, a process locally. Memory figures are bytes. */
 export interface Pool {
@@ -66,42 +68,6 @@ export function poolName(group: string, index: number, taken?: ReadonlySet<strin
 /** The pool that holds a bot in this topology, or undefined for a bot not in the catalog. */
 export function poolFor(bot: string | Pick<IndexBot, 'id'>, topology: Topology): string | undefined {
   return topology.assignment.get(typeof bot === 'string' ? bot : bot.id);
-}
-
-interface PoolState {
-  name: string;
-  hash: U64;
-  used: number;
-  budget: number;
-  bots: string[];
-  encoders: Set<string>;
-}
-
-function newPool(name: string, group: PoolGroup): PoolState {
-  return { name, hash: xxh64(name), used: group.poolOverhead, budget: group.memory, bots: [], encoders: new Set() };
-}
-
-function costIn(pool: PoolState, bot: IndexBot, encoderBytes: ReadonlyMap<string, number>): number {
-  const enc = bot.model.encoder;
-  return bot.model.memory + (enc !== undefined && !pool.encoders.has(enc) ? encoderBytes.get(enc) ?? 0 : 0);
-}
-
-function put(pool: PoolState, bot: IndexBot, cost: number): void {
-  pool.used += cost;
-  pool.bots.push(bot.id);
-  if (bot.model.encoder !== undefined) pool.encoders.add(bot.model.encoder);
-}
-
-/** The key a bot ranks pools by: its locality key when the group asks for one, else its id
- * (bot ids cannot contain ":", so the two never collide). */
-function localityKey(group: PoolGroup, bot: IndexBot): string {
-  const locality = group.locality;
-  if (locality === 'encoder' && bot.model.encoder !== undefined) return `encoder:${bot.model.encoder}`;
-  if (typeof locality === 'object') {
-    const v = bot.properties[locality.property];
-    if (v !== undefined) return `property:${locality.property}=${JSON.stringify(v)}`;
-  }
-  return bot.id;
 }
 
 /** Pool indices by descending score of the key; equal scores (never seen, but possible) by the bot id's own score. */
@@ -188,11 +154,6 @@ function assign(group: PoolGroup, bots: readonly IndexBot[], pools: PoolState[],
     put(pools[index], bot, costIn(pools[index], bot, encoderBytes));
   }
   return undefined;
-}
-
-/** A pool's memory at the group's fill factor, in integer bytes. */
-function fillLimit(group: PoolGroup): number {
-  return Math.floor((group.memory * Math.round(group.fillFactor * 1000)) / 1000);
 }
 
 /** The fewest pools whose budget at the fill factor holds the group's memory, encoders counted per pool that needs them. */
@@ -292,7 +253,12 @@ export function plan(catalog: CatalogIndex, options: PlanOptions = {}): Topology
     } else if (hashed.length > 0) {
       const fixed = options.pools?.[group.name] ?? (group.pools === 'auto' ? undefined : group.pools);
       for (let n = fixed ?? autoPoolCount(group, hashed, encoderBytes); ; n++) {
-        shared = Array.from({ length: n }, (_, i) => newPool(poolName(group.name, i, taken), group));
+        const fresh = () => Array.from({ length: n }, (_, i) => newPool(poolName(group.name, i, taken), group));
+        shared = fresh();
+        // A fixed count with a locality key: balanced (an auto count is sized by memory, which keeps its pools full).
+        const balanced = fixed !== undefined && group.locality !== 'none';
+        if (balanced && balance(group, hashed, shared, encoderBytes)) break;
+        if (balanced) shared = fresh();
         const unplaced = assign(group, hashed, shared, encoderBytes);
         if (!unplaced) break;
         if (fixed !== undefined || n >= hashed.length) {
