@@ -365,7 +365,7 @@ function normalizeStringMap(c: Checker, v: unknown, p: string): Record<string, s
 
 const GROUP_FIELDS = [
   'name', 'realtime', 'selector', 'pools', 'memory', 'fillFactor', 'poolOverhead', 'locality', 'dedicatedPools',
-  'replicas', 'targetCpuPercent', 'timeoutMs', 'concurrency', 'quarantineShare', 'batchWindowMs', 'batchMaxRows', 'priorityClassName', 'tolerations', 'nodeSelector',
+  'replicas', 'targetCpuPercent', 'timeoutMs', 'concurrency', 'quarantineShare', 'batchWindowMs', 'batchMaxRows', 'overcommit', 'priorityClassName', 'tolerations', 'nodeSelector',
 ];
 
 function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
@@ -413,6 +413,7 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
     }
     if (o.batchWindowMs !== undefined) group.batchWindowMs = c.number(o.batchWindowMs, `${p}.batchWindowMs`, defaults.batchWindowMs, { min: 0, max: 1000 });
     if (o.batchMaxRows !== undefined) group.batchMaxRows = c.number(o.batchMaxRows, `${p}.batchMaxRows`, defaults.batchMaxRows, { min: 1, max: 1024, integer: true });
+    if (o.overcommit !== undefined) group.overcommit = c.number(o.overcommit, `${p}.overcommit`, 1, { min: 1, max: 16 });
     if (o.priorityClassName !== undefined) {
       group.priorityClassName = c.dnsLabel(o.priorityClassName, `${p}.priorityClassName`, 'priority class name', 253);
     }
@@ -425,7 +426,7 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
   return groups;
 }
 
-const BOT_FIELDS = ['id', 'tenant', 'realtime', 'properties', 'model', 'intents', 'preprocess', 'postprocess', 'pin'];
+const BOT_FIELDS = ['id', 'tenant', 'realtime', 'properties', 'model', 'intents', 'preprocess', 'postprocess', 'pin', 'warm'];
 
 /**
  * Where a bot is in the input: its index and, when it has one, its id (`bots[42] (acme-support-en)`):
@@ -506,6 +507,7 @@ function normalizeBot(c: Checker, b: unknown, p: string): Bot | undefined {
     },
   };
   if (o.pin !== undefined) bot.pin = c.string(o.pin, `${p}.pin`, '');
+  if (o.warm !== undefined && c.boolean(o.warm, `${p}.warm`, false)) bot.warm = true;
   return bot;
 }
 

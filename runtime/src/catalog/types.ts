@@ -159,6 +159,11 @@ export interface BotInput {
   readonly postprocess?: PostprocessInput;
   /** Name of a dedicated pool (from a group's `dedicatedPools`) that must hold this bot. @default - placed by hashing */
   readonly pin?: string;
+  /**
+   * In a group with `overcommit`: loaded when the pool starts (the pool is ready once its warm bots are),
+   * not on its first request. Pinned bots are warm too. @default false
+   */
+  readonly warm?: boolean;
 }
 
 export interface SelectorInput {
@@ -225,6 +230,13 @@ export interface PoolGroupInput {
   readonly batchWindowMs?: number;
   /** Most texts in one batch (1: no batching across requests). @default 32 */
   readonly batchMaxRows?: number;
+  /**
+   * Cold bots load on demand: placement gives each pool up to this many times its memory in bots, and
+   * the pool keeps a resident set within its real memory (at the fill factor), loading a bot on its
+   * first request and evicting the least recently used when it needs room. Warm and pinned bots load at
+   * start. E.g. 3 for a catalog where most bots are idle for hours. @default - off (every bot resident)
+   */
+  readonly overcommit?: number;
   /** Kubernetes PriorityClass of the group's pods. @default - none */
   readonly priorityClassName?: string;
   /** @default [] */
@@ -319,6 +331,8 @@ export interface Bot {
   preprocess: RewriteRule[];
   postprocess: Postprocess;
   pin?: string;
+  /** Only when true. */
+  warm?: true;
 }
 export interface Selector {
   realtime?: boolean;
@@ -351,6 +365,8 @@ export interface PoolGroup {
   batchWindowMs?: number;
   /** Only when set in the config (defaults: `groupDefaults()`). */
   batchMaxRows?: number;
+  /** Only when set in the config: cold bots load on demand (see PoolGroupInput.overcommit). */
+  overcommit?: number;
   priorityClassName?: string;
   tolerations: Toleration[];
   nodeSelector: Record<string, string>;

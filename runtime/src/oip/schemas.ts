@@ -50,8 +50,10 @@ export type ModelMetadataResponse = Static<typeof ModelMetadataResponse>;
 export const ModelReadyResponse = Type.Object({
   name: Type.String(),
   ready: Type.Boolean(),
-  /** botshard: loading, ready, failed or leaving (moved to another pool, served for a grace period). */
+  /** botshard: loading, ready, failed, leaving (moved to another pool, served for a grace period) or cold (loaded on its first request). */
   state: Type.Optional(Type.String()),
+  /** botshard, in an overcommitted pool: resident, cold or loading. */
+  residency: Type.Optional(Type.String()),
   /** Why the model is not ready (a load failure). */
   error: Type.Optional(Type.String()),
   /** botshard: the bot runs in the quarantine lane (its runs took too long a share of its group's timeout). */

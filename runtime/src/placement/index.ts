@@ -7,3 +7,4 @@ export type { Move, MoveReason, TopologyDiff } from './diff';
 export { topologyToJson } from './json';
 export { placementWarnings } from './warnings';
 export type { TopologyJson } from './json';
+export { fillLimit } from './pools';

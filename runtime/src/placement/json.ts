@@ -8,7 +8,8 @@ export interface TopologyJson {
     name: string;
     group: string;
     dedicated: boolean;
-    memory: { used: number; budget: number };
+    /** `capacity`: only for a pool of an overcommitted group (what placement may assign it, above its budget). */
+    memory: { used: number; budget: number; capacity?: number };
     encoders: string[];
     bots: string[];
   }>;
@@ -22,7 +23,7 @@ export function topologyToJson(topology: Topology): TopologyJson {
       name: p.name,
       group: p.group,
       dedicated: p.dedicated,
-      memory: { used: p.used, budget: p.budget },
+      memory: { used: p.used, budget: p.budget, ...(p.capacity !== p.budget ? { capacity: p.capacity } : {}) },
       encoders: p.encoders,
       bots: p.bots,
     })),

@@ -11,6 +11,8 @@ export interface Pool {
   dedicated: boolean;
   /** The pool's memory budget: its container's memory request and limit. */
   budget: number;
+  /** What placement may assign it: the budget, times the group's overcommit when set (then `used` may exceed the budget). */
+  capacity: number;
   /** Planned memory: overhead + each distinct encoder once + each bot's head. */
   used: number;
   /** Bot ids, sorted. */
@@ -156,6 +158,12 @@ function assign(group: PoolGroup, bots: readonly IndexBot[], pools: PoolState[],
   return undefined;
 }
 
+/** The group as hashing sees it: with overcommit, each pool's memory times the overcommit (integer bytes). */
+function capacityGroup(group: PoolGroup): PoolGroup {
+  if (group.overcommit === undefined) return group;
+  return { ...group, memory: Math.floor((group.memory * Math.round(group.overcommit * 1000)) / 1000) };
+}
+
 /** The fewest pools whose budget at the fill factor holds the group's memory, encoders counted per pool that needs them. */
 function autoPoolCount(group: PoolGroup, bots: readonly IndexBot[], encoderBytes: ReadonlyMap<string, number>): number {
   const target = fillLimit(group) - group.poolOverhead;
@@ -208,13 +216,14 @@ export function plan(catalog: CatalogIndex, options: PlanOptions = {}): Topology
   const groups: GroupTopology[] = [];
   const assignment = new Map<string, string>();
   const names = new Set<string>();
-  const finish = (state: PoolState, group: PoolGroup, dedicated: boolean): void => {
+  /** `budget`: the container's memory (a shared pool of an overcommitted group is placed against more, its state's budget). */
+  const finish = (state: PoolState, group: PoolGroup, dedicated: boolean, budget = state.budget): void => {
     if (names.has(state.name)) {
       throw new PlacementError(`pool name "${state.name}" of group "${group.name}" is used twice: rename the group, the bot or the dedicated pool`);
     }
     names.add(state.name);
     const bots = state.bots.sort();
-    pools.push({ name: state.name, group: group.name, dedicated, budget: state.budget, used: state.used, bots, encoders: [...state.encoders].sort() });
+    pools.push({ name: state.name, group: group.name, dedicated, budget, capacity: state.budget, used: state.used, bots, encoders: [...state.encoders].sort() });
     for (const id of bots) assignment.set(id, state.name);
   };
 
@@ -251,25 +260,27 @@ export function plan(catalog: CatalogIndex, options: PlanOptions = {}): Topology
       state.budget = Math.max(state.budget, state.used);
       shared = hashed.length > 0 || group.dedicatedPools.length === 0 ? [state] : [];
     } else if (hashed.length > 0) {
+      // With overcommit, hashing places bots against the pool's memory times the overcommit (the pool keeps what fits resident).
+      const placing = capacityGroup(group);
       const fixed = options.pools?.[group.name] ?? (group.pools === 'auto' ? undefined : group.pools);
-      for (let n = fixed ?? autoPoolCount(group, hashed, encoderBytes); ; n++) {
-        const fresh = () => Array.from({ length: n }, (_, i) => newPool(poolName(group.name, i, taken), group));
+      for (let n = fixed ?? autoPoolCount(placing, hashed, encoderBytes); ; n++) {
+        const fresh = () => Array.from({ length: n }, (_, i) => newPool(poolName(group.name, i, taken), placing));
         shared = fresh();
         // A fixed count with a locality key: balanced (an auto count is sized by memory, which keeps its pools full).
         const balanced = fixed !== undefined && group.locality !== 'none';
-        if (balanced && balance(group, hashed, shared, encoderBytes)) break;
+        if (balanced && balance(placing, hashed, shared, encoderBytes)) break;
         if (balanced) shared = fresh();
-        const unplaced = assign(group, hashed, shared, encoderBytes);
+        const unplaced = assign(placing, hashed, shared, encoderBytes);
         if (!unplaced) break;
         if (fixed !== undefined || n >= hashed.length) {
           throw new PlacementError(
-            `group "${group.name}" cannot fit its ${hashed.length} bots in ${n} pools of ${describe(group.memory)} (bot "${unplaced.id}" found no room): raise groups[].pools, set it to "auto", or raise groups[].memory`,
+            `group "${group.name}" cannot fit its ${hashed.length} bots in ${n} pools of ${describe(placing.memory)}${placing === group ? '' : ` (${describe(group.memory)} x overcommit ${group.overcommit})`} (bot "${unplaced.id}" found no room): raise groups[].pools, set it to "auto", or raise groups[].memory`,
           );
         }
       }
     }
     for (const state of shared) {
-      finish(state, group, strategy === 'dedicated');
+      finish(state, group, strategy === 'dedicated', strategy === 'sharded' ? group.memory : state.budget);
       groupPools.push(state.name);
     }
     for (const name of group.dedicatedPools) {

@@ -4,7 +4,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type BotState = 'loading' | 'ready' | 'failed' | 'leaving';
+/** `cold`: assigned to an overcommitted pool and not resident; loaded on its first request. */
+export type BotState = 'loading' | 'ready' | 'failed' | 'leaving' | 'cold';
 
 export class PoolMetrics {
   readonly registry = new Registry();
@@ -24,13 +25,17 @@ export class PoolMetrics {
   readonly quarantined: Gauge;
   readonly batchRequests: Histogram;
   readonly quarantineChanges: Counter<'to'>;
+  readonly residency: Counter<'result'>;
+  readonly coldLoadSeconds: Histogram;
+  readonly evictions: Counter;
+  readonly residentBytes: Gauge<'kind'>;
 
   constructor(pool: string, defaults = true) {
     this.registry.setDefaultLabels({ pool });
     if (defaults) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     this.botsAssigned = new Gauge({ name: 'botshard_pool_bots_assigned', help: 'Bots the catalog assigns to this pool', registers });
-    this.bots = new Gauge({ name: 'botshard_pool_bots', help: 'Bots held by this pool, by state (loading, ready, failed, leaving)', labelNames: ['state'], registers });
+    this.bots = new Gauge({ name: 'botshard_pool_bots', help: 'Bots held by this pool, by state (loading, ready, failed, leaving, cold)', labelNames: ['state'], registers });
     this.modelBytes = new Gauge({ name: 'botshard_pool_model_bytes', help: 'Bytes of model files loaded, by kind (encoder, head)', labelNames: ['kind'], registers });
     this.loadSeconds = new Histogram({ name: 'botshard_pool_model_load_seconds', help: 'Time to load a model into an inference worker', labelNames: ['kind'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
     this.loadFailures = new Counter({ name: 'botshard_pool_model_load_failures_total', help: 'Models that failed to load, by kind', labelNames: ['kind'], registers });
@@ -45,6 +50,10 @@ export class PoolMetrics {
     this.batchRequests = new Histogram({ name: 'botshard_pool_batch_requests', help: 'Requests per message to an inference worker (those sharing an encoder run through it as one batch)', buckets: [1, 2, 4, 8, 16, 32], registers });
     this.quarantined = new Gauge({ name: 'botshard_pool_quarantined_bots', help: 'Bots confined to the quarantine lane (their runs take too long a share of the group timeout)', registers });
     this.quarantineChanges = new Counter({ name: 'botshard_pool_quarantine_changes_total', help: 'Bots moved into or out of the quarantine lane, by where to (quarantine, shared)', labelNames: ['to'], registers });
+    this.residency = new Counter({ name: 'botshard_pool_residency_total', help: 'Requests of an overcommitted pool, by whether their bot was resident (hit) or loaded for them (miss)', labelNames: ['result'], registers });
+    this.coldLoadSeconds = new Histogram({ name: 'botshard_pool_cold_load_seconds', help: 'Time from the first request for a cold bot to the bot resident (waiting for room and for a load slot included)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+    this.evictions = new Counter({ name: 'botshard_pool_evictions_total', help: 'Resident bots unloaded to make room for a cold one (least recently used first)', registers });
+    this.residentBytes = new Gauge({ name: 'botshard_pool_resident_bytes', help: 'Declared memory of an overcommitted pool: resident now (overhead, heads, encoders) and its limit (memory at the fill factor)', labelNames: ['kind'], registers });
   }
 
   setGeneration(generation: string): void {

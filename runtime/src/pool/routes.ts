@@ -21,7 +21,7 @@ import {
   withErrors,
 } from '../oip';
 import { PoolMetrics } from './metrics';
-import { BotEntry, PoolRuntime } from './runtime';
+import { BotEntry, NotLoadedError, NotServableError, PoolRuntime } from './runtime';
 import { DeadlineError, ModelError, OverloadedError } from './workers';
 
 export interface ModelRoutesOptions {
@@ -69,6 +69,7 @@ class ModelHandlers {
     if (!entry) return reply;
     const labels = entry.bot.intents.length;
     const lane = this.o.runtime.workers.laneOf(entry.bot.id);
+    const residency = this.o.runtime.residencyOf(entry);
     return {
       name: entry.bot.id,
       versions: ['1'],
@@ -80,16 +81,18 @@ class ModelHandlers {
         { name: 'probabilities', datatype: 'FP32', shape: [-1, labels], parameters: { labels: entry.bot.intents.map((i) => i.name).join(',') } },
       ],
       // botshard: where the bot runs, and its measured run time (what quarantine is decided on).
-      parameters: { quarantined: lane.quarantined, mean_run_ms: Math.round(lane.meanMs * 100) / 100 },
+      parameters: { quarantined: lane.quarantined, mean_run_ms: Math.round(lane.meanMs * 100) / 100, ...(residency ? { residency } : {}) },
     };
   }
 
   async ready(request: ModelRequest, reply: FastifyReply) {
     const entry = this.botOf(request, reply);
     if (!entry) return reply;
-    const isReady = entry.state === 'ready' || entry.state === 'leaving';
+    // A cold bot is ready: its first request loads it (within the request's deadline).
+    const isReady = entry.state === 'ready' || entry.state === 'leaving' || entry.state === 'cold';
     const { quarantined } = this.o.runtime.workers.laneOf(entry.bot.id);
-    const body = { name: entry.bot.id, ready: isReady, state: entry.state, ...(entry.error ? { error: withoutPaths(entry.error) } : {}), quarantined };
+    const residency = this.o.runtime.residencyOf(entry);
+    const body = { name: entry.bot.id, ready: isReady, state: entry.state, ...(residency ? { residency } : {}), ...(entry.error ? { error: withoutPaths(entry.error) } : {}), quarantined };
     return reply.code(isReady ? 200 : 503).send(body);
   }
 
@@ -145,16 +148,12 @@ class ModelHandlers {
   /** Runs the bot on the texts: its result, or undefined with the error status already sent. */
   private async run(entry: BotEntry, texts: string[], reply: FastifyReply, o: { entities?: boolean } = {}) {
     const id = entry.bot.id;
-    if (entry.state !== 'ready' && entry.state !== 'leaving') {
-      this.o.metrics.botRequests.inc({ bot: id, outcome: 'not_ready' });
-      if (entry.state === 'loading') sendLoading(reply, id);
-      else sendError(reply, 503, `bot "${id}" failed to load: ${withoutPaths(entry.error ?? '')} (request id ${reply.request.id}; the pool's log has the details)`);
-      return undefined;
-    }
     try {
-      const result = await this.o.runtime.predict(entry, texts, Date.now() + this.o.runtime.timeoutMs, o);
+      const { answer, residency } = await this.o.runtime.serve(id, texts, Date.now() + this.o.runtime.timeoutMs, o);
       this.o.metrics.botRequests.inc({ bot: id, outcome: 'ok' });
-      return result;
+      // Overcommitted pools say whether the bot was resident (hit) or loaded for this request (miss).
+      if (residency) reply.header('botshard-residency', residency);
+      return answer;
     } catch (e) {
       this.failed(entry, reply, e);
       return undefined;
@@ -170,6 +169,11 @@ class ModelHandlers {
   private failed(entry: BotEntry, reply: FastifyReply, e: unknown): FastifyReply {
     const { metrics } = this.o;
     const id = entry.bot.id;
+    if (e instanceof NotServableError || e instanceof NotLoadedError) {
+      metrics.botRequests.inc({ bot: id, outcome: 'not_ready' });
+      if (e instanceof NotServableError && e.reason === 'loading') return sendLoading(reply, id);
+      return sendError(reply, 503, `${withoutPaths(e.message)} (request id ${reply.request.id}; the pool's log has the details)`);
+    }
     if (e instanceof OverloadedError) {
       metrics.botRequests.inc({ bot: id, outcome: 'shed' });
       metrics.shed.inc({ reason: e.reason });

@@ -7,10 +7,11 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { Bot, CatalogIndex, CatalogSource, Encoder, PoolGroup, groupDefaults } from '../catalog';
-import { Topology, plan } from '../placement';
+import { Topology, fillLimit, plan } from '../placement';
 import { BotState, PoolMetrics } from './metrics';
 import { processingOf } from './processors';
 import type { Answer } from './worker';
+import { NotLoadedError, OnDemand } from './on-demand';
 import { ModelStore } from './store';
 import { ModelError, QueueLimits, WorkerPool } from './workers';
 
@@ -24,6 +25,7 @@ export interface BotEntry {
   holder?: string;
   /** Hash of the bot's definition and its encoder's: a change means a reload. */
   spec: string;
+  /** The inference worker holding its models (-1 while cold). */
   worker: number;
   headKey: string;
   encoderKey?: string;
@@ -31,6 +33,8 @@ export interface BotEntry {
   leaveTimer?: NodeJS.Timeout;
   /** While failed: when it is loaded again. */
   retryTimer?: NodeJS.Timeout;
+  /** Requests queued or running on it: a bot in use is never evicted. */
+  inflight: number;
 }
 
 interface EncoderEntry {
@@ -84,6 +88,19 @@ export function planPool(source: CatalogSource, pool: string): PlannedCatalog {
   return { catalog, topology, group: own && catalog.groups.find((g) => g.name === own.group), assigned, definitionsRead: source.definitionsRead };
 }
 
+/** A request for a bot that cannot run here now: loading at start, failed, or gone. */
+export class NotServableError extends Error {
+  readonly statusCode = 503;
+  constructor(
+    message: string,
+    readonly reason: 'loading' | 'failed' | 'gone',
+  ) {
+    super(message);
+  }
+}
+
+export { NotLoadedError };
+
 /** The longest pause between two loads of a failed bot. */
 const MAX_RETRY_MS = 5 * 60_000;
 
@@ -121,6 +138,8 @@ export class PoolRuntime {
   private closed = false;
   /** Failed loads in a row, per bot: how long the next pause before loading it again is. */
   private readonly failures = new Map<string, number>();
+  /** Set while the group overcommits: the resident set and the loads of cold bots. */
+  private onDemand?: OnDemand;
 
   constructor(private readonly opts: PoolRuntimeOptions) {
     this.botsPerWorker = new Array(opts.workers.size).fill(0);
@@ -174,6 +193,8 @@ export class PoolRuntime {
     }
     metrics.setGeneration(catalog.generation);
     const encoders = new Map(catalog.encoders.map((e) => [e.id, e]));
+    this.configureOnDemand(encoders);
+    const onDemand = this.onDemand;
     metrics.botsAssigned.set(assigned.length);
     const wanted = new Set(assigned.map((b) => b.id));
 
@@ -208,11 +229,12 @@ export class PoolRuntime {
     }
 
     const tasks: Array<() => Promise<void>> = [];
+    const warm: Bot[] = [];
     for (const bot of assigned) {
       const encoder = bot.model.encoder ? encoders.get(bot.model.encoder) : undefined;
       const spec = hash({ bot, encoder });
       const current = this.bots.get(bot.id);
-      if (current && current.spec === spec && current.state !== 'failed') {
+      if (current && current.spec === spec && current.state !== 'failed' && !(current.state === 'cold' && !onDemand)) {
         current.bot = bot;
         if (current.state === 'leaving') {
           // Moved back before its grace period ended.
@@ -222,10 +244,24 @@ export class PoolRuntime {
         }
         continue;
       }
+      if (onDemand) {
+        // New or changed: cold (a changed bot is loaded again on its next request); warm bots load now.
+        if (current) this.release(current);
+        this.bots.set(bot.id, this.coldEntry(bot, spec));
+        if (bot.warm || bot.pin !== undefined) warm.push(bot);
+        continue;
+      }
       tasks.push(() => this.load(bot, encoder, spec));
+    }
+    let warmCold = 0;
+    for (const bot of warm) {
+      tasks.push(async () => {
+        if (!(await onDemand!.warm(bot)) && this.bots.get(bot.id)?.state === 'cold') warmCold++;
+      });
     }
     this.updateGauges();
     await bounded(tasks, this.opts.loadConcurrency);
+    if (warmCold > 0) log.warn({ bots: warmCold, limitBytes: onDemand?.residency.limit }, 'warm bots beyond the memory the pool keeps resident stay cold: they load on their first request');
     this.started = true;
     this.updateGauges();
     const counts = this.counts();
@@ -288,11 +324,69 @@ export class PoolRuntime {
   private release(entry: BotEntry): void {
     clearTimeout(entry.leaveTimer);
     clearTimeout(entry.retryTimer);
-    this.botsPerWorker[entry.worker]--;
+    if (entry.worker >= 0) this.botsPerWorker[entry.worker]--;
     if (entry.state === 'ready' || entry.state === 'leaving') {
       this.opts.workers.unload(entry.worker, entry.headKey).catch(() => undefined);
       if (entry.encoderKey) this.releaseEncoder(entry.encoderKey);
+      this.onDemand?.residency.remove(entry.bot.id);
     }
+  }
+
+  /** A bot assigned here and not resident: loaded on its first request. */
+  private coldEntry(bot: Bot, spec: string): BotEntry {
+    return { bot, state: 'cold', spec, worker: -1, headKey: '', headBytes: 0, inflight: 0 };
+  }
+
+  /** Follows the group's overcommit: on-demand loading on (its resident limit followed live) or off. */
+  private configureOnDemand(encoders: ReadonlyMap<string, Encoder>): void {
+    const group = this.group;
+    if (!group || group.overcommit === undefined) {
+      this.onDemand = undefined; // every cold bot is loaded by this reconcile
+      return;
+    }
+    const limit = fillLimit(group);
+    if (this.onDemand) {
+      this.onDemand.residency.limit = limit;
+      return;
+    }
+    this.onDemand = new OnDemand(
+      {
+        load: async (id) => {
+          const entry = this.bots.get(id);
+          if (!entry || entry.state !== 'cold') return { ready: false, error: 'changed while it waited for room' };
+          await this.load(entry.bot, this.catalog?.encoders.find((e) => e.id === entry.bot.model.encoder), entry.spec);
+          const after = this.bots.get(id);
+          return { ready: after?.state === 'ready', error: after?.error };
+        },
+        evict: (id) => this.evict(id),
+        idle: (id) => {
+          const e = this.bots.get(id);
+          return !!e && (e.state === 'ready' || e.state === 'leaving') && e.inflight === 0;
+        },
+        cold: (id) => this.bots.get(id)?.state === 'cold',
+        encoderBytes: (id) => encoders.get(id)?.memory ?? 0,
+        metrics: this.opts.metrics,
+      },
+      limit,
+      group.poolOverhead,
+      this.opts.loadConcurrency,
+    );
+  }
+
+  /** Unloads a resident bot to make room: it stays assigned here, cold. */
+  private evict(id: string): void {
+    const entry = this.bots.get(id);
+    if (!entry || (entry.state !== 'ready' && entry.state !== 'leaving')) return;
+    if (entry.state === 'leaving') {
+      // Moved away and idle: gone, as after its grace period.
+      this.bots.delete(id);
+      this.release(entry);
+    } else {
+      this.release(entry);
+      Object.assign(entry, { state: 'cold', worker: -1, headKey: '', headBytes: 0, encoderKey: undefined });
+    }
+    this.opts.log.debug({ bot: id }, 'bot evicted (least recently used)');
+    this.updateGauges();
   }
 
   /** Loads a bot's models; `again`: a failed bot, which stays failed (and says why) until this load succeeds. */
@@ -301,7 +395,7 @@ export class PoolRuntime {
     const { log, metrics, workers } = this.opts;
     const encoderKey = encoder ? `encoder/${encoder.id}/${hash(encoder)}` : undefined;
     const worker = this.workerFor(encoderKey ?? `bot/${bot.id}`);
-    const entry: BotEntry = { bot, state: 'loading', spec, worker, headKey: `${bot.id}#${++this.version}`, encoderKey, headBytes: 0 };
+    const entry: BotEntry = { bot, state: 'loading', spec, worker, headKey: `${bot.id}#${++this.version}`, encoderKey, headBytes: 0, inflight: 0 };
     this.botsPerWorker[worker]++;
     const previous = this.bots.get(bot.id);
     // A serving bot keeps serving its old version until the new one is ready.
@@ -378,6 +472,7 @@ export class PoolRuntime {
     for (const entry of this.bots.values()) {
       if (entry.headKey !== key && entry.encoderKey !== key) continue;
       if (entry.state !== 'ready' && entry.state !== 'leaving') continue;
+      this.onDemand?.residency.remove(entry.bot.id);
       entry.state = 'failed';
       entry.error = `its inference worker died and ${encoder ? `encoder ${key.split('/')[1]}` : `head ${entry.bot.model.head}`} could not be loaded again: ${error.message}`;
       // What is still loaded of it goes: nothing serves a failed bot.
@@ -405,10 +500,62 @@ export class PoolRuntime {
     entry.retryTimer = setTimeout(() => {
       if (this.closed || this.draining || this.bots.get(id) !== entry || entry.state !== 'failed') return;
       if (this.topology?.assignment.get(id) !== this.opts.pool) return;
+      if (this.onDemand) {
+        // Cold again: its next request loads it (and only then evicts anything for it).
+        this.release(entry);
+        this.bots.set(id, this.coldEntry(entry.bot, entry.spec));
+        this.updateGauges();
+        return;
+      }
       this.opts.log.info({ bot: id, failures }, 'loading a failed bot again');
       void this.load(entry.bot, encoder, entry.spec, true);
     }, delayMs);
     entry.retryTimer.unref();
+  }
+
+  /**
+   * Serves a request for a bot: runs it if resident; if cold (or being loaded for another request),
+   * waits for its load within the deadline first, as often as it takes (a bot evicted meanwhile is loaded
+   * again). `residency` is set in an overcommitted pool: hit, or miss (this request waited for a load).
+   * Throws NotServableError (loading at start, or failed), NotLoadedError, OverloadedError,
+   * DeadlineError or ModelError.
+   */
+  async serve(id: string, texts: string[], deadline: number, o: { entities?: boolean } = {}): Promise<{ answer: Answer; residency?: 'hit' | 'miss' }> {
+    let missed = false;
+    for (;;) {
+      const entry = this.bots.get(id);
+      if (!entry) throw new NotServableError(`bot "${id}" left this pool while its request waited`, 'gone');
+      const onDemand = this.onDemand;
+      if (entry.state === 'ready' || entry.state === 'leaving') {
+        onDemand?.used(id, missed);
+        entry.inflight++;
+        try {
+          return { answer: await this.predict(entry, texts, deadline, o), residency: onDemand ? (missed ? 'miss' : 'hit') : undefined };
+        } finally {
+          entry.inflight--;
+          onDemand?.roomChanged();
+        }
+      }
+      if (onDemand && (entry.state === 'cold' || (entry.state === 'loading' && onDemand.loading(id)))) {
+        missed = true;
+        await onDemand.resident(entry.bot, deadline);
+        continue;
+      }
+      throw new NotServableError(entry.state === 'loading' ? `bot "${id}" is loading` : `bot "${id}" failed to load: ${entry.error ?? ''}`, entry.state === 'loading' ? 'loading' : 'failed');
+    }
+  }
+
+  /** In an overcommitted pool: declared bytes resident now and the limit (memory at the fill factor); else undefined. */
+  get residentBytes(): { used: number; limit: number; bots: string[] } | undefined {
+    const r = this.onDemand?.residency;
+    return r && { used: r.used, limit: r.limit, bots: r.order() };
+  }
+
+  /** In an overcommitted pool: whether a bot is resident, cold or loading (undefined otherwise, and for a failed bot). */
+  residencyOf(entry: BotEntry): 'resident' | 'cold' | 'loading' | undefined {
+    if (!this.onDemand) return undefined;
+    if (entry.state === 'ready' || entry.state === 'leaving') return 'resident';
+    return entry.state === 'cold' || entry.state === 'loading' ? entry.state : undefined;
   }
 
   /** Runs a bot on a batch of texts (`entities`: find its entities too). Throws OverloadedError, DeadlineError or ModelError. */
@@ -444,7 +591,7 @@ export class PoolRuntime {
   }
 
   counts(): Record<BotState, number> {
-    const counts: Record<BotState, number> = { loading: 0, ready: 0, failed: 0, leaving: 0 };
+    const counts: Record<BotState, number> = { loading: 0, ready: 0, failed: 0, leaving: 0, cold: 0 };
     for (const e of this.bots.values()) counts[e.state]++;
     return counts;
   }
@@ -458,6 +605,10 @@ export class PoolRuntime {
     for (const e of this.encoders.values()) encoders += e.bytes;
     metrics.modelBytes.set({ kind: 'head' }, heads);
     metrics.modelBytes.set({ kind: 'encoder' }, encoders);
+    if (this.onDemand) {
+      metrics.residentBytes.set({ kind: 'resident' }, this.onDemand.residency.used);
+      metrics.residentBytes.set({ kind: 'limit' }, this.onDemand.residency.limit);
+    }
     metrics.ready.set(this.ready ? 1 : 0);
     metrics.quarantined.set(this.opts.workers.quarantined.size);
   }

@@ -1,0 +1,121 @@
+/**
+ * Which bots a pool keeps loaded when its group overcommits: a least-recently-used set within a byte
+ * limit, in the catalog's declared memory (the pool's overhead, each resident head, and each encoder
+ * once while any resident bot uses it), the same bytes placement counts. Pure bookkeeping: the pool
+ * runtime loads and unloads the models.
+ */
+
+/** What a bot costs resident: its head and, shared with the other bots that use it, its encoder. */
+export interface ResidentCost {
+  head: number;
+  encoder?: string;
+  /** The encoder's declared bytes (ignored without an encoder). */
+  encoderBytes: number;
+}
+
+export class Residency {
+  /** Resident (or reserved: being loaded) bots, least recently used first. */
+  private readonly bots = new Map<string, ResidentCost>();
+  /** Resident encoders and how many resident bots use each. */
+  private readonly encoders = new Map<string, { bytes: number; users: number }>();
+  private bytes: number;
+
+  constructor(
+    /** Most declared bytes resident at once: the pool's memory at its group's fill factor. */
+    public limit: number,
+    /** Declared bytes of the idle pool process. */
+    private readonly overhead: number,
+  ) {
+    this.bytes = overhead;
+  }
+
+  /** Declared bytes resident now (the overhead included). */
+  get used(): number {
+    return this.bytes;
+  }
+
+  get size(): number {
+    return this.bots.size;
+  }
+
+  has(id: string): boolean {
+    return this.bots.has(id);
+  }
+
+  /** Resident bots, least recently used first. */
+  order(): string[] {
+    return [...this.bots.keys()];
+  }
+
+  /** A request used the bot: it becomes the most recently used. */
+  touch(id: string): void {
+    const cost = this.bots.get(id);
+    if (!cost) return;
+    this.bots.delete(id);
+    this.bots.set(id, cost);
+  }
+
+  /** What adding the bot would add now: its head, and its encoder unless a resident bot already uses it. */
+  costOf(cost: ResidentCost): number {
+    return cost.head + (cost.encoder !== undefined && !this.encoders.has(cost.encoder) ? cost.encoderBytes : 0);
+  }
+
+  /**
+   * The bots to evict, least recently used first, for this bot to fit: none if it fits now; undefined
+   * if it cannot fit even once every bot `evictable` allows is gone (those in use are not). An encoder
+   * is freed only with the last resident bot that uses it, and never when the new bot uses it too.
+   */
+  victims(cost: ResidentCost, evictable: (id: string) => boolean): string[] | undefined {
+    let need = this.bytes + this.costOf(cost) - this.limit;
+    if (need <= 0) return [];
+    const users = new Map<string, number>();
+    const chosen: string[] = [];
+    for (const [id, c] of this.bots) {
+      if (!evictable(id)) continue;
+      chosen.push(id);
+      need -= c.head;
+      if (c.encoder !== undefined && c.encoder !== cost.encoder) {
+        const left = (users.get(c.encoder) ?? this.encoders.get(c.encoder)!.users) - 1;
+        users.set(c.encoder, left);
+        if (left === 0) need -= c.encoderBytes;
+      }
+      if (need <= 0) return chosen;
+    }
+    return undefined;
+  }
+
+  /** Counts a bot resident (from the moment its load starts, so that loads under way keep their room). */
+  add(id: string, cost: ResidentCost): void {
+    if (this.bots.has(id)) return;
+    this.bytes += this.costOf(cost);
+    this.bots.set(id, cost);
+    if (cost.encoder === undefined) return;
+    const e = this.encoders.get(cost.encoder);
+    if (e) e.users++;
+    else this.encoders.set(cost.encoder, { bytes: cost.encoderBytes, users: 1 });
+  }
+
+  /** The bot is no longer resident (evicted, failed to load, moved away or removed). */
+  remove(id: string): void {
+    const cost = this.bots.get(id);
+    if (!cost) return;
+    this.bots.delete(id);
+    this.bytes -= cost.head;
+    if (cost.encoder === undefined) return;
+    const e = this.encoders.get(cost.encoder)!;
+    if (--e.users === 0) {
+      this.encoders.delete(cost.encoder);
+      this.bytes -= e.bytes;
+    }
+  }
+
+  /** Encoders resident now. */
+  residentEncoders(): string[] {
+    return [...this.encoders.keys()];
+  }
+
+  /** Declared bytes of bots and encoders resident, without the overhead. */
+  get modelBytes(): number {
+    return this.bytes - this.overhead;
+  }
+}

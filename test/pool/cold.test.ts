@@ -1,0 +1,129 @@
+/**
+ * Cold bots load on demand (a group with `overcommit`): real pools, real models. The pool keeps at most
+ * three 10Mi heads (and their 4Mi encoder) resident; eight bots are assigned to it.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CatalogInput, parseCatalog } from '@botshard/runtime';
+import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, supportBot, until, withModels } from './support';
+
+beforeAll(() => ensureBuilt());
+
+const BOTS = Array.from({ length: 8 }, (_, i) => `bot-${i}`);
+
+function coldCatalog(extra: string[] = []) {
+  const input = catalogInput([...BOTS, ...extra].map((id) => supportBot(id, { model: { head: `heads/${id}.onnx`, memory: '10Mi', encoder: 'encoder-en' }, ...(id === 'bot-0' ? { warm: true } : {}) })));
+  // 100Mi overhead + 4Mi encoder + 3 x 10Mi heads = 134Mi of the pool's 140Mi at fill factor 1; placement may assign 4 x 140Mi.
+  const groups = input.groups.map((g) => ({ ...g, memory: '140Mi', fillFactor: 1, overcommit: 4 }));
+  return parseCatalog({ ...input, groups } as CatalogInput);
+}
+
+const predict = (pool: RunningPool, bot: string) => postJson(`${pool.url}/v1/bots/${bot}/predict`, { text: 'I forgot my password' });
+const count = async (pool: RunningPool, metric: 'evictions' | 'coldLoadSeconds') => {
+  const m = await (pool.app.poolMetrics[metric] as any).get();
+  return metric === 'evictions' ? (m.values[0]?.value ?? 0) : (m.values.find((v: any) => v.metricName?.endsWith('_count'))?.value ?? 0);
+};
+
+describe('cold bots (overcommit)', () => {
+  const catalog = coldCatalog();
+  const poolName = [...placement(catalog).values()][0];
+  let pool: RunningPool;
+  let models: string;
+
+  beforeAll(async () => {
+    expect(new Set(placement(catalog).values()).size).toBe(1); // every bot in one pool of 140Mi: 4x overcommitted
+    models = withModels(catalog);
+    pool = await runPool({ pool: poolName, catalog, modelRoot: models, loadConcurrency: 1 });
+  });
+  afterAll(() => pool.close());
+
+  test('the pool is ready once its warm bot is loaded; the others are cold, and ready (their first request loads them)', async () => {
+    expect(pool.app.pool.bots.get('bot-0')!.state).toBe('ready');
+    for (const id of BOTS.slice(1)) expect(pool.app.pool.bots.get(id)!.state).toBe('cold');
+    const ready = await getJson(`${pool.url}/v2/models/bot-3/ready`);
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({ ready: true, state: 'cold', residency: 'cold' });
+    const meta = await getJson(`${pool.url}/v2/models/bot-0`);
+    expect(meta.body.parameters.residency).toBe('resident');
+    const status = await getJson(`${pool.url}/botshard/status`);
+    expect(status.body.bots).toMatchObject({ ready: 1, cold: 7 });
+  });
+
+  test('a cold bot loads on its first request (a miss), then hits; the least recently used is evicted, never past the limit', async () => {
+    const evictionsBefore = await count(pool, 'evictions');
+    for (const id of ['bot-1', 'bot-2']) {
+      const first = await predict(pool, id);
+      expect(first.status).toBe(200);
+      expect(first.body.intent).toBe('password_reset');
+      expect(first.headers.get('botshard-residency')).toBe('miss');
+      expect((await predict(pool, id)).headers.get('botshard-residency')).toBe('hit');
+    }
+    expect(pool.app.pool.residentBytes!.bots).toEqual(['bot-0', 'bot-1', 'bot-2']);
+    await predict(pool, 'bot-0'); // bot-1 is now the least recently used
+    expect((await predict(pool, 'bot-3')).headers.get('botshard-residency')).toBe('miss');
+    expect(pool.app.pool.residentBytes!.bots).toEqual(['bot-2', 'bot-0', 'bot-3']);
+    expect(pool.app.pool.bots.get('bot-1')!.state).toBe('cold');
+    expect((await count(pool, 'evictions')) - evictionsBefore).toBe(1);
+    const { used, limit } = pool.app.pool.residentBytes!;
+    expect(used).toBe((100 + 4 + 3 * 10) * 2 ** 20);
+    expect(used).toBeLessThanOrEqual(limit);
+    // The shared encoder stayed resident all along (one load at start).
+    expect(pool.app.pool.residentBytes!.bots.every((id) => pool.app.pool.bots.get(id)!.encoderKey === pool.app.pool.bots.get('bot-0')!.encoderKey)).toBe(true);
+  });
+
+  test('concurrent first requests for one cold bot share one load', async () => {
+    const loadsBefore = await count(pool, 'coldLoadSeconds');
+    expect(pool.app.pool.bots.get('bot-5')!.state).toBe('cold');
+    const answers = await Promise.all(Array.from({ length: 10 }, () => predict(pool, 'bot-5')));
+    expect(answers.map((a) => a.status)).toEqual(Array(10).fill(200));
+    // Those that came while it loaded waited for it (miss); any later ones found it resident (hit).
+    expect(answers.filter((a) => a.headers.get('botshard-residency') === 'miss').length).toBeGreaterThan(1);
+    expect((await count(pool, 'coldLoadSeconds')) - loadsBefore).toBe(1);
+  });
+
+  test('requests for more bots than fit, all at once: every one answered, bots evicted and loaded again meanwhile, the limit kept', async () => {
+    const evictionsBefore = await count(pool, 'evictions');
+    let over = false;
+    const watch = setInterval(() => {
+      const r = pool.app.pool.residentBytes!;
+      if (r.used > r.limit) over = true;
+    }, 1);
+    const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => predict(pool, BOTS[(i * 3) % BOTS.length])));
+    clearInterval(watch);
+    expect(answers.map((a) => a.status)).toEqual(Array(60).fill(200));
+    expect(over).toBe(false);
+    expect((await count(pool, 'evictions')) - evictionsBefore).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('a cold bot that fails to load', () => {
+  const catalog = coldCatalog(['broken']);
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    const models = withModels(catalog);
+    fs.writeFileSync(path.join(models, 'heads/broken.onnx'), 'not a model');
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: models, loadConcurrency: 1, retryMs: 60_000 });
+  });
+  afterAll(() => pool.close());
+
+  test('stays failed (503 with the reason) without evicting others again and again', async () => {
+    for (const id of ['bot-1', 'bot-2']) expect((await predict(pool, id)).status).toBe(200); // the pool is full: bot-0, bot-1, bot-2
+    const evictionsBefore = await count(pool, 'evictions');
+    const first = await predict(pool, 'broken');
+    expect(first.status).toBe(503);
+    expect(first.body.error).toMatch(/bot "broken" failed to load: head heads\/broken.onnx failed to load/);
+    for (let i = 0; i < 10; i++) {
+      const again = await predict(pool, 'broken');
+      expect(again.status).toBe(503);
+      expect(again.body.error).toMatch(/failed to load/);
+    }
+    // One eviction made room for its one attempt; the failed bot gave the room back and tried no more.
+    expect((await count(pool, 'evictions')) - evictionsBefore).toBe(1);
+    expect(pool.app.pool.bots.get('broken')!.state).toBe('failed');
+    const resident = pool.app.pool.residentBytes!;
+    expect(resident.bots).not.toContain('broken');
+    expect(resident.used).toBe((100 + 4 + 2 * 10) * 2 ** 20);
+    for (const id of resident.bots) expect((await predict(pool, id)).headers.get('botshard-residency')).toBe('hit');
+  });
+});
