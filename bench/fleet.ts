@@ -23,6 +23,8 @@ export interface FleetOptions {
   locality?: 'encoder' | 'none';
   /** Pool memory budget. @default POOL_MEMORY */
   memory?: string;
+  /** The group's overcommit (cold bots load on demand). @default - off */
+  overcommit?: number;
 }
 
 const INTENTS = [
@@ -56,7 +58,7 @@ export function fleetCatalog(opts: FleetOptions): CatalogInput {
       tokenizer: { kind: 'hashing' as const, buckets: 4096 },
       dimensions: 64,
     })),
-    groups: [{ name: 'rt', realtime: true, memory: opts.memory ?? POOL_MEMORY, pools: opts.pools ?? 'auto', locality: opts.locality ?? 'encoder', concurrency: 256, timeoutMs: 30000 }],
+    groups: [{ name: 'rt', realtime: true, memory: opts.memory ?? POOL_MEMORY, pools: opts.pools ?? 'auto', locality: opts.locality ?? 'encoder', concurrency: 256, timeoutMs: 30000, ...(opts.overcommit ? { overcommit: opts.overcommit } : {}) }],
     bots: [...Array.from({ length: opts.bots }, (_, i) => fleetBot(i)), ...(opts.extra ?? [])],
   };
 }

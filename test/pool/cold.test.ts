@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CatalogInput, parseCatalog } from '@botshard/runtime';
-import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, supportBot, until, withModels } from './support';
+import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, supportBot, withModels } from './support';
 
 beforeAll(() => ensureBuilt());
 
