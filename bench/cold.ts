@@ -9,8 +9,8 @@
  * bots take most requests, most are rarely asked.
  *
  * 90 real pools do not fit this 2-core machine: an evenly spread sample of pools runs for each setting
- * (real `botshard pool` processes on 127.0.0.1, 2 inference workers each), each getting the requests
- * of its own bots from the same distribution through a closed loop of a few connections; fleet memory
+ * (real `botshard pool` processes on 127.0.0.1, 2 inference workers each), each offered the requests
+ * of its own bots from the same distribution at a fixed rate (open loop, Poisson arrivals); fleet memory
  * is the sample's mean RSS times the pool count. A warm-up (not measured) lets the resident sets and
  * the encoders settle first, then every answer is timed and classified by the pool's
  * `botshard-residency` header (hit: resident; miss: loaded for that request).
@@ -32,7 +32,9 @@ const OVERCOMMIT = 3;
 const ZIPF_S = 1.1;
 /** Pools of each setting that run for real. */
 const SAMPLE = SMOKE ? 1 : Number(process.env.BENCH_SAMPLE_POOLS ?? 6);
-const CONNECTIONS = 4;
+/** Requests per second offered to each pool (open loop), and the connections each pool's client may open. */
+const RATE = Number(process.env.BENCH_RATE ?? 200);
+const CONNECTIONS = 64;
 const WARMUP_S = SMOKE ? 0.5 : Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const MEASURE_S = SMOKE ? 1 : Number(process.env.BENCH_SECONDS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 2));
@@ -88,36 +90,49 @@ interface Sample {
   errors: number;
 }
 
-/** A closed loop of CONNECTIONS requests in flight per pool for `seconds`, bots drawn per pool. */
-async function drive(pools: Array<{ url: string; draw: () => string }>, seconds: number, into?: Sample): Promise<void> {
-  const end = performance.now() + seconds * 1000;
+/**
+ * Open-loop load: requests arrive at RATE per second per pool (Poisson: exponential gaps, sent on 2 ms
+ * ticks), whatever the answers, so both settings are compared at the same offered load and a slow
+ * answer does not slow the arrivals (a closed loop at saturation would compare throughput, not latency).
+ */
+async function drive(pools: Array<{ url: string; draw: () => string }>, seconds: number, seed: number, into?: Sample): Promise<void> {
   const body = JSON.stringify({ text: 'where is my order' });
   await Promise.all(
-    pools.map(async ({ url, draw }) => {
+    pools.map(async ({ url, draw }, p) => {
       const client = new HttpPool(url, { connections: CONNECTIONS, pipelining: 1 });
-      const loop = async () => {
-        while (performance.now() < end) {
-          const bot = draw();
-          const t = performance.now();
-          try {
-            const res = await client.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body });
-            await res.body.text();
-            const ms = performance.now() - t;
-            if (!into) continue;
-            if (res.statusCode !== 200) {
-              into.errors++;
-              continue;
-            }
-            into.all.push(ms);
-            const residency = res.headers['botshard-residency'];
-            if (residency === 'hit') into.hits.push(ms);
-            else if (residency === 'miss') into.misses.push(ms);
-          } catch {
-            if (into) into.errors++;
+      const random = rng(seed * 7919 + p + 1);
+      const pending: Array<Promise<void>> = [];
+      const send = async (bot: string) => {
+        const t = performance.now();
+        try {
+          const res = await client.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body });
+          await res.body.text();
+          const ms = performance.now() - t;
+          if (!into) return;
+          if (res.statusCode !== 200) {
+            into.errors++;
+            return;
           }
+          into.all.push(ms);
+          const residency = res.headers['botshard-residency'];
+          if (residency === 'hit') into.hits.push(ms);
+          else if (residency === 'miss') into.misses.push(ms);
+        } catch {
+          if (into) into.errors++;
         }
       };
-      await Promise.all(Array.from({ length: CONNECTIONS }, loop));
+      const start = performance.now();
+      const end = start + seconds * 1000;
+      let next = start - Math.log(1 - random()) * (1000 / RATE);
+      while (next < end) {
+        const now = performance.now();
+        while (next <= now && next < end) {
+          pending.push(send(draw()));
+          next += -Math.log(1 - random()) * (1000 / RATE);
+        }
+        await sleep(Math.max(0, Math.min(2, next - performance.now())));
+      }
+      await Promise.all(pending);
       await client.close();
     }),
   );
@@ -146,9 +161,9 @@ async function runSetting(setting: Setting, catalog: Catalog, dir: string, model
       readyMs.push(child.readyMs);
     }
     const targets = chosen.map((p, i) => ({ url: children[i].url, draw: sampler(p.bots, weights, 1000 * round_ + i + 1) }));
-    await drive(targets, WARMUP_S);
+    await drive(targets, WARMUP_S, 2 * round_);
     const sample: Sample = { hits: [], misses: [], all: [], errors: 0 };
-    await drive(targets, MEASURE_S, sample);
+    await drive(targets, MEASURE_S, 2 * round_ + 1, sample);
     await sleep(500);
     const rssMiB = children.map((c) => rssOf(c.pid) / MiB);
     const mean = rssMiB.reduce((a, x) => a + x, 0) / rssMiB.length;
@@ -217,7 +232,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     headline,
     machine: machine(),
-    settings: { bots: BOTS, overcommit: OVERCOMMIT, zipfS: ZIPF_S, sampledPools: SAMPLE, connectionsPerPool: CONNECTIONS, warmupSeconds: WARMUP_S, measureSeconds: MEASURE_S, rounds: ROUNDS, workersPerPool: CORES },
+    settings: { bots: BOTS, overcommit: OVERCOMMIT, zipfS: ZIPF_S, sampledPools: SAMPLE, requestsPerSecondPerPool: RATE, warmupSeconds: WARMUP_S, measureSeconds: MEASURE_S, rounds: ROUNDS, workersPerPool: CORES },
     allLoaded: describe('allLoaded'),
     overcommit: { ...describe('overcommit'), hits: o.hits.length, misses: o.misses.length, hitP50Ms: round(percentile(o.hits, 50), 2), hitP99Ms: round(percentile(o.hits, 99), 2), missP50Ms: round(percentile(o.misses, 50), 2), missP99Ms: round(percentile(o.misses, 99), 2) },
     seconds: Math.round((Date.now() - started) / 1000),
@@ -233,7 +248,7 @@ function report(r: any): string {
     '',
     `${r.date}, ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}. Command: \`npm run bench:cold\`; ${r.seconds} s.`,
     '',
-    `${r.settings.bots} bots of bench/fleet.ts (pools of 1 GiB at fill factor 0.75, 8 encoders declared 48 MiB, heads 2-8 MiB; demo models), requests drawn from a Zipf distribution (s = ${r.settings.zipfS}) over the bots. Every bot loaded (today) against \`overcommit: ${r.settings.overcommit}\`. ${r.settings.sampledPools} pools of each setting run for real (evenly spread over the plan, ${r.settings.workersPerPool} inference workers each), each in a closed loop of ${r.settings.connectionsPerPool} connections with requests for its own bots; ${r.settings.warmupSeconds} s of warm-up, then ${r.settings.measureSeconds} s measured; ${r.settings.rounds} rounds, the settings alternating. Fleet memory: the sample's mean RSS times the pool count.`,
+    `${r.settings.bots} bots of bench/fleet.ts (pools of 1 GiB at fill factor 0.75, 8 encoders declared 48 MiB, heads 2-8 MiB; demo models), requests drawn from a Zipf distribution (s = ${r.settings.zipfS}) over the bots. Every bot loaded (today) against \`overcommit: ${r.settings.overcommit}\`. ${r.settings.sampledPools} pools of each setting run for real (evenly spread over the plan, ${r.settings.workersPerPool} inference workers each), each offered ${r.settings.requestsPerSecondPerPool} requests per second for its own bots (open loop, Poisson arrivals: the same offered load in both settings); ${r.settings.warmupSeconds} s of warm-up, then ${r.settings.measureSeconds} s measured; ${r.settings.rounds} rounds, the settings alternating. Fleet memory: the sample's mean RSS times the pool count.`,
     '',
     '| setting | pools | bots per pool | pool RSS MiB | fleet RSS MiB | pool ready ms | requests | errors | p50 ms | p99 ms |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

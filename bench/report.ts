@@ -282,13 +282,18 @@ function main(): void {
     const h = catalog.headline;
     headlines.push(`- **The catalog at fleet scale** (placement index): a pool of 110 bots in a 10,000-bot catalog ready in ${h.poolReadyMs10k} ms, ${h.poolCatalogMiB10k} MiB over a pool of its own bots (whole catalog: ${h.poolCatalogMiBWhole10k} MiB); the Node router over 100,000 bots ${h.routerRssMiB100k} MiB, a new generation applied in ${h.routerApplyMs100k} ms (whole catalog: ${h.routerApplyMsWhole100k} ms).`);
   }
+  const cold = read('cold');
+  if (cold) {
+    const h = cold.headline;
+    headlines.push(`- **Cold bots on demand** (${cold.settings.bots.toLocaleString('en-US')} bots, Zipf s = ${cold.settings.zipfS}, overcommit ${cold.settings.overcommit}): fleet memory ${h.coldMemoryOverAllLoaded}x of every bot loaded, ${h.coldHitRatePct}% of requests hit a resident bot, a cold bot's first request p99 ${h.coldFirstRequestP99Ms} ms, hits' p99 ${h.coldHotP99OverAllLoaded}x of every bot loaded; a pool ready in ${h.coldPoolReadyMs} ms (${h.allLoadedPoolReadyMs} ms with every bot loaded).`);
+  }
   if (placement) {
     const big = placement.sizes?.find((s: any) => s.bots === 100000 && s.locality === 'encoder');
     const add = placement.disruption?.find((d: any) => d.locality === 'none');
     if (big) headlines.push(`- **Placement**: plan() of 100,000 bots ${round(big.planMs.median, 0)} ms (${round(big.planMs.min, 0)}-${round(big.planMs.max, 0)}), poolFor ${round(big.poolForNs, 0)} ns${add ? `; adding an 11th pool to ${add.bots.toLocaleString('en-US')} bots moves ${round(100 * add.add.moved, 2)}% (optimal ${round(100 * add.add.optimal, 2)}%, modulo hashing ${round(100 * add.add.moduloBaseline, 2)}%)` : ''}.`);
   }
 
-  const sources = ['approaches', 'catalog', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth'];
+  const sources = ['approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth'];
   const dateOf = (j: any) => j?.date ?? '';
   const ran = sources.map((s) => {
     const j = read(s);

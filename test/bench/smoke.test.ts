@@ -38,6 +38,7 @@ beforeAll(async () => {
   // Independent benchmarks run side by side, then the report gathers their results.
   await Promise.all(['approaches', 'isolation', 'scale', 'catalog'].map(bench));
   await bench('batching');
+  await bench('cold');
   await bench('report');
 }, 240_000);
 
@@ -52,6 +53,18 @@ test('catalog: pool and router with the index and with the whole catalog, the ba
   for (const k of ['routerRssMiB', 'routerReadyMs', 'routerApplyMs']) for (const s of ['index', 'whole']) expect([k, s, spreadOk(size[k][s])]).toEqual([k, s, true]);
   expect(size.indexBytes).toBeLessThan(size.catalogBytes);
   for (const k of ['poolReadyMs300', 'routerRssMiB300', 'routerApplyMs300']) expect([k, positive(r.headline[k])]).toEqual([k, true]);
+});
+
+test('cold: both settings measured, hits and misses told apart, a headline', () => {
+  const r = json('cold');
+  expect(r.benchmark).toBe('cold');
+  expect(r.allLoaded.errors).toBe(0);
+  expect(r.overcommit.errors).toBe(0);
+  expect(r.overcommit.pools).toBeLessThan(r.allLoaded.pools); // three times the bots per pool
+  expect(r.overcommit.misses).toBeGreaterThan(0); // cold bots were loaded on their first request
+  expect(r.overcommit.hits).toBeGreaterThan(0);
+  for (const k of ['coldMemoryOverAllLoaded', 'coldHotP99OverAllLoaded', 'coldFirstRequestP99Ms', 'coldHitRatePct', 'coldPoolReadyMs', 'allLoadedPoolReadyMs']) expect([k, positive(r.headline[k])]).toEqual([k, true]);
+  expect(fs.readFileSync(path.join(dir, 'cold.md'), 'utf8')).toMatch(/^# Cold bots/);
 });
 
 test('approaches: every approach measured, base memory, ratios', () => {

@@ -62,6 +62,27 @@ describe('catalog validation', () => {
     expect(parseMemory('1.5')).toBe(2);
   });
 
+  it('takes overcommit and warm only when set (the generation of a catalog without them is unchanged), and refuses bad values', () => {
+    const plain = parseCatalog(smallCatalog());
+    expect('overcommit' in plain.groups[0]).toBe(false);
+    expect('warm' in plain.bots[0]).toBe(false);
+    const input = smallCatalog();
+    input.groups[0].overcommit = 3;
+    input.bots[0].warm = true;
+    input.bots[1].warm = false;
+    const catalog = parseCatalog(input);
+    expect(catalog.groups[0].overcommit).toBe(3);
+    expect(catalog.bots[0].warm).toBe(true);
+    expect('warm' in catalog.bots[1]).toBe(false);
+    expect(catalog.generation).not.toBe(plain.generation);
+    const bad = smallCatalog();
+    bad.groups[0].overcommit = 0.5;
+    bad.bots[0].warm = 'yes';
+    const problems = problemsOf(bad);
+    expect(at(problems, 'groups[0].overcommit')!.message).toMatch(/0.5/);
+    expect(at(problems, 'bots[0].warm')).toBeDefined();
+  });
+
   it('rejects pins to pools that do not exist', () => {
     const input = smallCatalog();
     input.bots[2].pin = 'vipp';
