@@ -140,6 +140,8 @@ export class PoolRuntime {
   private readonly failures = new Map<string, number>();
   /** Set while the group overcommits: the resident set and the loads of cold bots. */
   private onDemand?: OnDemand;
+  /** The current catalog's encoders, by id. */
+  private encoderById: ReadonlyMap<string, Encoder> = new Map();
 
   constructor(private readonly opts: PoolRuntimeOptions) {
     this.botsPerWorker = new Array(opts.workers.size).fill(0);
@@ -193,7 +195,8 @@ export class PoolRuntime {
     }
     metrics.setGeneration(catalog.generation);
     const encoders = new Map(catalog.encoders.map((e) => [e.id, e]));
-    this.configureOnDemand(encoders);
+    this.encoderById = encoders;
+    this.configureOnDemand();
     const onDemand = this.onDemand;
     metrics.botsAssigned.set(assigned.length);
     const wanted = new Set(assigned.map((b) => b.id));
@@ -338,7 +341,7 @@ export class PoolRuntime {
   }
 
   /** Follows the group's overcommit: on-demand loading on (its resident limit followed live) or off. */
-  private configureOnDemand(encoders: ReadonlyMap<string, Encoder>): void {
+  private configureOnDemand(): void {
     const group = this.group;
     if (!group || group.overcommit === undefined) {
       this.onDemand = undefined; // every cold bot is loaded by this reconcile
@@ -354,7 +357,8 @@ export class PoolRuntime {
         load: async (id) => {
           const entry = this.bots.get(id);
           if (!entry || entry.state !== 'cold') return { ready: false, error: 'changed while it waited for room' };
-          await this.load(entry.bot, this.catalog?.encoders.find((e) => e.id === entry.bot.model.encoder), entry.spec);
+          const encoder = entry.bot.model.encoder === undefined ? undefined : this.encoderById.get(entry.bot.model.encoder);
+          await this.load(entry.bot, encoder, entry.spec);
           const after = this.bots.get(id);
           return { ready: after?.state === 'ready', error: after?.error };
         },
@@ -364,7 +368,7 @@ export class PoolRuntime {
           return !!e && (e.state === 'ready' || e.state === 'leaving') && e.inflight === 0;
         },
         cold: (id) => this.bots.get(id)?.state === 'cold',
-        encoderBytes: (id) => encoders.get(id)?.memory ?? 0,
+        encoderBytes: (id) => this.encoderById.get(id)?.memory ?? 0,
         metrics: this.opts.metrics,
       },
       limit,
