@@ -1,7 +1,7 @@
 import { Catalog, CatalogIndex, IndexBot, PoolGroup, Problem, formatProblems, groupOf } from '../catalog';
 import { U64, compareU64, scoreHi, scoreLo, xxh64 } from '../hash';
 import { balance } from './balance';
-import { PoolState, costIn, fillLimit, localityKey, newPool, put } from './pools';
+import { PoolState, costIn, fillLimit, localityKey, newPool, put, scaled } from './pools';
 
 /** One pool: a Deployment in Kubernetes, a process locally. Memory figures are bytes. */
 export interface Pool {
@@ -161,7 +161,7 @@ function assign(group: PoolGroup, bots: readonly IndexBot[], pools: PoolState[],
 /** The group as hashing sees it: with overcommit, each pool's memory times the overcommit (integer bytes). */
 function capacityGroup(group: PoolGroup): PoolGroup {
   if (group.overcommit === undefined) return group;
-  return { ...group, memory: Math.floor((group.memory * Math.round(group.overcommit * 1000)) / 1000) };
+  return { ...group, memory: scaled(group.memory, group.overcommit) };
 }
 
 /** The fewest pools whose budget at the fill factor holds the group's memory, encoders counted per pool that needs them. */

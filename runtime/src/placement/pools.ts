@@ -39,7 +39,12 @@ export function localityKey(group: PoolGroup, bot: IndexBot): string {
   return bot.id;
 }
 
+/** Bytes times a factor of the catalog (fill factor, overcommit), read to 3 decimals: integer bytes, the same in any language. */
+export function scaled(bytes: number, factor: number): number {
+  return Math.floor((bytes * Math.round(factor * 1000)) / 1000);
+}
+
 /** A pool's memory at the group's fill factor, in integer bytes. */
 export function fillLimit(group: PoolGroup): number {
-  return Math.floor((group.memory * Math.round(group.fillFactor * 1000)) / 1000);
+  return scaled(group.memory, group.fillFactor);
 }

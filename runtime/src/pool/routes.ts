@@ -21,7 +21,8 @@ import {
   withErrors,
 } from '../oip';
 import { PoolMetrics } from './metrics';
-import { BotEntry, NotLoadedError, NotServableError, PoolRuntime } from './runtime';
+import { NotLoadedError } from './on-demand';
+import { BotEntry, NotServableError, PoolRuntime } from './runtime';
 import { DeadlineError, ModelError, OverloadedError } from './workers';
 
 export interface ModelRoutesOptions {

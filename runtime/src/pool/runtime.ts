@@ -11,7 +11,7 @@ import { Topology, fillLimit, plan } from '../placement';
 import { BotState, PoolMetrics } from './metrics';
 import { processingOf } from './processors';
 import type { Answer } from './worker';
-import { NotLoadedError, OnDemand } from './on-demand';
+import { OnDemand } from './on-demand';
 import { ModelStore } from './store';
 import { ModelError, QueueLimits, WorkerPool } from './workers';
 
@@ -98,8 +98,6 @@ export class NotServableError extends Error {
     super(message);
   }
 }
-
-export { NotLoadedError };
 
 /** The longest pause between two loads of a failed bot. */
 const MAX_RETRY_MS = 5 * 60_000;
