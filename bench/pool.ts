@@ -6,7 +6,9 @@
  *   model weights ((RSS - RSS of an empty pool - bytes of model files loaded) / bots);
  * - requests per second and p50/p99 latency for one bot and across many bots (POST /v1/bots/{bot}/predict,
  *   keep-alive connections from this process), against the same encoder + head called in a bare
- *   onnxruntime-node loop (one thread, no HTTP) in the same run.
+ *   onnxruntime-node loop (one thread, no HTTP) in the same run;
+ * - gRPC beside REST: ModelInfer (raw_input_contents) and POST /v2/models/{bot}/infer (JSON) from the same
+ *   closed loop, alternating, across many bots.
  * Bounded: a few minutes at most. Writes bench/results/pool.{json,md}. PROFILE=<folder> profiles the pools.
  */
 import { ChildProcess, spawn } from 'node:child_process';
@@ -16,7 +18,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Catalog, parseCatalog, plan } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { predictLoad } from './processes';
+import { grpcInferLoad, inferLoad, predictLoad } from './processes';
 import { syntheticCatalog } from './synthetic';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -43,6 +45,8 @@ const pct = (xs: number[], p: number) => {
 interface Running {
   child: ChildProcess;
   url: string;
+  /** `127.0.0.1:<gRPC port>`. */
+  grpc: string;
   readyMs: number;
 }
 
@@ -54,12 +58,12 @@ async function startPool(catalogFile: string, models: string, pool: string): Pro
     env: { ...process.env, BOTSHARD_LOG_LEVEL: 'info', BOTSHARD_WORKERS: String(WORKERS), BOTSHARD_TIMEOUT_MS: '30000', BOTSHARD_CONCURRENCY: '256' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const port = await new Promise<number>((resolve, reject) => {
+  const [port, grpcPort] = await new Promise<[number, number]>((resolve, reject) => {
     let buffer = '';
     child.stdout!.on('data', (d) => {
       buffer += d;
-      const m = /"port":(\d+)[^\n]*"msg":"listening"/.exec(buffer);
-      if (m) resolve(Number(m[1]));
+      const m = /"port":(\d+)[^\n]*"grpcPort":(\d+)[^\n]*"msg":"listening"/.exec(buffer);
+      if (m) resolve([Number(m[1]), Number(m[2])]);
       if (buffer.length > 1e6) buffer = buffer.slice(-1e5);
     });
     child.once('exit', (code) => reject(new Error(`pool exited with ${code}`)));
@@ -72,7 +76,7 @@ async function startPool(catalogFile: string, models: string, pool: string): Pro
     if (Date.now() - started > 120_000) throw new Error('pool not ready within 120 s');
     await sleep(10);
   }
-  return { child, url, readyMs: Date.now() - started };
+  return { child, url, grpc: `127.0.0.1:${grpcPort}`, readyMs: Date.now() - started };
 }
 
 async function stop(r: Running): Promise<void> {
@@ -247,6 +251,19 @@ async function main(): Promise<void> {
         console.log(`one bot: ${one.rps} req/s, p50 ${one.p50Ms} ms, p99 ${one.p99Ms} ms, ${one.errors} errors`);
         const many = await load(running.url, bots, LOAD_SECONDS);
         console.log(`${bots.length} bots: ${many.rps} req/s, p50 ${many.p50Ms} ms, p99 ${many.p99Ms} ms, ${many.errors} errors`);
+        const protocols = { rest: [] as Array<Awaited<ReturnType<typeof inferLoad>>>, grpc: [] as Array<Awaited<ReturnType<typeof inferLoad>>> };
+        await grpcInferLoad(running.grpc, bots, 1, CONNECTIONS); // warm-up
+        for (let round = 0; round < 2; round++) {
+          protocols.rest.push(await inferLoad(running.url, bots, LOAD_SECONDS, CONNECTIONS));
+          protocols.grpc.push(await grpcInferLoad(running.grpc, bots, LOAD_SECONDS, CONNECTIONS));
+        }
+        const best = (xs: Array<{ rps: number; p50: number; p99: number; errors: number }>) => {
+          const x = [...xs].sort((a, b) => b.rps - a.rps)[0];
+          return { rps: x.rps, p50Ms: round(x.p50), p99Ms: round(x.p99), errors: xs.reduce((s, r) => s + r.errors, 0) };
+        };
+        const rest = best(protocols.rest);
+        const viaGrpc = best(protocols.grpc);
+        console.log(`${bots.length} bots, ModelInfer: REST ${rest.rps} req/s (p50 ${rest.p50Ms} ms), gRPC ${viaGrpc.rps} req/s (p50 ${viaGrpc.p50Ms} ms)`);
         await stop(running);
         const bot = catalog.bots[0];
         const encoder = catalog.encoders.find((e) => e.id === bot.model.encoder)!;
@@ -257,7 +274,7 @@ async function main(): Promise<void> {
         console.log(`fixed fastify route (${fixed.bytes} bytes): ${fixed.rps} req/s, p50 ${fixed.p50Ms} ms`);
         const hop = await fixedRoute(responseBytes, bots, LOAD_SECONDS, true);
         console.log(`fixed fastify route through a worker thread and back: ${hop.rps} req/s, p50 ${hop.p50Ms} ms`);
-        throughput = { poolBots: n, connections: CONNECTIONS, seconds: LOAD_SECONDS, oneBot: one, manyBots: { bots: bots.length, ...many }, bareLoop: bare, fixedRoute: fixed, hopRoute: hop };
+        throughput = { poolBots: n, connections: CONNECTIONS, seconds: LOAD_SECONDS, oneBot: one, manyBots: { bots: bots.length, ...many }, restInfer: rest, grpcInfer: viaGrpc, bareLoop: bare, fixedRoute: fixed, hopRoute: hop };
       } else {
         await stop(running);
       }
@@ -268,12 +285,13 @@ async function main(): Promise<void> {
   }
 
   const machine = { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, workers: WORKERS };
-  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; bareLoop?: { rps: number }; fixedRoute?: { rps: number }; hopRoute?: { rps: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number } } } | undefined;
+  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; restInfer?: { rps: number }; grpcInfer?: { rps: number; p50Ms: number }; bareLoop?: { rps: number }; fixedRoute?: { rps: number }; hopRoute?: { rps: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number } } } | undefined;
   const largest = sizes[sizes.length - 1];
   // The figures the pool's issues quote: throughput against the bare model loop, and memory per bot.
   const headline: Record<string, number> = {
     ...(t0?.manyBots ? { poolRequestsPerSecond: t0.manyBots.rps, poolP50Ms: t0.manyBots.p50Ms } : {}),
     ...(t0?.bareLoop ? { bareLoopRunsPerSecond: t0.bareLoop.rps } : {}),
+    ...(t0?.restInfer && t0.grpcInfer ? { restInferRequestsPerSecond: t0.restInfer.rps, grpcRequestsPerSecond: t0.grpcInfer.rps, grpcThroughputOverRest: Math.round((t0.grpcInfer.rps / t0.restInfer.rps) * 100) / 100 } : {}),
     ...(t0?.manyBots && t0.bareLoop ? { bareLoopOverPool: Math.round((t0.bareLoop.rps / t0.manyBots.rps) * 100) / 100 } : {}),
     ...(largest ? { largestPoolBots: largest.bots, largestPoolRssMiB: largest.rssMiB, marginalPerBotKiB: largest.marginalPerBotKiB } : {}),
     ...(t0?.manyBots && t0.fixedRoute ? { fixedRouteRequestsPerSecond: t0.fixedRoute.rps, tinyThroughputOverFixedRoute: Math.round((t0.manyBots.rps / t0.fixedRoute.rps) * 100) / 100 } : {}),
@@ -313,6 +331,8 @@ async function main(): Promise<void> {
     '|---|---:|---:|---:|',
     `| one bot | ${t.oneBot.rps} | ${t.oneBot.p50Ms} ms | ${t.oneBot.p99Ms} ms |`,
     `| ${t.manyBots.bots} bots, round robin | ${t.manyBots.rps} | ${t.manyBots.p50Ms} ms | ${t.manyBots.p99Ms} ms |`,
+    ...(t.restInfer ? [`| ${t.manyBots.bots} bots, \`POST /v2/models/{bot}/infer\` (REST, JSON), same closed loop as gRPC | ${t.restInfer.rps} | ${t.restInfer.p50Ms} ms | ${t.restInfer.p99Ms} ms |`] : []),
+    ...(t.grpcInfer ? [`| ${t.manyBots.bots} bots, gRPC \`ModelInfer\` (raw_input_contents, one HTTP/2 channel) | ${t.grpcInfer.rps} | ${t.grpcInfer.p50Ms} ms | ${t.grpcInfer.p99Ms} ms |`] : []),
     `| bare onnxruntime-node loop (same encoder + head, 1 thread, no HTTP) | ${t.bareLoop.rps} | ${t.bareLoop.p50Ms} ms | ${t.bareLoop.p99Ms} ms |`,
     `| a fastify route answering a fixed ${t.fixedRoute.bytes}-byte body (the floor of any HTTP server here) | ${t.fixedRoute.rps} | ${t.fixedRoute.p50Ms} ms | ${t.fixedRoute.p99Ms} ms |`,
     ...(t.hopRoute ? [`| the same route passing each text through a worker thread and back (the floor of a server that keeps its model off the HTTP thread) | ${t.hopRoute.rps} | ${t.hopRoute.p50Ms} ms | ${t.hopRoute.p99Ms} ms |`] : []),

@@ -8,8 +8,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import * as grpc from '@grpc/grpc-js';
 import { Pool as HttpPool } from 'undici';
 import { nodeArgs } from '@botshard/runtime';
+import { inferenceService } from '@botshard/runtime/oip/grpc';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
@@ -270,28 +272,66 @@ export function tempDir(prefix: string): string {
 export async function predictLoad(urlOf: (bot: string) => string, bots: string[], seconds: number, connections = 16, text = 'where is my order') {
   const clients = new Map<string, HttpPool>();
   for (const url of new Set(bots.map(urlOf))) clients.set(url, new HttpPool(url, { connections, pipelining: 1 }));
+  const body = JSON.stringify({ text });
+  const call = async (bot: string) => {
+    const res = await clients.get(urlOf(bot))!.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body });
+    await res.body.text();
+    return res.statusCode === 200;
+  };
+  return closedLoop(bots, seconds, connections, call).finally(() => Promise.all([...clients.values()].map((c) => c.close())));
+}
+
+/** One ModelInfer request per bot, encoded once: one text as `raw_input_contents` (as Triton's clients send it). */
+function encodedInferRequests(bots: string[], text: string): Map<string, Buffer> {
+  const service = inferenceService();
+  const raw = Buffer.alloc(4 + Buffer.byteLength(text));
+  raw.writeUInt32LE(Buffer.byteLength(text));
+  raw.write(text, 4);
+  return new Map(bots.map((bot) => [bot, service.ModelInfer.requestSerialize({ model_name: bot, inputs: [{ name: 'text', datatype: 'BYTES', shape: [1] }], raw_input_contents: [raw] })]));
+}
+
+/**
+ * Closed-loop gRPC load: `concurrency` ModelInfer calls in flight on one HTTP/2 channel (a gRPC client's
+ * way) for `seconds`, each to the next bot. Messages are encoded once and answers are not decoded, as
+ * autocannon and `inferLoad` send fixed bodies and do not parse answers.
+ */
+export async function grpcInferLoad(target: string, bots: string[], seconds: number, concurrency = 16, text = 'where is my order') {
+  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  const requests = encodedInferRequests(bots, text);
+  const same = (b: Buffer) => b;
+  const call = (bot: string) =>
+    new Promise<boolean>((resolve) => client.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', same, same, requests.get(bot)!, new grpc.Metadata(), {}, (err) => resolve(!err)));
+  return closedLoop(bots, seconds, concurrency, call).finally(() => client.close());
+}
+
+/** The same load as `grpcInferLoad` over REST: `POST /v2/models/{bot}/infer` with one text (JSON), undici keep-alive connections. */
+export async function inferLoad(url: string, bots: string[], seconds: number, concurrency = 16, text = 'where is my order') {
+  const client = new HttpPool(url, { connections: concurrency, pipelining: 1 });
+  const body = JSON.stringify({ inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: [text] }] });
+  const call = async (bot: string) => {
+    const res = await client.request({ method: 'POST', path: `/v2/models/${bot}/infer`, headers: { 'content-type': 'application/json' }, body });
+    await res.body.arrayBuffer();
+    return res.statusCode === 200;
+  };
+  return closedLoop(bots, seconds, concurrency, call).finally(() => client.close());
+}
+
+async function closedLoop(bots: string[], seconds: number, concurrency: number, call: (bot: string) => Promise<boolean>) {
   const latencies: number[] = [];
   let errors = 0;
   let i = 0;
-  const body = JSON.stringify({ text });
   const end = performance.now() + seconds * 1000;
   const loop = async () => {
     while (performance.now() < end) {
       const bot = bots[i++ % bots.length];
       const t = performance.now();
-      try {
-        const res = await clients.get(urlOf(bot))!.request({ method: 'POST', path: `/v1/bots/${bot}/predict`, headers: { 'content-type': 'application/json' }, body });
-        await res.body.text();
-        if (res.statusCode === 200) latencies.push(performance.now() - t);
-        else errors++;
-      } catch {
-        errors++;
-      }
+      const ok = await call(bot).catch(() => false);
+      if (ok) latencies.push(performance.now() - t);
+      else errors++;
     }
   };
   const started = performance.now();
-  await Promise.all(Array.from({ length: connections }, loop));
+  await Promise.all(Array.from({ length: concurrency }, loop));
   const elapsed = (performance.now() - started) / 1000;
-  await Promise.all([...clients.values()].map((c) => c.close()));
   return { requests: latencies.length, errors, rps: Math.round(latencies.length / elapsed), p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }

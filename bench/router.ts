@@ -10,6 +10,9 @@
  * - a minimal Node forwarder (node:http + an undici Pool, buffered, no features): the floor of any router
  *   written in Node;
  * - the botshard Node router, and the HAProxy mode (`botshard haproxy`: HAProxy driven by the control plane).
+ * Then gRPC beside REST, both from the same closed loop in this process (grpc-js on one HTTP/2 channel,
+ * undici keep-alive connections), direct to the pool, through the Node router and through the HAProxy
+ * mode's control plane (which forwards gRPC itself).
  * Reports throughput against direct and the p50 each adds. Writes bench/results/router.{json,md}.
  * PROFILE=<folder> writes the botshard processes' CPU profiles.
  */
@@ -22,7 +25,7 @@ import * as readline from 'node:readline';
 import autocannon from 'autocannon';
 import { CatalogInput, normalizeCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { installed } from './processes';
+import { grpcInferLoad, inferLoad, installed } from './processes';
 
 const BIN = path.join(__dirname, '../runtime/bin/botshard.js');
 const RESULTS = path.join(__dirname, 'results');
@@ -31,14 +34,14 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = 16;
 
 /** Starts a process and resolves with the port of its "listening" JSON line. */
-function startListening(command: string, args: string[]): Promise<{ proc: ChildProcess; port: number }> {
+function startListening(command: string, args: string[]): Promise<{ proc: ChildProcess; port: number; grpcPort?: number }> {
   const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_PARENT_PID: String(process.pid) } });
   return new Promise((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${args.slice(0, 2).join(' ')} exited with ${code}`)));
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line);
-        if (entry.msg === 'listening') resolve({ proc, port: entry.port });
+        if (entry.msg === 'listening') resolve({ proc, port: entry.port, grpcPort: entry.grpcPort });
       } catch {
         // not JSON
       }
@@ -137,6 +140,8 @@ async function run(url: string, bots: string[]): Promise<Figures> {
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors, non2xx: result.non2xx };
 }
 
+type Loop = Awaited<ReturnType<typeof inferLoad>>;
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
@@ -167,9 +172,15 @@ async function main(): Promise<void> {
     await ready(pool.port);
     const urls = path.join(state, 'pools.json');
     fs.writeFileSync(urls, JSON.stringify({ [poolName]: `http://127.0.0.1:${pool.port}` }));
-    const router = await start(['router', '--catalog', catalogDir, '--pool-urls', urls, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1']);
+    const grpcUrls = path.join(state, 'pools-grpc.json');
+    fs.writeFileSync(grpcUrls, JSON.stringify({ [poolName]: `127.0.0.1:${pool.grpcPort}` }));
+    const router = await start(['router', '--catalog', catalogDir, '--pool-urls', urls, '--pool-grpc-urls', grpcUrls, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1']);
     children.push(router.proc);
     await ready(router.port);
+    const protocolPaths: Array<{ key: string; label: string; port: number; grpcPort: number }> = [
+      { key: 'direct', label: 'direct to the pool', port: pool.port, grpcPort: pool.grpcPort! },
+      { key: 'router', label: 'botshard Node router', port: router.port, grpcPort: router.grpcPort! },
+    ];
     const paths: Array<{ key: string; label: string; port: number }> = [
       { key: 'direct', label: 'direct to the pool', port: pool.port },
       { key: 'router', label: 'botshard Node router', port: router.port },
@@ -180,10 +191,11 @@ async function main(): Promise<void> {
     paths.push({ key: 'nodeFloor', label: 'minimal Node forwarder (node:http + undici Pool, buffered, no features)', port: floor.port });
     const notes: string[] = [];
     if (installed('haproxy', ['-v'])) {
-      const mode = await start(['haproxy', '--catalog', catalogDir, '--pool-urls', urls, '--port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1']);
+      const mode = await start(['haproxy', '--catalog', catalogDir, '--pool-urls', urls, '--pool-grpc-urls', grpcUrls, '--port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1']);
       children.push(mode.proc);
       await ready(mode.port);
       paths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (botshard haproxy)', port: mode.port });
+      protocolPaths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (REST: HAProxy; gRPC: its control plane)', port: mode.port, grpcPort: mode.grpcPort! });
       const plain = await plainHaproxy(state, pool.port);
       children.push(plain.proc);
       paths.push({ key: 'haproxy', label: 'plain HAProxy, keep-alive, balance uri', port: plain.port });
@@ -210,6 +222,27 @@ async function main(): Promise<void> {
       errors: xs.reduce((s, x) => s + x.errors + x.non2xx, 0),
     });
     const figures = Object.fromEntries(paths.map((p) => [p.key, { label: p.label, ...summary(runs.get(p.key)!), runs: runs.get(p.key)! }]));
+
+    // gRPC beside REST: the same closed loop for both, alternating rounds.
+    const protocolRuns = new Map<string, Loop[]>();
+    const loops = (key: string) => protocolRuns.get(key) ?? protocolRuns.set(key, []).get(key)!;
+    for (const p of protocolPaths) await grpcInferLoad(`127.0.0.1:${p.grpcPort}`, bots, 1, CONNECTIONS); // warm-up: channels, JIT
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const p of protocolPaths) {
+        loops(`${p.key}:rest`).push(await inferLoad(`http://127.0.0.1:${p.port}`, bots, SECONDS, CONNECTIONS));
+        loops(`${p.key}:grpc`).push(await grpcInferLoad(`127.0.0.1:${p.grpcPort}`, bots, SECONDS, CONNECTIONS));
+      }
+    }
+    const protocols = Object.fromEntries(
+      protocolPaths.map((p) => {
+        const of = (proto: string) => {
+          const xs = loops(`${p.key}:${proto}`);
+          return { rps: median(xs.map((x) => x.rps)), p50: r2(median(xs.map((x) => x.p50))), p99: r2(median(xs.map((x) => x.p99))), errors: xs.reduce((s, x) => s + x.errors, 0) };
+        };
+        return [p.key, { label: p.label, rest: of('rest'), grpc: of('grpc') }];
+      }),
+    );
+    const grpcOver = (key: string) => (protocols[key] ? r2(protocols[key].grpc.rps / protocols[key].rest.rps) : undefined);
     const d = figures.direct;
     const over = (key: string) => (figures[key] ? { [`${key}ThroughputOverDirect`]: r2(figures[key].rps.median / d.rps.median), [`${key}AddedP50Ms`]: r2(figures[key].p50 - d.p50) } : {});
     const headline: Record<string, number> = {
@@ -219,7 +252,15 @@ async function main(): Promise<void> {
       ...over('haproxy'),
       ...over('nginx'),
       directRequestsPerSecond: Math.round(d.rps.median),
-      failedRequests: paths.filter((p) => p.key !== 'direct').reduce((n, p) => n + figures[p.key].errors, 0),
+      // gRPC / REST through the Node router, the same closed loop; and direct to the pool, and through the HAProxy mode.
+      grpcThroughputOverRest: grpcOver('router')!,
+      grpcDirectThroughputOverRest: grpcOver('direct')!,
+      ...(protocols.haproxyMode ? { grpcHaproxyModeThroughputOverRest: grpcOver('haproxyMode')! } : {}),
+      grpcRouterThroughputOverDirect: r2(protocols.router.grpc.rps / protocols.direct.grpc.rps),
+      grpcRouterAddedP50Ms: r2(protocols.router.grpc.p50 - protocols.direct.grpc.p50),
+      failedRequests:
+        paths.filter((p) => p.key !== 'direct').reduce((n, p) => n + figures[p.key].errors, 0) +
+        Object.values(protocols).reduce((n, p) => n + p.rest.errors + p.grpc.errors, 0),
     };
     const result = {
       date: new Date().toISOString(),
@@ -227,6 +268,7 @@ async function main(): Promise<void> {
       load: { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, bots: bots.length, request: 'POST /v2/models/{bot}/infer, one text' },
       headline,
       paths: figures,
+      protocols,
       skipped: notes,
     };
     fs.mkdirSync(RESULTS, { recursive: true });
@@ -243,6 +285,12 @@ async function main(): Promise<void> {
         const f = figures[p.key];
         return `| ${f.label} | ${f.rps.median.toFixed(0)} (${f.rps.min.toFixed(0)}-${f.rps.max.toFixed(0)}) | ${(f.rps.median / d.rps.median).toFixed(2)} | ${f.p50} | ${(f.p50 - d.p50).toFixed(2)} | ${f.p99} | ${f.errors} |`;
       }),
+      '',
+      `gRPC beside REST (\`ModelInfer\` with the text as \`raw_input_contents\`, and \`POST /v2/models/{bot}/infer\` JSON), the same closed loop in this process: ${CONNECTIONS} in flight, grpc-js on one HTTP/2 channel, undici keep-alive connections; ${ROUNDS} rounds of ${SECONDS} s alternating.`,
+      '',
+      '| path | REST req/s | REST p50 ms | gRPC req/s | gRPC p50 ms | gRPC / REST | errors |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...Object.values(protocols).map((p) => `| ${p.label} | ${p.rest.rps} | ${p.rest.p50} | ${p.grpc.rps} | ${p.grpc.p50} | ${(p.grpc.rps / p.rest.rps).toFixed(2)} | ${p.rest.errors + p.grpc.errors} |`),
       '',
       ...notes.map((n) => `Skipped: ${n}`),
       'On a 2-core machine every forwarder, the pool (with its inference worker threads) and the load generator share two cores, so throughput through a forwarder also pays for the CPU it takes from the pool.',

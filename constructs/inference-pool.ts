@@ -8,6 +8,7 @@ import {
   CATALOG_MOUNT,
   CpuProps,
   DEFAULT_IMAGE,
+  GRPC_PORT,
   HTTP_PORT,
   METRICS_PORT,
   MODELS_MOUNT,
@@ -21,6 +22,7 @@ import {
   _dnsEgress,
   _metricsIngress,
   _ports,
+  _servingPorts,
   _probes,
   _scrapeAnnotations,
   _spread,
@@ -129,6 +131,7 @@ export class InferencePool extends Construct {
       { name: 'BOTSHARD_MODELS', value: MODELS_MOUNT },
       { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
       { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
+      { name: 'BOTSHARD_GRPC_PORT', value: String(GRPC_PORT) },
       { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
       { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
       // No BOTSHARD_TIMEOUT_MS / BOTSHARD_CONCURRENCY: the catalog is the one source of group settings.
@@ -181,9 +184,9 @@ export class InferencePool extends Construct {
       targetCpuPercent,
       ingress: [
         {
-          // Only the router sends inference traffic to a pool.
+          // Only the router sends inference traffic to a pool (REST and gRPC).
           from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': platform, 'app.kubernetes.io/component': 'router' } } }],
-          ports: [{ port: k8s.IntOrString.fromNumber(HTTP_PORT), protocol: 'TCP' }],
+          ports: _servingPorts(),
         },
         _metricsIngress(monitoring),
       ],

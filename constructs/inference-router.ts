@@ -8,6 +8,7 @@ import {
   CATALOG_MOUNT,
   CpuProps,
   DEFAULT_IMAGE,
+  GRPC_PORT,
   HTTP_PORT,
   METRICS_PORT,
   ReplicaBounds,
@@ -20,6 +21,7 @@ import {
   _dnsEgress,
   _metricsIngress,
   _ports,
+  _servingPorts,
   _probes,
   _scrapeAnnotations,
   _spread,
@@ -90,6 +92,8 @@ export class InferenceRouter extends Construct {
   public readonly name: string;
   /** The pool URL template the router fills with a pool name. */
   public readonly poolUrlTemplate: string;
+  /** Where the router reaches each pool's gRPC endpoint (`{pool}.<namespace>.svc.<domain>:8081`). */
+  public readonly poolGrpcTemplate: string;
   /** Labels the Deployment selects its pods by. */
   public readonly selector: Record<string, string>;
 
@@ -115,6 +119,7 @@ export class InferenceRouter extends Construct {
     const serviceAccountName = checkName(props.serviceAccountName ?? `${platform}-router`, 'dns-1123-subdomain', `${what}: serviceAccountName`, 'use a valid ServiceAccount name');
     if (props.priorityClassName !== undefined) checkName(props.priorityClassName, 'dns-1123-subdomain', `${what}: priorityClassName`, 'use a valid PriorityClass name');
     this.poolUrlTemplate = `http://{pool}.${namespace}.svc.${domain}:${HTTP_PORT}`;
+    this.poolGrpcTemplate = `{pool}.${namespace}.svc.${domain}:${GRPC_PORT}`;
 
     const dataPlane = props.dataPlane ?? 'haproxy';
     if (dataPlane !== 'haproxy' && dataPlane !== 'node') throw new Error(`${what}: dataPlane must be "haproxy" or "node", got ${JSON.stringify(dataPlane)}`);
@@ -150,6 +155,9 @@ export class InferenceRouter extends Construct {
           { name: 'BOTSHARD_POOL_URL', value: this.poolUrlTemplate },
           { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
           { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
+          // gRPC is served by the router process in both modes (HAProxy carries REST only).
+          { name: 'BOTSHARD_GRPC_PORT', value: String(GRPC_PORT) },
+          { name: 'BOTSHARD_POOL_GRPC_URL', value: this.poolGrpcTemplate },
           { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
           { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
           ...(auth ? [{ name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT }] : []),
@@ -170,10 +178,10 @@ export class InferenceRouter extends Construct {
           { name: 'tmp', mountPath: '/tmp' },
           ...(haproxy ? [{ name: 'haproxy-run', mountPath: HAPROXY_RUN }] : []),
         ],
-        // The control plane serves only its metrics; HAProxy serves the requests and the health paths.
+        // The control plane serves its metrics and gRPC; HAProxy serves REST and the health paths.
         ...(haproxy
           ? {
-              ports: [_ports[1]],
+              ports: [_ports[1], _ports[2]],
               probes: {
                 startupProbe: { httpGet: { path: '/metrics', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 60 },
                 livenessProbe: { httpGet: { path: '/metrics', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
@@ -223,13 +231,13 @@ export class InferenceRouter extends Construct {
       ingress: [
         {
           ...(clients.length > 0 ? { from: clients.map((ns) => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } })) } : {}),
-          ports: [{ port: k8s.IntOrString.fromNumber(HTTP_PORT), protocol: 'TCP' }],
+          ports: _servingPorts(),
         },
         _metricsIngress(monitoring, haproxy ? [METRICS_PORT, HAPROXY_METRICS_PORT] : [METRICS_PORT]),
       ],
       egress: [
         // To the pools, and DNS.
-        { to: [{ podSelector: { matchLabels: poolPods } }], ports: [{ port: k8s.IntOrString.fromNumber(HTTP_PORT), protocol: 'TCP' }] },
+        { to: [{ podSelector: { matchLabels: poolPods } }], ports: _servingPorts() },
         _dnsEgress,
       ],
     });

@@ -11,6 +11,8 @@ import { containerSecurityContext, podSecurityContext } from './security';
 export const DEFAULT_IMAGE = 'ghcr.io/botshard/runtime:0.1.0';
 /** OIP HTTP port of pools and router (`BOTSHARD_PORT`). */
 export const HTTP_PORT = 8080;
+/** OIP gRPC port of pools and the Node router (`BOTSHARD_GRPC_PORT`). */
+export const GRPC_PORT = 8081;
 /** Prometheus `/metrics` port (`BOTSHARD_METRICS_PORT`). */
 export const METRICS_PORT = 9090;
 /** Where the catalog ConfigMaps are mounted, as one folder. */
@@ -166,6 +168,7 @@ export function _workloadCompanions(
       selector: opts.selector,
       ports: [
         { name: 'http', port: HTTP_PORT, targetPort: k8s.IntOrString.fromString('http'), protocol: 'TCP', appProtocol: 'http' },
+        { name: 'grpc', port: GRPC_PORT, targetPort: k8s.IntOrString.fromString('grpc'), protocol: 'TCP', appProtocol: 'grpc' },
         { name: 'metrics', port: METRICS_PORT, targetPort: k8s.IntOrString.fromString('metrics'), protocol: 'TCP', appProtocol: 'http' },
       ],
     },
@@ -220,11 +223,17 @@ export const _dnsEgress: k8s.NetworkPolicyEgressRule = {
 /** @internal Annotations that let a Prometheus scrape the metrics port. */
 export const _scrapeAnnotations = { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics' };
 
-/** @internal The container ports both workloads expose. */
+/** @internal The container ports both workloads expose: HTTP, metrics, gRPC. */
 export const _ports: k8s.ContainerPort[] = [
   { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
   { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+  { name: 'grpc', containerPort: GRPC_PORT, protocol: 'TCP' },
 ];
+
+/** @internal The protocol's ports (HTTP and gRPC) as NetworkPolicy ports. */
+export function _servingPorts(): k8s.NetworkPolicyPort[] {
+  return [HTTP_PORT, GRPC_PORT].map((port) => ({ port: k8s.IntOrString.fromNumber(port), protocol: 'TCP' }));
+}
 
 /** What differs between the pool's and the router's Deployment; everything else is the same hardened shape. */
 export interface DeploymentOptions {

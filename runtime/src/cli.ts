@@ -17,17 +17,18 @@ commands:
   plan [--config FILE | --catalog PATH] [--json]
                                           one row per pool: group, bots, memory used / budget, encoders
   diff OLD NEW [--json]                   which bots move between two configs or catalogs, and why
-  up [--config FILE] [--port 8080] [--models DIR] [--tenant-keys DIR] [--router node|haproxy]
+  up [--config FILE] [--port 8080] [--grpc-port 8081] [--models DIR] [--tenant-keys DIR] [--router node|haproxy]
                                           run the whole platform locally: a process per pool and the router
   status [--url URL] [--json]             a running platform: each pool's readiness, bots, queue, generation, memory
                                           (URL: the router's metrics port, default http://127.0.0.1:9090)
   models [--config FILE] [--models DIR]   write demo ONNX models for the catalog's bots (default DIR: its modelRoot)
-  pool --pool NAME --catalog PATH [--models DIR] [--port 8080] [--metrics-port 9090] [--host 0.0.0.0]
+  pool --pool NAME --catalog PATH [--models DIR] [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--host 0.0.0.0]
                                           run one pool server (env: BOTSHARD_POOL, BOTSHARD_CATALOG, ...; docs/pool.md)
-  router --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--port 8080] [--metrics-port 9090] [--tenant-keys DIR]
+  router --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--pool-grpc-url TEMPLATE | --pool-grpc-urls FILE]
+         [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--tenant-keys DIR]
                                           run the router (env: BOTSHARD_CATALOG, BOTSHARD_POOL_URL, ...; docs/router.md)
-  haproxy --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--port 8080] [--metrics-port 9090]
-          [--haproxy-metrics-port 9101] [--tenant-keys DIR]
+  haproxy --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--pool-grpc-url TEMPLATE | --pool-grpc-urls FILE]
+          [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--haproxy-metrics-port 9101] [--tenant-keys DIR]
                                           the router with HAProxy carrying the requests (docs/router.md, "HAProxy mode")
 
 FILE is a bots.config.ts (default ./bots.config.ts) or a catalog .json; PATH a catalog file or folder.`;
@@ -43,9 +44,12 @@ function run(argv: string[]): string {
     pool: { type: 'string' },
     port: { type: 'string' },
     'metrics-port': { type: 'string' },
+    'grpc-port': { type: 'string' },
     host: { type: 'string' },
     'pool-url': { type: 'string' },
     'pool-urls': { type: 'string' },
+    'pool-grpc-url': { type: 'string' },
+    'pool-grpc-urls': { type: 'string' },
     'haproxy-metrics-port': { type: 'string' },
     router: { type: 'string' },
     url: { type: 'string' },
@@ -72,15 +76,15 @@ function run(argv: string[]): string {
     case 'models':
       return modelsCommand({ config: source, models: values.models });
     case 'pool':
-      return poolCommand({ pool: values.pool, catalog: values.catalog, models: values.models, port: values.port, metricsPort: values['metrics-port'], host: values.host });
+      return poolCommand({ pool: values.pool, catalog: values.catalog, models: values.models, port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host });
     case 'up':
-      return upCommand({ config: source, port: values.port, models: values.models, tenantKeys: values['tenant-keys'], router: values.router });
+      return upCommand({ config: source, port: values.port, grpcPort: values['grpc-port'], models: values.models, tenantKeys: values['tenant-keys'], router: values.router });
     case 'router':
-      return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], port: values.port, metricsPort: values['metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
+      return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     case 'status':
       return statusCommand({ url: values.url, json: values.json });
     case 'haproxy':
-      return haproxyCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], port: values.port, metricsPort: values['metrics-port'], haproxyMetricsPort: values['haproxy-metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
+      return haproxyCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], haproxyMetricsPort: values['haproxy-metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

@@ -99,6 +99,32 @@ describe('InferenceRouter', () => {
     expect(np.spec.ingress[0].from).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } }]);
   });
 
+  it.each(['node', 'haproxy'] as const)('serves gRPC in the %s data plane: container, Service (appProtocol grpc) and NetworkPolicies, probes on HTTP', (dataPlane) => {
+    const chart = Testing.chart();
+    const catalog = new CatalogConfigMaps(chart, 'catalog', { catalog: small, namespace: 'bots' });
+    const router = new InferenceRouter(chart, 'router', { catalog, timeoutMs: 2000, dataPlane });
+    expect(router.poolGrpcTemplate).toBe('{pool}.bots.svc.cluster.local:8081');
+    new InferencePool(chart, 'pool', { catalog, pool: 'realtime-abcde', group: 'realtime', realtime: true, memory: 512 * 1024 * 1024 });
+    const objects = Testing.synth(chart) as K8sObject[];
+    for (const o of objects) validateSchema(o);
+    for (const component of ['router', 'pool']) {
+      const d = ofKind(objects, 'Deployment').find((o) => o.metadata.labels?.['app.kubernetes.io/component'] === component)!;
+      const containers = d.spec.template.spec.containers;
+      const serving = containers.find((c: any) => (c.ports ?? []).some((p: any) => p.name === 'grpc'));
+      expect([component, serving?.ports.find((p: any) => p.name === 'grpc').containerPort]).toEqual([component, 8081]);
+      expect(serving.env).toContainEqual({ name: 'BOTSHARD_GRPC_PORT', value: '8081' });
+      for (const c of containers) for (const probe of ['livenessProbe', 'readinessProbe']) if (c[probe]?.httpGet) expect(c[probe].httpGet.port).not.toBe('grpc');
+      const service = ofKind(objects, 'Service').find((o) => o.metadata.name === d.metadata.name)!;
+      expect(service.spec.ports).toContainEqual({ name: 'grpc', port: 8081, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'grpc' });
+      const np = ofKind(objects, 'NetworkPolicy').find((o) => o.metadata.name === d.metadata.name)!;
+      expect(np.spec.ingress[0].ports).toEqual([{ port: 8080, protocol: 'TCP' }, { port: 8081, protocol: 'TCP' }]);
+    }
+    const routerEnv = ofKind(objects, 'Deployment').find((o) => o.metadata.name === router.name)!.spec.template.spec.containers[0].env;
+    expect(routerEnv).toContainEqual({ name: 'BOTSHARD_POOL_GRPC_URL', value: '{pool}.bots.svc.cluster.local:8081' });
+    const routerPolicy = ofKind(objects, 'NetworkPolicy').find((o) => o.metadata.name === router.name)!;
+    expect(routerPolicy.spec.egress[0].ports).toEqual([{ port: 8080, protocol: 'TCP' }, { port: 8081, protocol: 'TCP' }]);
+  });
+
   it('refuses fewer than 2 replicas', () => {
     const chart = Testing.chart();
     const catalog = new CatalogConfigMaps(chart, 'catalog', { catalog: small });

@@ -263,7 +263,9 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
     expect(env).toEqual({
       BOTSHARD_CATALOG: '/etc/botshard/catalog',
       BOTSHARD_POOL_URL: 'http://{pool}.botshard.svc.cluster.local:8080',
+      BOTSHARD_POOL_GRPC_URL: '{pool}.botshard.svc.cluster.local:8081',
       BOTSHARD_PORT: '8080',
+      BOTSHARD_GRPC_PORT: '8081',
       BOTSHARD_METRICS_PORT: '9090',
       BOTSHARD_DRAIN_SECONDS: '65',
       BOTSHARD_HAPROXY_EXTERNAL: '1',
@@ -280,9 +282,9 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
     expect(ofKind(example.objects, 'Secret')).toEqual([]);
     const np = example.objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'botshard-router')!;
     expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
-    // The router reaches the pools' HTTP port and DNS, nothing else.
+    // The router reaches the pools' HTTP and gRPC ports and DNS, nothing else.
     expect(np.spec.egress).toEqual([
-      { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': 'botshard', 'app.kubernetes.io/component': 'pool' } } }], ports: [{ port: 8080, protocol: 'TCP' }] },
+      { to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'botshard', 'app.kubernetes.io/part-of': 'botshard', 'app.kubernetes.io/component': 'pool' } } }], ports: [{ port: 8080, protocol: 'TCP' }, { port: 8081, protocol: 'TCP' }] },
       DNS,
     ]);
   });
@@ -295,7 +297,8 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
     expect(haproxy.image).toBe('haproxy:2.8.10-alpine');
     expect(haproxy.command.join(' ')).toContain('exec haproxy -W -db -S /run/haproxy/master.sock -f /run/haproxy/haproxy.cfg');
     expect(haproxy.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['http', 8080], ['haproxy-metrics', 9101]]);
-    expect(control.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['metrics', 9090]]);
+    // The control plane forwards gRPC itself (HAProxy carries REST).
+    expect(control.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['metrics', 9090], ['grpc', 8081]]);
     expect(control.readinessProbe).toBeUndefined(); // the pod is ready when HAProxy says so (its state map, kept by the control plane)
     // The configuration, maps and sockets: one in-memory folder, in both containers.
     expect(pod.volumes.find((v: any) => v.name === 'haproxy-run').emptyDir).toEqual({ medium: 'Memory', sizeLimit: '64Mi' });

@@ -22,7 +22,7 @@ describe('npm start, stopped by SIGTERM to npm', () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-stop-'));
     const port = await freePort();
     let output = '';
-    npm = spawn('npm', ['start', '--', '--port', String(port)], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+    npm = spawn('npm', ['start', '--', '--port', String(port), '--grpc-port', '0'], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
     npm.stdout!.on('data', (d) => (output += d));
     npm.stderr!.on('data', (d) => (output += d));
     await until(() => output.includes('try it:'), 150_000, `npm start to be up; output so far:\n${output}`);
@@ -30,12 +30,12 @@ describe('npm start, stopped by SIGTERM to npm', () => {
     expect(rows.length).toBeGreaterThan(2);
     expect(rows.find((r) => r.pool === 'router')!.port).toBe(port);
     expect(fs.readdirSync(tmp).filter((f) => f.startsWith('botshard-up-'))).toHaveLength(1);
-    for (const r of rows) expect([r.pool, alive(r.pid), await listening(r.port)]).toEqual([r.pool, true, true]);
+    for (const r of rows) expect([r.pool, alive(r.pid), await listening(r.port), await listening(r.grpcPort!)]).toEqual([r.pool, true, true, true]);
 
     npm.kill('SIGTERM');
     // Within the drain time (5 s locally) plus the time to start draining.
     await until(async () => {
-      for (const r of rows) if (alive(r.pid) || (await listening(r.port))) return false;
+      for (const r of rows) if (alive(r.pid) || (await listening(r.port)) || (await listening(r.grpcPort!))) return false;
       return true;
     }, 30_000, `every process to end and every port to close; output:\n${output}`);
     await until(() => fs.readdirSync(tmp).every((f) => !f.startsWith('botshard-up-')), 10_000, 'the temp folder to be removed');

@@ -37,6 +37,8 @@ export interface UpRow {
   pool: string;
   group: string;
   port: number;
+  /** Its gRPC port ('-' in the table: none, as HAProxy's). */
+  grpcPort?: number;
   pid: number;
 }
 
@@ -48,7 +50,8 @@ export function parseUpTable(output: string): UpRow[] {
   for (const line of lines) {
     const cells = line.trim().split(/\s+/);
     if (cells.length < 6 || !/^\d+$/.test(cells[cells.length - 1])) break;
-    parsed.push({ pool: cells[0], group: cells[1], port: Number(cells[cells.length - 2]), pid: Number(cells[cells.length - 1]) });
+    const grpc = cells[cells.length - 2];
+    parsed.push({ pool: cells[0], group: cells[1], port: Number(cells[cells.length - 3]), grpcPort: grpc === '-' ? undefined : Number(grpc), pid: Number(cells[cells.length - 1]) });
   }
   return parsed;
 }

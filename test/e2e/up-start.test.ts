@@ -27,7 +27,7 @@ test('a busy router port fails at once, naming the port and --port, and starts n
   await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve));
   try {
     const { dir, config } = configCopy();
-    const r = spawnSync(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--models', path.join(dir, 'models')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--grpc-port', '0', '--models', path.join(dir, 'models')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`botshard up: port ${port} is already in use`);
     expect(r.stderr).toContain('--port');
@@ -48,7 +48,7 @@ describe('a catalog that requires API keys (platform.auth: "tenant-keys")', () =
     expect(fs.readFileSync(config, 'utf8')).toContain("auth: 'tenant-keys'");
     const port = await freePort();
     let output = '';
-    up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BOTSHARD_TENANT_KEYS: '' } });
+    up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--grpc-port', '0', '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BOTSHARD_TENANT_KEYS: '' } });
     up.stdout!.on('data', (d) => (output += d));
     up.stderr!.on('data', (d) => (output += d));
     await until(() => output.includes('API keys generated for this run'), 150_000, `up to be ready; output so far:\n${output}`);

@@ -29,7 +29,7 @@ describe('botshard up', () => {
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
     fs.copyFileSync(path.join(ROOT, 'bots.config.ts'), config);
     port = await freePort();
-    up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--grpc-port', '0', '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     up.stdout!.on('data', (d) => (output += d));
     up.stderr!.on('data', (d) => (output += d));
     // The "logs:" line comes last: the table, the curl and the status command are all printed by then.

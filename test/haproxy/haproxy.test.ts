@@ -11,6 +11,8 @@ import example from '../../bots.config';
 import { load } from '../router/support';
 import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir, until, withModels, writeMountedCatalog, runPoolsOf } from '../pool/support';
 import { HAPROXY, haproxyInstalled, runHaproxy } from './support';
+import * as grpc from '@grpc/grpc-js';
+import { GrpcClient, inferRequest } from '../support/grpc';
 
 beforeAll(() => ensureBuilt());
 
@@ -21,13 +23,14 @@ describeWithHaproxy('the example catalog through HAProxy', () => {
   const topology = plan(catalog);
   let pools: RunningPool[] = [];
   let urls = new Map<string, string>();
+  let grpcs = new Map<string, string>();
   let router: Awaited<ReturnType<typeof runHaproxy>>;
 
   beforeAll(async () => {
-    ({ pools, urls } = await runPoolsOf(catalog));
+    ({ pools, urls, grpcs } = await runPoolsOf(catalog));
     const dir = tempDir('catalog');
     writeMountedCatalog(dir, catalog);
-    router = await runHaproxy({ catalog: dir, pools: urls });
+    router = await runHaproxy({ catalog: dir, pools: urls, grpcs });
   }, 120_000);
   afterAll(async () => {
     const exit = await router?.stop();
@@ -51,10 +54,33 @@ describeWithHaproxy('the example catalog through HAProxy', () => {
     expect([meta.status, meta.body.name]).toEqual([200, bot.id]);
   });
 
+  test('gRPC goes through the control plane to the same pools; binary tensor data through HAProxy', async () => {
+    const client = new GrpcClient(router.grpc);
+    try {
+      expect((await client.call('ServerReady', {})).response).toEqual({ ready: true });
+      for (const bot of catalog.bots) {
+        const out = await client.call('ModelInfer', inferRequest(bot.id, [bot.intents[0].examples[0] ?? 'hello'], { raw: true }));
+        expect([bot.id, out.code, out.metadata['x-botshard-pool']]).toEqual([bot.id, grpc.status.OK, poolFor(bot.id, topology)]);
+      }
+      expect((await client.call('ModelInfer', inferRequest('no-such-bot', ['hi']))).code).toBe(grpc.status.NOT_FOUND);
+    } finally {
+      client.close();
+    }
+    const text = Buffer.from('hello');
+    const size = Buffer.alloc(4);
+    size.writeUInt32LE(text.length);
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 4 + text.length } }], parameters: { binary_data_output: true } }));
+    const res = await fetch(`${router.url}/v2/models/${catalog.bots[0].id}/infer`, { method: 'POST', headers: { 'inference-header-content-length': String(header.length) }, body: Buffer.concat([header, size, text]) });
+    expect(res.status).toBe(200);
+    const length = Number(res.headers.get('inference-header-content-length'));
+    const json = JSON.parse(Buffer.from(await res.arrayBuffer()).toString('utf8', 0, length));
+    expect(json.outputs.map((o: any) => o.parameters.binary_data_size)).toEqual([expect.any(Number), 4, 4 * catalog.bots[0].intents.length]);
+  });
+
   test('answers health and server metadata itself', async () => {
     expect(await getJson(`${router.url}/v2/health/live`)).toMatchObject({ status: 200, body: { live: true } });
     expect(await getJson(`${router.url}/v2/health/ready`)).toMatchObject({ status: 200, body: { ready: true } });
-    for (const p of ['/v2', '/v2/']) expect((await getJson(`${router.url}${p}`)).body).toEqual({ name: 'botshard-router', version: '0.1.0', extensions: ['botshard_routing', 'botshard_haproxy'] });
+    for (const p of ['/v2', '/v2/']) expect((await getJson(`${router.url}${p}`)).body).toEqual({ name: 'botshard-router', version: '0.1.0', extensions: ['botshard_routing', 'botshard_haproxy', 'binary_tensor_data'] });
   });
 
   test('refuses hostile and unknown ids with the JSON errors of the Node router', async () => {

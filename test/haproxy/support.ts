@@ -23,6 +23,8 @@ export interface HaproxyRouter {
   url: string;
   metricsUrl: string;
   haproxyMetricsUrl: string;
+  /** The control plane's gRPC endpoint, `127.0.0.1:<port>`. */
+  grpc: string;
   /** JSON log lines so far. */
   logs: any[];
   /** Pool addresses the router reads (a live file, as `botshard up` writes it). */
@@ -31,7 +33,7 @@ export interface HaproxyRouter {
 }
 
 /** Starts `botshard haproxy` on free ports and waits until it reports ready (`readyWait`: false to not wait). */
-export async function runHaproxy(o: { catalog: string; pools: Map<string, string>; tenantKeys?: string; env?: Record<string, string>; readyWait?: boolean; dir?: string }): Promise<HaproxyRouter> {
+export async function runHaproxy(o: { catalog: string; pools: Map<string, string>; grpcs?: Map<string, string>; tenantKeys?: string; env?: Record<string, string>; readyWait?: boolean; dir?: string }): Promise<HaproxyRouter> {
   const dir = o.dir ?? tempDir('haproxy');
   const urlsFile = path.join(dir, 'pools.json');
   const urls: Record<string, string> = Object.fromEntries(o.pools);
@@ -40,7 +42,9 @@ export async function runHaproxy(o: { catalog: string; pools: Map<string, string
     fs.renameSync(`${urlsFile}.tmp`, urlsFile);
   };
   writeUrls();
-  const args = ['haproxy', '--catalog', o.catalog, '--pool-urls', urlsFile, '--port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1', ...(o.tenantKeys ? ['--tenant-keys', o.tenantKeys] : [])];
+  const grpcFile = path.join(dir, 'pools-grpc.json');
+  fs.writeFileSync(grpcFile, JSON.stringify(Object.fromEntries(o.grpcs ?? [])));
+  const args = ['haproxy', '--catalog', o.catalog, '--pool-urls', urlsFile, '--pool-grpc-urls', grpcFile, '--port', '0', '--grpc-port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1', ...(o.tenantKeys ? ['--tenant-keys', o.tenantKeys] : [])];
   const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), ...args], {
     cwd: ROOT,
     env: { ...process.env, BOTSHARD_POLL_MS: '100', BOTSHARD_HAPROXY_DIR: path.join(dir, 'state'), ...o.env },
@@ -60,6 +64,7 @@ export async function runHaproxy(o: { catalog: string; pools: Map<string, string
     url,
     metricsUrl: `http://127.0.0.1:${entry.metricsPort}/metrics`,
     haproxyMetricsUrl: `http://127.0.0.1:${entry.haproxyMetricsPort}/metrics`,
+    grpc: `127.0.0.1:${entry.grpcPort}`,
     logs,
     setPool(pool, poolUrl) {
       urls[pool] = poolUrl;

@@ -80,7 +80,7 @@ describe('the OIP endpoints', () => {
     const ready = await get(`/v2/health/ready`);
     expect(ready.status).toBe(200);
     expect(ready.headers.get('x-botshard-pool')).toBe(name());
-    for (const p of ['/v2', '/v2/']) expect((await get(`${p}`)).body).toEqual({ name: 'botshard-pool', version: expect.any(String), extensions: [] });
+    for (const p of ['/v2', '/v2/']) expect((await get(`${p}`)).body).toEqual({ name: 'botshard-pool', version: expect.any(String), extensions: ['binary_tensor_data'] });
     const meta = await get(`/v2/models/support`);
     expect(meta.body).toEqual({
       name: 'support',

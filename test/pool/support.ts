@@ -82,29 +82,34 @@ export function writeMountedCatalog(dir: string, catalog: Catalog): void {
 export interface RunningPool {
   app: FastifyInstance;
   url: string;
+  /** Its gRPC endpoint, `127.0.0.1:<port>`. */
+  grpc: string;
   close(): Promise<void>;
 }
 
-/** Builds a pool server, listens on 127.0.0.1 with a free port, and waits until it reports ready. */
+/** Builds a pool server, listens on 127.0.0.1 with free ports (REST and gRPC), and waits until it reports ready. */
 export async function runPool(opts: PoolServerOptions): Promise<RunningPool> {
   const app = await buildPoolServer({ logger: false, processMetrics: false, workers: 2, ...opts });
   await app.listen({ port: 0, host: '127.0.0.1' });
+  const grpcPort = await app.grpc!.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   await until(() => app.pool.ready, 20_000, 'the pool to be ready');
-  return { app, url, close: () => app.close() };
+  return { app, url, grpc: `127.0.0.1:${grpcPort}`, close: () => app.close() };
 }
 
 /** A pool server for every pool of the catalog's plan (one worker each), and their addresses by pool name. */
-export async function runPoolsOf(catalog: Catalog): Promise<{ pools: RunningPool[]; urls: Map<string, string> }> {
+export async function runPoolsOf(catalog: Catalog): Promise<{ pools: RunningPool[]; urls: Map<string, string>; grpcs: Map<string, string> }> {
   const models = withModels(catalog);
   const pools: RunningPool[] = [];
   const urls = new Map<string, string>();
+  const grpcs = new Map<string, string>();
   for (const pool of plan(catalog).pools) {
     const running = await runPool({ pool: pool.name, catalog, modelRoot: models, workers: 1 });
     pools.push(running);
     urls.set(pool.name, running.url);
+    grpcs.set(pool.name, running.grpc);
   }
-  return { pools, urls };
+  return { pools, urls, grpcs };
 }
 
 /** Waits for a condition, polling; fails with what it waited for. */

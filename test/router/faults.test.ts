@@ -199,7 +199,7 @@ describe("the router's own SIGTERM", () => {
     fs.writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(catalog));
     fs.writeFileSync(path.join(dir, 'pools.json'), JSON.stringify({ [name]: pool.url }));
     const port = await freePort();
-    const proc = spawn(process.execPath, [BIN, 'router', '--catalog', path.join(dir, 'catalog.json'), '--pool-urls', path.join(dir, 'pools.json'), '--port', String(port), '--metrics-port', '0', '--host', '127.0.0.1'], {
+    const proc = spawn(process.execPath, [BIN, 'router', '--catalog', path.join(dir, 'catalog.json'), '--pool-urls', path.join(dir, 'pools.json'), '--port', String(port), '--grpc-port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, BOTSHARD_DRAIN_SECONDS: '30' },
     });

@@ -67,7 +67,7 @@ describe('routing the example catalog', () => {
     expect((await fetch(`${router.url}/v2/health/live`)).status).toBe(200);
     expect((await fetch(`${router.url}/v2/health/ready`)).status).toBe(200);
     // Both spellings: the protocol's OpenAPI document writes `/v2/`.
-    for (const p of ['/v2', '/v2/']) expect(await (await fetch(`${router.url}${p}`)).json()).toEqual({ name: 'botshard-router', version: '0.1.0', extensions: ['botshard_routing'] });
+    for (const p of ['/v2', '/v2/']) expect(await (await fetch(`${router.url}${p}`)).json()).toEqual({ name: 'botshard-router', version: '0.1.0', extensions: ['botshard_routing', 'binary_tensor_data'] });
     const meta = await fetch(`${router.url}/v2/models/acme-support-en`);
     expect(meta.status).toBe(200);
     expect(await meta.json()).toMatchObject({ name: 'acme-support-en', platform: 'onnx_onnxv1' });

@@ -6,15 +6,21 @@ import { RouterOptions, buildRouter } from '@botshard/runtime/router/server';
 export interface RunningRouter {
   app: FastifyInstance;
   url: string;
+  /** Its gRPC endpoint, `127.0.0.1:<port>`. */
+  grpc: string;
   close(): Promise<void>;
 }
 
-/** A router on 127.0.0.1 with a free port; pool addresses from `urls` (a live map: pools may appear later). */
-export async function runRouter(opts: Omit<RouterOptions, 'poolUrl'> & { urls: Map<string, string> }): Promise<RunningRouter> {
-  const { urls, ...rest } = opts;
-  const app = buildRouter({ logger: false, processMetrics: false, pollMs: 100, ...rest, poolUrl: (pool) => urls.get(pool) });
+/**
+ * A router on 127.0.0.1 with free ports (REST and gRPC); pool addresses from `urls` and gRPC ones from
+ * `grpcs` (live maps: pools may appear later).
+ */
+export async function runRouter(opts: Omit<RouterOptions, 'poolUrl'> & { urls: Map<string, string>; grpcs?: Map<string, string> }): Promise<RunningRouter> {
+  const { urls, grpcs, ...rest } = opts;
+  const app = buildRouter({ logger: false, processMetrics: false, pollMs: 100, ...rest, poolUrl: (pool) => urls.get(pool), poolGrpc: (pool) => grpcs?.get(pool) });
   await app.listen({ port: 0, host: '127.0.0.1' });
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+  const grpcPort = await app.grpc!.listen(0, '127.0.0.1');
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, grpc: `127.0.0.1:${grpcPort}`, close: () => app.close() };
 }
 
 /**

@@ -10,7 +10,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openCatalog } from '../catalog';
 import { SettingsError } from '../commands/failure';
-import { RouterCommandFlags, RouterSettings, poolUrlsFile, routerSettings } from '../router/command';
+import { RouterCommandFlags, RouterSettings, grpcAddresses, poolUrlsFile, routerSettings } from '../router/command';
+import { Registry } from 'prom-client';
+import { standaloneGrpcRouter } from '../router/grpc';
 import { TenantKeys } from '../router/tenants';
 import { poolAddress } from '../router/upstream';
 import { catalogWatcher } from '../serve/catalog';
@@ -87,7 +89,7 @@ function freePort(host: string): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: number; metricsPort: number; haproxyMetricsPort: number }> {
+export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: number; metricsPort: number; grpcPort: number; haproxyMetricsPort: number }> {
   process.title = 'botshard-haproxy';
   if (!s.external) haproxyVersion(s.bin);
   const log = jsonLog({ service: 'botshard-haproxy', pid: process.pid }, s.logLevel);
@@ -111,6 +113,17 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     config: { host: s.host, port, metricsPort: haproxyMetricsPort, dir, tenantRate: s.tenantRate, version: VERSION },
     reload: () => haproxy!.reload(),
   });
+  // HAProxy carries REST; gRPC is forwarded by this process (the same placement, keys and fallbacks).
+  const grpcRouter = standaloneGrpcRouter({
+    catalog,
+    address,
+    grpcAddress: grpcAddresses(s, catalog.platform.namespace),
+    keys,
+    tenantRate: s.tenantRate,
+    version: VERSION,
+    ready: () => control.ready,
+    log,
+  });
   const config = control.prepare();
   haproxy = s.external ? await besideUs(dir, control.api) : await underUs(s.bin, config, dir, control.api, log);
   control.start();
@@ -120,21 +133,26 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     location: s.catalog,
     generation: catalog.generation,
     pollMs: s.pollMs,
-    apply: (next) => void control.update(next.index),
+    apply: (next) => {
+      void control.update(next.index);
+      grpcRouter.update(next.index);
+    },
     reloads: control.metrics.catalogReloads,
   });
   watcher.start();
   keys?.follow(s.pollMs ?? 5000);
 
-  const metrics = await serveMetrics(control.metrics.registry, s.metricsPort, s.host, {
+  const grpcPort = await grpcRouter.endpoint.listen(s.grpcPort, s.host);
+  const metrics = await serveMetrics(Registry.merge([control.metrics.registry, grpcRouter.registry]), s.metricsPort, s.host, {
     [STATUS_PATH]: async () => ({ router: { generation: control.generation, dataPlane: 'haproxy' }, pools: await poolStatuses(control.pools(), address) }),
   });
   const metricsPort = portOf(metrics);
-  log.info({ port, metricsPort, haproxyMetricsPort, host: s.host, generation: control.generation, auth: auth ? 'tenant-keys' : 'none', dataPlane: 'haproxy', dir }, 'listening');
+  log.info({ port, metricsPort, grpcPort, haproxyMetricsPort, host: s.host, generation: control.generation, auth: auth ? 'tenant-keys' : 'none', dataPlane: 'haproxy', dir }, 'listening');
 
   exitOnSignals(log, s.drainSeconds, async () => {
     // Not ready first, then HAProxy's soft stop: it stops listening and ends once in-flight requests are answered.
     await control.drain();
+    grpcRouter.endpoint.drain();
     control.stop();
     watcher.stop();
     keys?.stop();
@@ -143,12 +161,12 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     // next request, for as long as `hard-stop-after`.
     await control.api.command('disable frontend botshard').catch(() => undefined); // HAProxy already gone: nothing in flight
     while (/ fe=botshard /.test(await control.api.command('show sess').catch(() => ''))) await sleep(50);
-    await haproxy.stop();
+    await Promise.all([haproxy.stop(), grpcRouter.close()]);
     await new Promise<void>((resolve) => metrics.close(() => resolve()));
     if (!s.stateDir) fs.rmSync(dir, { recursive: true, force: true });
   });
   exitWithParent();
-  return { port, metricsPort, haproxyMetricsPort };
+  return { port, metricsPort, grpcPort, haproxyMetricsPort };
 }
 
 function pidIn(info: string): string | undefined {

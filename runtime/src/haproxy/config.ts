@@ -106,7 +106,7 @@ export function renderConfig(c: ConfigInput): string {
     `  http-request return status 200 content-type application/json string '{"live":true}' if { path /v2/health/live }`,
     `  http-request return status 200 content-type application/json string '{"ready":true}' if { path /v2/health/ready } { str(ready),${map(f.state)} -m str 1 }`,
     `  http-request return status 503 content-type application/json string '{"ready":false}' if { path /v2/health/ready }`,
-    `  http-request return status 200 content-type application/json string '{"name":"botshard-router","version":"${c.version}","extensions":["botshard_routing","botshard_haproxy"]}' if { path /v2 /v2/ }`,
+    `  http-request return status 200 content-type application/json string '{"name":"botshard-router","version":"${c.version}","extensions":["botshard_routing","botshard_haproxy","binary_tensor_data"]}' if { path /v2 /v2/ }`,
     '  acl model_path path_reg ^/v2/models/[^/]+(/versions/[0-9A-Za-z][0-9A-Za-z._-]{0,63})?(/ready)?$',
     '  acl infer_path path_reg ^/v2/models/[^/]+(/versions/[0-9A-Za-z][0-9A-Za-z._-]{0,63})?/infer$',
     '  acl predict_path path_reg ^/v1/bots/[^/]+/predict$',

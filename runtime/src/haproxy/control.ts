@@ -301,11 +301,19 @@ export class HaproxyControl {
     return new Map((this.o.keys?.entries() ?? []).map((k) => [k.hash, k.tenant]));
   }
 
-  private stateMap(keys: number): Map<string, string> {
+  /** Ready: not draining, every pool of the catalog routable and seen up, keys in place when required. */
+  get ready(): boolean {
+    return this.readyWith(this.o.keys?.size ?? 0);
+  }
+
+  private readyWith(keys: number): boolean {
     const unroutable = [...this.table.pools()].filter((p) => !this.o.address(p) || !this.seenUp.has(p));
-    const ready = !this.draining && unroutable.length === 0 && (!this.auth || keys > 0);
+    return !this.draining && unroutable.length === 0 && (!this.auth || keys > 0);
+  }
+
+  private stateMap(keys: number): Map<string, string> {
     return new Map([
-      ['ready', ready ? '1' : '0'],
+      ['ready', this.readyWith(keys) ? '1' : '0'],
       ['keys', keys > 0 ? '1' : '0'],
       ['generation', this.generation],
     ]);

@@ -21,6 +21,7 @@ import { table } from '../commands/output';
 import { haproxyVersion } from '../haproxy/command';
 import { hashKey } from '../router/tenants';
 import { SettingsError, exitWithFailure, isKnown } from '../commands/failure';
+import { grpcPortBeside } from '../serve/process';
 import { WriteResult, writeDemoModels } from './models';
 
 const BIN = path.join(__dirname, '../../bin/botshard.js');
@@ -29,6 +30,8 @@ export interface UpOptions {
   config: string;
   /** Router port. @default 8080 */
   port: number;
+  /** The router's gRPC port. @default - the one after `port` (8081), any free one when `port` is 0 */
+  grpcPort?: number;
   /** Model folder. @default - the catalog's modelRoot, next to the config */
   models?: string;
   /** Seconds each process drains on shutdown. @default 5 */
@@ -48,6 +51,8 @@ interface Child {
   kind: 'pool' | 'router';
   /** Port to listen on: 0 until the first start has bound one, then kept across restarts. */
   port: number;
+  /** Its gRPC port, the same way (0: none yet). */
+  grpcPort: number;
   /** Its metrics port, once listening (the router's serves `botshard status`). */
   metricsPort?: number;
   proc?: ChildProcess;
@@ -69,6 +74,7 @@ export class LocalPlatform {
   private readonly state = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-up-'));
   private readonly catalogDir = path.join(this.state, 'catalog');
   private readonly poolUrlsFile = path.join(this.state, 'pools.json');
+  private readonly poolGrpcFile = path.join(this.state, 'pools-grpc.json');
   readonly logDir = path.join(this.state, 'logs');
   private readonly children = new Map<string, Child>();
   private readonly out: NodeJS.WritableStream;
@@ -102,13 +108,14 @@ export class LocalPlatform {
     this.catalog = loadAnyCatalog(this.opts.config);
     this.topology = plan(this.catalog);
     if (this.opts.router === 'haproxy') haproxyVersion(process.env.BOTSHARD_HAPROXY || 'haproxy');
-    if (this.opts.port !== 0) await checkPortFree(this.opts.port);
+    if (this.opts.port !== 0) await checkPortFree(this.opts.port, '--port');
+    if (this.routerGrpcPort !== 0) await checkPortFree(this.routerGrpcPort, '--grpc-port');
     this.keysDir = this.tenantKeys();
     this.reportDemoModels(writeDemoModels(this.catalog, this.models(this.catalog)));
     writeCatalogFolder(this.catalogDir, this.catalog);
     this.writePoolUrls();
-    for (const pool of this.topology.pools) this.spawn({ name: pool.name, kind: 'pool', port: 0 });
-    this.spawn({ name: 'router', kind: 'router', port: this.opts.port });
+    for (const pool of this.topology.pools) this.spawn({ name: pool.name, kind: 'pool', port: 0, grpcPort: 0 });
+    this.spawn({ name: 'router', kind: 'router', port: this.opts.port, grpcPort: this.routerGrpcPort });
     await this.waitReady([...this.children.values()], 180_000);
     this.print();
     fs.watchFile(this.opts.config, { interval: 300 }, (cur, prev) => {
@@ -117,16 +124,20 @@ export class LocalPlatform {
     this.watching = true;
   }
 
+  private get routerGrpcPort(): number {
+    return this.opts.grpcPort ?? grpcPortBeside(this.opts.port);
+  }
+
   private args(child: Child): string[] {
-    const common = ['--port', String(child.port), '--metrics-port', '0', '--host', '127.0.0.1', '--catalog', this.catalogDir];
+    const common = ['--port', String(child.port), '--grpc-port', String(child.grpcPort), '--metrics-port', '0', '--host', '127.0.0.1', '--catalog', this.catalogDir];
     if (child.kind === 'router') {
       const command = this.opts.router === 'haproxy' ? ['haproxy', '--haproxy-metrics-port', '0'] : ['router'];
-      return [BIN, ...command, ...common, '--pool-urls', this.poolUrlsFile, ...(this.keysDir ? ['--tenant-keys', this.keysDir] : [])];
+      return [BIN, ...command, ...common, '--pool-urls', this.poolUrlsFile, '--pool-grpc-urls', this.poolGrpcFile, ...(this.keysDir ? ['--tenant-keys', this.keysDir] : [])];
     }
     return [BIN, 'pool', '--pool', child.name, ...common, '--models', this.models(this.catalog)];
   }
 
-  private spawn(spec: Pick<Child, 'name' | 'kind' | 'port'>): Child {
+  private spawn(spec: Pick<Child, 'name' | 'kind' | 'port' | 'grpcPort'>): Child {
     const child: Child = this.children.get(spec.name) ?? { ...spec, ready: false, restarts: 0, backoffMs: 500, retired: false, startedAt: 0, wasReady: false };
     this.children.set(spec.name, child);
     child.ready = false;
@@ -149,7 +160,7 @@ export class LocalPlatform {
     child.proc = proc;
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
       log.write(`${line}\n`);
-      let entry: { msg?: string; port?: number; metricsPort?: number; level?: number; unfinished?: number };
+      let entry: { msg?: string; port?: number; metricsPort?: number; grpcPort?: number; level?: number; unfinished?: number };
       try {
         entry = JSON.parse(line);
       } catch {
@@ -158,6 +169,7 @@ export class LocalPlatform {
       if (entry.msg === 'listening' && typeof entry.port === 'number') {
         child.port = entry.port;
         if (typeof entry.metricsPort === 'number') child.metricsPort = entry.metricsPort;
+        if (typeof entry.grpcPort === 'number') child.grpcPort = entry.grpcPort;
         if (child.kind === 'pool') this.writePoolUrls();
       }
       if (entry.msg === 'drained: exiting') child.drained = { unfinished: entry.unfinished ?? 0 };
@@ -220,10 +232,16 @@ export class LocalPlatform {
   /** The router finds pools through this file; it re-reads it when it changes. */
   private writePoolUrls(): void {
     const urls: Record<string, string> = {};
-    for (const c of this.children.values()) if (c.kind === 'pool' && c.port > 0 && !c.retired) urls[c.name] = `http://127.0.0.1:${c.port}`;
-    const tmp = `${this.poolUrlsFile}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(urls, null, 2));
-    fs.renameSync(tmp, this.poolUrlsFile);
+    const grpc: Record<string, string> = {};
+    for (const c of this.children.values()) {
+      if (c.kind !== 'pool' || c.retired) continue;
+      if (c.port > 0) urls[c.name] = `http://127.0.0.1:${c.port}`;
+      if (c.grpcPort > 0) grpc[c.name] = `127.0.0.1:${c.grpcPort}`;
+    }
+    for (const [file, map] of [[this.poolUrlsFile, urls], [this.poolGrpcFile, grpc]] as const) {
+      fs.writeFileSync(`${file}.tmp`, JSON.stringify(map, null, 2));
+      fs.renameSync(`${file}.tmp`, file);
+    }
   }
 
   private async waitReady(children: Child[], timeoutMs: number): Promise<void> {
@@ -261,12 +279,13 @@ export class LocalPlatform {
   private print(): void {
     const rows = this.topology.pools.map((p) => {
       const c = this.children.get(p.name)!;
-      return [p.name, p.group, String(p.bots.length), `${formatMemory(p.used)} / ${formatMemory(p.budget)}`, String(c.port), String(c.proc?.pid ?? '-')];
+      return [p.name, p.group, String(p.bots.length), `${formatMemory(p.used)} / ${formatMemory(p.budget)}`, String(c.port), String(c.grpcPort || '-'), String(c.proc?.pid ?? '-')];
     });
     const router = this.children.get('router')!;
-    rows.push([this.opts.router === 'haproxy' ? 'router (HAProxy)' : 'router', '-', String(this.topology.assignment.size), '-', String(router.port), String(router.proc?.pid ?? '-')]);
+    const haproxy = this.opts.router === 'haproxy';
+    rows.push([haproxy ? 'router (HAProxy)' : 'router', '-', String(this.topology.assignment.size), '-', String(router.port), String(router.grpcPort), String(router.proc?.pid ?? '-')]);
     this.say(`\nbotshard is up: catalog generation ${this.catalog.generation}, ${this.topology.assignment.size} bots in ${this.topology.pools.length} pools\n`);
-    this.say(table(['POOL', 'GROUP', 'BOTS', 'MEMORY', 'PORT', 'PID'], rows, [false, false, true, true, true, true]));
+    this.say(table(['POOL', 'GROUP', 'BOTS', 'MEMORY', 'PORT', 'GRPC', 'PID'], rows, [false, false, true, true, true, true, true]));
     const bot = this.catalog.bots.find((b) => b.intents[0]?.examples.length) ?? this.catalog.bots[0];
     if (bot) {
       const text = bot.intents[0].examples[0] ?? 'hello';
@@ -274,6 +293,7 @@ export class LocalPlatform {
       const auth = demoKey ? ` -H 'authorization: Bearer ${demoKey}'` : this.keysDir ? ' -H "authorization: Bearer $BOTSHARD_API_KEY"' : '';
       this.say(`\ntry it:\n  curl -s http://127.0.0.1:${router.port}/v1/bots/${bot.id}/predict${auth} -H 'content-type: application/json' -d '${JSON.stringify({ text }).replace(/'/g, "'\\''")}'`);
       if (this.keysDir && !demoKey) this.say(`  (BOTSHARD_API_KEY: an API key of tenant "${bot.tenant}", whose SHA-256 is in ${this.keysDir}/${bot.tenant})`);
+      this.say(`gRPC (Open Inference Protocol, inference.GRPCInferenceService; README "gRPC"): 127.0.0.1:${router.grpcPort}`);
     }
     if (this.demoKeys.size > 0) {
       this.say(`\nAPI keys generated for this run (platform.auth is "tenant-keys"; pass --tenant-keys DIR to use your own):`);
@@ -309,7 +329,7 @@ export class LocalPlatform {
     for (const pool of added) {
       const existing = this.children.get(pool.name);
       if (existing) existing.retired = false;
-      if (!existing?.proc || existing.proc.exitCode !== null || existing.proc.signalCode !== null) this.spawn({ name: pool.name, kind: 'pool', port: 0 });
+      if (!existing?.proc || existing.proc.exitCode !== null || existing.proc.signalCode !== null) this.spawn({ name: pool.name, kind: 'pool', port: 0, grpcPort: 0 });
     }
     const removed = [...before].filter((p) => !now.has(p));
     this.say(`[up] ${this.opts.config} changed: generation ${catalog.generation}; pools added: ${added.map((p) => p.name).join(', ') || 'none'}; pools removed: ${removed.join(', ') || 'none'}`);
@@ -381,27 +401,30 @@ export class LocalPlatform {
 }
 
 /** Fails at once, naming the port, when something already listens on it (instead of a router that restarts forever). */
-function checkPortFree(port: number): Promise<void> {
+function checkPortFree(port: number, flag: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', (e: NodeJS.ErrnoException) => {
-      reject(e.code === 'EADDRINUSE' ? new SettingsError(`port ${port} is already in use, so the router cannot listen on it: stop what holds it (e.g. an earlier botshard up), or pass --port N (--port 0 picks a free port)`) : e);
+      reject(e.code === 'EADDRINUSE' ? new SettingsError(`port ${port} is already in use, so the router cannot listen on it: stop what holds it (e.g. an earlier botshard up), or pass ${flag} N (${flag} 0 picks a free port)`) : e);
     });
     server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
   });
 }
 
 /** The `botshard up` command: runs until SIGINT/SIGTERM. */
-export function upCommand(opts: { config: string; port?: string; models?: string; tenantKeys?: string; router?: string }): string {
-  const port = opts.port === undefined ? 8080 : Number(opts.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    exitWithFailure('botshard up', new SettingsError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(opts.port)}`), 'settings');
-  }
+export function upCommand(opts: { config: string; port?: string; grpcPort?: string; models?: string; tenantKeys?: string; router?: string }): string {
+  const portOf = (flag: string, value: string | undefined, fallback: number) => {
+    const n = value === undefined ? fallback : Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) exitWithFailure('botshard up', new SettingsError(`${flag} must be an integer from 0 to 65535, got ${JSON.stringify(value)}`), 'settings');
+    return n;
+  };
+  const port = portOf('--port', opts.port, 8080);
+  const grpcPort = portOf('--grpc-port', opts.grpcPort, grpcPortBeside(port));
   const router = opts.router ?? 'node';
   if (router !== 'node' && router !== 'haproxy') {
     exitWithFailure('botshard up', new SettingsError(`--router must be "node" (the Node router) or "haproxy" (HAProxy carries the requests), got ${JSON.stringify(router)}`), 'settings');
   }
-  const platform = new LocalPlatform({ config: opts.config, port, models: opts.models, tenantKeys: opts.tenantKeys ?? (process.env.BOTSHARD_TENANT_KEYS || undefined), router });
+  const platform = new LocalPlatform({ config: opts.config, port, grpcPort, models: opts.models, tenantKeys: opts.tenantKeys ?? (process.env.BOTSHARD_TENANT_KEYS || undefined), router });
   let stopping = false;
   const stop = (reason: string) => {
     if (stopping) return;

@@ -11,7 +11,10 @@ import { POOL_HEADER } from '../oip';
 import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
 import { PoolMetrics } from './metrics';
-import { modelRoutes, withoutPaths } from './routes';
+import * as grpc from '@grpc/grpc-js';
+import { poolGrpcMethods } from './grpc';
+import { ModelService, withoutPaths } from './models';
+import { modelRoutes } from './routes';
 import { PlannedCatalog, PoolRuntime, planPool } from './runtime';
 import { PoolStatus, STATUS_PATH } from '../status';
 import { ModelStore, ModelStoreOptions } from './store';
@@ -79,6 +82,9 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   const initial = source.index;
   const metrics = new PoolMetrics(opts.pool, opts.processMetrics ?? true);
   let runtime: PoolRuntime | undefined;
+  let service: ModelService | undefined;
+  const stamp = new grpc.Metadata();
+  stamp.set(POOL_HEADER, opts.pool);
   const app = createApp({
     name: SERVER_NAME,
     ready: () => runtime?.ready ?? false,
@@ -91,6 +97,12 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     requestTimeoutMs: opts.requestTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
     timeoutCheckMs: opts.timeoutCheckMs,
+    grpc: {
+      // The service is built below, before the endpoint listens.
+      models: poolGrpcMethods(() => service!),
+      stamp,
+      onCall: (method, code, seconds) => metrics.requestSeconds.observe({ route: `grpc ${method}`, code: grpc.status[code] ?? String(code) }, seconds),
+    },
   });
   const log = app.log;
   const workerCount = opts.workers ?? Math.max(1, Math.min(4, os.availableParallelism()));
@@ -169,7 +181,8 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
       budgetBytes: own?.budget ?? null,
     };
   });
-  await app.register(modelRoutes, { pool: opts.pool, runtime: pool, metrics, maxBatch: opts.maxBatch ?? 64, maxTextLength: opts.maxTextLength ?? 4096 });
+  service = new ModelService({ pool: opts.pool, runtime: pool, metrics, maxBatch: opts.maxBatch ?? 64, maxTextLength: opts.maxTextLength ?? 4096, log });
+  await app.register(modelRoutes, { service });
   return app;
 }
 

@@ -1,10 +1,11 @@
 /**
  * Forwarding an admitted request: to the bot's pool, falling back to its previous pool while it moves
- * (or to the pool a 404 names as the holder), each pool behind a circuit breaker; then relaying the
- * answer. Every call a circuit lets through ends in success() or failure(): no probe is left half-open.
+ * (or to the pool a 404 names as the holder), each pool behind a circuit breaker. The loop is the same for
+ * REST and gRPC; a transport says how to call a pool and what its answer means. Every call a circuit lets
+ * through ends in success() or failure(): no probe is left half-open.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { holderOf, sendError } from '../oip';
+import { ProtocolError, holderOf, sendError, sendProblem } from '../oip';
 import { Circuit } from './circuit';
 import { RouterMetrics } from './metrics';
 import { Route, RoutingTable } from './table';
@@ -13,7 +14,7 @@ import { PoolAddress, UpstreamError, Upstreams, responseHeaders } from './upstre
 /** Responses up to this size are read whole and sent in one write; larger ones are streamed. */
 const SMALL_BODY = 64 * 1024;
 /** Request headers passed on to the pool. */
-const FORWARDED_HEADERS = ['content-type', 'accept', 'traceparent', 'tracestate'];
+const FORWARDED_HEADERS = ['content-type', 'accept', 'traceparent', 'tracestate', 'inference-header-content-length'];
 
 export interface ForwarderOptions {
   table: RoutingTable;
@@ -27,6 +28,27 @@ export interface ForwarderOptions {
   circuitCooldownMs: number;
 }
 
+/** A pool's answer, as the loop sees it. */
+export interface PoolAnswer<R> {
+  answer: R;
+  /** For the metrics: the HTTP status, or the gRPC status name. */
+  code: string;
+  /** The pool does not hold the bot and names the pool that does. */
+  holder?: string;
+  /** The pool holds the bot and cannot run it now (loading, full): another candidate may. */
+  unavailable: boolean;
+  /** Releases an answer that is not passed on. */
+  discard(): Promise<void>;
+}
+
+/** How to reach pools over one protocol. */
+export interface Transport<R> {
+  /** Where a pool answers on this protocol; undefined while it has no address. */
+  address(pool: string): string | undefined;
+  /** Calls the pool; throws an UpstreamError when no answer came back. */
+  call(pool: string, address: string, deadline: number): Promise<PoolAnswer<R>>;
+}
+
 type Upstream = Awaited<ReturnType<Upstreams['forward']>>;
 
 export class Forwarder {
@@ -35,18 +57,15 @@ export class Forwarder {
 
   constructor(private readonly o: ForwarderOptions) {}
 
-  /** Forwards `request` for `route` to `path` on the bot's pool (or its fallbacks) and sends the answer. */
-  async forward(request: FastifyRequest, reply: FastifyReply, route: Route, path: string): Promise<FastifyReply> {
+  /**
+   * Sends a request to the bot's pool (or its fallbacks): the pool that answered and its answer. Throws a
+   * ProtocolError when none did: 504 once the deadline is spent, else 503 (circuit open, unreachable).
+   */
+  async forward<R>(route: Route, transport: Transport<R>): Promise<{ pool: string; answer: R }> {
     const { metrics, table } = this.o;
     const group = route.group.name;
     const started = process.hrtime.bigint();
     const deadline = Date.now() + route.group.timeoutMs;
-    const headers: Record<string, string> = { 'x-request-id': request.id };
-    for (const name of FORWARDED_HEADERS) {
-      const v = request.headers[name];
-      if (typeof v === 'string') headers[name] = v;
-    }
-    const body = request.method === 'POST' ? (Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)) : undefined;
     const candidates = [route.pool, ...(route.previousPool ? [route.previousPool] : [])];
     const tried = new Set<string>();
     let lastError: UpstreamError | undefined;
@@ -56,8 +75,8 @@ export class Forwarder {
       if (tried.has(pool)) continue;
       tried.add(pool);
       // No address yet: nothing is called, so the circuit is not asked (and no probe is taken).
-      const origin = this.o.address(pool);
-      if (!origin) {
+      const address = transport.address(pool);
+      if (!address) {
         lastError = new UpstreamError('connect', pool, `pool "${pool}" has no address yet`);
         continue;
       }
@@ -67,9 +86,9 @@ export class Forwarder {
         circuitOpen = pool;
         continue;
       }
-      let res: Upstream;
+      let res: PoolAnswer<R>;
       try {
-        res = await this.upstreams.forward({ pool, origin, method: request.method as 'GET' | 'POST', path, headers, body, deadline });
+        res = await transport.call(pool, address, deadline);
       } catch (e) {
         lastError = e as UpstreamError;
         metrics.upstreamErrors.inc({ pool, kind: lastError.kind });
@@ -78,28 +97,52 @@ export class Forwarder {
         continue;
       }
       circuit.success();
-      // The pool does not have the bot (yet) or is not ready: try the holder it names, or the next candidate.
-      const holder = holderOf(res.statusCode, res.headers);
-      const nextHolder = holder !== undefined && holder !== pool && table.knows(holder) && !tried.has(holder) ? holder : undefined;
-      if ((holder !== undefined || res.statusCode === 503) && (candidates.length > 0 || nextHolder)) {
-        await res.body.dump();
+      // The pool does not have the bot (yet) or cannot run it now: try the holder it names, or the next candidate.
+      const nextHolder = res.holder !== undefined && res.holder !== pool && table.knows(res.holder) && !tried.has(res.holder) ? res.holder : undefined;
+      if ((res.holder !== undefined || res.unavailable) && (candidates.length > 0 || nextHolder)) {
+        await res.discard();
         metrics.upstreamErrors.inc({ pool, kind: 'not_ready' });
         if (nextHolder) candidates.unshift(nextHolder);
         continue;
       }
       if (pool !== route.pool) metrics.fallbacks.inc({ group });
-      metrics.requests.inc({ group, pool, code: String(res.statusCode) });
+      metrics.requests.inc({ group, pool, code: res.code });
       metrics.latency.observe({ group, pool }, Number(process.hrtime.bigint() - started) / 1e9);
-      return this.relay(reply, pool, res);
+      return { pool, answer: res.answer };
     }
     if (lastError?.kind === 'timeout') {
       metrics.requests.inc({ group, pool: lastError.pool, code: '504' });
-      return sendError(reply, 504, `${lastError.message} (pool group "${group}" allows ${route.group.timeoutMs} ms)`);
+      throw new ProtocolError(504, `${lastError.message} (pool group "${group}" allows ${route.group.timeoutMs} ms)`);
     }
     const pool = lastError?.pool ?? circuitOpen ?? route.pool;
     metrics.requests.inc({ group, pool, code: '503' });
-    const retryAfter = circuitOpen ? this.circuit(circuitOpen).retryAfterSeconds() : 1;
-    return sendError(reply, 503, lastError ? lastError.message : `pool "${pool}" is failing; calls to it are paused`, retryAfter);
+    const retryAfterSeconds = circuitOpen ? this.circuit(circuitOpen).retryAfterSeconds() : 1;
+    throw new ProtocolError(503, lastError ? lastError.message : `pool "${pool}" is failing; calls to it are paused`, { retryAfterSeconds });
+  }
+
+  /** Forwards a REST request for `route` to `path` on the bot's pool (or its fallbacks) and sends the answer on. */
+  async forwardRest(request: FastifyRequest, reply: FastifyReply, route: Route, path: string): Promise<FastifyReply> {
+    const headers: Record<string, string> = { 'x-request-id': request.id };
+    for (const name of FORWARDED_HEADERS) {
+      const v = request.headers[name];
+      if (typeof v === 'string') headers[name] = v;
+    }
+    const method = request.method as 'GET' | 'POST';
+    const body = method === 'POST' ? (Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)) : undefined;
+    const transport: Transport<Upstream> = {
+      address: this.o.address,
+      call: async (pool, origin, deadline) => {
+        const res = await this.upstreams.forward({ pool, origin, method, path, headers, body, deadline });
+        return { answer: res, code: String(res.statusCode), holder: holderOf(res.statusCode, res.headers), unavailable: res.statusCode === 503, discard: () => res.body.dump() };
+      },
+    };
+    try {
+      const { pool, answer } = await this.forward(route, transport);
+      return await this.relay(reply, pool, answer);
+    } catch (e) {
+      if (e instanceof ProtocolError) return sendProblem(reply, e);
+      throw e;
+    }
   }
 
   close(): Promise<void> {

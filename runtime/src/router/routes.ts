@@ -3,22 +3,30 @@
  * forwarded to the bot's pool under the same path.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { sendError } from '../oip';
+import { ProtocolError, sendError, sendProblem } from '../oip';
 import { Admission } from './admission';
 import { Forwarder } from './forward';
 
-const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
+/** A model version as a path segment may carry it. */
+export const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
 
 type ModelRoute = { Params: { bot: string; version?: string } };
+
+const header = (v: string | string[] | undefined) => (typeof v === 'string' ? v : undefined);
 
 /** Registers the forwarded routes on the router's app. */
 export async function proxyRoutes(app: FastifyInstance, o: { admission: Admission; forwarder: Forwarder }): Promise<void> {
   /** Admits, then forwards to the bot's pool; the group slot is held until the answer is sent on. */
   const forward = async (request: FastifyRequest, reply: FastifyReply, bot: string, path: string): Promise<FastifyReply> => {
-    const route = o.admission.admit(request, reply, bot);
-    if (!route) return reply;
+    let route;
     try {
-      return await o.forwarder.forward(request, reply, route, path);
+      route = o.admission.admit(bot, { authorization: request.headers.authorization, 'x-api-key': header(request.headers['x-api-key']) });
+    } catch (e) {
+      if (e instanceof ProtocolError) return sendProblem(reply, e);
+      throw e;
+    }
+    try {
+      return await o.forwarder.forwardRest(request, reply, route, path);
     } finally {
       o.admission.release(route);
     }

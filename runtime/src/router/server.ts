@@ -9,13 +9,14 @@ import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
 import { Admission } from './admission';
 import { Forwarder } from './forward';
+import { PoolChannels, routerGrpcMethods } from './grpc';
 import { RouterMetrics } from './metrics';
 import { proxyRoutes } from './routes';
 import { PoolAddresses } from './readiness';
 import { PlatformStatus, poolStatuses } from '../status';
 import { RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';
-import { PoolAddress, poolAddress } from './upstream';
+import { PoolAddress, poolAddress, poolGrpcAddress } from './upstream';
 
 const SERVER_NAME = 'botshard-router';
 
@@ -24,6 +25,8 @@ export interface RouterOptions {
   catalog: string | Catalog;
   /** Where pools answer: a template with `{pool}` and `{namespace}`, or a function (local mode). */
   poolUrl: string | PoolAddress;
+  /** Where pools answer gRPC: a template `{pool}.{namespace}.svc.cluster.local:8081`, or a function. @default - the host of `poolUrl` (a template) on port 8081; none for a function */
+  poolGrpc?: string | PoolAddress;
   /** Folder of tenant API key hashes (a mounted Secret: one file per tenant id), followed for changes. Used when the catalog's `platform.auth` is "tenant-keys"; without keys then, the router is not ready and refuses every request. @default - none */
   tenantKeys?: string;
   /** Requests per second per tenant (token bucket), with bursts of twice that. @default - no rate limit */
@@ -81,6 +84,8 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   const metrics = new RouterMetrics(opts.processMetrics ?? true, inflight);
   metrics.setGeneration(table.generation);
   const address: PoolAddress = typeof opts.poolUrl === 'string' ? poolAddress(opts.poolUrl, initial.platform.namespace) : opts.poolUrl;
+  const grpcAddress: PoolAddress = typeof opts.poolGrpc === 'function' ? opts.poolGrpc : poolGrpcAddress(opts.poolGrpc ?? opts.poolUrl, initial.platform.namespace);
+  const channels = new PoolChannels();
   const addresses = new PoolAddresses(address);
   const app = createApp({
     name: SERVER_NAME,
@@ -92,6 +97,8 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     headersTimeoutMs: opts.headersTimeoutMs,
     requestTimeoutMs: opts.requestTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
+    // The forwarder and admission below exist before the endpoint listens.
+    grpc: { raw: true, models: routerGrpcMethods(() => ({ admission, forwarder, address: grpcAddress, channels })) },
   });
   const keys = opts.tenantKeys
     ? new TenantKeys(opts.tenantKeys, (k) => {
@@ -130,7 +137,10 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     app.addHook('onClose', async () => keys.stop());
   }
   if (typeof opts.catalog === 'string') followCatalog(app, { location: opts.catalog, generation: table.generation, pollMs: opts.pollMs, apply: (source) => state.update(source.index), reloads: metrics.catalogReloads });
-  app.addHook('onClose', async () => forwarder.close());
+  app.addHook('onClose', async () => {
+    channels.close();
+    await forwarder.close();
+  });
 
   app.register(proxyRoutes, { admission, forwarder });
 

@@ -11,6 +11,21 @@ export function poolAddress(template: string, namespace: string): PoolAddress {
   return (pool) => template.replace('{pool}', pool).replace('{namespace}', namespace).replace(/\/+$/, '');
 }
 
+/** The default gRPC port of pools (and of the router). */
+export const GRPC_PORT = 8081;
+
+/**
+ * Where each pool answers gRPC (`host:port`): a template such as `{pool}.{namespace}.svc.cluster.local:8081`,
+ * or the host of an HTTP pool URL template on the default gRPC port; a function (local mode) has no default.
+ */
+export function poolGrpcAddress(template: string | PoolAddress, namespace: string): PoolAddress {
+  if (typeof template === 'function') return () => undefined;
+  if (!template.includes('{pool}')) throw new Error(`pool gRPC address template ${JSON.stringify(template)} has no {pool}: write e.g. {pool}.{namespace}.svc.cluster.local:${GRPC_PORT}`);
+  // `http://{pool}.{namespace}.svc.cluster.local:8080/` -> `{pool}.{namespace}.svc.cluster.local:8081`
+  const hostPort = /^[a-z]+:\/\//.test(template) ? `${template.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '').replace(/:\d+$/, '')}:${GRPC_PORT}` : template;
+  return (pool) => hostPort.replace('{pool}', pool).replace('{namespace}', namespace);
+}
+
 /** Why forwarding failed before a response came back. */
 export type UpstreamFailure = 'connect' | 'timeout' | 'reset';
 

@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerFactory, FastifyServerOptions, LogController } from 'fastify';
 import { LiveResponse, ReadyResponse, ServerMetadataResponse, isHealthProbe, sendError, withErrors } from '../oip';
-import { parseJson } from './json';
+import { BINARY_EXTENSION, BINARY_HEADER, decodeBinaryRequest } from '../oip/binary';
+import { parseJson } from '../oip/json';
+import { GrpcEndpoint, GrpcEndpointOptions } from './grpc';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const SERVER_VERSION: string = require('../../package.json').version;
@@ -53,6 +55,8 @@ export interface AppOptions {
   keepAliveTimeoutMs?: number;
   /** @default APP_DEFAULTS.timeoutCheckMs */
   timeoutCheckMs?: number;
+  /** The protocol over gRPC too: the model methods' handlers (health and server metadata are the shell's). */
+  grpc?: Pick<GrpcEndpointOptions, 'models' | 'raw' | 'stamp' | 'onCall'>;
 }
 
 declare module 'fastify' {
@@ -63,6 +67,8 @@ declare module 'fastify' {
     drain(): Promise<void>;
     /** Responses that ended before they were sent whole (connection reset or closed mid-answer), since start. */
     readonly unfinishedResponses: number;
+    /** The gRPC endpoint, when the server speaks gRPC (it listens when `grpc.listen()` is called). */
+    readonly grpc?: GrpcEndpoint;
   }
 }
 
@@ -73,8 +79,15 @@ export function createApp(o: AppOptions): FastifyInstance {
   let unfinished = 0;
   app.decorate('draining', { getter: () => draining });
   app.decorate('unfinishedResponses', { getter: () => unfinished });
+  // Both transports list the binary tensor data extension (REST) beside the server's own.
+  const extensions = [...(o.extensions ?? []), BINARY_EXTENSION];
+  const grpcEndpoint = o.grpc && new GrpcEndpoint({ ...o.grpc, name: o.name, version: SERVER_VERSION, extensions, ready: () => !draining && o.ready(), maxMessageBytes: o.bodyLimit ?? APP_DEFAULTS.bodyLimit, log: app.log });
+  app.decorate('grpc', { getter: () => grpcEndpoint });
+  // gRPC calls in flight finish before the server's own onClose hooks (the pool's workers) run.
+  if (grpcEndpoint) app.addHook('preClose', async () => grpcEndpoint.close());
   app.decorate('drain', async () => {
     draining = true;
+    grpcEndpoint?.drain();
     o.onDrain?.();
     app.log.info('draining: not ready, finishing in-flight requests');
     await closeGracefully(app);
@@ -113,7 +126,7 @@ export function createApp(o: AppOptions): FastifyInstance {
   });
   // The protocol's OpenAPI document writes the server metadata path as `/v2/`; clients use both.
   for (const url of ['/v2', '/v2/']) {
-    app.get(url, { schema: { response: withErrors(ServerMetadataResponse) } }, async () => ({ name: o.name, version: SERVER_VERSION, extensions: o.extensions ?? [] }));
+    app.get(url, { schema: { response: withErrors(ServerMetadataResponse) } }, async () => ({ name: o.name, version: SERVER_VERSION, extensions }));
   }
   return app;
 }
@@ -160,9 +173,11 @@ function parseBodies(app: FastifyInstance, body: AppOptions['body']): void {
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, bytes, done) => done(null, bytes));
     return;
   }
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, text, done) => {
+  // JSON, or JSON and raw tensors when the binary data extension's header says where the JSON ends.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, bytes, done) => {
     try {
-      done(null, parseJson(text as string));
+      const headerLength = request.headers[BINARY_HEADER];
+      done(null, typeof headerLength === 'string' ? decodeBinaryRequest(bytes as Buffer, headerLength) : parseJson((bytes as Buffer).toString('utf8')));
     } catch (e) {
       done(e as Error, undefined);
     }

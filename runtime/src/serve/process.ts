@@ -13,11 +13,17 @@ export function integerSetting(name: string, value: string | undefined, min: num
   return n;
 }
 
+/** The gRPC port when none is given: the one after the HTTP port (8081 beside 8080), any free one beside port 0. */
+export function grpcPortBeside(port: number): number {
+  return port === 0 ? 0 : port === 65535 ? 0 : port + 1;
+}
+
 /** What every server command takes: where the catalog is, where to listen, how long to drain. */
 export interface ServerFlags {
   catalog?: string;
   port?: string;
   metricsPort?: string;
+  grpcPort?: string;
   host?: string;
 }
 
@@ -25,6 +31,8 @@ export interface ServerSettings {
   catalog: string;
   port: number;
   metricsPort: number;
+  /** The protocol over gRPC (h2c). */
+  grpcPort: number;
   host: string;
   drainSeconds: number;
   pollMs?: number;
@@ -35,10 +43,12 @@ export interface ServerSettings {
 export function serverSettings(flags: ServerFlags, env: NodeJS.ProcessEnv): ServerSettings {
   const catalog = flags.catalog ?? env.BOTSHARD_CATALOG;
   if (!catalog) throw new SettingsError('the catalog is missing: pass --catalog PATH or set BOTSHARD_CATALOG (a catalog .json or the folder where its ConfigMaps are mounted)');
+  const port = integerSetting('--port / BOTSHARD_PORT', flags.port ?? env.BOTSHARD_PORT, 0, 65535) ?? 8080;
   return {
     catalog,
-    port: integerSetting('--port / BOTSHARD_PORT', flags.port ?? env.BOTSHARD_PORT, 0, 65535) ?? 8080,
+    port,
     metricsPort: integerSetting('--metrics-port / BOTSHARD_METRICS_PORT', flags.metricsPort ?? env.BOTSHARD_METRICS_PORT, 0, 65535) ?? 9090,
+    grpcPort: integerSetting('--grpc-port / BOTSHARD_GRPC_PORT', flags.grpcPort ?? env.BOTSHARD_GRPC_PORT, 0, 65535) ?? grpcPortBeside(port),
     host: flags.host ?? env.BOTSHARD_HOST ?? '0.0.0.0',
     drainSeconds: integerSetting('BOTSHARD_DRAIN_SECONDS', env.BOTSHARD_DRAIN_SECONDS, 0, 3600) ?? 20,
     pollMs: integerSetting('BOTSHARD_POLL_MS', env.BOTSHARD_POLL_MS, 10, 3_600_000),
@@ -175,14 +185,15 @@ export function exitWithParent(env: NodeJS.ProcessEnv = process.env): void {
  * tools read the bound ports from it), drains on SIGTERM/SIGINT and when the parent `up` goes away.
  * The "drained" line says how many responses were cut off during the drain (0 unless a bug or the limit).
  */
-export async function runApp(app: FastifyInstance, s: ServerSettings, registry: Registry, fields: object, routes: MetricsPortRoutes = {}): Promise<{ port: number; metricsPort: number; close(): Promise<void> }> {
+export async function runApp(app: FastifyInstance, s: ServerSettings, registry: Registry, fields: object, routes: MetricsPortRoutes = {}): Promise<{ port: number; metricsPort: number; grpcPort?: number; close(): Promise<void> }> {
   await app.listen({ port: s.port, host: s.host });
+  const grpcPort = await app.grpc?.listen(s.grpcPort, s.host);
   const metrics = await serveMetrics(registry, s.metricsPort, s.host, routes);
   const port = portOf(app.server);
   const metricsPort = portOf(metrics);
   // Lifecycle lines are logged whatever the level.
   const lifecycle = app.log.child({}, { level: 'info' });
-  lifecycle.info({ port, metricsPort, host: s.host, ...fields }, 'listening');
+  lifecycle.info({ port, metricsPort, grpcPort, host: s.host, ...fields }, 'listening');
   let unfinishedBefore = 0;
   const close = async () => {
     unfinishedBefore = app.unfinishedResponses;
@@ -191,5 +202,5 @@ export async function runApp(app: FastifyInstance, s: ServerSettings, registry: 
   };
   exitOnSignals(lifecycle, s.drainSeconds, close, () => ({ unfinished: app.unfinishedResponses - unfinishedBefore }));
   exitWithParent();
-  return { port, metricsPort, close };
+  return { port, metricsPort, grpcPort, close };
 }

@@ -1,0 +1,133 @@
+/**
+ * The protocol over gRPC (`inference.GRPCInferenceService`, from `proto/open_inference_grpc.proto`), as
+ * pool and router both use it: the service definition, statuses mapped from the REST ones, request
+ * parameters as plain values, and the few wire-level reads the router needs to route without decoding.
+ */
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { POOL_HEADER, ProtocolError } from './replies';
+
+export const SERVICE = 'inference.GRPCInferenceService';
+
+/** The .proto ships with the package (`runtime/proto`), two folders above this file in src and in lib. */
+const PROTO = path.join(__dirname, '..', '..', 'proto', 'open_inference_grpc.proto');
+
+let loaded: { service: grpc.ServiceDefinition; client: grpc.ServiceClientConstructor } | undefined;
+
+/** The service and a client constructor, fields as the .proto spells them (snake_case), int64 as numbers. */
+function load() {
+  if (!loaded) {
+    const definition = protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, arrays: true, oneofs: true });
+    const client = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+    loaded = { service: client.service, client };
+  }
+  return loaded;
+}
+
+/** The service definition (for `server.addService`). */
+export function inferenceService(): grpc.ServiceDefinition {
+  return load().service;
+}
+
+/** A generated client of the service (tests, benchmarks, and users' code can do the same with the .proto). */
+export function inferenceClient(): grpc.ServiceClientConstructor {
+  return load().client;
+}
+
+/** The methods that name a model (their request's field 1 is its name, field 2 its version). */
+export const MODEL_METHODS = ['ModelReady', 'ModelMetadata', 'ModelInfer'] as const;
+export type ModelMethod = (typeof MODEL_METHODS)[number];
+
+/** `/inference.GRPCInferenceService/<method>`: the HTTP/2 path of a method. */
+export function methodPath(method: string): string {
+  return `/${SERVICE}/${method}`;
+}
+
+/** The gRPC status of a REST status (and of "overloaded": RESOURCE_EXHAUSTED, as a full queue is). */
+export function grpcCodeOf(e: ProtocolError): grpc.status {
+  if (e.o.overloaded) return grpc.status.RESOURCE_EXHAUSTED;
+  switch (e.status) {
+    case 400: return grpc.status.INVALID_ARGUMENT;
+    case 401: return grpc.status.UNAUTHENTICATED;
+    case 403: return grpc.status.PERMISSION_DENIED;
+    case 404: return grpc.status.NOT_FOUND;
+    case 413:
+    case 429: return grpc.status.RESOURCE_EXHAUSTED;
+    case 502:
+    case 503: return grpc.status.UNAVAILABLE;
+    case 504: return grpc.status.DEADLINE_EXCEEDED;
+    default: return e.status >= 400 && e.status < 500 ? grpc.status.FAILED_PRECONDITION : grpc.status.INTERNAL;
+  }
+}
+
+/**
+ * A ProtocolError as a gRPC error: the status, the message as details, and in the trailers the pool that
+ * answered (`x-botshard-pool`, or the holder on a NOT_FOUND), `retry-after` and gRPC's own retry pushback.
+ */
+export function grpcError(e: ProtocolError, pool?: string): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  const named = e.o.holder ?? pool;
+  if (named !== undefined) metadata.set(POOL_HEADER, named);
+  for (const [k, v] of Object.entries(e.o.headers ?? {})) metadata.set(k, v);
+  if (e.o.retryAfterSeconds !== undefined) {
+    metadata.set('retry-after', String(e.o.retryAfterSeconds));
+    metadata.set('grpc-retry-pushback-ms', String(e.o.retryAfterSeconds * 1000));
+  }
+  return { code: grpcCodeOf(e), details: e.message, metadata };
+}
+
+/** An InferParameter (`{bool_param: true, parameter_choice: 'bool_param'}`) as its plain value. */
+export type InferParameter = { parameter_choice?: string } & Record<string, unknown>;
+export function parameterValue(p: InferParameter): string | number | boolean | undefined {
+  const v = p.parameter_choice ? p[p.parameter_choice] : undefined;
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : undefined;
+}
+
+/** A first metadata value as text (`authorization`, `x-request-id`), or undefined. */
+export function metadataValue(metadata: grpc.Metadata, key: string): string | undefined {
+  const v = metadata.get(key)[0];
+  return v === undefined ? undefined : typeof v === 'string' ? v : v.toString('utf8');
+}
+
+/** Bytes passed through unchanged: the router forwards messages without decoding them. */
+export const RAW = {
+  serialize: (b: Buffer) => b,
+  deserialize: (b: Buffer) => b,
+};
+
+/**
+ * A string field of an encoded message (proto3: the last occurrence wins), read without decoding the rest:
+ * length-delimited fields (tensors) are skipped over. Undefined when absent; throws on bytes that are not
+ * protobuf.
+ */
+export function stringField(message: Buffer, field: number): string | undefined {
+  let at = 0;
+  let found: string | undefined;
+  const varint = (): number => {
+    let value = 0;
+    for (let shift = 0; shift < 64; shift += 7) {
+      if (at >= message.length) throw new Error('truncated varint');
+      const byte = message[at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+    }
+    throw new Error('varint too long');
+  };
+  while (at < message.length) {
+    const tag = varint();
+    const wire = tag % 8;
+    const number = Math.floor(tag / 8);
+    if (wire === 0) varint();
+    else if (wire === 1) at += 8;
+    else if (wire === 5) at += 4;
+    else if (wire === 2) {
+      const length = varint();
+      if (at + length > message.length) throw new Error('a field runs past the end of the message');
+      if (number === field) found = message.toString('utf8', at, at + length);
+      at += length;
+    } else throw new Error(`wire type ${wire} is not used by this protocol`);
+  }
+  if (at > message.length) throw new Error('truncated message');
+  return found;
+}

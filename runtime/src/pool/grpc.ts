@@ -1,0 +1,100 @@
+/**
+ * The pool's gRPC model methods (ModelReady, ModelMetadata, ModelInfer): messages in, the model service,
+ * messages out. Tensors arrive typed (`contents`) or raw (`raw_input_contents`); answers come back the
+ * same way the request came (Triton's clients send raw and read raw).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { DATATYPES, Datatype, ProtocolError } from '../oip';
+import { Tensor } from '../oip/binary';
+import { ModelMethod } from '../oip/grpc';
+import { TensorDataError, decodeRaw, encodeRaw } from '../oip/tensors';
+import type { GrpcReply, ModelHandler } from '../serve/grpc';
+import { InputTensor, ModelService } from './models';
+
+type Contents = Record<string, unknown[]>;
+interface InferInputTensor { name: string; datatype: string; shape: number[]; contents: Contents | null }
+interface ModelInferRequest {
+  model_name: string;
+  model_version: string;
+  id: string;
+  inputs: InferInputTensor[];
+  outputs: Array<{ name: string }>;
+  raw_input_contents: Buffer[];
+}
+type ModelRequest = { name: string; version: string };
+
+/** The `contents` field of each datatype. */
+const CONTENTS: Record<Datatype, string> = {
+  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
+  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
+  FP16: 'fp16', FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
+};
+
+/** The model methods of the pool's gRPC endpoint. */
+export function poolGrpcMethods(serviceOf: () => ModelService): Record<ModelMethod, ModelHandler> {
+  return {
+    ModelReady: async (call) => {
+      const service = serviceOf();
+      const r = call.request as ModelRequest;
+      return { message: { ready: service.ready(service.bot(r.name, r.version)).ready } };
+    },
+    ModelMetadata: async (call) => {
+      const service = serviceOf();
+      const r = call.request as ModelRequest;
+      const m = service.metadata(service.bot(r.name, r.version));
+      const tensor = (t: { name: string; datatype: string; shape: number[] }) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
+      return { message: { name: m.name, versions: m.versions, platform: m.platform, inputs: m.inputs.map(tensor), outputs: m.outputs.map(tensor) } };
+    },
+    ModelInfer: async (call, requestId) => infer(serviceOf(), call.request as ModelInferRequest, requestId, deadlineOf(call)),
+  };
+}
+
+async function infer(service: ModelService, r: ModelInferRequest, requestId: string, deadline: number | undefined): Promise<GrpcReply> {
+  const raw = r.raw_input_contents.length > 0;
+  const result = await service.infer({
+    bot: r.model_name,
+    version: r.model_version,
+    id: r.id,
+    inputs: inputsOf(r, raw),
+    outputs: r.outputs.map((o) => o.name),
+    requestId,
+    deadline,
+  });
+  const metadata = new grpc.Metadata();
+  if (result.residency) metadata.set('botshard-residency', result.residency);
+  const header = (t: Tensor) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
+  const message = raw
+    ? { model_name: result.model_name, model_version: '1', id: r.id, outputs: result.outputs.map(header), raw_output_contents: result.outputs.map((t) => encodeRaw(t.datatype, t.data)) }
+    : { model_name: result.model_name, model_version: '1', id: r.id, outputs: result.outputs.map((t) => ({ ...header(t), contents: contentsOf(t) })) };
+  return { message, metadata };
+}
+
+/** The request's input tensors, their elements decoded from `contents` or from `raw_input_contents`. */
+function inputsOf(r: ModelInferRequest, raw: boolean): InputTensor[] {
+  if (raw && r.raw_input_contents.length !== r.inputs.length) {
+    throw new ProtocolError(400, `raw_input_contents has ${r.raw_input_contents.length} entries for ${r.inputs.length} inputs: send one per input, in order`);
+  }
+  try {
+    return r.inputs.map((input, i) => {
+      const datatype = input.datatype as Datatype;
+      if (!DATATYPES.includes(datatype)) throw new ProtocolError(400, `input "${input.name}": datatype ${JSON.stringify(input.datatype)} is not one of ${DATATYPES.join(', ')}`);
+      if (raw && input.contents) throw new ProtocolError(400, `input "${input.name}" has contents and raw_input_contents is used: send every input one way`);
+      const data = raw ? decodeRaw(input.name, datatype, r.raw_input_contents[i]) : ((input.contents?.[CONTENTS[datatype]] ?? []) as unknown[]);
+      return { name: input.name, datatype, shape: input.shape, data: datatype === 'BYTES' && !raw ? data.map((b) => (b as Buffer).toString('utf8')) : data };
+    });
+  } catch (e) {
+    if (e instanceof TensorDataError) throw new ProtocolError(400, e.message);
+    throw e;
+  }
+}
+
+function contentsOf(t: Tensor): Contents {
+  return t.datatype === 'BYTES' ? { bytes_contents: Array.from(t.data as ArrayLike<string>, (s) => Buffer.from(s, 'utf8')) } : { fp32_contents: Array.from(t.data as ArrayLike<number>) };
+}
+
+/** The caller's deadline (ms since epoch), if it set one. */
+function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number | undefined {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(ms) ? ms : undefined;
+}

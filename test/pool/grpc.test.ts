@@ -1,0 +1,205 @@
+/**
+ * The pool over gRPC (a real `@grpc/grpc-js` client, the protocol's .proto) and REST with the binary tensor
+ * data extension: the same answers as REST JSON, the same validation, statuses mapped from the REST ones.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { parseCatalog } from '@botshard/runtime';
+import { GrpcClient, inferRequest } from '../support/grpc';
+import { RunningPool, catalogInput, ensureBuilt, placement, postJson, runPool, slowModels, standaloneBot, supportBot, withModels } from './support';
+
+beforeAll(() => ensureBuilt());
+
+const TEXTS = ['I forgot my password', 'why was I charged twice', 'hello there'];
+
+/** A BYTES tensor's raw bytes: each element's 4-byte little-endian length, then the element. */
+function rawBytes(texts: string[]): Buffer {
+  return Buffer.concat(texts.flatMap((t) => { const n = Buffer.alloc(4); n.writeUInt32LE(Buffer.byteLength(t)); return [n, Buffer.from(t)]; }));
+}
+
+/** Splits a binary-extension body into its JSON part and its binary tail. */
+function splitBinary(body: Buffer, headerLength: number): { json: any; tail: Buffer } {
+  return { json: JSON.parse(body.toString('utf8', 0, headerLength)), tail: body.subarray(headerLength) };
+}
+
+describe('a pool over gRPC', () => {
+  const bots = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot'].map((id) => supportBot(id));
+  const catalog = parseCatalog(catalogInput([...bots, standaloneBot('yesno')], 2));
+  const where = placement(catalog);
+  const here = where.get('alpha')!;
+  const elsewhere = [...where].find(([, p]) => p !== here)!;
+  let pool: RunningPool;
+  let client: GrpcClient;
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: here, catalog, modelRoot: withModels(catalog), maxBatch: 8, maxTextLength: 200 });
+    client = new GrpcClient(pool.grpc);
+  });
+  afterAll(async () => {
+    client.close();
+    await pool.close();
+  });
+
+  test('health, server metadata, model metadata and readiness', async () => {
+    expect(await client.call('ServerLive', {})).toMatchObject({ code: grpc.status.OK, response: { live: true } });
+    expect(await client.call('ServerReady', {})).toMatchObject({ code: grpc.status.OK, response: { ready: true } });
+    expect((await client.call('ServerMetadata', {})).response).toEqual({ name: 'botshard-pool', version: expect.any(String), extensions: ['binary_tensor_data'] });
+    const meta = await client.call('ModelMetadata', { name: 'alpha' });
+    expect(meta.response).toEqual({
+      name: 'alpha',
+      versions: ['1'],
+      platform: 'onnx_onnxv1',
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }],
+      outputs: [
+        { name: 'intent', datatype: 'BYTES', shape: [-1] },
+        { name: 'confidence', datatype: 'FP32', shape: [-1] },
+        { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] },
+      ],
+    });
+    expect(meta.metadata['x-botshard-pool']).toBe(here);
+    expect((await client.call('ModelReady', { name: 'alpha' })).response).toEqual({ ready: true });
+    expect((await client.call('ModelReady', { name: 'alpha', version: '1' })).response).toEqual({ ready: true });
+  });
+
+  test('ModelInfer gives what REST gives, with texts as bytes_contents or as raw_input_contents', async () => {
+    const rest = await postJson(`${pool.url}/v2/models/alpha/infer`, { inputs: [{ name: 'text', shape: [3], datatype: 'BYTES', data: TEXTS }] });
+    const [intent, confidence, probabilities] = rest.body.outputs;
+    const typed = await client.call('ModelInfer', inferRequest('alpha', TEXTS, { id: 'g-1' }));
+    expect(typed.code).toBe(grpc.status.OK);
+    expect(typed.metadata['x-botshard-pool']).toBe(here);
+    expect(typed.response).toMatchObject({ model_name: 'alpha', model_version: '1', id: 'g-1', raw_output_contents: [] });
+    const [ti, tc, tp] = typed.response.outputs;
+    expect(ti).toMatchObject({ name: 'intent', datatype: 'BYTES', shape: [3] });
+    expect(ti.contents.bytes_contents.map((b: Buffer) => b.toString())).toEqual(intent.data);
+    expect(tc).toMatchObject({ name: 'confidence', datatype: 'FP32', shape: [3] });
+    tc.contents.fp32_contents.forEach((c: number, i: number) => expect(c).toBeCloseTo(confidence.data[i], 5));
+    expect(tp).toMatchObject({ name: 'probabilities', shape: [3, 3] });
+    expect(tp.contents.fp32_contents).toHaveLength(probabilities.data.length);
+
+    const raw = await client.call('ModelInfer', inferRequest('alpha', TEXTS, { raw: true, outputs: ['intent', 'confidence'] }));
+    expect(raw.code).toBe(grpc.status.OK);
+    expect(raw.response.outputs.map((o: any) => [o.name, o.contents])).toEqual([['intent', null], ['confidence', null]]);
+    const [rawIntent, rawConfidence] = raw.response.raw_output_contents as Buffer[];
+    expect(rawIntent.equals(rawBytes(intent.data))).toBe(true);
+    expect(rawConfidence).toHaveLength(12);
+    for (let i = 0; i < 3; i++) expect(rawConfidence.readFloatLE(i * 4)).toBeCloseTo(confidence.data[i], 5);
+  });
+
+  test('bad requests get the REST checks and their statuses: INVALID_ARGUMENT, NOT_FOUND naming the holder', async () => {
+    const cases: Array<[object, grpc.status, string]> = [
+      [{ ...inferRequest('alpha', TEXTS), inputs: [{ name: 'text', datatype: 'FP32', shape: [1], contents: { fp32_contents: [1] } }] }, grpc.status.INVALID_ARGUMENT, 'datatype "FP32"'],
+      [{ ...inferRequest('alpha', TEXTS), inputs: [{ name: 'words', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('x')] } }] }, grpc.status.INVALID_ARGUMENT, 'unknown input "words"'],
+      [inferRequest('alpha', Array(9).fill('hi')), grpc.status.INVALID_ARGUMENT, 'shape [9]'],
+      [inferRequest('alpha', ['x'.repeat(201)]), grpc.status.INVALID_ARGUMENT, 'at most 200'],
+      [{ ...inferRequest('alpha', TEXTS), inputs: [{ name: 'text', datatype: 'BYTES', shape: [2], contents: { bytes_contents: [Buffer.from('x')] } }] }, grpc.status.INVALID_ARGUMENT, 'but 1 strings'],
+      [inferRequest('alpha', TEXTS, { outputs: ['logits'] }), grpc.status.INVALID_ARGUMENT, 'unknown output "logits"'],
+      [{ ...inferRequest('alpha', TEXTS, { raw: true }), raw_input_contents: [Buffer.from([5, 0, 0, 0, 104])] }, grpc.status.INVALID_ARGUMENT, 'runs past the end'],
+      [{ ...inferRequest('alpha', TEXTS, { raw: true }), raw_input_contents: [] , inputs: [{ name: 'text', datatype: 'TEXT', shape: [1] }] }, grpc.status.INVALID_ARGUMENT, 'datatype "TEXT"'],
+      [inferRequest('nobody', TEXTS), grpc.status.NOT_FOUND, 'not in the catalog'],
+      [{ ...inferRequest('alpha', TEXTS), model_version: '2' }, grpc.status.NOT_FOUND, 'no version "2"'],
+    ];
+    for (const [request, code, message] of cases) {
+      const out = await client.call('ModelInfer', request);
+      expect([out.code, out.details]).toEqual([code, expect.stringContaining(message)]);
+      expect(out.metadata['x-botshard-pool']).toBe(here);
+    }
+    const other = await client.call('ModelInfer', inferRequest(elsewhere[0], TEXTS));
+    expect([other.code, other.details, other.metadata['x-botshard-pool']]).toEqual([grpc.status.NOT_FOUND, expect.stringContaining(`pool "${elsewhere[1]}" holds it`), elsewhere[1]]);
+    expect((await client.call('ModelReady', { name: elsewhere[0] })).code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  test('calls are counted in the request metrics by method and status', async () => {
+    const metrics = await pool.app.poolMetrics.registry.getMetricsAsJSON();
+    const counts = metrics.find((m) => m.name === 'botshard_pool_request_seconds')!.values.filter((v: any) => v.metricName === 'botshard_pool_request_seconds_count' && String(v.labels.route).startsWith('grpc '));
+    const count = (route: string, code: string) => counts.find((v: any) => v.labels.route === route && v.labels.code === code)?.value ?? 0;
+    expect(count('grpc ModelInfer', 'OK')).toBeGreaterThanOrEqual(2);
+    expect(count('grpc ModelInfer', 'INVALID_ARGUMENT')).toBeGreaterThanOrEqual(8);
+    expect(count('grpc ModelInfer', 'NOT_FOUND')).toBeGreaterThanOrEqual(3);
+    // Per bot, as over REST: requests that reached the bot's checks (not those whose tensors could not be decoded).
+    const bad = (await pool.app.poolMetrics.botRequests.get()).values.find((v) => v.labels.bot === 'alpha' && v.labels.outcome === 'bad_request');
+    expect(bad?.value).toBe(6);
+  });
+});
+
+describe('REST with the binary tensor data extension', () => {
+  const catalog = parseCatalog(catalogInput([supportBot('support')]));
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: withModels(catalog) });
+  });
+  afterAll(() => pool.close());
+
+  const binaryInfer = (json: object, tail: Buffer, headerLength?: number) => {
+    const header = Buffer.from(JSON.stringify(json));
+    return fetch(`${pool.url}/v2/models/support/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength ?? header.length) },
+      body: Buffer.concat([header, tail]),
+    });
+  };
+
+  test('binary inputs are read as their JSON equivalent; binary outputs come back when asked', async () => {
+    const json = await postJson(`${pool.url}/v2/models/support/infer`, { inputs: [{ name: 'text', shape: [3], datatype: 'BYTES', data: TEXTS }] });
+    const input = { name: 'text', shape: [3], datatype: 'BYTES', parameters: { binary_data_size: rawBytes(TEXTS).length } };
+
+    const plain = await binaryInfer({ inputs: [input] }, rawBytes(TEXTS));
+    expect(plain.status).toBe(200);
+    expect(plain.headers.get('inference-header-content-length')).toBeNull();
+    expect(await plain.json()).toEqual(json.body);
+
+    const all = await binaryInfer({ inputs: [input], parameters: { binary_data_output: true } }, rawBytes(TEXTS));
+    expect(all.status).toBe(200);
+    expect(all.headers.get('content-type')).toBe('application/octet-stream');
+    const { json: header, tail } = splitBinary(Buffer.from(await all.arrayBuffer()), Number(all.headers.get('inference-header-content-length')));
+    expect(header.outputs.map((o: any) => [o.name, o.data, o.parameters.binary_data_size])).toEqual([['intent', undefined, expect.any(Number)], ['confidence', undefined, 12], ['probabilities', undefined, 36]]);
+    const intentBytes = tail.subarray(0, header.outputs[0].parameters.binary_data_size);
+    expect(intentBytes.equals(rawBytes(json.body.outputs[0].data))).toBe(true);
+    const confidence = tail.subarray(intentBytes.length, intentBytes.length + 12);
+    for (let i = 0; i < 3; i++) expect(confidence.readFloatLE(i * 4)).toBeCloseTo(json.body.outputs[1].data[i], 5);
+
+    // One output binary, the other JSON.
+    const mixed = await fetch(`${pool.url}/v2/models/support/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [{ name: 'text', shape: [3], datatype: 'BYTES', data: TEXTS }], outputs: [{ name: 'intent' }, { name: 'confidence', parameters: { binary_data: true } }] }) });
+    const split = splitBinary(Buffer.from(await mixed.arrayBuffer()), Number(mixed.headers.get('inference-header-content-length')));
+    expect(split.json.outputs[0].data).toEqual(json.body.outputs[0].data);
+    expect(split.json.outputs[1].parameters.binary_data_size).toBe(12);
+    expect(split.tail).toHaveLength(12);
+  });
+
+  test('binary bodies that do not add up are 400 naming what is wrong', async () => {
+    const input = (size: number) => ({ name: 'text', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: size } });
+    const cases: Array<[Promise<Response>, string]> = [
+      [binaryInfer({ inputs: [input(9)] }, Buffer.concat([rawBytes(['hello']), Buffer.from('xyz')])), '3 bytes after the JSON part'],
+      [binaryInfer({ inputs: [input(20)] }, rawBytes(['hello'])), 'declares 20 binary bytes'],
+      [binaryInfer({ inputs: [input(7)] }, rawBytes(['hello']).subarray(0, 7)), 'runs past the end'],
+      [binaryInfer({ inputs: [input(9)] }, rawBytes(['hello']), 10_000), 'inference-header-content-length'],
+      [binaryInfer({ inputs: [{ ...input(9), data: ['x'] }] }, rawBytes(['hello'])), 'both "data" and'],
+      [binaryInfer({ inputs: [{ ...input(4), datatype: 'FP32' }] }, Buffer.alloc(4)), 'datatype must be "BYTES"'],
+    ];
+    for (const [response, message] of cases) {
+      const res = await response;
+      const body = (await res.json()) as { error?: string };
+      expect([res.status, body.error]).toEqual([400, expect.stringContaining(message)]);
+    }
+  });
+});
+
+describe('gRPC deadlines and timeouts', () => {
+  const catalog = parseCatalog(catalogInput([standaloneBot('slow', { model: { head: 'heads/slow.onnx', memory: '1Mi' } })]));
+  let pool: RunningPool;
+  let client: GrpcClient;
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: slowModels(catalog, 400), timeoutMs: 200 });
+    client = new GrpcClient(pool.grpc);
+  });
+  afterAll(async () => {
+    client.close();
+    await pool.close();
+  });
+
+  test("the pool's timeout is DEADLINE_EXCEEDED with the pool's message", async () => {
+    const out = await client.call('ModelInfer', inferRequest('slow', ['yes']));
+    expect([out.code, out.details]).toEqual([grpc.status.DEADLINE_EXCEEDED, expect.stringContaining('did not answer within')]);
+    expect(out.metadata['x-botshard-pool']).toBe(pool.app.pool.topology!.pools[0].name);
+  });
+});

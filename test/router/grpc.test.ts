@@ -1,0 +1,197 @@
+/**
+ * The router over gRPC with a real client, against real pools: the same placement, fallbacks and tenant
+ * keys as REST, statuses mapped from REST's, a live catalog change under gRPC traffic that loses nothing,
+ * and REST's binary tensor data passed through.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { parseCatalog, plan, poolFor } from '@botshard/runtime';
+import { hashKey } from '@botshard/runtime/router/tenants';
+import { GrpcClient, inferRequest } from '../support/grpc';
+import { RunningPool, catalogInput, ensureBuilt, runPool, runPoolsOf, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { runRouter } from './support';
+
+beforeAll(() => ensureBuilt());
+
+describe('routing gRPC', () => {
+  const bots = Array.from({ length: 8 }, (_, i) => supportBot(`bot-${i}`));
+  const catalog = parseCatalog(catalogInput(bots, 3));
+  const topology = plan(catalog);
+  let pools: RunningPool[] = [];
+  let router: Awaited<ReturnType<typeof runRouter>>;
+  let client: GrpcClient;
+
+  beforeAll(async () => {
+    const started = await runPoolsOf(catalog);
+    pools = started.pools;
+    router = await runRouter({ catalog, urls: started.urls, grpcs: started.grpcs });
+    client = new GrpcClient(router.grpc);
+  }, 60_000);
+  afterAll(async () => {
+    client.close();
+    await router?.close();
+    await Promise.all(pools.map((p) => p.close()));
+  });
+
+  test('every bot reaches the pool poolFor names, typed and raw; answers are the pool\'s', async () => {
+    for (const bot of bots) {
+      for (const raw of [false, true]) {
+        const out = await client.call('ModelInfer', inferRequest(bot.id, ['I forgot my password', 'my bill is wrong'], { raw, id: `${bot.id}-${raw}` }));
+        expect([bot.id, out.code, out.details]).toEqual([bot.id, grpc.status.OK, undefined]);
+        expect(out.metadata['x-botshard-pool']).toBe(poolFor(bot.id, topology));
+        expect(out.response).toMatchObject({ model_name: bot.id, id: `${bot.id}-${raw}` });
+        const intents = raw ? undefined : out.response.outputs[0].contents.bytes_contents.map((b: Buffer) => b.toString());
+        if (intents) expect(intents).toEqual(['password_reset', 'billing']);
+        if (raw) expect(out.response.raw_output_contents).toHaveLength(3);
+      }
+    }
+  });
+
+  test('health and server metadata are the router\'s; model metadata and readiness are forwarded', async () => {
+    expect((await client.call('ServerLive', {})).response).toEqual({ live: true });
+    expect((await client.call('ServerReady', {})).response).toEqual({ ready: true });
+    expect((await client.call('ServerMetadata', {})).response).toEqual({ name: 'botshard-router', version: expect.any(String), extensions: ['botshard_routing', 'binary_tensor_data'] });
+    const meta = await client.call('ModelMetadata', { name: 'bot-3' });
+    expect(meta.response).toMatchObject({ name: 'bot-3', platform: 'onnx_onnxv1' });
+    expect(meta.metadata['x-botshard-pool']).toBe(poolFor('bot-3', topology));
+    expect((await client.call('ModelReady', { name: 'bot-3', version: '1' })).response).toEqual({ ready: true });
+  });
+
+  test('bad requests: the router\'s own refusals and the pool\'s, as gRPC statuses', async () => {
+    const cases: Array<[string, object, grpc.status, string]> = [
+      ['ModelInfer', inferRequest('nobody', ['hi']), grpc.status.NOT_FOUND, 'unknown bot "nobody"'],
+      ['ModelInfer', inferRequest('Bad_Id', ['hi']), grpc.status.INVALID_ARGUMENT, 'invalid bot id'],
+      ['ModelInfer', { ...inferRequest('', ['hi']) }, grpc.status.INVALID_ARGUMENT, 'names no model'],
+      ['ModelInfer', { ...inferRequest('bot-1', ['hi']), model_version: '../x' }, grpc.status.INVALID_ARGUMENT, 'invalid model version'],
+      ['ModelInfer', { ...inferRequest('bot-1', ['hi']), model_version: '7' }, grpc.status.NOT_FOUND, 'no version "7"'],
+      ['ModelInfer', inferRequest('bot-1', ['hi'], { outputs: ['nope'] }), grpc.status.INVALID_ARGUMENT, 'unknown output "nope"'],
+      ['ModelInfer', { ...inferRequest('bot-1', ['hi']), inputs: [{ name: 'text', datatype: 'INT32', shape: [1], contents: { int_contents: [1] } }] }, grpc.status.INVALID_ARGUMENT, 'datatype "INT32"'],
+      ['ModelMetadata', { name: 'nobody' }, grpc.status.NOT_FOUND, 'unknown bot'],
+    ];
+    for (const [method, request, code, message] of cases) {
+      const out = await client.call(method, request);
+      expect([method, out.code, out.details]).toEqual([method, code, expect.stringContaining(message)]);
+    }
+    // Bytes that are not a protobuf message at all never reach a pool.
+    const garbage = await new Promise<grpc.ServiceError | null>((resolve) =>
+      client.client.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0xff, 0xff, 0xff]), (err) => resolve(err)),
+    );
+    expect([garbage?.code, garbage?.details]).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringContaining('not a valid message')]);
+    const rejected = await router.app.router.metrics.rejected.get();
+    expect(rejected.values.find((v) => v.labels.reason === 'unknown_bot')?.value).toBeGreaterThanOrEqual(2);
+  });
+
+  test('REST requests with binary tensor data pass through the router both ways', async () => {
+    const texts = ['hello there', 'why was I charged twice'];
+    const tail = Buffer.concat(texts.flatMap((t) => { const n = Buffer.alloc(4); n.writeUInt32LE(Buffer.byteLength(t)); return [n, Buffer.from(t)]; }));
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'text', shape: [2], datatype: 'BYTES', parameters: { binary_data_size: tail.length } }], outputs: [{ name: 'intent', parameters: { binary_data: true } }] }));
+    const res = await fetch(`${router.url}/v2/models/bot-2/infer`, { method: 'POST', headers: { 'inference-header-content-length': String(header.length) }, body: Buffer.concat([header, tail]) });
+    expect(res.status).toBe(200);
+    const length = Number(res.headers.get('inference-header-content-length'));
+    const body = Buffer.from(await res.arrayBuffer());
+    const json = JSON.parse(body.toString('utf8', 0, length));
+    expect(json.outputs[0]).toMatchObject({ name: 'intent', datatype: 'BYTES', shape: [2], parameters: { binary_data_size: body.length - length } });
+    expect(body.subarray(length).toString('latin1')).toContain('greeting');
+    expect(res.headers.get('x-botshard-pool')).toBe(poolFor('bot-2', topology));
+  });
+});
+
+describe('gRPC tenants', () => {
+  const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
+  const catalog = parseCatalog({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
+  let pool: RunningPool;
+  let router: Awaited<ReturnType<typeof runRouter>>;
+  let client: GrpcClient;
+  const keys = tempDir('keys');
+
+  beforeAll(async () => {
+    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
+    fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n`);
+    const name = plan(catalog).pools[0].name;
+    pool = await runPool({ pool: name, catalog, modelRoot: withModels(catalog), workers: 1 });
+    router = await runRouter({ catalog, urls: new Map([[name, pool.url]]), grpcs: new Map([[name, pool.grpc]]), tenantKeys: keys, tenantRate: 5 });
+    client = new GrpcClient(router.grpc);
+  });
+  afterAll(async () => {
+    client.close();
+    await router.close();
+    await pool.close();
+  });
+
+  test('keys come from metadata: UNAUTHENTICATED, PERMISSION_DENIED, OK, and RESOURCE_EXHAUSTED over the rate', async () => {
+    const ask = (bot: string, metadata?: Record<string, string>) => client.call('ModelInfer', inferRequest(bot, ['hi']), { metadata });
+    const none = await ask('acme-bot');
+    expect([none.code, none.metadata['www-authenticate']]).toEqual([grpc.status.UNAUTHENTICATED, 'Bearer']);
+    expect((await ask('acme-bot', { authorization: 'Bearer guess' })).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await ask('globex-bot', { authorization: 'Bearer acme-secret' })).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await ask('acme-bot', { authorization: 'Bearer acme-secret' })).code).toBe(grpc.status.OK);
+    expect((await ask('globex-bot', { 'x-api-key': 'globex-secret' })).code).toBe(grpc.status.OK);
+    // 5 per second with bursts of 10: a burst of 12 is refused at the end, with a retry pushback.
+    const burst = await Promise.all(Array.from({ length: 12 }, () => ask('acme-bot', { authorization: 'Bearer acme-secret' })));
+    const limited = burst.filter((o) => o.code === grpc.status.RESOURCE_EXHAUSTED);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0].details).toContain('over its rate limit');
+    expect(Number(limited[0].metadata['grpc-retry-pushback-ms'])).toBeGreaterThan(0);
+  });
+});
+
+describe('gRPC while a pool is added and the catalog changes', () => {
+  const bots = Array.from({ length: 12 }, (_, i) => supportBot(`bot-${i}`));
+  const one = parseCatalog(catalogInput(bots, 1));
+  const two = parseCatalog(catalogInput(bots, 2));
+  const [first, second] = plan(two).pools.map((p) => p.name);
+
+  test('moved bots reach the new pool and no call fails', async () => {
+    const moving = [...plan(two).assignment].filter(([, pool]) => pool === second).map(([bot]) => bot);
+    expect(moving.length).toBeGreaterThan(0);
+    const dir = tempDir('catalog');
+    writeMountedCatalog(dir, one);
+    const models = withModels(two);
+    const urls = new Map<string, string>();
+    const grpcs = new Map<string, string>();
+    const a = await runPool({ pool: first, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
+    urls.set(first, a.url);
+    grpcs.set(first, a.grpc);
+    const router = await runRouter({ catalog: dir, urls, grpcs });
+    const client = new GrpcClient(router.grpc);
+    let b: RunningPool | undefined;
+    const failures: string[] = [];
+    const answeredBy = new Map<string, string>();
+    let calls = 0;
+    let running = true;
+    const end = Date.now() + 60_000;
+    const loops = Array.from({ length: 4 }, async (_, w) => {
+      for (let i = w; running && Date.now() < end; i += 4) {
+        const bot = bots[i % bots.length].id;
+        const out = await client.call('ModelInfer', inferRequest(bot, ['I forgot my password'], { raw: i % 2 === 0 }));
+        calls++;
+        if (out.code !== grpc.status.OK) failures.push(`${bot}: ${grpc.status[out.code]} ${out.details}`);
+        else answeredBy.set(bot, out.metadata['x-botshard-pool']);
+      }
+    });
+    try {
+      await until(() => calls > 40, 20_000, 'calls to start');
+      // The new catalog lands before the new pool is up: moved bots keep being served by the old pool.
+      writeMountedCatalog(dir, two);
+      await until(() => router.app.router.table.generation === two.generation, 10_000, 'the router to see the new catalog');
+      const during = calls;
+      await until(() => calls > during + 40, 20_000, 'calls while the new pool is down');
+      b = await runPool({ pool: second, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
+      urls.set(second, b.url);
+      grpcs.set(second, b.grpc);
+      await until(() => moving.every((bot) => answeredBy.get(bot) === second), 20_000, 'moved bots to be served by the new pool');
+    } finally {
+      running = false;
+      await Promise.all(loops);
+      client.close();
+      await router.close();
+      await a.close();
+      await b?.close();
+    }
+    expect(failures).toEqual([]);
+    expect(calls).toBeGreaterThan(100);
+    const fallbacks = await router.app.router.metrics.fallbacks.get();
+    expect(fallbacks.values.reduce((s, v) => s + v.value, 0)).toBeGreaterThan(0);
+  }, 90_000);
+});
