@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Catalog, parseCatalog, plan } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { grpcInferLoad, inferLoad, predictLoad } from './processes';
+import { GRPC_CHANNELS, cpuSeconds, grpcInferLoad, inferLoad, predictLoad } from './processes';
 import { syntheticCatalog } from './synthetic';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -251,19 +251,27 @@ async function main(): Promise<void> {
         console.log(`one bot: ${one.rps} req/s, p50 ${one.p50Ms} ms, p99 ${one.p99Ms} ms, ${one.errors} errors`);
         const many = await load(running.url, bots, LOAD_SECONDS);
         console.log(`${bots.length} bots: ${many.rps} req/s, p50 ${many.p50Ms} ms, p99 ${many.p99Ms} ms, ${many.errors} errors`);
-        const protocols = { rest: [] as Array<Awaited<ReturnType<typeof inferLoad>>>, grpc: [] as Array<Awaited<ReturnType<typeof inferLoad>>> };
+        // The pool's CPU per request (all its threads, inference included) tells the server's cost apart from
+        // the load generator's, which shares this machine's two cores.
+        type Measured = Awaited<ReturnType<typeof inferLoad>> & { cpuUs: number };
+        const measured = async (run: () => ReturnType<typeof inferLoad>): Promise<Measured> => {
+          const before = cpuSeconds(running.child.pid!);
+          const r = await run();
+          return { ...r, cpuUs: ((cpuSeconds(running.child.pid!) - before) / Math.max(1, r.requests)) * 1e6 };
+        };
+        const protocols = { rest: [] as Measured[], grpc: [] as Measured[] };
         await grpcInferLoad(running.grpc, bots, 1, CONNECTIONS); // warm-up
         for (let round = 0; round < 2; round++) {
-          protocols.rest.push(await inferLoad(running.url, bots, LOAD_SECONDS, CONNECTIONS));
-          protocols.grpc.push(await grpcInferLoad(running.grpc, bots, LOAD_SECONDS, CONNECTIONS));
+          protocols.rest.push(await measured(() => inferLoad(running.url, bots, LOAD_SECONDS, CONNECTIONS)));
+          protocols.grpc.push(await measured(() => grpcInferLoad(running.grpc, bots, LOAD_SECONDS, CONNECTIONS)));
         }
-        const best = (xs: Array<{ rps: number; p50: number; p99: number; errors: number }>) => {
+        const best = (xs: Measured[]) => {
           const x = [...xs].sort((a, b) => b.rps - a.rps)[0];
-          return { rps: x.rps, p50Ms: round(x.p50), p99Ms: round(x.p99), errors: xs.reduce((s, r) => s + r.errors, 0) };
+          return { rps: x.rps, p50Ms: round(x.p50), p99Ms: round(x.p99), poolCpuUsPerRequest: Math.round(x.cpuUs), errors: xs.reduce((s, r) => s + r.errors, 0) };
         };
         const rest = best(protocols.rest);
         const viaGrpc = best(protocols.grpc);
-        console.log(`${bots.length} bots, ModelInfer: REST ${rest.rps} req/s (p50 ${rest.p50Ms} ms), gRPC ${viaGrpc.rps} req/s (p50 ${viaGrpc.p50Ms} ms)`);
+        console.log(`${bots.length} bots, ModelInfer: REST ${rest.rps} req/s (p50 ${rest.p50Ms} ms, pool CPU ${rest.poolCpuUsPerRequest} us/request), gRPC ${viaGrpc.rps} req/s (p50 ${viaGrpc.p50Ms} ms, pool CPU ${viaGrpc.poolCpuUsPerRequest} us/request)`);
         await stop(running);
         const bot = catalog.bots[0];
         const encoder = catalog.encoders.find((e) => e.id === bot.model.encoder)!;
@@ -285,13 +293,20 @@ async function main(): Promise<void> {
   }
 
   const machine = { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, workers: WORKERS };
-  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; restInfer?: { rps: number }; grpcInfer?: { rps: number; p50Ms: number }; bareLoop?: { rps: number }; fixedRoute?: { rps: number }; hopRoute?: { rps: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number } } } | undefined;
+  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; restInfer?: { rps: number; poolCpuUsPerRequest: number }; grpcInfer?: { rps: number; p50Ms: number; poolCpuUsPerRequest: number }; bareLoop?: { rps: number }; fixedRoute?: { rps: number }; hopRoute?: { rps: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number } } } | undefined;
   const largest = sizes[sizes.length - 1];
   // The figures the pool's issues quote: throughput against the bare model loop, and memory per bot.
   const headline: Record<string, number> = {
     ...(t0?.manyBots ? { poolRequestsPerSecond: t0.manyBots.rps, poolP50Ms: t0.manyBots.p50Ms } : {}),
     ...(t0?.bareLoop ? { bareLoopRunsPerSecond: t0.bareLoop.rps } : {}),
-    ...(t0?.restInfer && t0.grpcInfer ? { restInferRequestsPerSecond: t0.restInfer.rps, grpcRequestsPerSecond: t0.grpcInfer.rps, grpcThroughputOverRest: Math.round((t0.grpcInfer.rps / t0.restInfer.rps) * 100) / 100 } : {}),
+    ...(t0?.restInfer && t0.grpcInfer
+      ? {
+          restInferRequestsPerSecond: t0.restInfer.rps,
+          grpcRequestsPerSecond: t0.grpcInfer.rps,
+          grpcThroughputOverRest: Math.round((t0.grpcInfer.rps / t0.restInfer.rps) * 100) / 100,
+          grpcPoolCpuPerRequestOverRest: Math.round((t0.grpcInfer.poolCpuUsPerRequest / t0.restInfer.poolCpuUsPerRequest) * 100) / 100,
+        }
+      : {}),
     ...(t0?.manyBots && t0.bareLoop ? { bareLoopOverPool: Math.round((t0.bareLoop.rps / t0.manyBots.rps) * 100) / 100 } : {}),
     ...(largest ? { largestPoolBots: largest.bots, largestPoolRssMiB: largest.rssMiB, marginalPerBotKiB: largest.marginalPerBotKiB } : {}),
     ...(t0?.manyBots && t0.fixedRoute ? { fixedRouteRequestsPerSecond: t0.fixedRoute.rps, tinyThroughputOverFixedRoute: Math.round((t0.manyBots.rps / t0.fixedRoute.rps) * 100) / 100 } : {}),
@@ -331,8 +346,8 @@ async function main(): Promise<void> {
     '|---|---:|---:|---:|',
     `| one bot | ${t.oneBot.rps} | ${t.oneBot.p50Ms} ms | ${t.oneBot.p99Ms} ms |`,
     `| ${t.manyBots.bots} bots, round robin | ${t.manyBots.rps} | ${t.manyBots.p50Ms} ms | ${t.manyBots.p99Ms} ms |`,
-    ...(t.restInfer ? [`| ${t.manyBots.bots} bots, \`POST /v2/models/{bot}/infer\` (REST, JSON), same closed loop as gRPC | ${t.restInfer.rps} | ${t.restInfer.p50Ms} ms | ${t.restInfer.p99Ms} ms |`] : []),
-    ...(t.grpcInfer ? [`| ${t.manyBots.bots} bots, gRPC \`ModelInfer\` (raw_input_contents, one HTTP/2 channel) | ${t.grpcInfer.rps} | ${t.grpcInfer.p50Ms} ms | ${t.grpcInfer.p99Ms} ms |`] : []),
+    ...(t.restInfer ? [`| ${t.manyBots.bots} bots, \`POST /v2/models/{bot}/infer\` (REST, JSON), same closed loop as gRPC; pool CPU ${t.restInfer.poolCpuUsPerRequest} us/request | ${t.restInfer.rps} | ${t.restInfer.p50Ms} ms | ${t.restInfer.p99Ms} ms |`] : []),
+    ...(t.grpcInfer ? [`| ${t.manyBots.bots} bots, gRPC \`ModelInfer\` (raw_input_contents, ${GRPC_CHANNELS} HTTP/2 connections); pool CPU ${t.grpcInfer.poolCpuUsPerRequest} us/request | ${t.grpcInfer.rps} | ${t.grpcInfer.p50Ms} ms | ${t.grpcInfer.p99Ms} ms |`] : []),
     `| bare onnxruntime-node loop (same encoder + head, 1 thread, no HTTP) | ${t.bareLoop.rps} | ${t.bareLoop.p50Ms} ms | ${t.bareLoop.p99Ms} ms |`,
     `| a fastify route answering a fixed ${t.fixedRoute.bytes}-byte body (the floor of any HTTP server here) | ${t.fixedRoute.rps} | ${t.fixedRoute.p50Ms} ms | ${t.fixedRoute.p99Ms} ms |`,
     ...(t.hopRoute ? [`| the same route passing each text through a worker thread and back (the floor of a server that keeps its model off the HTTP thread) | ${t.hopRoute.rps} | ${t.hopRoute.p50Ms} ms | ${t.hopRoute.p99Ms} ms |`] : []),

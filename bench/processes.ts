@@ -290,18 +290,22 @@ function encodedInferRequests(bots: string[], text: string): Map<string, Buffer>
   return new Map(bots.map((bot) => [bot, service.ModelInfer.requestSerialize({ model_name: bot, inputs: [{ name: 'text', datatype: 'BYTES', shape: [1] }], raw_input_contents: [raw] })]));
 }
 
+/** HTTP/2 connections of the gRPC load generator: calls spread over them in turn. */
+export const GRPC_CHANNELS = 4;
+
 /**
- * Closed-loop gRPC load: `concurrency` ModelInfer calls in flight on one HTTP/2 channel (a gRPC client's
- * way) for `seconds`, each to the next bot. Messages are encoded once and answers are not decoded, as
+ * Closed-loop gRPC load: `concurrency` ModelInfer calls in flight over GRPC_CHANNELS HTTP/2 connections
+ * for `seconds`, each to the next bot. Messages are encoded once and answers are not decoded, as
  * autocannon and `inferLoad` send fixed bodies and do not parse answers.
  */
 export async function grpcInferLoad(target: string, bots: string[], seconds: number, concurrency = 16, text = 'where is my order') {
-  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  const clients = Array.from({ length: GRPC_CHANNELS }, () => new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
   const requests = encodedInferRequests(bots, text);
   const same = (b: Buffer) => b;
+  let turn = 0;
   const call = (bot: string) =>
-    new Promise<boolean>((resolve) => client.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', same, same, requests.get(bot)!, new grpc.Metadata(), {}, (err) => resolve(!err)));
-  return closedLoop(bots, seconds, concurrency, call).finally(() => client.close());
+    new Promise<boolean>((resolve) => clients[turn++ % clients.length].makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', same, same, requests.get(bot)!, new grpc.Metadata(), {}, (err) => resolve(!err)));
+  return closedLoop(bots, seconds, concurrency, call).finally(() => clients.forEach((c) => c.close()));
 }
 
 /** The same load as `grpcInferLoad` over REST: `POST /v2/models/{bot}/infer` with one text (JSON), undici keep-alive connections. */
@@ -334,4 +338,12 @@ async function closedLoop(bots: string[], seconds: number, concurrency: number, 
   await Promise.all(Array.from({ length: concurrency }, loop));
   const elapsed = (performance.now() - started) / 1000;
   return { requests: latencies.length, errors, rps: Math.round(latencies.length / elapsed), p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+/** CPU seconds a process has used (user + system, all its threads), from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat (utime, stime), counted after the command name: 12 and 13 here, in clock ticks.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }

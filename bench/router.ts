@@ -10,7 +10,7 @@
  * - a minimal Node forwarder (node:http + an undici Pool, buffered, no features): the floor of any router
  *   written in Node;
  * - the botshard Node router, and the HAProxy mode (`botshard haproxy`: HAProxy driven by the control plane).
- * Then gRPC beside REST, both from the same closed loop in this process (grpc-js on one HTTP/2 channel,
+ * Then gRPC beside REST, both from the same closed loop in this process (grpc-js over 4 HTTP/2 connections,
  * undici keep-alive connections), direct to the pool, through the Node router and through the HAProxy
  * mode's control plane (which forwards gRPC itself).
  * Reports throughput against direct and the p50 each adds. Writes bench/results/router.{json,md}.
@@ -25,7 +25,7 @@ import * as readline from 'node:readline';
 import autocannon from 'autocannon';
 import { CatalogInput, normalizeCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { grpcInferLoad, inferLoad, installed } from './processes';
+import { GRPC_CHANNELS, cpuSeconds, grpcInferLoad, inferLoad, installed } from './processes';
 
 const BIN = path.join(__dirname, '../runtime/bin/botshard.js');
 const RESULTS = path.join(__dirname, 'results');
@@ -83,6 +83,25 @@ async function nginx(dir: string, poolPort: number): Promise<{ proc: ChildProces
   const proc = spawn('nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] });
   await ready(port);
   return { proc, port };
+}
+
+/**
+ * The floor of each protocol in Node: a bare fastify route and a bare grpc-js method answering a fixed
+ * message of the pool's answer's size, no model, one process.
+ */
+function protocolFloors(): Promise<{ proc: ChildProcess; port: number; grpcPort?: number }> {
+  const code = `
+    const grpc = require(${JSON.stringify(require.resolve('@grpc/grpc-js'))});
+    const app = require(${JSON.stringify(require.resolve('fastify'))})({ logger: false });
+    const json = JSON.stringify({ model_name: 'bot-0', outputs: [{ name: 'intent', shape: [1], datatype: 'BYTES', data: ['password_reset'] }, { name: 'confidence', shape: [1], datatype: 'FP32', data: [0.99] }, { name: 'probabilities', shape: [1, 2], datatype: 'FP32', data: [0.99, 0.01] }] });
+    app.post('/v2/models/:bot/infer', async (request, reply) => reply.type('application/json').send(json));
+    const server = new grpc.Server();
+    const same = (b) => b;
+    const answer = Buffer.alloc(110, 1);
+    server.register('/inference.GRPCInferenceService/ModelInfer', (call, callback) => callback(null, answer), same, same, 'unary');
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, grpcPort) =>
+      app.listen({ port: 0, host: '127.0.0.1' }).then(() => console.log(JSON.stringify({ msg: 'listening', port: app.server.address().port, grpcPort }))));`;
+  return startListening(process.execPath, ['-e', code]);
 }
 
 /** The floor of a Node router: node:http in, an undici Pool out, bodies buffered, no checks at all. */
@@ -177,10 +196,14 @@ async function main(): Promise<void> {
     const router = await start(['router', '--catalog', catalogDir, '--pool-urls', urls, '--pool-grpc-urls', grpcUrls, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1']);
     children.push(router.proc);
     await ready(router.port);
-    const protocolPaths: Array<{ key: string; label: string; port: number; grpcPort: number }> = [
-      { key: 'direct', label: 'direct to the pool', port: pool.port, grpcPort: pool.grpcPort! },
-      { key: 'router', label: 'botshard Node router', port: router.port, grpcPort: router.grpcPort! },
+    // `pid`: the process whose CPU per request is reported (the forwarder's; the pool's when direct).
+    const protocolPaths: Array<{ key: string; label: string; port: number; grpcPort: number; pid: number }> = [
+      { key: 'direct', label: 'direct to the pool', port: pool.port, grpcPort: pool.grpcPort!, pid: pool.proc.pid! },
+      { key: 'router', label: 'botshard Node router', port: router.port, grpcPort: router.grpcPort!, pid: router.proc.pid! },
     ];
+    const floors = await protocolFloors();
+    children.push(floors.proc);
+    protocolPaths.push({ key: 'floor', label: 'bare fastify route / bare grpc-js method answering a fixed message (no model: the floor of each protocol in Node)', port: floors.port, grpcPort: floors.grpcPort!, pid: floors.proc.pid! });
     const paths: Array<{ key: string; label: string; port: number }> = [
       { key: 'direct', label: 'direct to the pool', port: pool.port },
       { key: 'router', label: 'botshard Node router', port: router.port },
@@ -195,7 +218,7 @@ async function main(): Promise<void> {
       children.push(mode.proc);
       await ready(mode.port);
       paths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (botshard haproxy)', port: mode.port });
-      protocolPaths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (REST: HAProxy; gRPC: its control plane)', port: mode.port, grpcPort: mode.grpcPort! });
+      protocolPaths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (REST: HAProxy; gRPC: its control plane)', port: mode.port, grpcPort: mode.grpcPort!, pid: mode.proc.pid! });
       const plain = await plainHaproxy(state, pool.port);
       children.push(plain.proc);
       paths.push({ key: 'haproxy', label: 'plain HAProxy, keep-alive, balance uri', port: plain.port });
@@ -224,20 +247,25 @@ async function main(): Promise<void> {
     const figures = Object.fromEntries(paths.map((p) => [p.key, { label: p.label, ...summary(runs.get(p.key)!), runs: runs.get(p.key)! }]));
 
     // gRPC beside REST: the same closed loop for both, alternating rounds.
-    const protocolRuns = new Map<string, Loop[]>();
+    const protocolRuns = new Map<string, Array<Loop & { cpuUs: number }>>();
+    const measured = async (pid: number, run: () => Promise<Loop>) => {
+      const before = cpuSeconds(pid);
+      const r = await run();
+      return { ...r, cpuUs: ((cpuSeconds(pid) - before) / Math.max(1, r.requests)) * 1e6 };
+    };
     const loops = (key: string) => protocolRuns.get(key) ?? protocolRuns.set(key, []).get(key)!;
     for (const p of protocolPaths) await grpcInferLoad(`127.0.0.1:${p.grpcPort}`, bots, 1, CONNECTIONS); // warm-up: channels, JIT
     for (let i = 0; i < ROUNDS; i++) {
       for (const p of protocolPaths) {
-        loops(`${p.key}:rest`).push(await inferLoad(`http://127.0.0.1:${p.port}`, bots, SECONDS, CONNECTIONS));
-        loops(`${p.key}:grpc`).push(await grpcInferLoad(`127.0.0.1:${p.grpcPort}`, bots, SECONDS, CONNECTIONS));
+        loops(`${p.key}:rest`).push(await measured(p.pid, () => inferLoad(`http://127.0.0.1:${p.port}`, bots, SECONDS, CONNECTIONS)));
+        loops(`${p.key}:grpc`).push(await measured(p.pid, () => grpcInferLoad(`127.0.0.1:${p.grpcPort}`, bots, SECONDS, CONNECTIONS)));
       }
     }
     const protocols = Object.fromEntries(
       protocolPaths.map((p) => {
         const of = (proto: string) => {
           const xs = loops(`${p.key}:${proto}`);
-          return { rps: median(xs.map((x) => x.rps)), p50: r2(median(xs.map((x) => x.p50))), p99: r2(median(xs.map((x) => x.p99))), errors: xs.reduce((s, x) => s + x.errors, 0) };
+          return { rps: median(xs.map((x) => x.rps)), p50: r2(median(xs.map((x) => x.p50))), p99: r2(median(xs.map((x) => x.p99))), cpuUsPerRequest: Math.round(median(xs.map((x) => x.cpuUs))), errors: xs.reduce((s, x) => s + x.errors, 0) };
         };
         return [p.key, { label: p.label, rest: of('rest'), grpc: of('grpc') }];
       }),
@@ -255,9 +283,12 @@ async function main(): Promise<void> {
       // gRPC / REST through the Node router, the same closed loop; and direct to the pool, and through the HAProxy mode.
       grpcThroughputOverRest: grpcOver('router')!,
       grpcDirectThroughputOverRest: grpcOver('direct')!,
+      grpcFloorThroughputOverRest: grpcOver('floor')!,
       ...(protocols.haproxyMode ? { grpcHaproxyModeThroughputOverRest: grpcOver('haproxyMode')! } : {}),
       grpcRouterThroughputOverDirect: r2(protocols.router.grpc.rps / protocols.direct.grpc.rps),
       grpcRouterAddedP50Ms: r2(protocols.router.grpc.p50 - protocols.direct.grpc.p50),
+      // The router's own CPU per forwarded call, gRPC over REST (the load generator shares the two cores).
+      grpcRouterCpuPerRequestOverRest: r2(protocols.router.grpc.cpuUsPerRequest / protocols.router.rest.cpuUsPerRequest),
       failedRequests:
         paths.filter((p) => p.key !== 'direct').reduce((n, p) => n + figures[p.key].errors, 0) +
         Object.values(protocols).reduce((n, p) => n + p.rest.errors + p.grpc.errors, 0),
@@ -286,11 +317,13 @@ async function main(): Promise<void> {
         return `| ${f.label} | ${f.rps.median.toFixed(0)} (${f.rps.min.toFixed(0)}-${f.rps.max.toFixed(0)}) | ${(f.rps.median / d.rps.median).toFixed(2)} | ${f.p50} | ${(f.p50 - d.p50).toFixed(2)} | ${f.p99} | ${f.errors} |`;
       }),
       '',
-      `gRPC beside REST (\`ModelInfer\` with the text as \`raw_input_contents\`, and \`POST /v2/models/{bot}/infer\` JSON), the same closed loop in this process: ${CONNECTIONS} in flight, grpc-js on one HTTP/2 channel, undici keep-alive connections; ${ROUNDS} rounds of ${SECONDS} s alternating.`,
+      `gRPC beside REST (\`ModelInfer\` with the text as \`raw_input_contents\`, and \`POST /v2/models/{bot}/infer\` JSON), the same closed loop in this process: ${CONNECTIONS} in flight, grpc-js over ${GRPC_CHANNELS} HTTP/2 connections, undici keep-alive connections; ${ROUNDS} rounds of ${SECONDS} s alternating.`,
       '',
-      '| path | REST req/s | REST p50 ms | gRPC req/s | gRPC p50 ms | gRPC / REST | errors |',
-      '|---|---:|---:|---:|---:|---:|---:|',
-      ...Object.values(protocols).map((p) => `| ${p.label} | ${p.rest.rps} | ${p.rest.p50} | ${p.grpc.rps} | ${p.grpc.p50} | ${(p.grpc.rps / p.rest.rps).toFixed(2)} | ${p.rest.errors + p.grpc.errors} |`),
+      '| path | REST req/s | REST p50 ms | REST CPU us/req | gRPC req/s | gRPC p50 ms | gRPC CPU us/req | gRPC / REST | errors |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...Object.values(protocols).map((p) => `| ${p.label} | ${p.rest.rps} | ${p.rest.p50} | ${p.rest.cpuUsPerRequest} | ${p.grpc.rps} | ${p.grpc.p50} | ${p.grpc.cpuUsPerRequest} | ${(p.grpc.rps / p.rest.rps).toFixed(2)} | ${p.rest.errors + p.grpc.errors} |`),
+      '',
+      'CPU us/req: the CPU time of the forwarding process (the pool itself when direct; HAProxy mode: its control plane, which carries only gRPC) per answered request.',
       '',
       ...notes.map((n) => `Skipped: ${n}`),
       'On a 2-core machine every forwarder, the pool (with its inference worker threads) and the load generator share two cores, so throughput through a forwarder also pays for the CPU it takes from the pool.',

@@ -4,17 +4,16 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { parseCatalog } from '@botshard/runtime';
-import { GrpcClient, inferRequest } from '../support/grpc';
-import { RunningPool, catalogInput, ensureBuilt, placement, postJson, runPool, slowModels, standaloneBot, supportBot, withModels } from './support';
+import { encodeRaw } from '@botshard/runtime/oip/tensors';
+import { GrpcClient, inferRequest, malformedInfer, rawModelInfer } from '../support/grpc';
+import { RunningPool, catalogInput, ensureBuilt, placement, postJson, runPool, slowModels, standaloneBot, supportBot, until, withModels } from './support';
 
 beforeAll(() => ensureBuilt());
 
 const TEXTS = ['I forgot my password', 'why was I charged twice', 'hello there'];
 
 /** A BYTES tensor's raw bytes: each element's 4-byte little-endian length, then the element. */
-function rawBytes(texts: string[]): Buffer {
-  return Buffer.concat(texts.flatMap((t) => { const n = Buffer.alloc(4); n.writeUInt32LE(Buffer.byteLength(t)); return [n, Buffer.from(t)]; }));
-}
+const rawBytes = (texts: string[]) => encodeRaw('BYTES', texts);
 
 /** Splits a binary-extension body into its JSON part and its binary tail. */
 function splitBinary(body: Buffer, headerLength: number): { json: any; tail: Buffer } {
@@ -96,27 +95,35 @@ describe('a pool over gRPC', () => {
       [{ ...inferRequest('alpha', TEXTS, { raw: true }), raw_input_contents: [] , inputs: [{ name: 'text', datatype: 'TEXT', shape: [1] }] }, grpc.status.INVALID_ARGUMENT, 'datatype "TEXT"'],
       [inferRequest('nobody', TEXTS), grpc.status.NOT_FOUND, 'not in the catalog'],
       [{ ...inferRequest('alpha', TEXTS), model_version: '2' }, grpc.status.NOT_FOUND, 'no version "2"'],
+      [{ ...inferRequest('alpha', TEXTS), inputs: [{ name: 'text', datatype: 'FP16', shape: [1], contents: {} }] }, grpc.status.INVALID_ARGUMENT, 'send it as raw_input_contents'],
     ];
     for (const [request, code, message] of cases) {
       const out = await client.call('ModelInfer', request);
       expect([out.code, out.details]).toEqual([code, expect.stringContaining(message)]);
       expect(out.metadata['x-botshard-pool']).toBe(here);
     }
+    // A message only a full decoder finds malformed: a 400 from the pool, with its name, like any other.
+    const malformed = await rawModelInfer(client, malformedInfer('alpha'));
+    expect([malformed?.code, malformed?.details, malformed?.metadata.get('x-botshard-pool')[0]]).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringContaining('not a valid message'), here]);
     const other = await client.call('ModelInfer', inferRequest(elsewhere[0], TEXTS));
     expect([other.code, other.details, other.metadata['x-botshard-pool']]).toEqual([grpc.status.NOT_FOUND, expect.stringContaining(`pool "${elsewhere[1]}" holds it`), elsewhere[1]]);
     expect((await client.call('ModelReady', { name: elsewhere[0] })).code).toBe(grpc.status.NOT_FOUND);
   });
 
-  test('calls are counted in the request metrics by method and status', async () => {
-    const metrics = await pool.app.poolMetrics.registry.getMetricsAsJSON();
-    const counts = metrics.find((m) => m.name === 'botshard_pool_request_seconds')!.values.filter((v: any) => v.metricName === 'botshard_pool_request_seconds_count' && String(v.labels.route).startsWith('grpc '));
-    const count = (route: string, code: string) => counts.find((v: any) => v.labels.route === route && v.labels.code === code)?.value ?? 0;
-    expect(count('grpc ModelInfer', 'OK')).toBeGreaterThanOrEqual(2);
-    expect(count('grpc ModelInfer', 'INVALID_ARGUMENT')).toBeGreaterThanOrEqual(8);
-    expect(count('grpc ModelInfer', 'NOT_FOUND')).toBeGreaterThanOrEqual(3);
-    // Per bot, as over REST: requests that reached the bot's checks (not those whose tensors could not be decoded).
-    const bad = (await pool.app.poolMetrics.botRequests.get()).values.find((v) => v.labels.bot === 'alpha' && v.labels.outcome === 'bad_request');
-    expect(bad?.value).toBe(6);
+  test('calls are counted in the request metrics by method and status (as its HTTP equivalent), and per bot', async () => {
+    const count = async (code: string) => {
+      const metrics = await pool.app.poolMetrics.registry.getMetricsAsJSON();
+      const values = metrics.find((m) => m.name === 'botshard_pool_request_seconds')!.values as any[];
+      return values.find((v) => v.metricName === 'botshard_pool_request_seconds_count' && v.labels.route === 'grpc ModelInfer' && v.labels.code === code)?.value ?? 0;
+    };
+    const badOf = async () => (await pool.app.poolMetrics.botRequests.get()).values.find((v) => v.labels.bot === 'alpha' && v.labels.outcome === 'bad_request')?.value ?? 0;
+    const before = { ok: await count('200'), bad: await count('400'), missing: await count('404'), perBot: await badOf() };
+    expect((await client.call('ModelInfer', inferRequest('alpha', ['hi']))).code).toBe(grpc.status.OK);
+    expect((await client.call('ModelInfer', inferRequest('alpha', ['hi'], { outputs: ['nope'] }))).code).toBe(grpc.status.INVALID_ARGUMENT);
+    // Tensors that cannot be decoded never reach the bot's checks (as REST's schema errors): not counted per bot.
+    expect((await client.call('ModelInfer', { ...inferRequest('alpha', ['hi'], { raw: true }), raw_input_contents: [Buffer.from([9])] })).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((await client.call('ModelInfer', inferRequest('nobody', ['hi']))).code).toBe(grpc.status.NOT_FOUND);
+    expect({ ok: await count('200'), bad: await count('400'), missing: await count('404'), perBot: await badOf() }).toEqual({ ok: before.ok + 1, bad: before.bad + 2, missing: before.missing + 1, perBot: before.perBot + 1 });
   });
 });
 
@@ -201,5 +208,29 @@ describe('gRPC deadlines and timeouts', () => {
     const out = await client.call('ModelInfer', inferRequest('slow', ['yes']));
     expect([out.code, out.details]).toEqual([grpc.status.DEADLINE_EXCEEDED, expect.stringContaining('did not answer within')]);
     expect(out.metadata['x-botshard-pool']).toBe(pool.app.pool.topology!.pools[0].name);
+  });
+});
+
+describe('gRPC and drain', () => {
+  const catalog = parseCatalog(catalogInput([standaloneBot('slow', { model: { head: 'heads/slow.onnx', memory: '1Mi' } })]));
+
+  test('a call in flight when the pool drains is answered before the workers stop; then no new call is taken', async () => {
+    const pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: slowModels(catalog, 30), timeoutMs: 20_000 });
+    const client = new GrpcClient(pool.grpc);
+    try {
+      expect((await client.call('ServerReady', {})).response).toEqual({ ready: true });
+      const inFlight = client.call('ModelInfer', inferRequest('slow', ['yes']));
+      await until(() => pool.app.pool.queueDepths().some((d) => d > 0), 5_000, 'the call to reach a worker');
+      const drained = pool.app.drain();
+      const answer = await inFlight;
+      expect([answer.code, answer.details]).toEqual([grpc.status.OK, undefined]);
+      expect(answer.response.outputs[0].contents.bytes_contents).toHaveLength(1);
+      await drained;
+      const after = await client.call('ServerLive', {}, { deadlineMs: 1000 });
+      expect(after.code).not.toBe(grpc.status.OK);
+    } finally {
+      client.close();
+      await pool.close().catch(() => undefined);
+    }
   });
 });

@@ -8,8 +8,9 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parseCatalog, plan, poolFor } from '@botshard/runtime';
 import { hashKey } from '@botshard/runtime/router/tenants';
-import { GrpcClient, inferRequest } from '../support/grpc';
-import { RunningPool, catalogInput, ensureBuilt, runPool, runPoolsOf, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
+import { encodeRaw } from '@botshard/runtime/oip/tensors';
+import { GrpcClient, inferRequest, malformedInfer, rawModelInfer } from '../support/grpc';
+import { RunningPool, catalogInput, ensureBuilt, runPool, runPoolsOf, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
 import { runRouter } from './support';
 
 beforeAll(() => ensureBuilt());
@@ -41,9 +42,9 @@ describe('routing gRPC', () => {
         expect([bot.id, out.code, out.details]).toEqual([bot.id, grpc.status.OK, undefined]);
         expect(out.metadata['x-botshard-pool']).toBe(poolFor(bot.id, topology));
         expect(out.response).toMatchObject({ model_name: bot.id, id: `${bot.id}-${raw}` });
-        const intents = raw ? undefined : out.response.outputs[0].contents.bytes_contents.map((b: Buffer) => b.toString());
-        if (intents) expect(intents).toEqual(['password_reset', 'billing']);
-        if (raw) expect(out.response.raw_output_contents).toHaveLength(3);
+        const intents = raw ? out.response.raw_output_contents[0] : Buffer.concat(out.response.outputs[0].contents.bytes_contents.flatMap((b: Buffer) => [encodeRaw('BYTES', [b.toString()])]));
+        expect(intents.equals(encodeRaw('BYTES', ['password_reset', 'billing']))).toBe(true);
+        if (raw) expect(out.response.raw_output_contents.map((b: Buffer) => b.length)).toEqual([intents.length, 8, 8 * bot.intents.length]);
       }
     }
   });
@@ -74,10 +75,18 @@ describe('routing gRPC', () => {
       expect([method, out.code, out.details]).toEqual([method, code, expect.stringContaining(message)]);
     }
     // Bytes that are not a protobuf message at all never reach a pool.
-    const garbage = await new Promise<grpc.ServiceError | null>((resolve) =>
-      client.client.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0xff, 0xff, 0xff]), (err) => resolve(err)),
-    );
+    const garbage = await rawModelInfer(client, Buffer.from([0x0a, 0xff, 0xff, 0xff]));
     expect([garbage?.code, garbage?.details]).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringContaining('not a valid message')]);
+    // Malformed deeper than the model name: the pool's 400, relayed; a client sending them cannot open the
+    // pool's circuit (5 failures would), for gRPC or for REST.
+    for (let i = 0; i < 8; i++) {
+      const nested = await rawModelInfer(client, malformedInfer('bot-1'));
+      expect([nested?.code, nested?.metadata.get('x-botshard-pool')[0]]).toEqual([grpc.status.INVALID_ARGUMENT, poolFor('bot-1', topology)]);
+    }
+    expect((await client.call('ModelInfer', inferRequest('bot-1', ['hi']))).code).toBe(grpc.status.OK);
+    expect((await fetch(`${router.url}/v1/bots/bot-1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hi"}' })).status).toBe(200);
+    const upstream = await router.app.router.metrics.upstreamErrors.get();
+    expect(upstream.values.filter((v) => v.labels.kind !== 'not_ready')).toEqual([]);
     const rejected = await router.app.router.metrics.rejected.get();
     expect(rejected.values.find((v) => v.labels.reason === 'unknown_bot')?.value).toBeGreaterThanOrEqual(2);
   });
@@ -194,4 +203,58 @@ describe('gRPC while a pool is added and the catalog changes', () => {
     const fallbacks = await router.app.router.metrics.fallbacks.get();
     expect(fallbacks.values.reduce((s, v) => s + v.value, 0)).toBeGreaterThan(0);
   }, 90_000);
+});
+
+describe('gRPC deadlines and failing pools through the router', () => {
+  const catalog = parseCatalog(catalogInput([standaloneBot('slow', { model: { head: 'heads/slow.onnx', memory: '1Mi' } }), standaloneBot('quick')]));
+  const name = plan(catalog).pools[0].name;
+  let pool: RunningPool;
+
+  beforeAll(async () => {
+    pool = await runPool({ pool: name, catalog, modelRoot: slowModels(catalog, 60), timeoutMs: 20_000 });
+  });
+  afterAll(() => pool.close());
+
+  test("the caller's deadline ends the call at the router and at the pool, and says nothing against the pool", async () => {
+    const router = await runRouter({ catalog, urls: new Map([[name, pool.url]]), grpcs: new Map([[name, pool.grpc]]) });
+    const client = new GrpcClient(router.grpc);
+    try {
+      // More than the circuit's threshold (5): were they counted as the pool's failures, its circuit would open.
+      // Once the pool has measured the bot, it refuses what cannot finish in time (RESOURCE_EXHAUSTED, as a full queue).
+      const codes: grpc.status[] = [];
+      for (let i = 0; i < 7; i++) codes.push((await client.call('ModelInfer', inferRequest('slow', ['yes']), { deadlineMs: 150 })).code);
+      expect(codes[0]).toBe(grpc.status.DEADLINE_EXCEEDED);
+      for (const code of codes) expect([grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED]).toContain(code);
+      const quick = await client.call('ModelInfer', inferRequest('quick', ['yes please']));
+      expect([quick.code, quick.details]).toEqual([grpc.status.OK, undefined]);
+      expect((await router.app.router.metrics.upstreamErrors.get()).values).toEqual([]);
+      // Every group slot is given back.
+      const inflight = (await router.app.router.metrics.inflight.get()).values;
+      expect(inflight.every((v) => v.value === 0)).toBe(true);
+    } finally {
+      client.close();
+      await router.close();
+    }
+  });
+
+  test("a pool whose gRPC port is gone: UNAVAILABLE naming it, then its gRPC circuit opens; its REST keeps working", async () => {
+    const gone = await runPool({ pool: name, catalog, modelRoot: withModels(catalog) });
+    const deadAddress = gone.grpc;
+    await gone.close();
+    const router = await runRouter({ catalog, urls: new Map([[name, pool.url]]), grpcs: new Map([[name, deadAddress]]), circuitThreshold: 3 });
+    const client = new GrpcClient(router.grpc);
+    try {
+      const outcomes = [];
+      for (let i = 0; i < 5; i++) outcomes.push(await client.call('ModelInfer', inferRequest('quick', ['yes'])));
+      expect(outcomes.map((o) => o.code)).toEqual(Array(5).fill(grpc.status.UNAVAILABLE));
+      expect(outcomes[0].details).toContain(`pool "${name}" is unreachable over gRPC`);
+      expect(outcomes[4].details).toContain('calls to it are paused');
+      expect(Number(outcomes[4].metadata['retry-after'])).toBeGreaterThan(0);
+      const rest = await fetch(`${router.url}/v1/bots/quick/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"yes"}' });
+      expect(rest.status).toBe(200);
+    } finally {
+      client.close();
+      await router.close();
+    }
+  });
 });

@@ -120,7 +120,7 @@ describe('routing the example catalog', () => {
     expect((await postJson(`${router.url}/v1/bots/unknown-bot/predict`, { text: 'hi' })).status).toBe(404);
     const text = await router.app.router.metrics.registry.metrics();
     const pool = poolFor(bot, topology)!;
-    expect(text).toMatch(new RegExp(`botshard_router_requests_total\\{group="[a-z]+",pool="${pool}",code="200"\\} [1-9]`));
+    expect(text).toMatch(new RegExp(`botshard_router_requests_total\\{group="[a-z]+",pool="${pool}",code="200",protocol="rest"\\} [1-9]`));
     expect(text).toMatch(/botshard_router_request_duration_seconds_bucket\{le="0.005",group="[a-z]+",pool="[a-z0-9-]+"\} \d+/);
     expect(text).toMatch(/botshard_router_rejected_total\{reason="bad_id"\} [1-9]/);
     expect(text).toMatch(/botshard_router_rejected_total\{reason="unknown_bot"\} [1-9]/);

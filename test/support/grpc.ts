@@ -1,6 +1,7 @@
 /** A real gRPC client of the protocol's service (`@grpc/grpc-js`, types from the .proto) for tests. */
 import * as grpc from '@grpc/grpc-js';
 import { inferenceClient } from '@botshard/runtime/oip/grpc';
+import { encodeRaw } from '@botshard/runtime/oip/tensors';
 
 /** How a call ended: OK with its response, or a status; with the metadata the server sent either way. */
 export interface GrpcOutcome {
@@ -45,12 +46,16 @@ export function inferRequest(bot: string, texts: string[], o: { raw?: boolean; o
   const input = { name: 'text', datatype: 'BYTES', shape: [texts.length] };
   const outputs = (o.outputs ?? []).map((name) => ({ name }));
   if (!o.raw) return { model_name: bot, id: o.id ?? '', inputs: [{ ...input, contents: { bytes_contents: texts.map((t) => Buffer.from(t)) } }], outputs };
-  const raw = Buffer.concat(texts.flatMap((t) => [u32(Buffer.byteLength(t)), Buffer.from(t)]));
-  return { model_name: bot, id: o.id ?? '', inputs: [input], outputs, raw_input_contents: [raw] };
+  return { model_name: bot, id: o.id ?? '', inputs: [input], outputs, raw_input_contents: [encodeRaw('BYTES', texts)] };
 }
 
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
+/** Sends bytes as a ModelInfer message, undecoded: for messages no client library would encode. */
+export function rawModelInfer(client: GrpcClient, bytes: Buffer): Promise<grpc.ServiceError | null> {
+  const same = (b: Buffer) => b;
+  return new Promise((resolve) => client.client.makeUnaryRequest('/inference.GRPCInferenceService/ModelInfer', same, same, bytes, (err) => resolve(err)));
+}
+
+/** A ModelInfer message naming `bot` whose inputs field (5) is not a valid message: only a full decoder sees it. */
+export function malformedInfer(bot: string): Buffer {
+  return Buffer.concat([Buffer.from([0x0a, bot.length]), Buffer.from(bot), Buffer.from([0x2a, 0x01, 0xff])]);
 }

@@ -6,7 +6,7 @@
  */
 import { parseJson } from './json';
 import { DATATYPES, Datatype } from './schemas';
-import { TensorDataError, decodeRaw, encodeRaw } from './tensors';
+import { Tensor, TensorDataError, decodeRaw, encodeRaw } from './tensors';
 
 /** The request and response header giving the JSON part's length in bytes. */
 export const BINARY_HEADER = 'inference-header-content-length';
@@ -49,14 +49,6 @@ export function decodeBinaryRequest(body: Buffer, headerLength: string): unknown
 export function binaryOutputs(request: { parameters?: Json; outputs?: Array<{ name: string; parameters?: Json }> }): 'all' | Set<string> {
   if (request.parameters?.binary_data_output === true) return 'all';
   return new Set((request.outputs ?? []).filter((o) => o.parameters?.binary_data === true).map((o) => o.name));
-}
-
-export interface Tensor {
-  name: string;
-  datatype: 'BYTES' | 'FP32';
-  shape: number[];
-  data: ArrayLike<string | number>;
-  parameters?: Json;
 }
 
 /**

@@ -61,6 +61,25 @@ export function grpcCodeOf(e: ProtocolError): grpc.status {
   }
 }
 
+/** The HTTP status a gRPC status stands for (metrics keep one vocabulary of codes for both protocols). */
+export function httpStatusOf(code: grpc.status): number {
+  switch (code) {
+    case grpc.status.OK: return 200;
+    case grpc.status.INVALID_ARGUMENT:
+    case grpc.status.OUT_OF_RANGE: return 400;
+    case grpc.status.UNAUTHENTICATED: return 401;
+    case grpc.status.PERMISSION_DENIED: return 403;
+    case grpc.status.NOT_FOUND: return 404;
+    case grpc.status.CANCELLED: return 499;
+    case grpc.status.RESOURCE_EXHAUSTED: return 429;
+    case grpc.status.FAILED_PRECONDITION: return 412;
+    case grpc.status.UNIMPLEMENTED: return 501;
+    case grpc.status.UNAVAILABLE: return 503;
+    case grpc.status.DEADLINE_EXCEEDED: return 504;
+    default: return 500;
+  }
+}
+
 /**
  * A ProtocolError as a gRPC error: the status, the message as details, and in the trailers the pool that
  * answered (`x-botshard-pool`, or the holder on a NOT_FOUND), `retry-after` and gRPC's own retry pushback.
@@ -77,11 +96,11 @@ export function grpcError(e: ProtocolError, pool?: string): Partial<grpc.StatusO
   return { code: grpcCodeOf(e), details: e.message, metadata };
 }
 
-/** An InferParameter (`{bool_param: true, parameter_choice: 'bool_param'}`) as its plain value. */
-export type InferParameter = { parameter_choice?: string } & Record<string, unknown>;
-export function parameterValue(p: InferParameter): string | number | boolean | undefined {
-  const v = p.parameter_choice ? p[p.parameter_choice] : undefined;
-  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : undefined;
+/** A call's deadline (ms since epoch), if its caller set one. */
+export function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number | undefined {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** A first metadata value as text (`authorization`, `x-request-id`), or undefined. */

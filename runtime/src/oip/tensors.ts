@@ -15,6 +15,15 @@ export class TensorDataError extends Error {
 
 export type Element = string | number | boolean;
 
+/** An output tensor as botshard answers it (BYTES texts or FP32 numbers), whatever the transport. */
+export interface Tensor {
+  name: string;
+  datatype: 'BYTES' | 'FP32';
+  shape: number[];
+  data: ArrayLike<string | number>;
+  parameters?: Record<string, unknown>;
+}
+
 /** The elements of a raw tensor. BYTES elements decode as UTF-8 text; 64-bit integers as numbers. */
 export function decodeRaw(name: string, datatype: Datatype, bytes: Buffer): Element[] {
   if (datatype === 'BYTES') {

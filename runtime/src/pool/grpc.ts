@@ -5,9 +5,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { DATATYPES, Datatype, ProtocolError } from '../oip';
-import { Tensor } from '../oip/binary';
-import { ModelMethod } from '../oip/grpc';
-import { TensorDataError, decodeRaw, encodeRaw } from '../oip/tensors';
+
+import { ModelMethod, deadlineOf } from '../oip/grpc';
+import { Tensor, TensorDataError, decodeRaw, encodeRaw } from '../oip/tensors';
 import type { GrpcReply, ModelHandler } from '../serve/grpc';
 import { InputTensor, ModelService } from './models';
 
@@ -24,10 +24,10 @@ interface ModelInferRequest {
 type ModelRequest = { name: string; version: string };
 
 /** The `contents` field of each datatype. */
-const CONTENTS: Record<Datatype, string> = {
+const CONTENTS: Record<Exclude<Datatype, 'FP16'>, string> = {
   BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
   UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
-  FP16: 'fp16', FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
+  FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
 };
 
 /** The model methods of the pool's gRPC endpoint. */
@@ -79,7 +79,8 @@ function inputsOf(r: ModelInferRequest, raw: boolean): InputTensor[] {
       const datatype = input.datatype as Datatype;
       if (!DATATYPES.includes(datatype)) throw new ProtocolError(400, `input "${input.name}": datatype ${JSON.stringify(input.datatype)} is not one of ${DATATYPES.join(', ')}`);
       if (raw && input.contents) throw new ProtocolError(400, `input "${input.name}" has contents and raw_input_contents is used: send every input one way`);
-      const data = raw ? decodeRaw(input.name, datatype, r.raw_input_contents[i]) : ((input.contents?.[CONTENTS[datatype]] ?? []) as unknown[]);
+      if (!raw && datatype === 'FP16') throw new ProtocolError(400, `input "${input.name}" is FP16, which has no typed contents: send it as raw_input_contents`);
+      const data = raw ? decodeRaw(input.name, datatype, r.raw_input_contents[i]) : ((input.contents?.[CONTENTS[datatype as Exclude<Datatype, 'FP16'>]] ?? []) as unknown[]);
       return { name: input.name, datatype, shape: input.shape, data: datatype === 'BYTES' && !raw ? data.map((b) => (b as Buffer).toString('utf8')) : data };
     });
   } catch (e) {
@@ -90,11 +91,4 @@ function inputsOf(r: ModelInferRequest, raw: boolean): InputTensor[] {
 
 function contentsOf(t: Tensor): Contents {
   return t.datatype === 'BYTES' ? { bytes_contents: Array.from(t.data as ArrayLike<string>, (s) => Buffer.from(s, 'utf8')) } : { fp32_contents: Array.from(t.data as ArrayLike<number>) };
-}
-
-/** The caller's deadline (ms since epoch), if it set one. */
-function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number | undefined {
-  const d = call.getDeadline();
-  const ms = d instanceof Date ? d.getTime() : d;
-  return Number.isFinite(ms) ? ms : undefined;
 }

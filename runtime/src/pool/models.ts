@@ -5,7 +5,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { ModelMetadataResponse, ModelReadyResponse, ONNX_PLATFORM, ProtocolError, heldElsewhere, loadingError } from '../oip';
-import type { Tensor } from '../oip/binary';
+import type { Tensor } from '../oip/tensors';
 import { PoolMetrics } from './metrics';
 import { NotLoadedError } from './on-demand';
 import { BotEntry, NotServableError, PoolRuntime } from './runtime';

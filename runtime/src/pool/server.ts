@@ -12,6 +12,7 @@ import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
 import { PoolMetrics } from './metrics';
 import * as grpc from '@grpc/grpc-js';
+import { httpStatusOf } from '../oip/grpc';
 import { poolGrpcMethods } from './grpc';
 import { ModelService, withoutPaths } from './models';
 import { modelRoutes } from './routes';
@@ -101,7 +102,8 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
       // The service is built below, before the endpoint listens.
       models: poolGrpcMethods(() => service!),
       stamp,
-      onCall: (method, code, seconds) => metrics.requestSeconds.observe({ route: `grpc ${method}`, code: grpc.status[code] ?? String(code) }, seconds),
+      // Codes as their HTTP equivalents: one vocabulary for dashboards and alerts; the route says gRPC.
+      onCall: (method, code, seconds) => metrics.requestSeconds.observe({ route: `grpc ${method}`, code: String(httpStatusOf(code)) }, seconds),
     },
   });
   const log = app.log;

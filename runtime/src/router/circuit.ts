@@ -46,6 +46,11 @@ export class Circuit {
     this.probeSince = undefined;
   }
 
+  /** A call that ended for the caller's reasons (its own deadline, a cancel): it says nothing of the pool. */
+  abandon(): void {
+    this.probeSince = undefined;
+  }
+
   failure(): void {
     this.failures += 1;
     this.probeSince = undefined;

@@ -16,6 +16,9 @@ const SMALL_BODY = 64 * 1024;
 /** Request headers passed on to the pool. */
 const FORWARDED_HEADERS = ['content-type', 'accept', 'traceparent', 'tracestate', 'inference-header-content-length'];
 
+/** Attempts, circuit threshold and cooldown when none are given. */
+export const FORWARDING_DEFAULTS = { maxAttempts: 3, circuitThreshold: 5, circuitCooldownMs: 2000 } as const;
+
 export interface ForwarderOptions {
   table: RoutingTable;
   metrics: RouterMetrics;
@@ -31,8 +34,8 @@ export interface ForwarderOptions {
 /** A pool's answer, as the loop sees it. */
 export interface PoolAnswer<R> {
   answer: R;
-  /** For the metrics: the HTTP status, or the gRPC status name. */
-  code: string;
+  /** For the metrics: the HTTP status (of a gRPC status: its HTTP equivalent). */
+  code: number;
   /** The pool does not hold the bot and names the pool that does. */
   holder?: string;
   /** The pool holds the bot and cannot run it now (loading, full): another candidate may. */
@@ -43,6 +46,8 @@ export interface PoolAnswer<R> {
 
 /** How to reach pools over one protocol. */
 export interface Transport<R> {
+  /** The protocol: circuits and metrics are per protocol (a pool's gRPC port failing leaves its REST open). */
+  name: 'rest' | 'grpc';
   /** Where a pool answers on this protocol; undefined while it has no address. */
   address(pool: string): string | undefined;
   /** Calls the pool; throws an UpstreamError when no answer came back. */
@@ -60,12 +65,17 @@ export class Forwarder {
   /**
    * Sends a request to the bot's pool (or its fallbacks): the pool that answered and its answer. Throws a
    * ProtocolError when none did: 504 once the deadline is spent, else 503 (circuit open, unreachable).
+   * `caller`: the caller's own deadline (sooner than the group's wins) and its cancel; a call that ends for
+   * those reasons does not count against the pool's circuit.
    */
-  async forward<R>(route: Route, transport: Transport<R>): Promise<{ pool: string; answer: R }> {
+  async forward<R>(route: Route, transport: Transport<R>, caller: { deadline?: number; signal?: AbortSignal } = {}): Promise<{ pool: string; answer: R }> {
     const { metrics, table } = this.o;
     const group = route.group.name;
+    const protocol = transport.name;
     const started = process.hrtime.bigint();
-    const deadline = Date.now() + route.group.timeoutMs;
+    const groupDeadline = Date.now() + route.group.timeoutMs;
+    const deadline = Math.min(groupDeadline, caller.deadline ?? Infinity);
+    const callersFault = () => caller.signal?.aborted === true || (deadline < groupDeadline && Date.now() >= deadline);
     const candidates = [route.pool, ...(route.previousPool ? [route.previousPool] : [])];
     const tried = new Set<string>();
     let lastError: UpstreamError | undefined;
@@ -80,7 +90,7 @@ export class Forwarder {
         lastError = new UpstreamError('connect', pool, `pool "${pool}" has no address yet`);
         continue;
       }
-      const circuit = this.circuit(pool);
+      const circuit = this.circuit(`${protocol}:${pool}`);
       if (!circuit.allow()) {
         metrics.upstreamErrors.inc({ pool, kind: 'circuit_open' });
         circuitOpen = pool;
@@ -91,6 +101,10 @@ export class Forwarder {
         res = await transport.call(pool, address, deadline);
       } catch (e) {
         lastError = e as UpstreamError;
+        if (callersFault()) {
+          circuit.abandon();
+          break;
+        }
         metrics.upstreamErrors.inc({ pool, kind: lastError.kind });
         circuit.failure(); // a timeout too: the pool did not answer in time
         if (lastError.kind === 'timeout') break; // the deadline is spent: no retry
@@ -106,17 +120,19 @@ export class Forwarder {
         continue;
       }
       if (pool !== route.pool) metrics.fallbacks.inc({ group });
-      metrics.requests.inc({ group, pool, code: res.code });
+      metrics.requests.inc({ group, pool, code: String(res.code), protocol });
       metrics.latency.observe({ group, pool }, Number(process.hrtime.bigint() - started) / 1e9);
       return { pool, answer: res.answer };
     }
-    if (lastError?.kind === 'timeout') {
-      metrics.requests.inc({ group, pool: lastError.pool, code: '504' });
-      throw new ProtocolError(504, `${lastError.message} (pool group "${group}" allows ${route.group.timeoutMs} ms)`);
+    if (lastError?.kind === 'timeout' || callersFault()) {
+      const pool = lastError?.pool ?? route.pool;
+      metrics.requests.inc({ group, pool, code: '504', protocol });
+      const bound = deadline < groupDeadline ? "the caller's deadline" : `pool group "${group}" allows ${route.group.timeoutMs} ms`;
+      throw new ProtocolError(504, `${lastError?.message ?? `pool "${pool}" did not answer in time`} (${bound})`);
     }
     const pool = lastError?.pool ?? circuitOpen ?? route.pool;
-    metrics.requests.inc({ group, pool, code: '503' });
-    const retryAfterSeconds = circuitOpen ? this.circuit(circuitOpen).retryAfterSeconds() : 1;
+    metrics.requests.inc({ group, pool, code: '503', protocol });
+    const retryAfterSeconds = circuitOpen ? this.circuit(`${protocol}:${circuitOpen}`).retryAfterSeconds() : 1;
     throw new ProtocolError(503, lastError ? lastError.message : `pool "${pool}" is failing; calls to it are paused`, { retryAfterSeconds });
   }
 
@@ -130,10 +146,11 @@ export class Forwarder {
     const method = request.method as 'GET' | 'POST';
     const body = method === 'POST' ? (Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)) : undefined;
     const transport: Transport<Upstream> = {
+      name: 'rest',
       address: this.o.address,
       call: async (pool, origin, deadline) => {
         const res = await this.upstreams.forward({ pool, origin, method, path, headers, body, deadline });
-        return { answer: res, code: String(res.statusCode), holder: holderOf(res.statusCode, res.headers), unavailable: res.statusCode === 503, discard: () => res.body.dump() };
+        return { answer: res, code: res.statusCode, holder: holderOf(res.statusCode, res.headers), unavailable: res.statusCode === 503, discard: () => res.body.dump() };
       },
     };
     try {

@@ -8,10 +8,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { CatalogIndex } from '../catalog';
 import { POOL_HEADER, ProtocolError } from '../oip';
-import { MODEL_METHODS, ModelMethod, RAW, metadataValue, methodPath, stringField } from '../oip/grpc';
+import { BINARY_EXTENSION } from '../oip/binary';
+import { MODEL_METHODS, ModelMethod, RAW, deadlineOf, httpStatusOf, metadataValue, methodPath, stringField } from '../oip/grpc';
+import { APP_DEFAULTS } from '../serve/app';
 import { GrpcEndpoint, GrpcStatusError, ModelHandler } from '../serve/grpc';
 import { Admission } from './admission';
-import { Forwarder, PoolAnswer, Transport } from './forward';
+import { FORWARDING_DEFAULTS, Forwarder, PoolAnswer, Transport } from './forward';
 import { RouterMetrics } from './metrics';
 import { RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';
@@ -25,34 +27,63 @@ const RETURNED_METADATA = [POOL_HEADER, 'botshard-residency', 'retry-after', 'gr
 
 type Answer = { message: Buffer; metadata: grpc.Metadata } | { status: Partial<grpc.StatusObject> };
 
-/** One HTTP/2 channel per pool address, kept for the router's life (replaced when a pool's address changes). */
+/**
+ * A few HTTP/2 connections per pool address, calls spread over them in turn: one connection carries every
+ * call on one socket, and under load it is the limit (a bare grpc-js server answers ~1.6x more calls over 4
+ * connections than over 1). Replaced when a pool's address changes, dropped when it leaves the catalog;
+ * old connections close after a minute, so calls already on them finish.
+ */
 export class PoolChannels {
-  private readonly clients = new Map<string, { address: string; client: grpc.Client }>();
+  private readonly pools = new Map<string, { address: string; clients: grpc.Client[]; next: number }>();
+
+  constructor(private readonly perPool = 4) {}
 
   client(pool: string, address: string): grpc.Client {
-    const known = this.clients.get(pool);
-    if (known?.address === address) return known.client;
-    known?.client.close();
-    const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    let known = this.pools.get(pool);
+    if (known?.address !== address) {
+      if (known) retire(known.clients);
+      known = { address, clients: Array.from({ length: this.perPool }, () => this.open(address)), next: 0 };
+      this.pools.set(pool, known);
+    }
+    known.next = (known.next + 1) % known.clients.length;
+    return known.clients[known.next];
+  }
+
+  /** Drops the connections of pools not in `pools` (the current catalog's). */
+  retain(pools: ReadonlySet<string>): void {
+    for (const [pool, known] of this.pools) {
+      if (pools.has(pool)) continue;
+      retire(known.clients);
+      this.pools.delete(pool);
+    }
+  }
+
+  close(): void {
+    for (const { clients } of this.pools.values()) for (const c of clients) c.close();
+    this.pools.clear();
+  }
+
+  private open(address: string): grpc.Client {
+    return new grpc.Client(address, grpc.credentials.createInsecure(), {
+      // Its own connection (grpc-js shares one per address between channels otherwise).
+      'grpc.use_local_subchannel_pool': 1,
       // Keep idle connections open and notice dead ones: a ping every 30 s, even without calls.
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
     });
-    this.clients.set(pool, { address, client });
-    return client;
   }
+}
 
-  close(): void {
-    for (const { client } of this.clients.values()) client.close();
-    this.clients.clear();
-  }
+function retire(clients: grpc.Client[]): void {
+  setTimeout(() => clients.forEach((c) => c.close()), 60_000).unref();
 }
 
 /**
  * A gRPC router on its own, beside a data plane that carries REST only (HAProxy mode): its own routing
- * table, admission (the same tenant keys; its own rate limiter and group slots) and forwarder, and its
- * metrics in a registry to merge with the control plane's.
+ * table, admission (the same tenant keys; its own rate limiter and group slots, so a tenant's limit applies
+ * to REST and to gRPC separately) and forwarder, and its metrics in a registry to merge with the control
+ * plane's.
  */
 export function standaloneGrpcRouter(o: {
   catalog: CatalogIndex;
@@ -71,16 +102,16 @@ export function standaloneGrpcRouter(o: {
   metrics.setGeneration(table.generation);
   const limiter = o.tenantRate ? new RateLimiter(o.tenantRate, o.tenantRate * 2) : undefined;
   const admission = new Admission({ table, metrics, inflight, keys: o.keys, limiter });
-  const forwarder = new Forwarder({ table, metrics, address: o.address, maxAttempts: 3, circuitThreshold: 5, circuitCooldownMs: 2000 });
+  const forwarder = new Forwarder({ table, metrics, address: o.address, ...FORWARDING_DEFAULTS });
   const channels = new PoolChannels();
   const endpoint = new GrpcEndpoint({
     name: 'botshard-router',
     version: o.version,
-    extensions: ['botshard_routing', 'botshard_haproxy', 'binary_tensor_data'],
+    extensions: ['botshard_routing', 'botshard_haproxy', BINARY_EXTENSION],
     ready: o.ready,
     models: routerGrpcMethods(() => ({ admission, forwarder, address: o.grpcAddress, channels })),
     raw: true,
-    maxMessageBytes: 1024 * 1024,
+    maxMessageBytes: APP_DEFAULTS.bodyLimit,
     log: o.log,
   });
   return {
@@ -89,6 +120,7 @@ export function standaloneGrpcRouter(o: {
     update(catalog) {
       table.update(catalog);
       metrics.setGeneration(catalog.generation);
+      channels.retain(table.pools());
     },
     async close() {
       await endpoint.close();
@@ -114,6 +146,10 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
     if (!bot) throw new ProtocolError(400, `the ${method} request names no model: set ${method === 'ModelInfer' ? 'model_name' : 'name'} to a bot id`);
     if (version && !VERSION.test(version)) throw new ProtocolError(400, `invalid model version ${JSON.stringify(version.slice(0, 80))}`);
     const route = o.admission.admit(bot, { authorization: metadataValue(call.metadata, 'authorization'), 'x-api-key': metadataValue(call.metadata, 'x-api-key') });
+    // The caller's deadline bounds the forwarding, and its cancel cancels the pool's call.
+    const cancelled = new AbortController();
+    const onCancel = () => cancelled.abort();
+    call.once('cancelled', onCancel);
     try {
       const outgoing = new grpc.Metadata();
       outgoing.set('x-request-id', requestId);
@@ -122,13 +158,15 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
         if (v !== undefined) outgoing.set(key, v);
       }
       const transport: Transport<Answer> = {
+        name: 'grpc',
         address: o.address,
-        call: (pool, address, deadline) => callPool(o.channels.client(pool, address), pool, method, message, outgoing, deadline),
+        call: (pool, address, deadline) => callPool(o.channels.client(pool, address), pool, method, message, outgoing, deadline, cancelled.signal),
       };
-      const { answer } = await o.forwarder.forward(route, transport);
+      const { answer } = await o.forwarder.forward(route, transport, { deadline: deadlineOf(call), signal: cancelled.signal });
       if ('status' in answer) throw new GrpcStatusError(answer.status);
       return { message: answer.message, metadata: answer.metadata };
     } finally {
+      call.removeListener('cancelled', onCancel);
       o.admission.release(route);
     }
   };
@@ -137,32 +175,38 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
 
 /**
  * One call to a pool. An error status that carries the pool's name is the pool's answer (NOT_FOUND naming
- * the holder, UNAVAILABLE while loading, ...); one without it never reached the pool (connection refused,
- * reset, deadline), and is an UpstreamError for the loop.
+ * the holder, UNAVAILABLE while loading, ...). Without it, DEADLINE_EXCEEDED and UNAVAILABLE never reached
+ * the pool (connection refused or reset, deadline) and are UpstreamErrors for the loop (and its circuit);
+ * any other status (UNIMPLEMENTED from an older pool, ...) is relayed as the pool's answer.
  */
-function callPool(client: grpc.Client, pool: string, method: ModelMethod, message: Buffer, metadata: grpc.Metadata, deadline: number): Promise<PoolAnswer<Answer>> {
+function callPool(client: grpc.Client, pool: string, method: ModelMethod, message: Buffer, metadata: grpc.Metadata, deadline: number, signal: AbortSignal): Promise<PoolAnswer<Answer>> {
   return new Promise((resolve, reject) => {
     let initial = new grpc.Metadata();
+    const discard = async () => undefined;
     const call = client.makeUnaryRequest(methodPath(method), RAW.serialize, RAW.deserialize, message, metadata, { deadline }, (err, response) => {
-      const discard = async () => undefined;
-      if (!err) return resolve({ answer: { message: response!, metadata: returned(initial) }, code: 'OK', unavailable: false, discard });
+      signal.removeEventListener('abort', cancel);
+      if (!err) {
+        // proto3 writes `ready: false` as an empty message: a pool not ready for the bot, as REST's 503.
+        const unavailable = method === 'ModelReady' && response!.length === 0;
+        return resolve({ answer: { message: response!, metadata: returned(initial) }, code: unavailable ? 503 : 200, unavailable, discard });
+      }
       const trailers = err.metadata ?? new grpc.Metadata();
       const answeredBy = metadataValue(trailers, POOL_HEADER) ?? metadataValue(initial, POOL_HEADER);
       if (answeredBy === undefined) {
-        if (err.code === grpc.status.DEADLINE_EXCEEDED) return reject(new UpstreamError('timeout', pool, `pool "${pool}" did not answer in time`));
+        if (err.code === grpc.status.DEADLINE_EXCEEDED || err.code === grpc.status.CANCELLED) return reject(new UpstreamError('timeout', pool, `pool "${pool}" did not answer in time`));
         if (err.code === grpc.status.UNAVAILABLE) return reject(new UpstreamError('connect', pool, `pool "${pool}" is unreachable over gRPC (${err.details})`));
-        return reject(new UpstreamError('reset', pool, `pool "${pool}" failed the call (${grpc.status[err.code]}: ${err.details})`));
       }
-      const status = { code: err.code, details: err.details, metadata: returned(trailers) };
       resolve({
-        answer: { status },
-        code: grpc.status[err.code] ?? String(err.code),
+        answer: { status: { code: err.code, details: err.details, metadata: returned(trailers) } },
+        code: httpStatusOf(err.code),
         // As over REST: a NOT_FOUND names the pool that holds the bot (itself, when the bot is not in its catalog).
         holder: err.code === grpc.status.NOT_FOUND ? answeredBy : undefined,
-        unavailable: err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.RESOURCE_EXHAUSTED,
+        unavailable: answeredBy !== undefined && (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.RESOURCE_EXHAUSTED),
         discard,
       });
     });
+    const cancel = () => call.cancel();
+    signal.addEventListener('abort', cancel);
     call.on('metadata', (m) => (initial = m));
   });
 }

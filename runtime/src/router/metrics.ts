@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** The router's Prometheus metrics. Labels stay bounded: groups and pools, never bots or tenants' keys. */
 export class RouterMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'botshard_router_requests_total', help: 'Requests by group, pool and status code', labelNames: ['group', 'pool', 'code'], registers: [this.registry] });
+  readonly requests = new Counter({ name: 'botshard_router_requests_total', help: 'Requests by group, pool, HTTP status code (gRPC statuses as their HTTP equivalent) and protocol (rest, grpc)', labelNames: ['group', 'pool', 'code', 'protocol'], registers: [this.registry] });
   readonly latency = new Histogram({
     name: 'botshard_router_request_duration_seconds',
     help: 'Time from request to response headers, by group and pool',

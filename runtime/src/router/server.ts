@@ -8,7 +8,7 @@ import { SettingsError } from '../commands/failure';
 import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
 import { Admission } from './admission';
-import { Forwarder } from './forward';
+import { FORWARDING_DEFAULTS, Forwarder } from './forward';
 import { PoolChannels, routerGrpcMethods } from './grpc';
 import { RouterMetrics } from './metrics';
 import { proxyRoutes } from './routes';
@@ -108,7 +108,14 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     : undefined;
   const limiter = opts.tenantRate ? new RateLimiter(opts.tenantRate, opts.tenantRate * 2) : undefined;
   const admission = new Admission({ table, metrics, inflight, keys, limiter, groupConcurrency: opts.groupConcurrency });
-  const forwarder = new Forwarder({ table, metrics, address, maxAttempts: opts.maxAttempts ?? 3, circuitThreshold: opts.circuitThreshold ?? 5, circuitCooldownMs: opts.circuitCooldownMs ?? 2000 });
+  const forwarder = new Forwarder({
+    table,
+    metrics,
+    address,
+    maxAttempts: opts.maxAttempts ?? FORWARDING_DEFAULTS.maxAttempts,
+    circuitThreshold: opts.circuitThreshold ?? FORWARDING_DEFAULTS.circuitThreshold,
+    circuitCooldownMs: opts.circuitCooldownMs ?? FORWARDING_DEFAULTS.circuitCooldownMs,
+  });
   const state: RouterState = {
     table,
     metrics,
@@ -119,6 +126,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     update(catalog) {
       table.update(catalog);
       metrics.setGeneration(catalog.generation);
+      channels.retain(table.pools());
     },
     async status() {
       return { router: { generation: table.generation, dataPlane: 'node' }, pools: await poolStatuses([...table.pools()], address) };

@@ -3,13 +3,13 @@
  * error shape, the body parser, request ids, request logging, the protocol's health and server metadata
  * routes, and drain. Each server builds its state, calls `createApp()` and registers its own routes.
  */
-import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerFactory, FastifyServerOptions, LogController } from 'fastify';
 import { LiveResponse, ReadyResponse, ServerMetadataResponse, isHealthProbe, sendError, withErrors } from '../oip';
 import { BINARY_EXTENSION, BINARY_HEADER, decodeBinaryRequest } from '../oip/binary';
 import { parseJson } from '../oip/json';
 import { GrpcEndpoint, GrpcEndpointOptions } from './grpc';
+import { requestIdOf } from './request-id';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const SERVER_VERSION: string = require('../../package.json').version;
@@ -28,7 +28,6 @@ export const APP_DEFAULTS = {
   timeoutCheckMs: 1000,
 } as const;
 
-const REQUEST_ID = /^[0-9A-Za-z._:-]{1,128}$/;
 
 export interface AppOptions {
   /** The server's name in `GET /v2` (server metadata). */
@@ -147,10 +146,7 @@ function fastifyOptions(o: AppOptions): FastifyServerOptions & { serverFactory: 
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
     requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    genReqId: (req) => requestIdOf(req.headers['x-request-id']),
     routerOptions: { maxParamLength: 256 },
     // fastify leaves Node's request timeout off: set both timeouts so slow clients cannot hold sockets.
     serverFactory: (handler) =>

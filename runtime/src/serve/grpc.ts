@@ -4,10 +4,10 @@
  * REST) and the model methods with the handlers it is given. Errors are ProtocolErrors, sent as statuses.
  * It drains with the app: GOAWAY to clients, then in-flight calls finish.
  */
-import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { ProtocolError } from '../oip';
 import { MODEL_METHODS, ModelMethod, RAW, grpcError, inferenceService, metadataValue } from '../oip/grpc';
+import { requestIdOf } from './request-id';
 
 /** What a model method answers: the response message (bytes when raw), and metadata to send before it. */
 export interface GrpcReply {
@@ -22,6 +22,7 @@ export class GrpcStatusError extends Error {
   }
 }
 
+/** A model method: the call (its request decoded, or its bytes when raw), the request id, the decoded request. */
 export type ModelHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, requestId: string) => Promise<GrpcReply>;
 
 export interface GrpcEndpointOptions {
@@ -45,6 +46,9 @@ export interface GrpcEndpointOptions {
   log: { error(obj: object, msg: string): void };
 }
 
+/** The longest a drain waits for gRPC calls in flight (their deadlines, and the process's drain limit, come first). */
+const DRAIN_LIMIT_MS = 60 * 60_000;
+
 export class GrpcEndpoint {
   private readonly server: grpc.Server;
   private address?: string;
@@ -56,29 +60,45 @@ export class GrpcEndpoint {
       // Clients' keepalive pings (grpc-js and Triton clients send them) are welcome every 10 s, even idle.
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+      // A client keeps an HTTP/2 connection (to one replica behind a Service) for as long as it lives:
+      // asking it to reconnect every 30 s spreads its calls over replicas the HPA adds. Calls in flight
+      // finish on the old connection.
+      'grpc.max_connection_age_ms': 30_000,
+      'grpc.max_connection_age_grace_ms': 10 * 60_000,
     });
     const definition = inferenceService();
+    // Model methods take their bytes as they came: the router forwards them (raw), the pool decodes them in
+    // the handler, so that a malformed message is a 400 with the pool's metadata like any other (grpc-js
+    // would answer INTERNAL itself, before any handler, without it).
     const service: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...definition };
-    if (o.raw) {
-      for (const m of MODEL_METHODS) service[m] = { ...definition[m], requestDeserialize: RAW.deserialize, responseSerialize: RAW.serialize as (b: unknown) => Buffer };
-    }
+    for (const m of MODEL_METHODS) service[m] = { ...definition[m], requestDeserialize: RAW.deserialize, ...(o.raw ? { responseSerialize: RAW.serialize as (b: unknown) => Buffer } : {}) };
+    const decoded = (m: ModelMethod, handle: ModelHandler): ModelHandler => async (call, requestId) => {
+      let request: unknown;
+      try {
+        request = definition[m].requestDeserialize(call.request as Buffer);
+      } catch (e) {
+        throw new ProtocolError(400, `the ${m} request is not a valid message: ${(e as Error).message}`);
+      }
+      return handle(Object.assign(call, { request }), requestId);
+    };
+    const models = Object.fromEntries(MODEL_METHODS.map((m) => [m, o.raw ? o.models[m] : decoded(m, o.models[m])]));
     const own = {
       ServerLive: async () => ({ message: { live: true } }),
       ServerReady: async () => ({ message: { ready: !this.draining && o.ready() } }),
       ServerMetadata: async () => ({ message: { name: o.name, version: o.version, extensions: o.extensions } }),
     };
     const implementation: grpc.UntypedServiceImplementation = {};
-    for (const [method, handle] of Object.entries({ ...own, ...o.models })) implementation[method] = this.unary(method, handle);
+    for (const [method, handle] of Object.entries({ ...own, ...models })) implementation[method] = this.unary(method, handle);
     this.server.addService(service, implementation);
   }
 
   /** Binds `host:port` (0: any free port); resolves with the port. */
   listen(port: number, host: string): Promise<number> {
-    const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const at = (p: number) => `${host.includes(':') ? `[${host}]` : host}:${p}`;
     return new Promise((resolve, reject) =>
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-        if (err) return reject(new Error(`gRPC cannot listen on ${address}: ${err.message}`));
-        this.address = `${host.includes(":") ? `[${host}]` : host}:${bound}`;
+      this.server.bindAsync(at(port), grpc.ServerCredentials.createInsecure(), (err, bound) => {
+        if (err) return reject(new Error(`gRPC cannot listen on ${at(port)}: ${err.message}`));
+        this.address = at(bound);
         resolve(bound);
       }),
     );
@@ -88,11 +108,14 @@ export class GrpcEndpoint {
   drain(): void {
     if (this.draining) return;
     this.draining = true;
-    if (this.address) this.server.drain(this.address, 60_000);
+    if (this.address) this.server.drain(this.address, DRAIN_LIMIT_MS);
   }
 
-  /** Stops taking calls and resolves once those in flight are answered (or after `graceMs`, cut off). */
-  close(graceMs = 30_000): Promise<void> {
+  /**
+   * Stops taking calls and resolves once those in flight are answered (or after `graceMs`, cut off). The
+   * process's own drain limit (BOTSHARD_DRAIN_SECONDS) bounds it first in practice.
+   */
+  close(graceMs = DRAIN_LIMIT_MS): Promise<void> {
     this.drain();
     return new Promise((resolve) => {
       const force = setTimeout(() => {
@@ -111,9 +134,9 @@ export class GrpcEndpoint {
     const { stamp, onCall } = this.o;
     return (call, callback) => {
       const started = process.hrtime.bigint();
-      const given = metadataValue(call.metadata, 'x-request-id');
-      const requestId = given && /^[0-9A-Za-z._:-]{1,128}$/.test(given) ? given : randomUUID();
-      const done = (code: grpc.status) => onCall?.(method, code, Number(process.hrtime.bigint() - started) / 1e9);
+      const requestId = requestIdOf(metadataValue(call.metadata, 'x-request-id'));
+      // A call the client gave up on (its deadline, or cancelled) is counted as such, whatever we answered.
+      const done = (code: grpc.status) => onCall?.(method, call.cancelled ? grpc.status.CANCELLED : code, Number(process.hrtime.bigint() - started) / 1e9);
       handle(call, requestId).then(
         (reply) => {
           const metadata = reply.metadata ?? new grpc.Metadata();
