@@ -293,7 +293,7 @@ export class LocalPlatform {
       const auth = demoKey ? ` -H 'authorization: Bearer ${demoKey}'` : this.keysDir ? ' -H "authorization: Bearer $BOTSHARD_API_KEY"' : '';
       this.say(`\ntry it:\n  curl -s http://127.0.0.1:${router.port}/v1/bots/${bot.id}/predict${auth} -H 'content-type: application/json' -d '${JSON.stringify({ text }).replace(/'/g, "'\\''")}'`);
       if (this.keysDir && !demoKey) this.say(`  (BOTSHARD_API_KEY: an API key of tenant "${bot.tenant}", whose SHA-256 is in ${this.keysDir}/${bot.tenant})`);
-      this.say(`gRPC (Open Inference Protocol, inference.GRPCInferenceService; README "gRPC"): 127.0.0.1:${router.grpcPort}`);
+      this.say(`gRPC (Open Inference Protocol, inference.GRPCInferenceService; README "gRPC and binary tensors"): 127.0.0.1:${router.grpcPort}`);
     }
     if (this.demoKeys.size > 0) {
       this.say(`\nAPI keys generated for this run (platform.auth is "tenant-keys"; pass --tenant-keys DIR to use your own):`);

@@ -67,6 +67,9 @@ export class PoolChannels {
     return new grpc.Client(address, grpc.credentials.createInsecure(), {
       // Its own connection (grpc-js shares one per address between channels otherwise).
       'grpc.use_local_subchannel_pool': 1,
+      // channelz (grpc's introspection) is not served. grpc-js's retries stay on: they make a call that
+      // meets a pool's GOAWAY (max_connection_age) go again on a new connection instead of failing.
+      'grpc.enable_channelz': 0,
       // Keep idle connections open and notice dead ones: a ping every 30 s, even without calls.
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_permit_without_calls': 1,

@@ -65,6 +65,8 @@ export class GrpcEndpoint {
       // finish on the old connection.
       'grpc.max_connection_age_ms': 30_000,
       'grpc.max_connection_age_grace_ms': 10 * 60_000,
+      // channelz (grpc's own introspection service) is not served: no bookkeeping per call for it.
+      'grpc.enable_channelz': 0,
     });
     const definition = inferenceService();
     // Model methods take their bytes as they came: the router forwards them (raw), the pool decodes them in
