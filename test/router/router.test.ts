@@ -6,7 +6,7 @@ import { parseCatalog, plan, poolFor } from '@botshard/runtime';
 import { hashKey } from '@botshard/runtime/router/tenants';
 import example from '../../bots.config';
 import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog, runPoolsOf } from '../pool/support';
-import { load, poolRequestCount, runRouter } from './support';
+import { grpcLoad, load, poolRequestCount, runRouter } from './support';
 
 beforeAll(() => ensureBuilt());
 
@@ -344,7 +344,7 @@ describe('rebalancing: a pool added while load runs', () => {
   const two = parseCatalog(catalogInput(bots, 2));
   const [first, second] = plan(two).pools.map((p) => p.name);
 
-  test('bots move to the new pool and no request fails', async () => {
+  test('bots move to the new pool and no request fails, over REST and gRPC at once', async () => {
     expect(plan(one).pools.map((p) => p.name)).toEqual([first]);
     const moving = [...plan(two).assignment].filter(([, pool]) => pool === second).map(([bot]) => bot);
     expect(moving.length).toBeGreaterThan(0);
@@ -352,29 +352,38 @@ describe('rebalancing: a pool added while load runs', () => {
     writeMountedCatalog(dir, one);
     const models = withModels(two);
     const urls = new Map<string, string>();
+    const grpcs = new Map<string, string>();
     const a = await runPool({ pool: first, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
     urls.set(first, a.url);
-    const router = await runRouter({ catalog: dir, urls });
+    grpcs.set(first, a.grpc);
+    const router = await runRouter({ catalog: dir, urls, grpcs });
     let b: RunningPool | undefined;
-    const traffic = load(router.url, bots.map((b) => b.id), 4);
+    const ids = bots.map((b) => b.id);
+    const traffic = load(router.url, ids, 3);
+    const calls = grpcLoad(router.grpc, ids, 3);
+    const answered = () => traffic.statuses.length + calls.calls;
     try {
-      await until(() => traffic.statuses.length > 40, 20_000, 'load to start');
+      await until(() => traffic.statuses.length > 30 && calls.calls > 30, 20_000, 'load to start');
       // The new catalog lands before the new pool is up: the router must keep moved bots on the old pool.
       writeMountedCatalog(dir, two);
       await until(() => router.app.router.table.generation === two.generation, 10_000, 'the router to see the new catalog');
-      const during = traffic.statuses.length;
-      await until(() => traffic.statuses.length > during + 40, 20_000, 'requests while the new pool is down');
+      const during = answered();
+      await until(() => answered() > during + 60, 20_000, 'requests while the new pool is down');
       b = await runPool({ pool: second, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
       urls.set(second, b.url);
-      await until(() => moving.every((bot) => traffic.pools.get(bot) === second), 20_000, 'moved bots to be served by the new pool');
+      grpcs.set(second, b.grpc);
+      await until(() => moving.every((bot) => traffic.pools.get(bot) === second && calls.pools.get(bot) === second), 20_000, 'moved bots to be served by the new pool');
+      await until(() => traffic.statuses.length > 100 && calls.calls > 100, 20_000, 'a hundred requests of each protocol');
     } finally {
-      await traffic.stop();
+      await Promise.all([traffic.stop(), calls.stop()]);
       await router.close();
       await a.close();
       await b?.close();
     }
     expect(traffic.failures).toEqual([]);
+    expect(calls.failures).toEqual([]);
     expect(traffic.statuses.length).toBeGreaterThan(100);
+    expect(calls.calls).toBeGreaterThan(100);
     const fallbacks = await router.app.router.metrics.fallbacks.get();
     expect(fallbacks.values.reduce((s, v) => s + v.value, 0)).toBeGreaterThan(0);
   }, 90_000);

@@ -1,7 +1,9 @@
 /** Set-up shared by the router tests: real pool servers (from the pool tests' support) and a real router on loopback. */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import * as grpc from '@grpc/grpc-js';
 import { RouterOptions, buildRouter } from '@botshard/runtime/router/server';
+import { GrpcClient, inferRequest } from '../support/grpc';
 
 export interface RunningRouter {
   app: FastifyInstance;
@@ -65,6 +67,40 @@ export function load(url: string, bots: string[], workers = 4, maxMs = 30_000) {
     async stop() {
       running = false;
       await Promise.all(loops);
+    },
+  };
+}
+
+/**
+ * The gRPC twin of `load`: `workers` loops of ModelInfer calls (texts typed and raw in turn) until `stop()`;
+ * every outcome recorded, failures with their status, the pool that last answered each bot. Bounded in time.
+ */
+export function grpcLoad(target: string, bots: string[], workers = 4, maxMs = 30_000) {
+  const client = new GrpcClient(target);
+  const failures: string[] = [];
+  const pools = new Map<string, string>();
+  let calls = 0;
+  let running = true;
+  const end = Date.now() + maxMs;
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    for (let i = w; running && Date.now() < end; i += workers) {
+      const bot = bots[i % bots.length];
+      const out = await client.call('ModelInfer', inferRequest(bot, ['I forgot my password'], { raw: i % 2 === 0 }));
+      calls++;
+      if (out.code !== grpc.status.OK) failures.push(`${bot}: ${grpc.status[out.code]} ${out.details}`);
+      else pools.set(bot, out.metadata['x-botshard-pool']);
+    }
+  });
+  return {
+    failures,
+    pools,
+    get calls() {
+      return calls;
+    },
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      client.close();
     },
   };
 }
