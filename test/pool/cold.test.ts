@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CatalogInput, parseCatalog } from '@botshard/runtime';
+import { formatStatus } from '@botshard/runtime/commands/status';
 import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, supportBot, withModels } from './support';
 
 beforeAll(() => ensureBuilt());
@@ -47,6 +48,11 @@ describe('cold bots (overcommit)', () => {
     expect(meta.body.parameters.residency).toBe('resident');
     const status = await getJson(`${pool.url}/botshard/status`);
     expect(status.body.bots).toMatchObject({ ready: 1, cold: 7 });
+    // `botshard status` shows a COLD column when a pool has cold bots, and none otherwise.
+    const table = (bots: object) => formatStatus({ router: { generation: 'g', dataPlane: 'node' }, pools: [{ ...status.body, bots }] }).split('\n');
+    expect(table(status.body.bots)[2]).toMatch(/^POOL +READY +BOTS +LOADING +FAILED +LEAVING +COLD +QUEUE +GENERATION +MEMORY \/ BUDGET$/);
+    expect(table(status.body.bots)[3]).toMatch(new RegExp(`^${poolName} +yes +1 +0 +0 +0 +7 +0 `));
+    expect(table({ ...status.body.bots, cold: 0 })[2]).not.toContain('COLD');
   });
 
   test('a cold bot loads on its first request (a miss), then hits; the least recently used is evicted, never past the limit', async () => {
@@ -125,5 +131,46 @@ describe('a cold bot that fails to load', () => {
     expect(resident.bots).not.toContain('broken');
     expect(resident.used).toBe((100 + 4 + 2 * 10) * 2 ** 20);
     for (const id of resident.bots) expect((await predict(pool, id)).headers.get('botshard-residency')).toBe('hit');
+  });
+});
+
+describe('a restarted pool warms what its traffic kept resident', () => {
+  const catalog = coldCatalog();
+  const poolName = [...placement(catalog).values()][0];
+
+  test('the bots resident before the restart are loaded before it reports ready, after the warm one', async () => {
+    const models = withModels(catalog);
+    const first = await runPool({ pool: poolName, catalog, modelRoot: models, loadConcurrency: 1 });
+    try {
+      for (const id of ['bot-5', 'bot-6']) expect((await predict(first, id)).headers.get('botshard-residency')).toBe('miss');
+      await first.app.pool.recordHotSet();
+    } finally {
+      await first.close();
+    }
+    const record = JSON.parse(fs.readFileSync(path.join(models, '.cache', 'resident-bots.json'), 'utf8'));
+    expect(record).toMatchObject({ pool: poolName, bots: ['bot-6', 'bot-5', 'bot-0'] });
+
+    const second = await runPool({ pool: poolName, catalog, modelRoot: models, loadConcurrency: 1 });
+    try {
+      const states = Object.fromEntries(BOTS.map((id) => [id, second.app.pool.bots.get(id)!.state]));
+      expect(states).toEqual({ 'bot-0': 'ready', 'bot-1': 'cold', 'bot-2': 'cold', 'bot-3': 'cold', 'bot-4': 'cold', 'bot-5': 'ready', 'bot-6': 'ready', 'bot-7': 'cold' });
+      expect((await predict(second, 'bot-6')).headers.get('botshard-residency')).toBe('hit');
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('a record of another pool, or one that is not JSON, is ignored: only the warm bot loads', async () => {
+    const models = withModels(catalog);
+    fs.mkdirSync(path.join(models, '.cache'), { recursive: true });
+    for (const content of [JSON.stringify({ pool: 'another-pool', bots: ['bot-5'] }), '{"pool": ']) {
+      fs.writeFileSync(path.join(models, '.cache', 'resident-bots.json'), content);
+      const pool = await runPool({ pool: poolName, catalog, modelRoot: models, loadConcurrency: 1 });
+      try {
+        expect(BOTS.filter((id) => pool.app.pool.bots.get(id)!.state === 'ready')).toEqual(['bot-0']);
+      } finally {
+        await pool.close();
+      }
+    }
   });
 });

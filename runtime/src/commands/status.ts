@@ -10,16 +10,19 @@ import { table } from './output';
 
 /** The table `botshard status` prints. */
 export function formatStatus(s: PlatformStatus): string {
+  // A COLD column only where some pool overcommits (has bots loaded on their first request).
+  const cold = s.pools.some((p) => 'bots' in p && (p.bots.cold ?? 0) > 0);
   const rows = s.pools.map((p) => {
-    if ('unreachable' in p) return [p.pool, 'unreachable', '-', '-', '-', '-', '-', '-', p.unreachable];
+    if ('unreachable' in p) return [p.pool, 'unreachable', '-', '-', '-', '-', ...(cold ? ['-'] : []), '-', '-', p.unreachable];
     const memory = `${formatMemory(p.memoryBytes)}${p.budgetBytes ? ` / ${formatMemory(p.budgetBytes)}` : ''}`;
     const queue = String(p.queue.reduce((a, b) => a + b, 0));
-    return [p.pool, p.ready ? 'yes' : 'no', String(p.bots.ready), String(p.bots.loading), String(p.bots.failed), String(p.bots.leaving), queue, p.generation ?? '-', memory];
+    return [p.pool, p.ready ? 'yes' : 'no', String(p.bots.ready), String(p.bots.loading), String(p.bots.failed), String(p.bots.leaving), ...(cold ? [String(p.bots.cold ?? 0)] : []), queue, p.generation ?? '-', memory];
   });
+  const header = ['POOL', 'READY', 'BOTS', 'LOADING', 'FAILED', 'LEAVING', ...(cold ? ['COLD'] : []), 'QUEUE', 'GENERATION', 'MEMORY / BUDGET'];
   const lines = [
     `router: catalog generation ${s.router.generation}, data plane ${s.router.dataPlane}`,
     '',
-    table(['POOL', 'READY', 'BOTS', 'LOADING', 'FAILED', 'LEAVING', 'QUEUE', 'GENERATION', 'MEMORY / BUDGET'], rows, [false, false, true, true, true, true, true, false, false]),
+    table(header, rows, header.map((h) => !['POOL', 'READY', 'GENERATION', 'MEMORY / BUDGET'].includes(h))),
   ];
   const failed = s.pools.flatMap((p) => ('failed' in p ? p.failed.map((f) => `  ${p.pool}  ${f.bot}: ${f.error}`) : []));
   if (failed.length > 0) lines.push('', 'failed bots:', ...failed);

@@ -11,6 +11,7 @@ import { Topology, fillLimit, plan } from '../placement';
 import { BotState, PoolMetrics } from './metrics';
 import { processingOf } from './processors';
 import type { Answer } from './worker';
+import { HotSet } from './hot-set';
 import { OnDemand } from './on-demand';
 import { ModelStore } from './store';
 import { ModelError, QueueLimits, WorkerPool } from './workers';
@@ -62,6 +63,10 @@ export interface PoolRuntimeOptions {
   timeoutMs?: number;
   /** First pause before a failed bot is loaded again; it doubles with each failure, up to 5 minutes. @default 5000 */
   retryMs?: number;
+  /** Where an overcommitted pool records its resident bots (and reads them back at start, to warm them). @default - none */
+  hotSet?: HotSet;
+  /** How often the resident bots are recorded. @default 30000 */
+  hotSetEveryMs?: number;
 }
 
 /** A catalog planned for one pool: what `PoolRuntime.apply` takes. */
@@ -140,9 +145,28 @@ export class PoolRuntime {
   private onDemand?: OnDemand;
   /** The current catalog's encoders, by id. */
   private encoderById: ReadonlyMap<string, Encoder> = new Map();
+  private hotSetTimer?: NodeJS.Timeout;
+  private hotSetWarned = false;
 
   constructor(private readonly opts: PoolRuntimeOptions) {
     this.botsPerWorker = new Array(opts.workers.size).fill(0);
+    if (opts.hotSet) {
+      this.hotSetTimer = setInterval(() => void this.recordHotSet(), opts.hotSetEveryMs ?? 30_000);
+      this.hotSetTimer.unref();
+    }
+  }
+
+  /** Records the resident bots of an overcommitted pool, most recently used first (nothing otherwise). */
+  async recordHotSet(): Promise<void> {
+    const resident = this.onDemand?.residency.order();
+    if (!resident || !this.opts.hotSet || !this.started) return;
+    await this.opts.hotSet.write([...resident].reverse()).then(
+      () => (this.hotSetWarned = false),
+      (err: Error) => {
+        if (!this.hotSetWarned) this.opts.log.warn({ err }, 'the resident bots could not be recorded: a restart warms only warm and pinned bots');
+        this.hotSetWarned = true;
+      },
+    );
   }
 
   get ready(): boolean {
@@ -231,6 +255,8 @@ export class PoolRuntime {
 
     const tasks: Array<() => Promise<void>> = [];
     const warm: Bot[] = [];
+    // At start, after the warm and pinned bots: those its traffic kept resident before a restart, most recent first.
+    const recorded = onDemand && !this.started && this.opts.hotSet ? await this.opts.hotSet.read() : [];
     for (const bot of assigned) {
       const encoder = bot.model.encoder ? encoders.get(bot.model.encoder) : undefined;
       const spec = hash({ bot, encoder });
@@ -254,10 +280,20 @@ export class PoolRuntime {
       }
       tasks.push(() => this.load(bot, encoder, spec));
     }
+    const byId = new Map(assigned.map((b) => [b.id, b]));
+    const warmed = new Set(warm.map((b) => b.id));
+    const hot = recorded.map((id) => byId.get(id)).filter((b): b is Bot => b !== undefined && !warmed.has(b.id) && this.bots.get(b.id)?.state === 'cold');
+    if (hot.length > 0) log.info({ bots: hot.length, recorded: recorded.length }, 'loading the bots this pool had resident before it restarted');
     let warmCold = 0;
     for (const bot of warm) {
       tasks.push(async () => {
         if (!(await onDemand!.warm(bot)) && this.bots.get(bot.id)?.state === 'cold') warmCold++;
+      });
+    }
+    // Then as many of those as fit beside them, without evicting anything.
+    for (const bot of hot) {
+      tasks.push(async () => {
+        await onDemand!.warm(bot);
       });
     }
     this.updateGauges();
@@ -629,9 +665,11 @@ export class PoolRuntime {
   drain(): void {
     this.draining = true;
     this.updateGauges();
+    void this.recordHotSet();
   }
 
   close(): void {
+    clearInterval(this.hotSetTimer);
     this.closed = true;
     for (const e of this.bots.values()) {
       clearTimeout(e.leaveTimer);

@@ -18,6 +18,7 @@ import { ModelService, withoutPaths } from './models';
 import { modelRoutes } from './routes';
 import { PlannedCatalog, PoolRuntime, planPool } from './runtime';
 import { PoolStatus, STATUS_PATH } from '../status';
+import { HotSet } from './hot-set';
 import { ModelStore, ModelStoreOptions } from './store';
 import { WorkerPool } from './workers';
 
@@ -149,6 +150,8 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     concurrency: opts.concurrency,
     timeoutMs: opts.timeoutMs,
     retryMs: opts.retryMs,
+    // Beside the model cache (an emptyDir in Kubernetes: it outlives a container restart).
+    hotSet: new HotSet(() => store.cacheFolder(), opts.pool),
   });
   runtime = pool;
   app.decorate('pool', pool);

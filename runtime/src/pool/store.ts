@@ -271,7 +271,8 @@ export class ModelStore {
     return this.s3;
   }
 
-  private async cacheFolder(): Promise<string> {
+  /** The folder downloaded models go to (writable; the first that is, of those configured). */
+  async cacheFolder(): Promise<string> {
     if (this.cacheDir) return this.cacheDir;
     const candidates = this.opts.cacheDir ? [this.opts.cacheDir] : [path.join(this.root, '.cache'), path.join(os.tmpdir(), 'botshard-models')];
     let last: Error | undefined;

@@ -6,7 +6,8 @@ export interface PoolStatus {
   ready: boolean;
   /** Catalog generation the pool serves. */
   generation: string | null;
-  bots: { loading: number; ready: number; failed: number; leaving: number };
+  /** `cold`: in an overcommitted pool, assigned and not resident (loaded on its first request). */
+  bots: { loading: number; ready: number; failed: number; leaving: number; cold?: number };
   /** Failed bots and why (the first 50). */
   failed: Array<{ bot: string; error: string }>;
   /** Inference requests waiting or running, per worker thread (the quarantine lane last). */
