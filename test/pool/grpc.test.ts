@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { parseCatalog } from '@botshard/runtime';
 import { encodeRaw } from '@botshard/runtime/oip/tensors';
+import { healthService } from '@botshard/runtime/oip/grpc';
 import { GrpcClient, inferRequest, malformedInfer, rawModelInfer } from '../support/grpc';
 import { RunningPool, catalogInput, ensureBuilt, getJson, placement, postJson, runPool, slowModels, standaloneBot, supportBot, until, withModels } from './support';
 
@@ -50,6 +51,20 @@ describe('a pool over gRPC', () => {
     expect(meta.response).toEqual({ name: 'alpha', versions: rest.versions, platform: rest.platform, inputs: rest.inputs.map(tensor), outputs: rest.outputs.map(tensor) });
     expect(meta.metadata['x-botshard-pool']).toBe(here);
     expect((await client.call('ModelReady', { name: 'alpha' })).response).toEqual({ ready: true });
+    // gRPC's standard health check (what Kubernetes gRPC probes ask) says the same as ServerReady.
+    const health = new (healthService())(pool.grpc, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+    const check = (service: string) => new Promise<{ code: grpc.status; status?: string }>((resolve) => health.Check({ service }, (err: grpc.ServiceError | null, r: any) => resolve({ code: err?.code ?? grpc.status.OK, status: r?.status })));
+    try {
+      expect(await check('')).toEqual({ code: grpc.status.OK, status: 'SERVING' });
+      expect(await check('inference.GRPCInferenceService')).toEqual({ code: grpc.status.OK, status: 'SERVING' });
+      expect((await check('something.Else')).code).toBe(grpc.status.NOT_FOUND);
+      pool.app.pool.draining = true;
+      expect(await check('')).toEqual({ code: grpc.status.OK, status: 'NOT_SERVING' });
+      expect((await client.call('ServerReady', {})).response).toEqual({ ready: false });
+    } finally {
+      pool.app.pool.draining = false;
+      health.close();
+    }
     expect((await client.call('ModelReady', { name: 'alpha', version: '1' })).response).toEqual({ ready: true });
   });
 

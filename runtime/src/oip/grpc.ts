@@ -13,16 +13,25 @@ export const SERVICE = 'inference.GRPCInferenceService';
 /** The .proto ships with the package (`runtime/proto`), two folders above this file in src and in lib. */
 const PROTO = path.join(__dirname, '..', '..', 'proto', 'open_inference_grpc.proto');
 
-let loaded: { service: grpc.ServiceDefinition; client: grpc.ServiceClientConstructor } | undefined;
+/** gRPC's standard health checking service, beside it. */
+const HEALTH_PROTO = path.join(__dirname, '..', '..', 'proto', 'health.proto');
 
-/** The service and a client constructor, fields as the .proto spells them (snake_case), int64 as numbers. */
+let loaded: { service: grpc.ServiceDefinition; client: grpc.ServiceClientConstructor; health: grpc.ServiceClientConstructor } | undefined;
+
+/** The services and client constructors, fields as the .proto spells them (snake_case), int64 as numbers. */
 function load() {
   if (!loaded) {
-    const definition = protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, arrays: true, oneofs: true });
-    const client = (grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
-    loaded = { service: client.service, client };
+    const options = { keepCase: true, longs: Number, enums: String, defaults: true, arrays: true, oneofs: true };
+    const client = (grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, options)).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
+    const health = ((grpc.loadPackageDefinition(protoLoader.loadSync(HEALTH_PROTO, options)).grpc as grpc.GrpcObject).health as grpc.GrpcObject).v1 as grpc.GrpcObject;
+    loaded = { service: client.service, client, health: health.Health as grpc.ServiceClientConstructor };
   }
   return loaded;
+}
+
+/** `grpc.health.v1.Health`: its service definition and client constructor. */
+export function healthService(): grpc.ServiceClientConstructor {
+  return load().health;
 }
 
 /** The service definition (for `server.addService`). */

@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ProtocolError } from '../oip';
-import { MODEL_METHODS, ModelMethod, RAW, grpcError, inferenceService, metadataValue } from '../oip/grpc';
+import { MODEL_METHODS, ModelMethod, RAW, SERVICE, grpcError, healthService, inferenceService, metadataValue } from '../oip/grpc';
 import { requestIdOf } from './request-id';
 
 /** What a model method answers: the response message (bytes when raw), and metadata to send before it. */
@@ -92,6 +92,16 @@ export class GrpcEndpoint {
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [method, handle] of Object.entries({ ...own, ...models })) implementation[method] = this.unary(method, handle);
     this.server.addService(service, implementation);
+    // gRPC's standard health check (Kubernetes gRPC probes, grpc-health-probe): the server, or the protocol's
+    // service by name, SERVING exactly when ServerReady is true. Watch is not served: grpc-js answers
+    // UNIMPLEMENTED for a method without a handler.
+    this.server.addService(healthService().service, {
+      Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const name = call.request.service;
+        if (name !== '' && name !== SERVICE) return callback({ code: grpc.status.NOT_FOUND, details: `no service ${JSON.stringify(name)}: ask for "" or "${SERVICE}"` });
+        callback(null, { status: !this.draining && o.ready() ? 'SERVING' : 'NOT_SERVING' });
+      },
+    });
   }
 
   /** Binds `host:port` (0: any free port); resolves with the port. */
