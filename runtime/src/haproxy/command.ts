@@ -116,7 +116,6 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   // HAProxy carries REST; gRPC is forwarded by this process (the same placement, keys and fallbacks).
   const grpcRouter = standaloneGrpcRouter({
     catalog,
-    address,
     grpcAddress: grpcAddresses(s, catalog.platform.namespace),
     keys,
     tenantRate: s.tenantRate,

@@ -5,8 +5,7 @@
  * way when the request asks (`parameters.binary_data_output`, or `binary_data` on one output).
  */
 import { parseJson } from './json';
-import { DATATYPES, Datatype } from './schemas';
-import { Tensor, TensorDataError, decodeRaw, encodeRaw } from './tensors';
+import { Tensor, TensorDataError, datatypeOf, decodeRaw, encodeRaw, jsonTensor } from './tensors';
 
 /** The request and response header giving the JSON part's length in bytes. */
 export const BINARY_HEADER = 'inference-header-content-length';
@@ -35,8 +34,7 @@ export function decodeBinaryRequest(body: Buffer, headerLength: string): unknown
     const name = String((input as Json).name);
     if (!Number.isInteger(size) || (size as number) < 0) throw new TensorDataError(`input "${name}": parameters.binary_data_size must be a byte count, got ${JSON.stringify(size)}`);
     if ((input as Json).data !== undefined) throw new TensorDataError(`input "${name}" has both "data" and parameters.binary_data_size: send its elements one way`);
-    const datatype = (input as Json).datatype as Datatype;
-    if (!DATATYPES.includes(datatype)) throw new TensorDataError(`input "${name}": datatype ${JSON.stringify(datatype)} is not one of ${DATATYPES.join(', ')}`);
+    const datatype = datatypeOf(name, (input as Json).datatype);
     if (at + (size as number) > body.length) throw new TensorDataError(`input "${name}" declares ${size} binary bytes but the body has ${body.length - at} left`);
     (input as Json).data = decodeRaw(name, datatype, body.subarray(at, at + (size as number)));
     at += size as number;
@@ -60,7 +58,7 @@ export function encodeBinaryResponse(response: Json & { outputs: Tensor[] }, bin
   if (!response.outputs.some(wanted)) return undefined;
   const blobs: Buffer[] = [];
   const outputs = response.outputs.map((t) => {
-    if (!wanted(t)) return { ...t, data: Array.from(t.data) };
+    if (!wanted(t)) return jsonTensor(t);
     const raw = encodeRaw(t.datatype, t.data);
     blobs.push(raw);
     return { name: t.name, datatype: t.datatype, shape: t.shape, parameters: { ...t.parameters, binary_data_size: raw.length } };

@@ -9,6 +9,9 @@ import type { FastifyReply } from 'fastify';
 /** The pool that answered; on a 404, the pool that holds the bot (the router then tries that one). Also gRPC metadata. */
 export const POOL_HEADER = 'x-botshard-pool';
 
+/** In an overcommitted pool: `hit` (the bot was resident) or `miss` (loaded for this request). Also gRPC metadata. */
+export const RESIDENCY_HEADER = 'botshard-residency';
+
 /**
  * A request that is refused or failed, whatever the transport: REST sends `status` and `{"error": message}`,
  * gRPC the matching status code (`grpcCodeOf`) with the message as its details.

@@ -3,7 +3,7 @@
  * `raw_input_contents` / `raw_output_contents` use: row-major, little-endian, no padding; a BYTES element is
  * a 4-byte little-endian length followed by its bytes. Shared by pool and router.
  */
-import { Datatype } from './schemas';
+import { DATATYPES, Datatype } from './schemas';
 
 /** Bytes per element of the fixed-size datatypes. */
 const WIDTH: Record<Exclude<Datatype, 'BYTES'>, number> = { BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8 };
@@ -22,6 +22,22 @@ export interface Tensor {
   shape: number[];
   data: ArrayLike<string | number>;
   parameters?: Record<string, unknown>;
+}
+
+/** A tensor's datatype when it is one of the protocol's; else the 400 naming the input. */
+export function datatypeOf(input: string, datatype: unknown): Datatype {
+  if (!DATATYPES.includes(datatype as Datatype)) throw new TensorDataError(`input "${input}": datatype ${JSON.stringify(datatype)} is not one of ${DATATYPES.join(', ')}`);
+  return datatype as Datatype;
+}
+
+/** A tensor as REST's JSON answer carries it (`data` a plain array). */
+export function jsonTensor(t: Tensor): Omit<Tensor, 'data'> & { data: Array<string | number> } {
+  return { ...t, data: Array.from(t.data) };
+}
+
+/** A tensor's name, datatype and shape: what gRPC's tensor messages and metadata carry beside the elements. */
+export function tensorHeader(t: { name: string; datatype: string; shape: number[] }): { name: string; datatype: string; shape: number[] } {
+  return { name: t.name, datatype: t.datatype, shape: t.shape };
 }
 
 /** The elements of a raw tensor. BYTES elements decode as UTF-8 text; 64-bit integers as numbers. */

@@ -4,10 +4,9 @@
  * same way the request came (Triton's clients send raw and read raw).
  */
 import * as grpc from '@grpc/grpc-js';
-import { DATATYPES, Datatype, ProtocolError } from '../oip';
-
+import { Datatype, ProtocolError, RESIDENCY_HEADER } from '../oip';
 import { ModelMethod, deadlineOf } from '../oip/grpc';
-import { Tensor, TensorDataError, decodeRaw, encodeRaw } from '../oip/tensors';
+import { Tensor, TensorDataError, datatypeOf, decodeRaw, encodeRaw, tensorHeader } from '../oip/tensors';
 import type { GrpcReply, ModelHandler } from '../serve/grpc';
 import { InputTensor, ModelService } from './models';
 
@@ -42,8 +41,7 @@ export function poolGrpcMethods(serviceOf: () => ModelService): Record<ModelMeth
       const service = serviceOf();
       const r = call.request as ModelRequest;
       const m = service.metadata(service.bot(r.name, r.version));
-      const tensor = (t: { name: string; datatype: string; shape: number[] }) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
-      return { message: { name: m.name, versions: m.versions, platform: m.platform, inputs: m.inputs.map(tensor), outputs: m.outputs.map(tensor) } };
+      return { message: { name: m.name, versions: m.versions, platform: m.platform, inputs: m.inputs.map(tensorHeader), outputs: m.outputs.map(tensorHeader) } };
     },
     ModelInfer: async (call, requestId) => infer(serviceOf(), call.request as ModelInferRequest, requestId, deadlineOf(call)),
   };
@@ -61,11 +59,10 @@ async function infer(service: ModelService, r: ModelInferRequest, requestId: str
     deadline,
   });
   const metadata = new grpc.Metadata();
-  if (result.residency) metadata.set('botshard-residency', result.residency);
-  const header = (t: Tensor) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
+  if (result.residency) metadata.set(RESIDENCY_HEADER, result.residency);
   const message = raw
-    ? { model_name: result.model_name, model_version: '1', id: r.id, outputs: result.outputs.map(header), raw_output_contents: result.outputs.map((t) => encodeRaw(t.datatype, t.data)) }
-    : { model_name: result.model_name, model_version: '1', id: r.id, outputs: result.outputs.map((t) => ({ ...header(t), contents: contentsOf(t) })) };
+    ? { model_name: result.model_name, model_version: '1', id: r.id, outputs: result.outputs.map(tensorHeader), raw_output_contents: result.outputs.map((t) => encodeRaw(t.datatype, t.data)) }
+    : { model_name: result.model_name, model_version: '1', id: r.id, outputs: result.outputs.map((t) => ({ ...tensorHeader(t), contents: contentsOf(t) })) };
   return { message, metadata };
 }
 
@@ -76,8 +73,7 @@ function inputsOf(r: ModelInferRequest, raw: boolean): InputTensor[] {
   }
   try {
     return r.inputs.map((input, i) => {
-      const datatype = input.datatype as Datatype;
-      if (!DATATYPES.includes(datatype)) throw new ProtocolError(400, `input "${input.name}": datatype ${JSON.stringify(input.datatype)} is not one of ${DATATYPES.join(', ')}`);
+      const datatype = datatypeOf(input.name, input.datatype);
       if (raw && input.contents) throw new ProtocolError(400, `input "${input.name}" has contents and raw_input_contents is used: send every input one way`);
       if (!raw && datatype === 'FP16') throw new ProtocolError(400, `input "${input.name}" is FP16, which has no typed contents: send it as raw_input_contents`);
       const data = raw ? decodeRaw(input.name, datatype, r.raw_input_contents[i]) : ((input.contents?.[CONTENTS[datatype as Exclude<Datatype, 'FP16'>]] ?? []) as unknown[]);

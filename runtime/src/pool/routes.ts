@@ -11,6 +11,7 @@ import {
   ModelReadyResponse,
   PredictResponse,
   ProtocolError,
+  RESIDENCY_HEADER,
   TextInferenceRequest,
   predictRequest,
   sendProblem,
@@ -18,6 +19,7 @@ import {
   withErrors,
 } from '../oip';
 import { BINARY_HEADER, binaryOutputs, encodeBinaryResponse } from '../oip/binary';
+import { jsonTensor } from '../oip/tensors';
 import { ModelService } from './models';
 
 type ModelRequest = FastifyRequest<{ Params: ModelParams }>;
@@ -52,10 +54,10 @@ export async function modelRoutes(app: FastifyInstance, opts: { service: ModelSe
           outputs: body.outputs?.map((o) => o.name),
           requestId: request.id,
         });
-        if (result.residency) reply.header('botshard-residency', result.residency);
+        if (result.residency) reply.header(RESIDENCY_HEADER, result.residency);
         const { residency: _, ...response } = result;
         const binary = encodeBinaryResponse(response, binaryOutputs(body));
-        if (!binary) return { ...response, outputs: response.outputs.map((t) => ({ ...t, data: Array.from(t.data) })) };
+        if (!binary) return { ...response, outputs: response.outputs.map(jsonTensor) };
         reply.header(BINARY_HEADER, String(binary.headerLength)).type('application/octet-stream');
         return binary.body;
       }),
@@ -64,7 +66,7 @@ export async function modelRoutes(app: FastifyInstance, opts: { service: ModelSe
   app.post('/v1/bots/:bot/predict', { schema: { params: ModelParams, body: predictRequest(maxTextLength), response: withErrors(PredictResponse) } }, async (request: PredictRequest, reply) =>
     answer(reply, async () => {
       const { answer, residency } = await service.predict(request.params.bot, request.body.text, request.id);
-      if (residency) reply.header('botshard-residency', residency);
+      if (residency) reply.header(RESIDENCY_HEADER, residency);
       return answer;
     }),
   );

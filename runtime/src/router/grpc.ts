@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { CatalogIndex } from '../catalog';
-import { POOL_HEADER, ProtocolError } from '../oip';
+import { POOL_HEADER, ProtocolError, RESIDENCY_HEADER } from '../oip';
 import { BINARY_EXTENSION } from '../oip/binary';
 import { MODEL_METHODS, ModelMethod, RAW, deadlineOf, httpStatusOf, metadataValue, methodPath, stringField } from '../oip/grpc';
 import { APP_DEFAULTS } from '../serve/app';
@@ -24,7 +24,7 @@ import { PoolAddress, UpstreamError } from './upstream';
 /** Metadata passed on to the pool (credentials stay at the router). */
 const FORWARDED_METADATA = ['traceparent', 'tracestate'];
 /** Pool metadata passed back to the caller. */
-const RETURNED_METADATA = [POOL_HEADER, 'botshard-residency', 'retry-after', 'grpc-retry-pushback-ms'];
+const RETURNED_METADATA = [POOL_HEADER, RESIDENCY_HEADER, 'retry-after', 'grpc-retry-pushback-ms'];
 
 type Answer = { message: Buffer; metadata: grpc.Metadata } | { status: Partial<grpc.StatusObject> };
 
@@ -36,8 +36,6 @@ type Answer = { message: Buffer; metadata: grpc.Metadata } | { status: Partial<g
  */
 export function standaloneGrpcRouter(o: {
   catalog: CatalogIndex;
-  /** Pools' REST addresses (the forwarder's circuits are per pool name). */
-  address: PoolAddress;
   grpcAddress: PoolAddress;
   keys?: TenantKeys;
   tenantRate?: number;
@@ -51,7 +49,8 @@ export function standaloneGrpcRouter(o: {
   metrics.setGeneration(table.generation);
   const limiter = o.tenantRate ? new RateLimiter(o.tenantRate, o.tenantRate * 2) : undefined;
   const admission = new Admission({ table, metrics, inflight, keys: o.keys, limiter });
-  const forwarder = new Forwarder({ table, metrics, address: o.address, ...FORWARDING_DEFAULTS });
+  // Only its gRPC transport is used: it never asks for a REST address.
+  const forwarder = new Forwarder({ table, metrics, address: () => undefined, ...FORWARDING_DEFAULTS });
   const channels = new PoolChannels();
   const endpoint = new GrpcEndpoint({
     name: 'botshard-router',
