@@ -11,21 +11,27 @@
  * 90 real pools do not fit this 2-core machine: an evenly spread sample of pools runs for each setting
  * (real `botshard pool` processes on 127.0.0.1, 2 inference workers each), each offered the requests
  * of its own bots from the same distribution at a fixed rate (open loop, Poisson arrivals); fleet memory
- * is the sample's mean RSS times the pool count. A warm-up (not measured) lets the resident sets and
- * the encoders settle first, then every answer is timed and classified by the pool's
- * `botshard-residency` header (hit: resident; miss: loaded for that request).
+ * is the sample's mean RSS times the pool count. The two settings run side by side, at the same moment:
+ * a batch is a few pools of each setting (2 + 2 by default), so the drift of this shared machine (the
+ * same code's p99 moves 2x between runs minutes apart) falls on both alike, and each pool has at least
+ * the half core its manifest requests (6 pools at once on 2 cores gave a third, and measured the
+ * machine's run queue). A warm-up (not measured) lets the resident sets and the encoders settle first,
+ * then every answer is timed and classified by the pool's `botshard-residency` header (hit: resident;
+ * miss: loaded for that request). Pool CPU is read from /proc over the measured window: what on-demand
+ * loading costs in CPU is a figure of its own.
  *
  * Headline: coldMemoryOverAllLoaded (fleet RSS with overcommit / all loaded), coldHotP99OverAllLoaded
  * (p99 of hits with overcommit / p99 of all requests with every bot loaded), coldFirstRequestP99Ms (p99
  * of misses: a head load, its encoder resident), coldHitRatePct, coldPoolReadyMs (next to
- * allLoadedPoolReadyMs). Writes bench/results/cold.{json,md}.
+ * allLoadedPoolReadyMs), coldCpuPerRequestOverAllLoaded (pool CPU per answered request, overcommit / all
+ * loaded). Writes bench/results/cold.{json,md}.
  */
 import * as path from 'node:path';
 import { Pool as HttpPool } from 'undici';
-import { Catalog, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
+import { Catalog, Pool as PoolPlan, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { fleetCatalog } from './fleet';
-import { CORES, Child, MiB, SMOKE, log, machine, percentile, round, rssOf, sleep, startPool, stopAll, tempDir, writeResult } from './processes';
+import { CORES, Child, MiB, SMOKE, cpuMsOf, log, machine, percentile, round, rssOf, sleep, startPool, stopAll, tempDir, writeResult } from './processes';
 
 const BOTS = SMOKE ? 400 : Number(process.env.BENCH_BOTS ?? 10000);
 const OVERCOMMIT = 3;
@@ -38,6 +44,8 @@ const CONNECTIONS = 64;
 const WARMUP_S = SMOKE ? 0.5 : Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const MEASURE_S = SMOKE ? 1 : Number(process.env.BENCH_SECONDS ?? 20);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 2));
+/** Pools of each setting that run at once (side by side with as many of the other setting). */
+const AT_ONCE = Number(process.env.BENCH_POOLS_AT_ONCE ?? 2);
 
 type Setting = 'allLoaded' | 'overcommit';
 
@@ -95,10 +103,10 @@ interface Sample {
  * ticks), whatever the answers, so both settings are compared at the same offered load and a slow
  * answer does not slow the arrivals (a closed loop at saturation would compare throughput, not latency).
  */
-async function drive(pools: Array<{ url: string; draw: () => string }>, seconds: number, seed: number, into?: Sample): Promise<void> {
+async function drive(pools: Array<{ url: string; draw: () => string; into?: Sample }>, seconds: number, seed: number): Promise<void> {
   const body = JSON.stringify({ text: 'where is my order' });
   await Promise.all(
-    pools.map(async ({ url, draw }, p) => {
+    pools.map(async ({ url, draw, into }, p) => {
       const client = new HttpPool(url, { connections: CONNECTIONS, pipelining: 1 });
       const random = rng(seed * 7919 + p + 1);
       const pending: Array<Promise<void>> = [];
@@ -138,37 +146,58 @@ async function drive(pools: Array<{ url: string; draw: () => string }>, seconds:
   );
 }
 
-interface SettingRun {
-  pools: number;
-  sampled: number;
-  botsPerPool: number;
+/** What one setting's pools measured. */
+interface Measured {
   readyMs: number[];
   rssMiB: number[];
-  fleetRssMiB: number;
+  /** Pool CPU (all threads) over the measured window, ms, and the requests answered meanwhile. */
+  cpuMs: number;
+  answered: number;
   sample: Sample;
 }
 
-async function runSetting(setting: Setting, catalog: Catalog, dir: string, models: string, weights: Map<string, number>, round_: number): Promise<SettingRun> {
-  const topology = plan(catalog);
-  const chosen = Array.from({ length: Math.min(SAMPLE, topology.pools.length) }, (_, i) => topology.pools[Math.floor((i * topology.pools.length) / Math.min(SAMPLE, topology.pools.length))]);
+const emptySample = (): Sample => ({ hits: [], misses: [], all: [], errors: 0 });
+const SETTINGS: Setting[] = ['allLoaded', 'overcommit'];
+
+/** Pools of both settings at once: each started on its own (its time to ready), then all driven together. */
+async function runBatch(batch: Array<{ setting: Setting; pool: PoolPlan }>, dirs: Record<Setting, string>, models: string, weights: Map<string, number>, seed: number, into: Record<Setting, Measured>): Promise<void> {
   const children: Child[] = [];
   try {
-    const readyMs: number[] = [];
-    // One at a time: each pool's time to ready on its own, as a pod starting on its own node.
-    for (const p of chosen) {
-      const child = await startPool({ pool: p.name, catalog: dir, models, workers: CORES });
+    for (const { setting, pool } of batch) {
+      const child = await startPool({ pool: pool.name, catalog: dirs[setting], models, workers: CORES });
       children.push(child);
-      readyMs.push(child.readyMs);
+      into[setting].readyMs.push(child.readyMs);
     }
-    const targets = chosen.map((p, i) => ({ url: children[i].url, draw: sampler(p.bots, weights, 1000 * round_ + i + 1) }));
-    await drive(targets, WARMUP_S, 2 * round_);
-    const sample: Sample = { hits: [], misses: [], all: [], errors: 0 };
-    await drive(targets, MEASURE_S, 2 * round_ + 1, sample);
+    const targets = batch.map(({ pool }, i) => ({ url: children[i].url, draw: sampler(pool.bots, weights, seed * 100 + i + 1) }));
+    await drive(targets, WARMUP_S, 2 * seed);
+    const samples = batch.map(() => emptySample());
+    const cpuBefore = children.map((c) => cpuMsOf(c.pid));
+    await drive(targets.map((t, i) => ({ ...t, into: samples[i] })), MEASURE_S, 2 * seed + 1);
+    const cpuMs = children.map((c, i) => cpuMsOf(c.pid) - cpuBefore[i]);
     await sleep(500);
-    const rssMiB = children.map((c) => rssOf(c.pid) / MiB);
-    const mean = rssMiB.reduce((a, x) => a + x, 0) / rssMiB.length;
-    log(`${setting}: ${topology.pools.length} pools (${chosen.length} run), ready ${readyMs.map((x) => Math.round(x)).join('/')} ms, RSS ${rssMiB.map((x) => round(x)).join('/')} MiB, ${sample.all.length} answered (${sample.hits.length} hits, ${sample.misses.length} misses), ${sample.errors} errors, p99 ${round(percentile(sample.all, 99), 2)} ms`);
-    return { pools: topology.pools.length, sampled: chosen.length, botsPerPool: round(chosen.reduce((a, p) => a + p.bots.length, 0) / chosen.length), readyMs, rssMiB, fleetRssMiB: mean * topology.pools.length, sample };
+    const lines: string[] = [];
+    for (const setting of SETTINGS) {
+      const m = into[setting];
+      const mine = batch.flatMap((b, i) => (b.setting === setting ? [i] : []));
+      const sample = emptySample();
+      for (const i of mine) {
+        const x = samples[i];
+        sample.hits.push(...x.hits);
+        sample.misses.push(...x.misses);
+        sample.all.push(...x.all);
+        sample.errors += x.errors;
+        m.rssMiB.push(rssOf(children[i].pid) / MiB);
+        m.cpuMs += cpuMs[i];
+      }
+      m.answered += sample.all.length;
+      m.sample.hits.push(...sample.hits);
+      m.sample.misses.push(...sample.misses);
+      m.sample.all.push(...sample.all);
+      m.sample.errors += sample.errors;
+      const cpu = mine.reduce((a, i) => a + cpuMs[i], 0);
+      lines.push(`${setting} ${mine.map((i) => batch[i].pool.name).join('/')}: ${sample.all.length} answered (${sample.hits.length} hits), ${sample.errors} errors, p99 ${round(percentile(sample.all, 99), 2)} ms${sample.hits.length ? `, hits p99 ${round(percentile(sample.hits, 99), 2)} ms` : ''}, pool CPU ${Math.round((cpu * 1000) / Math.max(1, sample.all.length))} us a request`);
+    }
+    log(lines.join('; '));
   } finally {
     await stopAll(children);
   }
@@ -191,48 +220,58 @@ async function main(): Promise<void> {
     writeCatalogFolder(dirs[s], catalogs[s]);
   }
   const weights = zipfWeights(catalogs.allLoaded.bots.map((b) => b.id), 20261202);
-  const runs: Record<Setting, SettingRun[]> = { allLoaded: [], overcommit: [] };
-  for (let r = 0; r < ROUNDS; r++) {
-    // Alternate which setting goes first: drift on this shared machine hits both alike.
-    const order: Setting[] = r % 2 === 0 ? ['allLoaded', 'overcommit'] : ['overcommit', 'allLoaded'];
-    for (const s of order) runs[s].push(await runSetting(s, catalogs[s], dirs[s], models, weights, r));
-  }
-  const pooled = (s: Setting) => {
-    const all = runs[s].flatMap((x) => x.sample.all);
-    const hits = runs[s].flatMap((x) => x.sample.hits);
-    const misses = runs[s].flatMap((x) => x.sample.misses);
-    const errors = runs[s].reduce((a, x) => a + x.sample.errors, 0);
-    return { all, hits, misses, errors };
+  const plans = { allLoaded: plan(catalogs.allLoaded), overcommit: plan(catalogs.overcommit) };
+  // An evenly spread sample of each setting's pools.
+  const chosen = (s: Setting) => {
+    const pools = plans[s].pools;
+    const n = Math.min(SAMPLE, pools.length);
+    return Array.from({ length: n }, (_, i) => pools[Math.floor((i * pools.length) / n)]);
   };
-  const a = pooled('allLoaded');
-  const o = pooled('overcommit');
-  const fleet = (s: Setting) => median(runs[s].map((x) => x.fleetRssMiB));
+  const measured = Object.fromEntries(SETTINGS.map((s) => [s, { readyMs: [], rssMiB: [], cpuMs: 0, answered: 0, sample: emptySample() } as Measured])) as Record<Setting, Measured>;
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let b = 0; b < SAMPLE; b += AT_ONCE) {
+      // Which setting starts first alternates: a pool started later waits less for the drive.
+      const order = (r + b / AT_ONCE) % 2 === 0 ? SETTINGS : [...SETTINGS].reverse();
+      const batch = order.flatMap((setting) => chosen(setting).slice(b, b + AT_ONCE).map((pool) => ({ setting, pool })));
+      await runBatch(batch, dirs, models, weights, r * 100 + b + 1, measured);
+    }
+  }
+  const a = measured.allLoaded.sample;
+  const o = measured.overcommit.sample;
+  const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+  const fleet = (s: Setting) => mean(measured[s].rssMiB) * plans[s].pools.length;
+  const cpuPerRequest = (s: Setting) => (measured[s].cpuMs * 1000) / Math.max(1, measured[s].answered);
   const headline = {
     coldMemoryOverAllLoaded: round(fleet('overcommit') / fleet('allLoaded'), 2),
     coldHotP99OverAllLoaded: round(percentile(o.hits, 99) / percentile(a.all, 99), 2),
     coldFirstRequestP99Ms: round(percentile(o.misses, 99), 1),
     coldHitRatePct: round((100 * o.hits.length) / (o.hits.length + o.misses.length), 1),
-    coldPoolReadyMs: Math.round(median(runs.overcommit.flatMap((x) => x.readyMs))),
-    allLoadedPoolReadyMs: Math.round(median(runs.allLoaded.flatMap((x) => x.readyMs))),
+    coldPoolReadyMs: Math.round(median(measured.overcommit.readyMs)),
+    allLoadedPoolReadyMs: Math.round(median(measured.allLoaded.readyMs)),
+    coldCpuPerRequestOverAllLoaded: round(cpuPerRequest('overcommit') / cpuPerRequest('allLoaded'), 2),
   };
-  const describe = (s: Setting) => ({
-    pools: runs[s][0].pools,
-    sampledPools: runs[s][0].sampled,
-    botsPerPool: runs[s][0].botsPerPool,
-    fleetRssMiB: round(fleet(s)),
-    poolRssMiB: round(median(runs[s].flatMap((x) => x.rssMiB))),
-    poolReadyMs: Math.round(median(runs[s].flatMap((x) => x.readyMs))),
-    requests: (s === 'allLoaded' ? a : o).all.length,
-    errors: (s === 'allLoaded' ? a : o).errors,
-    p50Ms: round(percentile((s === 'allLoaded' ? a : o).all, 50), 2),
-    p99Ms: round(percentile((s === 'allLoaded' ? a : o).all, 99), 2),
-  });
+  const describe = (s: Setting) => {
+    const x = measured[s].sample;
+    return {
+      pools: plans[s].pools.length,
+      sampledPools: chosen(s).length,
+      botsPerPool: round(mean(chosen(s).map((p) => p.bots.length))),
+      fleetRssMiB: round(fleet(s)),
+      poolRssMiB: round(median(measured[s].rssMiB)),
+      poolReadyMs: Math.round(median(measured[s].readyMs)),
+      requests: x.all.length,
+      errors: x.errors,
+      p50Ms: round(percentile(x.all, 50), 2),
+      p99Ms: round(percentile(x.all, 99), 2),
+      cpuUsPerRequest: Math.round(cpuPerRequest(s)),
+    };
+  };
   const result = {
     benchmark: 'cold',
     date: new Date().toISOString(),
     headline,
     machine: machine(),
-    settings: { bots: BOTS, overcommit: OVERCOMMIT, zipfS: ZIPF_S, sampledPools: SAMPLE, requestsPerSecondPerPool: RATE, warmupSeconds: WARMUP_S, measureSeconds: MEASURE_S, rounds: ROUNDS, workersPerPool: CORES },
+    settings: { bots: BOTS, overcommit: OVERCOMMIT, zipfS: ZIPF_S, sampledPools: SAMPLE, poolsAtOnce: AT_ONCE, requestsPerSecondPerPool: RATE, warmupSeconds: WARMUP_S, measureSeconds: MEASURE_S, rounds: ROUNDS, workersPerPool: CORES },
     allLoaded: describe('allLoaded'),
     overcommit: { ...describe('overcommit'), hits: o.hits.length, misses: o.misses.length, hitP50Ms: round(percentile(o.hits, 50), 2), hitP99Ms: round(percentile(o.hits, 99), 2), missP50Ms: round(percentile(o.misses, 50), 2), missP99Ms: round(percentile(o.misses, 99), 2) },
     seconds: Math.round((Date.now() - started) / 1000),
@@ -242,16 +281,16 @@ async function main(): Promise<void> {
 }
 
 function report(r: any): string {
-  const row = (name: string, x: any) => `| ${name} | ${x.pools} (${x.sampledPools} run) | ${x.botsPerPool} | ${x.poolRssMiB} | ${x.fleetRssMiB} | ${x.poolReadyMs} | ${x.requests} | ${x.errors} | ${x.p50Ms} | ${x.p99Ms} |`;
+  const row = (name: string, x: any) => `| ${name} | ${x.pools} (${x.sampledPools} run) | ${x.botsPerPool} | ${x.poolRssMiB} | ${x.fleetRssMiB} | ${x.poolReadyMs} | ${x.requests} | ${x.errors} | ${x.p50Ms} | ${x.p99Ms} | ${x.cpuUsPerRequest} |`;
   return [
     '# Cold bots: loaded on demand against every bot loaded',
     '',
     `${r.date}, ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}. Command: \`npm run bench:cold\`; ${r.seconds} s.`,
     '',
-    `${r.settings.bots} bots of bench/fleet.ts (pools of 1 GiB at fill factor 0.75, 8 encoders declared 48 MiB, heads 2-8 MiB; demo models), requests drawn from a Zipf distribution (s = ${r.settings.zipfS}) over the bots. Every bot loaded (today) against \`overcommit: ${r.settings.overcommit}\`. ${r.settings.sampledPools} pools of each setting run for real (evenly spread over the plan, ${r.settings.workersPerPool} inference workers each), each offered ${r.settings.requestsPerSecondPerPool} requests per second for its own bots (open loop, Poisson arrivals: the same offered load in both settings); ${r.settings.warmupSeconds} s of warm-up, then ${r.settings.measureSeconds} s measured; ${r.settings.rounds} rounds, the settings alternating. Fleet memory: the sample's mean RSS times the pool count.`,
+    `${r.settings.bots} bots of bench/fleet.ts (pools of 1 GiB at fill factor 0.75, 8 encoders declared 48 MiB, heads 2-8 MiB; demo models), requests drawn from a Zipf distribution (s = ${r.settings.zipfS}) over the bots. Every bot loaded (today) against \`overcommit: ${r.settings.overcommit}\`. ${r.settings.sampledPools} pools of each setting run for real (evenly spread over the plan, ${r.settings.workersPerPool} inference workers each), each offered ${r.settings.requestsPerSecondPerPool} requests per second for its own bots (open loop, Poisson arrivals: the same offered load in both settings). The settings run side by side: ${r.settings.poolsAtOnce} pools of each at the same moment (both see the same machine; each pool has at least the half core its manifest requests), ${r.settings.warmupSeconds} s of warm-up, then ${r.settings.measureSeconds} s measured; ${r.settings.rounds} rounds over the sample. Fleet memory: the sample's mean RSS times the pool count. Pool CPU: user + system time of the pool processes over the measured window, per answered request.`,
     '',
-    '| setting | pools | bots per pool | pool RSS MiB | fleet RSS MiB | pool ready ms | requests | errors | p50 ms | p99 ms |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| setting | pools | bots per pool | pool RSS MiB | fleet RSS MiB | pool ready ms | requests | errors | p50 ms | p99 ms | pool CPU us a request |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     row('every bot loaded', r.allLoaded),
     row(`overcommit ${r.settings.overcommit}`, r.overcommit),
     '',

@@ -233,7 +233,7 @@ export interface PoolGroupInput {
   /**
    * Cold bots load on demand: placement gives each pool up to this many times its memory in bots, and
    * the pool keeps a resident set within its real memory (at the fill factor), loading a bot on its
-   * first request and evicting the least recently used when it needs room. Warm and pinned bots load at
+   * first request and evicting the bot asked least lately when it needs room. Warm and pinned bots load at
    * start. E.g. 3 for a catalog where most bots are idle for hours. @default - off (every bot resident)
    */
   readonly overcommit?: number;

@@ -52,7 +52,7 @@ export class PoolMetrics {
     this.quarantineChanges = new Counter({ name: 'botshard_pool_quarantine_changes_total', help: 'Bots moved into or out of the quarantine lane, by where to (quarantine, shared)', labelNames: ['to'], registers });
     this.residency = new Counter({ name: 'botshard_pool_residency_total', help: 'Requests of an overcommitted pool, by whether their bot was resident (hit) or loaded for them (miss)', labelNames: ['result'], registers });
     this.coldLoadSeconds = new Histogram({ name: 'botshard_pool_cold_load_seconds', help: 'Time from the first request for a cold bot to the bot resident (waiting for room and for a load slot included)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
-    this.evictions = new Counter({ name: 'botshard_pool_evictions_total', help: 'Resident bots unloaded to make room for a cold one (least recently used first)', registers });
+    this.evictions = new Counter({ name: 'botshard_pool_evictions_total', help: 'Resident bots unloaded to make room for a cold one (asked least lately first)', registers });
     this.residentBytes = new Gauge({ name: 'botshard_pool_resident_bytes', help: 'Declared memory of an overcommitted pool: resident now (overhead, heads, encoders) and its limit (memory at the fill factor)', labelNames: ['kind'], registers });
   }
 

@@ -1,6 +1,6 @@
 /**
  * Cold bots, loaded on demand (a group with `overcommit`): the pool keeps a resident set within its
- * memory at the fill factor (Residency, least recently used first) and loads any other bot on its first
+ * memory at the fill factor (Residency: the bot asked least lately goes first) and loads any other bot on its first
  * request, as ModelMesh and Ray Serve's multiplexing do. A request for a cold bot waits for its load
  * within its own deadline; every request that waits for the same bot shares one load; loads run a few
  * at a time (the pool's load concurrency), so a burst of cold bots queues behind itself and not in front
@@ -17,7 +17,7 @@ export interface OnDemandHost {
   load(id: string): Promise<{ ready: boolean; error?: string }>;
   /** Unloads a resident bot; it becomes cold. */
   evict(id: string): void;
-  /** Whether a bot is resident and idle (no request queued or running), so it may be evicted. */
+  /** Whether a bot is resident and idle (no request queued or running). */
   idle(id: string): boolean;
   /** Whether a bot is still cold (it may have been removed, changed or loaded meanwhile). */
   cold(id: string): boolean;
@@ -38,6 +38,8 @@ export class OnDemand {
   readonly residency: Residency;
   /** Loads under way, by bot: every request for the bot waits for the same one. */
   private readonly loads = new Map<string, Promise<void>>();
+  /** Requests waiting for their bot's load, by bot: a bot loaded for them is not evicted before they run. */
+  private readonly waiting = new Map<string, number>();
   private running = 0;
   private readonly queue: Array<() => void> = [];
   private wakers: Array<() => void> = [];
@@ -62,10 +64,19 @@ export class OnDemand {
     return this.loads.has(id);
   }
 
-  /** A request is served from a resident bot: it becomes the most recently used; counted as a hit or a miss. */
-  used(id: string, missed: boolean): void {
+  /** A request for the bot came (resident or not): it counts for the bot, which becomes the most recently used if resident. */
+  asked(id: string): void {
     this.residency.touch(id);
+  }
+
+  /** A request is served from a resident bot: counted as a hit, or a miss when it waited for a load. */
+  used(missed: boolean): void {
     this.host.metrics.residency.inc({ result: missed ? 'miss' : 'hit' });
+  }
+
+  /** Whether a resident bot may be evicted now: no request queued, running, or waiting for its load. */
+  private evictable(id: string): boolean {
+    return this.host.idle(id) && !this.waiting.has(id);
   }
 
   /** Something that may free room happened (a request finished, a load ended): waiting loads look again. */
@@ -96,10 +107,14 @@ export class OnDemand {
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new DeadlineError(`bot "${bot.id}" did not load within the request's deadline`)), ms);
     });
+    this.waiting.set(bot.id, (this.waiting.get(bot.id) ?? 0) + 1);
     try {
       await Promise.race([load, late]);
     } finally {
       clearTimeout(timer);
+      const n = this.waiting.get(bot.id)! - 1;
+      if (n > 0) this.waiting.set(bot.id, n);
+      else this.waiting.delete(bot.id);
     }
   }
 
@@ -122,7 +137,7 @@ export class OnDemand {
       const cost = this.costOf(bot);
       for (;;) {
         if (!this.host.cold(bot.id)) return; // changed, removed or loaded meanwhile: the caller looks again
-        const victims = this.residency.victims(cost, (id) => this.host.idle(id));
+        const victims = this.residency.victims(cost, (id) => this.evictable(id));
         if (victims) {
           for (const id of victims) {
             this.host.evict(id);
@@ -131,7 +146,7 @@ export class OnDemand {
           this.residency.add(bot.id, cost);
           break;
         }
-        if (this.residency.order().every((id) => this.host.idle(id))) {
+        if (this.residency.order().every((id) => this.evictable(id))) {
           // Nothing is in use and it still does not fit: it never will (placement keeps a bot within a pool's memory).
           throw new NotLoadedError(`bot "${bot.id}" needs ${cost.head + cost.encoderBytes} bytes, more than the pool keeps resident (${this.residency.limit - (this.residency.used - this.residency.modelBytes)})`);
         }

@@ -423,7 +423,7 @@ export class PoolRuntime {
       this.release(entry);
       Object.assign(entry, { state: 'cold', worker: -1, headKey: '', headBytes: 0, encoderKey: undefined });
     }
-    this.opts.log.debug({ bot: id }, 'bot evicted (least recently used)');
+    this.opts.log.debug({ bot: id }, 'bot evicted (asked least lately)');
     this.updateGauges();
   }
 
@@ -454,19 +454,12 @@ export class PoolRuntime {
       const file = await this.opts.store.resolve(bot.model.head, bot.model.sha256).catch((err: Error) => {
         throw new ModelError(`head ${bot.model.head} could not be fetched: ${err.message}`);
       });
-      const r = await workers.load(worker, entry.headKey, { file, processing: processingOf(bot, encoder?.tokenizer) }).catch((err: Error) => {
+      // One run on an empty text as part of the load: checks the label count and warms the session up.
+      const r = await workers.load(worker, entry.headKey, { file, processing: processingOf(bot, encoder?.tokenizer) }, { firstRun: { encoder: encoderKey } }).catch((err: Error) => {
         throw new ModelError(`head ${bot.model.head} failed to load: ${err.message}`);
       });
       headLoaded = true;
       entry.headBytes = r.bytes;
-      const input = encoder ? 'embedding' : 'input_ids';
-      if (!r.inputs.includes(input) || !r.outputs.includes('probabilities')) {
-        throw new ModelError(`head ${bot.model.head} must take "${input}" and output "probabilities", it takes ${JSON.stringify(r.inputs)} and outputs ${JSON.stringify(r.outputs)}`);
-      }
-      // One run on an empty text at load: checks the label count and warms the session up.
-      await workers.infer(worker, bot.id, { encoder: encoderKey, head: entry.headKey }, [''], Date.now() + 60_000, { warmUp: true }).catch((err: Error) => {
-        throw new ModelError(`head ${bot.model.head} failed its first run: ${err.message}`);
-      });
       entry.state = 'ready';
       this.failures.delete(bot.id);
       metrics.loadSeconds.observe({ kind: 'head' }, (performance.now() - started) / 1000);
@@ -560,12 +553,13 @@ export class PoolRuntime {
    */
   async serve(id: string, texts: string[], deadline: number, o: { entities?: boolean } = {}): Promise<{ answer: Answer; residency?: 'hit' | 'miss' }> {
     let missed = false;
+    if (this.bots.has(id)) this.onDemand?.asked(id);
     for (;;) {
       const entry = this.bots.get(id);
       if (!entry) throw new NotServableError(`bot "${id}" left this pool while its request waited`, 'gone');
       const onDemand = this.onDemand;
       if (entry.state === 'ready' || entry.state === 'leaving') {
-        onDemand?.used(id, missed);
+        onDemand?.used(missed);
         entry.inflight++;
         try {
           return { answer: await this.predict(entry, texts, deadline, o), residency: onDemand ? (missed ? 'miss' : 'hit') : undefined };

@@ -16,8 +16,12 @@ import { BotProcessor, Prediction, Processing, TokenIds } from './processors';
 
 /** Messages from the pool to a worker. */
 export type WorkerRequest =
-  /** `processing`: the text pipeline of the bot whose head this is. */
-  | { type: 'load'; id: number; key: string; file: string; processing?: Processing }
+  /**
+   * `processing`: the text pipeline of the bot whose head this is. `firstRun`: run the head once on an
+   * empty text (through `encoder`, loaded here before it) as part of the load: it checks the label count
+   * and warms the session up, without a message of its own.
+   */
+  | { type: 'load'; id: number; key: string; file: string; processing?: Processing; firstRun?: { encoder?: string } }
   | { type: 'unload'; id: number; key: string }
   | { type: 'run'; id: number; jobs: RunJob[] }
   /** Release every session and end the thread (after the messages before it). */
@@ -52,6 +56,7 @@ export interface Answer {
   ms: number;
 }
 
+/** Sessions of encoders (and of anything that is not a bot's head). */
 export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   executionProviders: ['cpu'],
   intraOpNumThreads: 1,
@@ -63,6 +68,13 @@ export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   enableMemPattern: false,
   extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
 };
+
+/**
+ * Sessions of heads: the basic graph optimizations only (constant folding, redundant nodes, MatMul+Add
+ * fusion). The extended ones fuse transformer blocks (attention, GELU, layer norm), which heads do not
+ * have, and cost ~40% of a small head's load: heads load on demand while other bots are being served.
+ */
+export const HEAD_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { ...SESSION_OPTIONS, graphOptimizationLevel: 'basic' };
 
 const sessions = new Map<string, ort.InferenceSession>();
 /** The pipelines of the heads loaded here, by the head's key. */
@@ -79,7 +91,14 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
     case 'load': {
       const bytes = fs.readFileSync(msg.file);
       const processor = msg.processing ? new BotProcessor(msg.processing) : undefined;
-      const s = await ort.InferenceSession.create(bytes, SESSION_OPTIONS);
+      const s = await ort.InferenceSession.create(bytes, processor ? HEAD_SESSION_OPTIONS : SESSION_OPTIONS);
+      if (processor && msg.firstRun) {
+        const first = await firstRun(s, processor, msg.firstRun.encoder);
+        if (first) {
+          await s.release();
+          throw new Error(first);
+        }
+      }
       await sessions.get(msg.key)?.release();
       sessions.set(msg.key, s);
       if (processor) processors.set(msg.key, processor);
@@ -102,6 +121,40 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
     case 'run':
       return { type: 'ran', id: msg.id, results: await runJobs(msg.jobs) };
   }
+}
+
+/** A new head's run on an empty text (through its encoder): why it cannot serve, or undefined. */
+async function firstRun(head: ort.InferenceSession, processor: BotProcessor, encoder: string | undefined): Promise<string | undefined> {
+  const name = encoder === undefined ? 'input_ids' : 'embedding';
+  if (!head.inputNames.includes(name) || !head.outputNames.includes('probabilities')) {
+    return `it must take "${name}" and output "probabilities", it takes ${JSON.stringify(head.inputNames)} and outputs ${JSON.stringify(head.outputNames)}`;
+  }
+  const input = processor.ids(['']);
+  const ids = new ort.Tensor('int64', input.ids, [1, input.tokens]);
+  try {
+    const feeds: ort.InferenceSession.FeedsType = encoder === undefined ? { input_ids: ids } : { embedding: checkEmbedding((await session(encoder).run({ input_ids: ids })).embedding) };
+    checkProbabilities((await head.run(feeds)).probabilities, 1, processor.labels.length);
+    return undefined;
+  } catch (e) {
+    return `its first run failed: ${(e as Error).message.split('\n')[0]}`;
+  }
+}
+
+/** An encoder's output as heads take it: float32 [batch, dimensions]. */
+function checkEmbedding(embedding: ort.Tensor | undefined): ort.Tensor {
+  if (!embedding || embedding.type !== 'float32' || embedding.dims.length !== 2) {
+    throw new Error(`encoder output "embedding" must be float32 [batch, dimensions], got ${embedding ? `${embedding.type} [${embedding.dims.join(', ')}]` : 'nothing'}`);
+  }
+  return embedding;
+}
+
+/** A head's output as answers read it: float32 [batch, labels], one probability per intent of the catalog. */
+function checkProbabilities(out: ort.Tensor | undefined, batch: number, labels: number): ort.Tensor {
+  if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== batch) {
+    throw new Error(`head output "probabilities" must be float32 [${batch}, labels], got ${out ? `${out.type} [${out.dims.join(', ')}]` : 'nothing'}`);
+  }
+  if (out.dims[1] !== labels) throw new Error(`head outputs ${out.dims[1]} probabilities, the catalog lists ${labels} intents`);
+  return out;
 }
 
 /** A job with its texts tokenized: what the models take. */
@@ -171,11 +224,8 @@ async function runThroughEncoder(jobs: Prepared[], indices: number[], encoder: s
     }
   }
   const started = performance.now();
-  const embedding = (await session(encoder).run({ input_ids: new ort.Tensor('int64', ids, [rows, width]) })).embedding;
+  const embedding = checkEmbedding((await session(encoder).run({ input_ids: new ort.Tensor('int64', ids, [rows, width]) })).embedding);
   const encoderMs = performance.now() - started;
-  if (!embedding || embedding.type !== 'float32' || embedding.dims.length !== 2) {
-    throw new Error(`encoder output "embedding" must be float32 [batch, dimensions], got ${embedding ? `${embedding.type} [${embedding.dims.join(', ')}]` : 'nothing'}`);
-  }
   const D = embedding.dims[1];
   const all = embedding.data as Float32Array;
   let row = 0;
@@ -195,11 +245,7 @@ async function runHead(p: Prepared, feeds: ort.InferenceSession.FeedsType, share
   const started = performance.now();
   const { job, processor, batch } = p;
   try {
-    const out = (await session(job.head).run(feeds)).probabilities;
-    if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== batch) {
-      throw new Error(`head output "probabilities" must be float32 [${batch}, labels], got ${out ? `${out.type} [${out.dims.join(', ')}]` : 'nothing'}`);
-    }
-    if (out.dims[1] !== processor.labels.length) throw new Error(`head outputs ${out.dims[1]} probabilities, the catalog lists ${processor.labels.length} intents`);
+    const out = checkProbabilities((await session(job.head).run(feeds)).probabilities, batch, processor.labels.length);
     const probabilities = new Float32Array(out.data as Float32Array);
     const rows = job.texts.map((_, i) => processor.decide(probabilities, i));
     const entities = job.entities ? job.texts.map((t) => processor.entities(t)) : undefined;

@@ -4,7 +4,9 @@
  * a time, and a request that could not finish before its deadline is refused at once. A bot whose runs
  * keep taking a large share of the group's timeout is confined to a lane of its own (an extra thread,
  * with copies of its models) until it is fast again, so it cannot hold up the bots it shares a worker
- * with. Loads and unloads are barriers in their lane.
+ * with. A request never runs before the load of a model it uses; other requests go past waiting loads,
+ * and while requests wait a lane has one load or unload in flight at most (a cold bot's load does not hold up
+ * the bots that are resident).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -40,7 +42,7 @@ export class ModelError extends Error {
 
 /** What a job asks of its worker: a load or an unload (sent alone), or an inference request (sent in a `run` with others). */
 type InferPayload = { type: 'infer' } & RunJob;
-type Payload = ({ type: 'load'; key: string } & Model) | { type: 'unload'; key: string } | InferPayload;
+type Payload = ({ type: 'load'; key: string; firstRun?: { encoder?: string } } & Model) | { type: 'unload'; key: string } | InferPayload;
 
 /** A model's file, and its bot's text pipeline when it is a head. */
 export interface Model {
@@ -64,8 +66,6 @@ interface Job {
   bot: string;
   /** A load that restores a model into a restarted worker. */
   reload?: boolean;
-  /** The run at load (on padding): not a measure of the bot's requests. */
-  warmUp?: boolean;
   deadline?: number;
   timer?: NodeJS.Timeout;
   /** When it was queued. */
@@ -249,7 +249,7 @@ export class WorkerPool {
       slot.exited = true;
       this.died(slot, new Error(`worker exited with code ${code}`));
     });
-    // Reloads go first: requests queued for these models wait behind them (loads are barriers).
+    // Reloads go first: requests queued for these models wait behind them (a request never runs before the load of its models).
     for (const [key, model] of models) this.submit(slot, { type: 'load', key, ...model }, { reload: true }).catch(() => undefined);
     return slot;
   }
@@ -279,7 +279,7 @@ export class WorkerPool {
       msg.results.forEach((result, i) => {
         const job = jobs[i];
         if ('error' in result) return this.finish(job, undefined, new ModelError(result.error));
-        if (!job.warmUp) this.measured(slot, job, result.ms);
+        this.measured(slot, job, result.ms);
         this.finish(job, result);
       });
     } else if (msg.type === 'error' && jobs[0].payload.type === 'infer') {
@@ -346,7 +346,9 @@ export class WorkerPool {
   private pump(slot: Slot, hold = true): void {
     while (slot.inflight.size < slot.depth) {
       const control = this.nextControl(slot);
-      if (control) {
+      // While requests wait, one load or unload at a time: a request waits behind one load (a head loads
+      // in about a millisecond), never behind a burst of cold bots.
+      if (control && (slot.queue.size === 0 || !this.controlInFlight(slot))) {
         slot.control.splice(slot.control.indexOf(control), 1);
         if (control.done) continue;
         const id = this.nextId++;
@@ -356,7 +358,7 @@ export class WorkerPool {
         continue;
       }
       if (hold && this.holdForBatch(slot)) break;
-      const jobs = this.gather(slot);
+      const jobs = this.gather(slot, this.waitingForLoad(slot));
       if (jobs.length === 0) break;
       const id = this.nextId++;
       const now = this.clock.now();
@@ -415,13 +417,13 @@ export class WorkerPool {
    * The requests of the next message: picked one by one by the fair queue (each charged its bot's expected
    * run time as it is picked, so one bot does not fill the message), up to the message's bounds.
    */
-  private gather(slot: Slot): Job[] {
+  private gather(slot: Slot, blocked: ReadonlySet<string>): Job[] {
     const jobs: Job[] = [];
     const sharedMaxMs = SHARED_SHARE_OF_SLOW * this.slowMs;
     const alone = (bot: string) => this.times.runs(bot) === 0 || this.times.estimate(bot) > sharedMaxMs;
     let rows = 0;
     while (jobs.length < slot.perMessage && rows < this.batchMaxRows) {
-      const job = slot.queue.pick(slot.running, jobs.length === 0 ? undefined : (bot) => !alone(bot));
+      const job = slot.queue.pick(slot.running, (bot) => !blocked.has(bot) && (jobs.length === 0 || !alone(bot)));
       if (!job) break;
       if (job.done) continue;
       job.charged = this.times.estimate(job.bot);
@@ -452,16 +454,35 @@ export class WorkerPool {
     return undefined;
   }
 
+  /** A load or unload is in flight in the lane. */
+  private controlInFlight(slot: Slot): boolean {
+    for (const jobs of slot.inflight.values()) if (jobs[0].payload.type !== 'infer') return true;
+    return false;
+  }
+
+  /**
+   * Bots with a waiting request that uses a model whose load has not been sent yet: they wait for it (the
+   * worker runs its messages in order, so once the load is sent they may follow it). Requests of other
+   * bots go past a waiting load.
+   */
+  private waitingForLoad(slot: Slot): Set<string> {
+    const blocked = new Set<string>();
+    const keys = slot.control.flatMap((j) => (j.payload.type === 'load' ? [j.payload.key] : []));
+    if (keys.length === 0) return blocked;
+    for (const job of slot.queue.jobs()) if (keys.some((k) => uses(job, k))) blocked.add(job.bot);
+    return blocked;
+  }
+
   /** A waiting request of the lane uses the model. */
   private needed(slot: Slot, key: string): boolean {
     for (const job of slot.queue.jobs()) if (uses(job, key)) return true;
     return false;
   }
 
-  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean; warmUp?: boolean }): Promise<WorkerResponse | RunResult> {
+  private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean }): Promise<WorkerResponse | RunResult> {
     if (this.closed) return Promise.reject(new OverloadedError('the pool is shutting down', 'closing'));
     return new Promise<WorkerResponse | RunResult>((resolve, reject) => {
-      const job: Job = { queuedAt: this.clock.now(), payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, warmUp: o.warmUp, lane: slot, done: false, resolve, reject };
+      const job: Job = { queuedAt: this.clock.now(), payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, lane: slot, done: false, resolve, reject };
       if (payload.type === 'infer') this.perBot.set(job.bot, (this.perBot.get(job.bot) ?? 0) + 1);
       if (o.deadline !== undefined) {
         job.timer = setTimeout(() => {
@@ -483,10 +504,14 @@ export class WorkerPool {
     });
   }
 
-  /** Loads a model into a worker under `key` (a head with its bot's text pipeline). Resolves with its size in bytes. */
-  async load(worker: number, key: string, model: Model): Promise<{ bytes: number; inputs: string[]; outputs: string[] }> {
+  /**
+   * Loads a model into a worker under `key` (a head with its bot's text pipeline). `firstRun`: a head runs
+   * once on an empty text as part of its load (through its encoder, loaded before it in the same worker),
+   * which fails the load if the head cannot answer. Resolves with its size in bytes.
+   */
+  async load(worker: number, key: string, model: Model, o: { firstRun?: { encoder?: string } } = {}): Promise<{ bytes: number; inputs: string[]; outputs: string[] }> {
     const slot = this.slots[worker];
-    const r = (await this.submit(slot, { type: 'load', key, ...model }, {})) as WorkerResponse;
+    const r = (await this.submit(slot, { type: 'load', key, ...model, ...(o.firstRun ? { firstRun: o.firstRun } : {}) }, {})) as WorkerResponse;
     if (r.type !== 'loaded') throw new ModelError(`unexpected answer ${r.type}`);
     this.slots[worker].models.set(key, model);
     return r;
@@ -514,7 +539,7 @@ export class WorkerPool {
    * request could not finish before its deadline, DeadlineError past the deadline, ModelError when a
    * model fails.
    */
-  async infer(worker: number, bot: string, models: { encoder?: string; head: string }, texts: string[], deadline: number, o: { warmUp?: boolean; entities?: boolean } = {}): Promise<Answer> {
+  async infer(worker: number, bot: string, models: { encoder?: string; head: string }, texts: string[], deadline: number, o: { entities?: boolean } = {}): Promise<Answer> {
     if (this.closed) throw new OverloadedError('the pool is shutting down', 'closing');
     const { workerQueue, botQueue } = this.limits;
     if ((this.perBot.get(bot) ?? 0) >= botQueue) throw new OverloadedError(`bot "${bot}" has ${botQueue} requests queued already`, 'bot');
@@ -526,7 +551,7 @@ export class WorkerPool {
       throw new OverloadedError(`bot "${bot}" would answer in about ${Math.ceil(wait)} ms, after its deadline`, 'wait', Math.max(1, Math.ceil(wait / 1000)));
     }
     const payload: InferPayload = { type: 'infer', encoder: models.encoder, head: models.head, texts, entities: o.entities };
-    const r = (await this.submit(slot, payload, { bot, deadline, warmUp: o.warmUp })) as RunResult;
+    const r = (await this.submit(slot, payload, { bot, deadline })) as RunResult;
     if (!('probabilities' in r)) throw new ModelError(`unexpected answer ${JSON.stringify(r)}`);
     return r;
   }
@@ -547,7 +572,7 @@ export class WorkerPool {
 
   /**
    * The lane a bot's request runs in: its worker, or the quarantine lane while the bot is confined (its
-   * models are copied there first: the loads are barriers, so the request waits behind them).
+   * models are copied there first: the request waits behind their loads).
    */
   private laneFor(worker: number, bot: string, models: { encoder?: string; head: string }): Slot {
     const home = this.slots[worker];
