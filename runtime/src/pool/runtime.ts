@@ -150,6 +150,7 @@ export class PoolRuntime {
 
   constructor(private readonly opts: PoolRuntimeOptions) {
     this.botsPerWorker = new Array(opts.workers.size).fill(0);
+    opts.metrics.collectFrom(() => this.setGauges());
     if (opts.hotSet) {
       this.hotSetTimer = setInterval(() => void this.recordHotSet(), opts.hotSetEveryMs ?? 30_000);
       this.hotSetTimer.unref();
@@ -237,7 +238,6 @@ export class PoolRuntime {
           if (this.bots.get(id) === entry) {
             this.bots.delete(id);
             this.release(entry);
-            this.updateGauges();
             log.info({ bot: id, holder: entry.holder }, 'bot moved away: unloaded after its grace period');
           }
         }, this.opts.moveGraceMs);
@@ -296,11 +296,9 @@ export class PoolRuntime {
         await onDemand!.warm(bot);
       });
     }
-    this.updateGauges();
     await bounded(tasks, this.opts.loadConcurrency);
     if (warmCold > 0) log.warn({ bots: warmCold, limitBytes: onDemand?.residency.limit }, 'warm bots beyond the memory the pool keeps resident stay cold: they load on their first request');
     this.started = true;
-    this.updateGauges();
     const counts = this.counts();
     log.info({ generation: catalog.generation, bots: catalog.bots.length, assigned: assigned.length, definitionsRead: this.definitionsRead, loaded: tasks.length, leaving, removed, ready: counts.ready, failed: counts.failed, ms: Date.now() - started }, 'catalog applied');
   }
@@ -424,7 +422,6 @@ export class PoolRuntime {
       Object.assign(entry, { state: 'cold', worker: -1, headKey: '', headBytes: 0, encoderKey: undefined });
     }
     this.opts.log.debug({ bot: id }, 'bot evicted (asked least lately)');
-    this.updateGauges();
   }
 
   /** Loads a bot's models; `again`: a failed bot, which stays failed (and says why) until this load succeeds. */
@@ -440,7 +437,6 @@ export class PoolRuntime {
     if (!again && (!previous || (previous.state !== 'ready' && previous.state !== 'leaving'))) {
       if (previous) this.release(previous);
       this.bots.set(bot.id, entry);
-      this.updateGauges();
     }
     const started = performance.now();
     let encoderAcquired = false;
@@ -477,14 +473,12 @@ export class PoolRuntime {
       // A catalog change replaced or removed the failed bot while it was being loaded again: its load wins.
       if (!current) this.failures.delete(bot.id);
       this.release(entry);
-      this.updateGauges();
       return;
     }
     if (current !== entry) {
       if (current) this.release(current);
       this.bots.set(bot.id, entry);
     }
-    this.updateGauges();
   }
 
   /**
@@ -513,7 +507,6 @@ export class PoolRuntime {
       log.error({ bot: entry.bot.id, err: entry.error }, 'bot failed after its inference worker died');
       this.retryLater(entry, this.catalog?.encoders.find((e) => e.id === entry.bot.model.encoder));
     }
-    this.updateGauges();
   }
 
   /**
@@ -535,7 +528,6 @@ export class PoolRuntime {
         // Cold again: its next request loads it (and only then evicts anything for it).
         this.release(entry);
         this.bots.set(id, this.coldEntry(entry.bot, entry.spec));
-        this.updateGauges();
         return;
       }
       this.opts.log.info({ bot: id, failures }, 'loading a failed bot again');
@@ -628,7 +620,8 @@ export class PoolRuntime {
     return counts;
   }
 
-  private updateGauges(): void {
+  /** The state gauges, set when metrics are read (a scrape): nothing to keep up to date on the request path. */
+  private setGauges(): void {
     const { metrics } = this.opts;
     for (const [state, n] of Object.entries(this.counts())) metrics.bots.set({ state }, n);
     let heads = 0;
@@ -650,7 +643,6 @@ export class PoolRuntime {
     const { log, metrics, workers } = this.opts;
     const slowMs = Math.round(workers.slowMs);
     metrics.quarantineChanges.inc({ to: confined ? 'quarantine' : 'shared' });
-    metrics.quarantined.set(workers.quarantined.size);
     if (confined) log.warn({ bot, meanMs: Math.round(meanMs), slowMs }, 'bot quarantined: its runs take too long, it now runs in a lane of its own');
     else log.info({ bot, meanMs: Math.round(meanMs), slowMs }, 'bot released from quarantine: its runs are fast again');
   }
@@ -658,7 +650,6 @@ export class PoolRuntime {
   /** Reports not ready from now on (SIGTERM). */
   drain(): void {
     this.draining = true;
-    this.updateGauges();
     void this.recordHotSet();
   }
 
