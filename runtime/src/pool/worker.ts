@@ -132,7 +132,15 @@ async function firstRun(head: ort.InferenceSession, processor: BotProcessor, enc
   const input = processor.ids(['']);
   const ids = new ort.Tensor('int64', input.ids, [1, input.tokens]);
   try {
-    const feeds: ort.InferenceSession.FeedsType = encoder === undefined ? { input_ids: ids } : { embedding: checkEmbedding((await session(encoder).run({ input_ids: ids })).embedding) };
+    let feeds: ort.InferenceSession.FeedsType;
+    if (encoder === undefined) feeds = { input_ids: ids };
+    else {
+      // A head of a fixed width runs on a zero embedding: the encoder (loaded and checked already) need not run.
+      const meta = head.inputMetadata.find((m) => m.name === 'embedding');
+      const width = meta?.isTensor && meta.shape.length === 2 ? meta.shape[1] : undefined;
+      if (typeof width === 'number' && sessions.has(encoder)) feeds = { embedding: new ort.Tensor('float32', new Float32Array(width), [1, width]) };
+      else feeds = { embedding: checkEmbedding((await session(encoder).run({ input_ids: ids })).embedding) };
+    }
     checkProbabilities((await head.run(feeds)).probabilities, 1, processor.labels.length);
     return undefined;
   } catch (e) {
