@@ -4,9 +4,11 @@
  * before the load of a model it uses. Real worker threads and real ONNX models; what is asserted is the
  * order in which the worker answered, never a duration.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseCatalog } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
+import { DataType, encodeModel, node, valueInfo } from '@botshard/runtime/local/onnx';
 import { processingOf } from '@botshard/runtime/pool/processors';
 import { WorkerPool } from '@botshard/runtime/pool/workers';
 import { catalogInput, ensureBuilt, supportBot, tempDir } from './support';
@@ -24,14 +26,14 @@ let pool: WorkerPool;
 beforeEach(async () => {
   pool = new WorkerPool({ workers: 1, concurrency: 64, timeoutMs: 60_000 });
   await pool.load(0, 'enc', { file: path.join(dir, encoder.path) });
-  await pool.load(0, 'resident', model('resident'), { firstRun: { encoder: 'enc' } });
+  await pool.load(0, 'resident', model('resident'), { check: { encoder: 'enc' } });
 });
 afterEach(() => pool.close());
 
 test('a request for a loaded bot goes past a burst of loads: it waits behind one at most', async () => {
   const answered: string[] = [];
   const done = (name: string) => () => void answered.push(name);
-  const loads = ['cold-1', 'cold-2', 'cold-3', 'cold-4'].map((id) => pool.load(0, id, model(id), { firstRun: { encoder: 'enc' } }).then(done(id)));
+  const loads = ['cold-1', 'cold-2', 'cold-3', 'cold-4'].map((id) => pool.load(0, id, model(id), { check: { encoder: 'enc' } }).then(done(id)));
   const request = pool.infer(0, 'resident', { encoder: 'enc', head: 'resident' }, ['where is my order'], Date.now() + 60_000).then(done('request'));
   await Promise.all([...loads, request]);
   // Two loads were in the worker before the request came (an idle lane sends what it has); the other two
@@ -42,7 +44,7 @@ test('a request for a loaded bot goes past a burst of loads: it waits behind one
 test('a request never runs before the load of its model, even when other requests go past that load', async () => {
   const answered: string[] = [];
   const done = (name: string) => () => void answered.push(name);
-  const loads = ['cold-1', 'cold-2', 'cold-3'].map((id) => pool.load(0, id, model(id), { firstRun: { encoder: 'enc' } }).then(done(id)));
+  const loads = ['cold-1', 'cold-2', 'cold-3'].map((id) => pool.load(0, id, model(id), { check: { encoder: 'enc' } }).then(done(id)));
   // cold-3's load is still waiting in the lane when its request comes: the request waits for it.
   const forCold = pool.infer(0, 'cold-3', { encoder: 'enc', head: 'cold-3' }, ['where is my order'], Date.now() + 60_000).then((a) => {
     answered.push('request cold-3');
@@ -55,13 +57,44 @@ test('a request never runs before the load of its model, even when other request
   expect(answered.indexOf('request resident')).toBeLessThan(answered.indexOf('cold-3'));
 });
 
-test("a head's first run is part of its load: a head that cannot answer for its bot fails to load", async () => {
-  // cold-1's head under a bot with one intent more than it outputs.
-  const wrong = { ...model('cold-1'), processing: { ...model('cold-1').processing, labels: [...model('cold-1').processing.labels, 'extra'] } };
-  await expect(pool.load(0, 'wrong', wrong, { firstRun: { encoder: 'enc' } })).rejects.toThrow(/its first run failed: head outputs \d+ probabilities, the catalog lists \d+ intents/);
-  // Without its encoder in the worker, the first run cannot run either.
-  await expect(pool.load(0, 'orphan', model('cold-2'), { firstRun: { encoder: 'no-such-encoder' } })).rejects.toThrow(/first run failed: model no-such-encoder is not loaded/);
+/**
+ * A head whose model leaves the width of "probabilities" open: a softmax over its input, of a symbolic
+ * width (onnxruntime cannot infer it from the model): only a run through the encoder tells its label count.
+ */
+function openWidthHead(): string {
+  const file = path.join(dir, 'open-width.onnx');
+  const bytes = encodeModel('head', {
+    node: [node('Softmax', ['embedding'], ['probabilities'], [{ name: 'axis', i: -1 }])],
+    input: [valueInfo('embedding', DataType.FLOAT, ['batch', 'width'])],
+    output: [valueInfo('probabilities', DataType.FLOAT, ['batch', 'width'])],
+  });
+  fs.writeFileSync(file, bytes);
+  return file;
+}
+
+test('a head is checked as part of its load: one that cannot answer for its bot fails to load, the worker goes on', async () => {
+  const labels = model('cold-1').processing.labels;
+  // cold-1's head under a bot with one intent more than it outputs: its model says so, no run needed.
+  const wrong = { ...model('cold-1'), processing: { ...model('cold-1').processing, labels: [...labels, 'extra'] } };
+  await expect(pool.load(0, 'wrong', wrong, { check: { encoder: 'enc' } })).rejects.toThrow(/head outputs \d+ probabilities, the catalog lists \d+ intents/);
+  // Without its encoder in the worker it could not run.
+  await expect(pool.load(0, 'orphan', model('cold-2'), { check: { encoder: 'no-such-encoder' } })).rejects.toThrow(/its encoder no-such-encoder is not loaded in this worker/);
+  // A model that leaves its width open is run once on an empty text, through the encoder, whose embedding
+  // sets the width here.
+  await expect(pool.load(0, 'open', { ...model('cold-3'), file: openWidthHead() }, { check: { encoder: 'enc' } })).rejects.toThrow(
+    new RegExp(`its first run failed: head outputs ${encoder.dimensions} probabilities, the catalog lists ${labels.length} intents`),
+  );
   // The worker goes on serving.
   const a = await pool.infer(0, 'resident', { encoder: 'enc', head: 'resident' }, ['hello'], Date.now() + 60_000);
   expect(a.rows).toHaveLength(1);
+});
+
+test('an unload queued in the same turn as a load goes before it in the worker, and a request for the unloaded model fails', async () => {
+  const answered: string[] = [];
+  const unload = pool.unload(0, 'resident').then(() => answered.push('unload resident'));
+  const load = pool.load(0, 'cold-1', model('cold-1'), { check: { encoder: 'enc' } }).then(() => answered.push('cold-1'));
+  await Promise.all([unload, load]);
+  expect(answered).toEqual(['unload resident', 'cold-1']);
+  await expect(pool.infer(0, 'resident', { encoder: 'enc', head: 'resident' }, ['hello'], Date.now() + 60_000)).rejects.toThrow(/model resident is not a bot's head loaded in this worker/);
+  expect((await pool.infer(0, 'cold-1', { encoder: 'enc', head: 'cold-1' }, ['hello'], Date.now() + 60_000)).rows).toHaveLength(1);
 });

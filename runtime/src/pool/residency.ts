@@ -90,31 +90,30 @@ export class Residency {
     }
   }
 
-  /** Resident bots in eviction order: asked least lately first, least recently used among equals. */
-  evictionOrder(): string[] {
-    const entries = [...this.bots.keys()].map((id, lru) => ({ id, heat: this.heatOf(id), lru }));
-    entries.sort((a, b) => a.heat - b.heat || a.lru - b.lru);
-    return entries.map((e) => e.id);
-  }
-
   /** What adding the bot would add now: its head, and its encoder unless a resident bot already uses it. */
   costOf(cost: ResidentCost): number {
     return cost.head + (cost.encoder !== undefined && !this.encoders.has(cost.encoder) ? cost.encoderBytes : 0);
   }
 
   /**
-   * The bots to evict, in eviction order, for this bot to fit: none if it fits now; undefined if it
+   * The bots to evict (asked least lately first, the least recently used among equals) for this bot to
+   * fit: none if it fits now; undefined if it
    * cannot fit even once every bot `evictable` allows is gone (those in use are not). An encoder is
    * freed only with the last resident bot that uses it, and never when the new bot uses it too.
    */
   victims(cost: ResidentCost, evictable: (id: string) => boolean): string[] | undefined {
     let need = this.bytes + this.costOf(cost) - this.limit;
     if (need <= 0) return [];
+    // The evictable bots with their counts, least recently used first; then the first in eviction order,
+    // taken one at a time (a miss usually needs one or two: no sort of the whole set).
+    const candidates: Array<{ id: string; heat: number; cost: ResidentCost }> = [];
+    for (const [id, c] of this.bots) if (evictable(id)) candidates.push({ id, heat: this.heatOf(id), cost: c });
     const users = new Map<string, number>();
     const chosen: string[] = [];
-    for (const id of this.evictionOrder()) {
-      if (!evictable(id)) continue;
-      const c = this.bots.get(id)!;
+    while (candidates.length > 0) {
+      let next = 0;
+      for (let i = 1; i < candidates.length; i++) if (candidates[i].heat < candidates[next].heat) next = i;
+      const { id, cost: c } = candidates.splice(next, 1)[0];
       chosen.push(id);
       need -= c.head;
       if (c.encoder !== undefined && c.encoder !== cost.encoder) {

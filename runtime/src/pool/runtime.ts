@@ -145,6 +145,8 @@ export class PoolRuntime {
   private onDemand?: OnDemand;
   /** The current catalog's encoders, by id. */
   private encoderById: ReadonlyMap<string, Encoder> = new Map();
+  /** Each encoder's model key (its id and a hash of its definition), computed once per catalog. */
+  private readonly encoderKeys = new WeakMap<Encoder, string>();
   private hotSetTimer?: NodeJS.Timeout;
   private hotSetWarned = false;
 
@@ -424,11 +426,17 @@ export class PoolRuntime {
     this.opts.log.debug({ bot: id }, 'bot evicted (asked least lately)');
   }
 
+  private encoderKeyOf(encoder: Encoder): string {
+    let key = this.encoderKeys.get(encoder);
+    if (key === undefined) this.encoderKeys.set(encoder, (key = `encoder/${encoder.id}/${hash(encoder)}`));
+    return key;
+  }
+
   /** Loads a bot's models; `again`: a failed bot, which stays failed (and says why) until this load succeeds. */
   private async load(bot: Bot, encoder: Encoder | undefined, spec: string, again = false): Promise<void> {
     if (this.closed) return;
     const { log, metrics, workers } = this.opts;
-    const encoderKey = encoder ? `encoder/${encoder.id}/${hash(encoder)}` : undefined;
+    const encoderKey = encoder ? this.encoderKeyOf(encoder) : undefined;
     const worker = this.workerFor(encoderKey ?? `bot/${bot.id}`);
     const entry: BotEntry = { bot, state: 'loading', spec, worker, headKey: `${bot.id}#${++this.version}`, encoderKey, headBytes: 0, inflight: 0 };
     this.botsPerWorker[worker]++;
@@ -450,8 +458,8 @@ export class PoolRuntime {
       const file = await this.opts.store.resolve(bot.model.head, bot.model.sha256).catch((err: Error) => {
         throw new ModelError(`head ${bot.model.head} could not be fetched: ${err.message}`);
       });
-      // One run on an empty text as part of the load: checks the label count and warms the session up.
-      const r = await workers.load(worker, entry.headKey, { file, processing: processingOf(bot, encoder?.tokenizer) }, { firstRun: { encoder: encoderKey } }).catch((err: Error) => {
+      // Checked as part of the load: its inputs, outputs and label count.
+      const r = await workers.load(worker, entry.headKey, { file, processing: processingOf(bot, encoder?.tokenizer) }, { check: { encoder: encoderKey } }).catch((err: Error) => {
         throw new ModelError(`head ${bot.model.head} failed to load: ${err.message}`);
       });
       headLoaded = true;

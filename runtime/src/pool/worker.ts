@@ -17,11 +17,11 @@ import { BotProcessor, Prediction, Processing, TokenIds } from './processors';
 /** Messages from the pool to a worker. */
 export type WorkerRequest =
   /**
-   * `processing`: the text pipeline of the bot whose head this is. `firstRun`: run the head once on an
-   * empty text (through `encoder`, loaded here before it) as part of the load: it checks the label count
-   * and warms the session up, without a message of its own.
+   * `processing`: the text pipeline of the bot whose head this is. `check`: check the head against its
+   * bot as part of the load (see checkHead; `encoder`: loaded here before it), without a message of its own. `release`: models to unload first (unloads
+   * that ride on this message instead of one each).
    */
-  | { type: 'load'; id: number; key: string; file: string; processing?: Processing; firstRun?: { encoder?: string } }
+  | { type: 'load'; id: number; key: string; file: string; processing?: Processing; check?: { encoder?: string }; release?: string[] }
   | { type: 'unload'; id: number; key: string }
   | { type: 'run'; id: number; jobs: RunJob[] }
   /** Release every session and end the thread (after the messages before it). */
@@ -86,14 +86,22 @@ function session(key: string): ort.InferenceSession {
   return s;
 }
 
+async function unload(key: string): Promise<void> {
+  const s = sessions.get(key);
+  sessions.delete(key);
+  processors.delete(key);
+  await s?.release();
+}
+
 async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
   switch (msg.type) {
     case 'load': {
+      for (const key of msg.release ?? []) await unload(key);
       const bytes = fs.readFileSync(msg.file);
       const processor = msg.processing ? new BotProcessor(msg.processing) : undefined;
       const s = await ort.InferenceSession.create(bytes, processor ? HEAD_SESSION_OPTIONS : SESSION_OPTIONS);
-      if (processor && msg.firstRun) {
-        const first = await firstRun(s, processor, msg.firstRun.encoder);
+      if (processor && msg.check) {
+        const first = await checkHead(s, processor, msg.check.encoder);
         if (first) {
           await s.release();
           throw new Error(first);
@@ -104,13 +112,9 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
       if (processor) processors.set(msg.key, processor);
       return { type: 'loaded', id: msg.id, bytes: bytes.length, inputs: [...s.inputNames], outputs: [...s.outputNames] };
     }
-    case 'unload': {
-      const s = sessions.get(msg.key);
-      sessions.delete(msg.key);
-      processors.delete(msg.key);
-      await s?.release();
+    case 'unload':
+      await unload(msg.key);
       return { type: 'unloaded', id: msg.id };
-    }
     case 'close': {
       const all = [...sessions.values()];
       sessions.clear();
@@ -123,24 +127,27 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
   }
 }
 
-/** A new head's run on an empty text (through its encoder): why it cannot serve, or undefined. */
-async function firstRun(head: ort.InferenceSession, processor: BotProcessor, encoder: string | undefined): Promise<string | undefined> {
+/**
+ * Whether a new head can answer for its bot: why not, or undefined. Its inputs and outputs by name; its
+ * label count from the width its model declares for "probabilities", or, when the model leaves the width
+ * open, by one run on an empty text (through its encoder). A head of a declared width is not run here:
+ * its bot's first request is its first run (a cold bot's load is on that request's path).
+ */
+async function checkHead(head: ort.InferenceSession, processor: BotProcessor, encoder: string | undefined): Promise<string | undefined> {
   const name = encoder === undefined ? 'input_ids' : 'embedding';
   if (!head.inputNames.includes(name) || !head.outputNames.includes('probabilities')) {
     return `it must take "${name}" and output "probabilities", it takes ${JSON.stringify(head.inputNames)} and outputs ${JSON.stringify(head.outputNames)}`;
   }
+  if (encoder !== undefined && !sessions.has(encoder)) return `its encoder ${encoder} is not loaded in this worker`;
+  const out = head.outputMetadata.find((m) => m.name === 'probabilities');
+  const width = out?.isTensor && out.type === 'float32' && out.shape.length === 2 ? out.shape[1] : undefined;
+  if (typeof width === 'number') {
+    return width === processor.labels.length ? undefined : `head outputs ${width} probabilities, the catalog lists ${processor.labels.length} intents`;
+  }
   const input = processor.ids(['']);
   const ids = new ort.Tensor('int64', input.ids, [1, input.tokens]);
   try {
-    let feeds: ort.InferenceSession.FeedsType;
-    if (encoder === undefined) feeds = { input_ids: ids };
-    else {
-      // A head of a fixed width runs on a zero embedding: the encoder (loaded and checked already) need not run.
-      const meta = head.inputMetadata.find((m) => m.name === 'embedding');
-      const width = meta?.isTensor && meta.shape.length === 2 ? meta.shape[1] : undefined;
-      if (typeof width === 'number' && sessions.has(encoder)) feeds = { embedding: new ort.Tensor('float32', new Float32Array(width), [1, width]) };
-      else feeds = { embedding: checkEmbedding((await session(encoder).run({ input_ids: ids })).embedding) };
-    }
+    const feeds: ort.InferenceSession.FeedsType = encoder === undefined ? { input_ids: ids } : { embedding: checkEmbedding((await session(encoder).run({ input_ids: ids })).embedding) };
     checkProbabilities((await head.run(feeds)).probabilities, 1, processor.labels.length);
     return undefined;
   } catch (e) {

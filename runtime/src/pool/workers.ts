@@ -42,7 +42,7 @@ export class ModelError extends Error {
 
 /** What a job asks of its worker: a load or an unload (sent alone), or an inference request (sent in a `run` with others). */
 type InferPayload = { type: 'infer' } & RunJob;
-type Payload = ({ type: 'load'; key: string; firstRun?: { encoder?: string } } & Model) | { type: 'unload'; key: string } | InferPayload;
+type Payload = ({ type: 'load'; key: string; check?: { encoder?: string } } & Model) | { type: 'unload'; key: string } | InferPayload;
 
 /** A model's file, and its bot's text pipeline when it is a head. */
 export interface Model {
@@ -289,7 +289,9 @@ export class WorkerPool {
         this.finish(job, undefined, new ModelError(msg.message));
       }
     } else {
-      const [job] = jobs;
+      const [job, ...released] = jobs;
+      // Unloads that rode on a load went first in the worker, whatever became of the load.
+      for (const unload of released) this.finish(unload, { type: 'unloaded', id: msg.id });
       if (msg.type === 'error') {
         // Before the next job is sent: nothing may run against a model that is not there.
         if (job.reload && job.payload.type === 'load') this.lost(slot, job.payload.key, job.payload.file, msg.message);
@@ -349,12 +351,18 @@ export class WorkerPool {
       // While requests wait, one load or unload at a time: a request waits behind one load (a head loads
       // in about a millisecond), never behind a burst of cold bots.
       if (control && (slot.queue.size === 0 || !this.controlInFlight(slot))) {
-        slot.control.splice(slot.control.indexOf(control), 1);
-        if (control.done) continue;
+        if (control.done) {
+          slot.control.splice(slot.control.indexOf(control), 1);
+          continue;
+        }
+        const jobs = this.withLoad(slot, control);
+        for (const job of jobs) slot.control.splice(slot.control.indexOf(job), 1);
         const id = this.nextId++;
-        control.sentAt = this.clock.now();
-        slot.inflight.set(id, [control]);
-        slot.worker.postMessage({ ...control.payload, id } as WorkerRequest);
+        for (const job of jobs) job.sentAt = this.clock.now();
+        slot.inflight.set(id, jobs);
+        const [first, ...unloads] = jobs;
+        const release = unloads.map((j) => (j.payload as { key: string }).key);
+        slot.worker.postMessage({ ...first.payload, id, ...(release.length > 0 ? { release } : {}) } as WorkerRequest);
         continue;
       }
       if (hold && this.holdForBatch(slot)) break;
@@ -454,6 +462,27 @@ export class WorkerPool {
     return undefined;
   }
 
+  /**
+   * An unload that can go now, with the load that follows it in the lane, as one message (the load first
+   * in the list, the unloads it releases before loading after it): a cold bot's miss evicts one bot and
+   * loads another, one message instead of two. Unloads wait for the end of the event loop's turn (see
+   * `submit`), so the load of the same miss is queued by then. Anything else goes alone.
+   */
+  private withLoad(slot: Slot, first: Job): Job[] {
+    if (first.payload.type !== 'unload') return [first];
+    const unloads: Job[] = [];
+    for (const job of slot.control.slice(slot.control.indexOf(first))) {
+      const p = job.payload;
+      if (p.type === 'unload') {
+        if (this.needed(slot, p.key)) return [first]; // the load may depend on what this unload is held for
+        if (!job.done) unloads.push(job);
+      } else if (p.type === 'load') {
+        return job.done ? [first] : [job, ...unloads];
+      }
+    }
+    return [first];
+  }
+
   /** A load or unload is in flight in the lane. */
   private controlInFlight(slot: Slot): boolean {
     for (const jobs of slot.inflight.values()) if (jobs[0].payload.type !== 'infer') return true;
@@ -499,19 +528,21 @@ export class WorkerPool {
         this.pumpSoon(slot);
       } else {
         slot.control.push(job);
-        this.pump(slot);
+        // An unload is not urgent: at the end of this turn it can ride on a load queued meanwhile.
+        if (payload.type === 'unload') this.pumpSoon(slot);
+        else this.pump(slot);
       }
     });
   }
 
   /**
-   * Loads a model into a worker under `key` (a head with its bot's text pipeline). `firstRun`: a head runs
-   * once on an empty text as part of its load (through its encoder, loaded before it in the same worker),
-   * which fails the load if the head cannot answer. Resolves with its size in bytes.
+   * Loads a model into a worker under `key` (a head with its bot's text pipeline). `check`: the load fails
+   * if the head cannot answer for its bot (its inputs, outputs and label count; its encoder, loaded before
+   * it in the same worker). Resolves with its size in bytes.
    */
-  async load(worker: number, key: string, model: Model, o: { firstRun?: { encoder?: string } } = {}): Promise<{ bytes: number; inputs: string[]; outputs: string[] }> {
+  async load(worker: number, key: string, model: Model, o: { check?: { encoder?: string } } = {}): Promise<{ bytes: number; inputs: string[]; outputs: string[] }> {
     const slot = this.slots[worker];
-    const r = (await this.submit(slot, { type: 'load', key, ...model, ...(o.firstRun ? { firstRun: o.firstRun } : {}) }, {})) as WorkerResponse;
+    const r = (await this.submit(slot, { type: 'load', key, ...model, ...(o.check ? { check: o.check } : {}) }, {})) as WorkerResponse;
     if (r.type !== 'loaded') throw new ModelError(`unexpected answer ${r.type}`);
     this.slots[worker].models.set(key, model);
     return r;
