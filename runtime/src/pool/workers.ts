@@ -40,7 +40,7 @@ export class ModelError extends Error {
   readonly statusCode = 500;
 }
 
-/** What a job asks of its worker: a load or an unload (sent alone), or an inference request (sent in a `run` with others). */
+/** What a job asks of its worker: a load or an unload (sent alone, or unloads riding on a load), or an inference request (sent in a `run` with others). */
 type InferPayload = { type: 'infer' } & RunJob;
 type Payload = ({ type: 'load'; key: string; check?: { encoder?: string } } & Model) | { type: 'unload'; key: string } | InferPayload;
 
