@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseCatalog } from '@botshard/runtime';
-import { writeDemoModels } from '@botshard/runtime/local/models';
+import { buildHeadModel, writeDemoModels } from '@botshard/runtime/local/models';
 import { DataType, encodeModel, node, valueInfo } from '@botshard/runtime/local/onnx';
 import { processingOf } from '@botshard/runtime/pool/processors';
 import { WorkerPool } from '@botshard/runtime/pool/workers';
@@ -79,6 +79,11 @@ test('a head is checked as part of its load: one that cannot answer for its bot 
   await expect(pool.load(0, 'wrong', wrong, { check: { encoder: 'enc' } })).rejects.toThrow(/head outputs \d+ probabilities, the catalog lists \d+ intents/);
   // Without its encoder in the worker it could not run.
   await expect(pool.load(0, 'orphan', model('cold-2'), { check: { encoder: 'no-such-encoder' } })).rejects.toThrow(/its encoder no-such-encoder is not loaded in this worker/);
+  // A head of another width than its encoder's embedding: the declared shapes say so.
+  const D = encoder.dimensions!;
+  const wide = path.join(dir, 'wide.onnx');
+  fs.writeFileSync(wide, buildHeadModel({ weights: new Float32Array((D + 1) * labels.length), dimensions: D + 1, labels: labels.length }));
+  await expect(pool.load(0, 'wide', { ...model('cold-2'), file: wide }, { check: { encoder: 'enc' } })).rejects.toThrow(new RegExp(`it takes an embedding of width ${D + 1}, its encoder gives ${D}`));
   // A model that leaves its width open is run once on an empty text, through the encoder, whose embedding
   // sets the width here.
   await expect(pool.load(0, 'open', { ...model('cold-3'), file: openWidthHead() }, { check: { encoder: 'enc' } })).rejects.toThrow(
@@ -89,12 +94,65 @@ test('a head is checked as part of its load: one that cannot answer for its bot 
   expect(a.rows).toHaveLength(1);
 });
 
-test('an unload queued in the same turn as a load goes before it in the worker, and a request for the unloaded model fails', async () => {
-  const answered: string[] = [];
-  const unload = pool.unload(0, 'resident').then(() => answered.push('unload resident'));
-  const load = pool.load(0, 'cold-1', model('cold-1'), { check: { encoder: 'enc' } }).then(() => answered.push('cold-1'));
-  await Promise.all([unload, load]);
-  expect(answered).toEqual(['unload resident', 'cold-1']);
-  await expect(pool.infer(0, 'resident', { encoder: 'enc', head: 'resident' }, ['hello'], Date.now() + 60_000)).rejects.toThrow(/model resident is not a bot's head loaded in this worker/);
-  expect((await pool.infer(0, 'cold-1', { encoder: 'enc', head: 'cold-1' }, ['hello'], Date.now() + 60_000)).rows).toHaveLength(1);
+test('an unload queued in the same turn as a load of the same model goes before it: the new copy serves', async () => {
+  const before = await run('resident', 'resident');
+  const fresh = await referenceOf(distinct);
+  // Unloaded and loaded again under the same key, with another model, in one turn.
+  await Promise.all([pool.unload(0, 'resident'), pool.load(0, 'resident', distinct, { check: { encoder: 'enc' } })]);
+  const after = await run('resident', 'resident');
+  expectClose(after, fresh);
+  expect(farthest(after, before)).toBeGreaterThan(0.01);
 });
+
+describe('a model unloaded and loaded again under the same key while requests for the old copy wait', () => {
+  test('the waiting requests run on the old copy, then the unload, the load, and later requests on the new copy', async () => {
+    const old = await run('resident', 'resident');
+    const fresh = await referenceOf(distinct);
+    // Three requests of one bot: one runs, two wait (a bot has one request in the worker at a time).
+    const waiting = [0, 1, 2].map(() => run('resident', 'resident'));
+    const unloaded = pool.unload(0, 'resident');
+    const loaded = pool.load(0, 'resident', distinct, { check: { encoder: 'enc' } });
+    const later = run('resident', 'resident'); // submitted after the unload: for the new copy
+    for (const answer of await Promise.all(waiting)) expectClose(answer, old);
+    await Promise.all([unloaded, loaded]);
+    expectClose(await later, fresh);
+  }, 20_000);
+
+  test('an unload of another model that could go at once does not take the load past the held unload', async () => {
+    await pool.load(0, 'other', model('cold-2'), { check: { encoder: 'enc' } });
+    const old = await run('resident', 'resident');
+    const fresh = await referenceOf(distinct);
+    const waiting = [0, 1, 2].map(() => run('resident', 'resident'));
+    const unloaded = [pool.unload(0, 'resident'), pool.unload(0, 'other')]; // the first is held by the waiting requests
+    const loaded = pool.load(0, 'resident', distinct, { check: { encoder: 'enc' } });
+    for (const answer of await Promise.all(waiting)) expectClose(answer, old);
+    await Promise.all([...unloaded, loaded]);
+    // The held unload went before the load: the new copy is still there, and serves.
+    expectClose(await run('resident', 'resident'), fresh);
+    expectClose(await run('resident', 'resident'), fresh);
+  }, 20_000);
+});
+
+/** One request's probabilities, within 10 s (a lane that deadlocks fails the test instead of hanging it). */
+async function run(bot: string, head: string): Promise<number[]> {
+  return Array.from((await pool.infer(0, bot, { encoder: 'enc', head }, ['where is my order'], Date.now() + 10_000)).probabilities);
+}
+
+/** What a model answers, loaded under a key of its own. */
+async function referenceOf(m: ReturnType<typeof model>): Promise<number[]> {
+  await pool.load(0, 'reference', m, { check: { encoder: 'enc' } });
+  return run('reference', 'reference');
+}
+
+/** A head for the resident bot's intents whose answers differ from every demo head's. */
+const distinct = (() => {
+  const D = encoder.dimensions!;
+  const L = model('resident').processing.labels.length;
+  const file = path.join(dir, 'distinct.onnx');
+  fs.writeFileSync(file, buildHeadModel({ weights: Float32Array.from({ length: D * L }, (_, i) => ((i * 37) % 11) / 10 - 0.5), dimensions: D, labels: L }));
+  return { ...model('resident'), file };
+})();
+
+const farthest = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+/** The same model's answer (to float rounding: a session's first run may differ in the last bits). */
+const expectClose = (a: number[], b: number[]) => expect(farthest(a, b)).toBeLessThan(1e-5);

@@ -88,9 +88,10 @@ export class OnDemand {
 
   /**
    * Waits until the bot is resident, within the deadline (DeadlineError after it; the load goes on for the
-   * next request). Throws NotLoadedError if the load fails.
+   * next request). Throws NotLoadedError if the load fails. Until the returned function is called, the bot
+   * is kept from eviction for this request (call it once the request counts as running on the bot).
    */
-  async resident(bot: Bot, deadline: number): Promise<void> {
+  async resident(bot: Bot, deadline: number): Promise<() => void> {
     let load = this.loads.get(bot.id);
     if (!load) {
       const started = performance.now();
@@ -108,13 +109,22 @@ export class OnDemand {
       timer = setTimeout(() => reject(new DeadlineError(`bot "${bot.id}" did not load within the request's deadline`)), ms);
     });
     this.waiting.set(bot.id, (this.waiting.get(bot.id) ?? 0) + 1);
-    try {
-      await Promise.race([load, late]);
-    } finally {
-      clearTimeout(timer);
+    let marked = true;
+    const unmark = () => {
+      if (!marked) return;
+      marked = false;
       const n = this.waiting.get(bot.id)! - 1;
       if (n > 0) this.waiting.set(bot.id, n);
       else this.waiting.delete(bot.id);
+    };
+    try {
+      await Promise.race([load, late]);
+      return unmark;
+    } catch (e) {
+      unmark();
+      throw e;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

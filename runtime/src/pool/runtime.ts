@@ -554,26 +554,35 @@ export class PoolRuntime {
   async serve(id: string, texts: string[], deadline: number, o: { entities?: boolean } = {}): Promise<{ answer: Answer; residency?: 'hit' | 'miss' }> {
     let missed = false;
     if (this.bots.has(id)) this.onDemand?.asked(id);
-    for (;;) {
-      const entry = this.bots.get(id);
-      if (!entry) throw new NotServableError(`bot "${id}" left this pool while its request waited`, 'gone');
-      const onDemand = this.onDemand;
-      if (entry.state === 'ready' || entry.state === 'leaving') {
-        onDemand?.used(missed);
-        entry.inflight++;
-        try {
-          return { answer: await this.predict(entry, texts, deadline, o), residency: onDemand ? (missed ? 'miss' : 'hit') : undefined };
-        } finally {
-          entry.inflight--;
-          onDemand?.roomChanged();
+    // Set while this request waited for a load: the bot is kept from eviction until the request runs on it.
+    let unmark: (() => void) | undefined;
+    try {
+      for (;;) {
+        const entry = this.bots.get(id);
+        if (!entry) throw new NotServableError(`bot "${id}" left this pool while its request waited`, 'gone');
+        const onDemand = this.onDemand;
+        if (entry.state === 'ready' || entry.state === 'leaving') {
+          onDemand?.used(missed);
+          entry.inflight++;
+          unmark?.();
+          unmark = undefined;
+          try {
+            return { answer: await this.predict(entry, texts, deadline, o), residency: onDemand ? (missed ? 'miss' : 'hit') : undefined };
+          } finally {
+            entry.inflight--;
+            onDemand?.roomChanged();
+          }
         }
+        if (onDemand && (entry.state === 'cold' || (entry.state === 'loading' && onDemand.loading(id)))) {
+          missed = true;
+          unmark?.();
+          unmark = await onDemand.resident(entry.bot, deadline);
+          continue;
+        }
+        throw new NotServableError(entry.state === 'loading' ? `bot "${id}" is loading` : `bot "${id}" failed to load: ${entry.error ?? ''}`, entry.state === 'loading' ? 'loading' : 'failed');
       }
-      if (onDemand && (entry.state === 'cold' || (entry.state === 'loading' && onDemand.loading(id)))) {
-        missed = true;
-        await onDemand.resident(entry.bot, deadline);
-        continue;
-      }
-      throw new NotServableError(entry.state === 'loading' ? `bot "${id}" is loading` : `bot "${id}" failed to load: ${entry.error ?? ''}`, entry.state === 'loading' ? 'loading' : 'failed');
+    } finally {
+      unmark?.();
     }
   }
 

@@ -136,7 +136,7 @@ export class FairQueue<J extends Queued> {
     })();
   }
 
-  /** Every waiting job, in no particular order. */
+  /** Every waiting job: bot by bot, each bot's in the order they came. */
   *jobs(): IterableIterator<J> {
     for (const list of this.waiting.values()) yield* list;
   }

@@ -128,10 +128,11 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
 }
 
 /**
- * Whether a new head can answer for its bot: why not, or undefined. Its inputs and outputs by name; its
- * label count from the width its model declares for "probabilities", or, when the model leaves the width
- * open, by one run on an empty text (through its encoder). A head of a declared width is not run here:
- * its bot's first request is its first run (a cold bot's load is on that request's path).
+ * Whether a new head can answer for its bot: why not, or undefined. Its inputs and outputs by name, then
+ * from the shapes the models declare: its input against its encoder's output (width) or the token ids
+ * (int64), and its label count against the width of "probabilities". When a shape leaves any of that
+ * open, one run on an empty text (through its encoder) decides. A head whose shapes settle it is not run
+ * here: its bot's first request is its first run (a cold bot's load is on that request's path).
  */
 async function checkHead(head: ort.InferenceSession, processor: BotProcessor, encoder: string | undefined): Promise<string | undefined> {
   const name = encoder === undefined ? 'input_ids' : 'embedding';
@@ -139,20 +140,35 @@ async function checkHead(head: ort.InferenceSession, processor: BotProcessor, en
     return `it must take "${name}" and output "probabilities", it takes ${JSON.stringify(head.inputNames)} and outputs ${JSON.stringify(head.outputNames)}`;
   }
   if (encoder !== undefined && !sessions.has(encoder)) return `its encoder ${encoder} is not loaded in this worker`;
-  const out = head.outputMetadata.find((m) => m.name === 'probabilities');
-  const width = out?.isTensor && out.type === 'float32' && out.shape.length === 2 ? out.shape[1] : undefined;
-  if (typeof width === 'number') {
-    return width === processor.labels.length ? undefined : `head outputs ${width} probabilities, the catalog lists ${processor.labels.length} intents`;
+  const input = matrix(head.inputMetadata, name);
+  const labels = matrix(head.outputMetadata, 'probabilities');
+  if (typeof labels?.width === 'number' && labels.type === 'float32' && labels.width !== processor.labels.length) {
+    return `head outputs ${labels.width} probabilities, the catalog lists ${processor.labels.length} intents`;
   }
-  const input = processor.ids(['']);
-  const ids = new ort.Tensor('int64', input.ids, [1, input.tokens]);
+  let inputSettled = input?.type === 'int64';
+  if (encoder !== undefined) {
+    const embedding = matrix(session(encoder).outputMetadata, 'embedding');
+    if (typeof input?.width === 'number' && typeof embedding?.width === 'number' && input.width !== embedding.width) {
+      return `it takes an embedding of width ${input.width}, its encoder gives ${embedding.width}`;
+    }
+    inputSettled = input?.type === 'float32' && embedding?.type === 'float32' && typeof input.width === 'number' && input.width === embedding.width;
+  }
+  if (inputSettled && labels?.type === 'float32' && typeof labels.width === 'number') return undefined;
+  const ids = processor.ids(['']);
+  const idsTensor = new ort.Tensor('int64', ids.ids, [1, ids.tokens]);
   try {
-    const feeds: ort.InferenceSession.FeedsType = encoder === undefined ? { input_ids: ids } : { embedding: checkEmbedding((await session(encoder).run({ input_ids: ids })).embedding) };
+    const feeds: ort.InferenceSession.FeedsType = encoder === undefined ? { input_ids: idsTensor } : { embedding: checkEmbedding((await session(encoder).run({ input_ids: idsTensor })).embedding) };
     checkProbabilities((await head.run(feeds)).probabilities, 1, processor.labels.length);
     return undefined;
   } catch (e) {
     return `its first run failed: ${(e as Error).message.split('\n')[0]}`;
   }
+}
+
+/** A rank-2 tensor's declared element type and width (a number, or a symbolic dimension's name), if the model declares it so. */
+function matrix(metadata: readonly ort.InferenceSession.ValueMetadata[], name: string): { type: string; width: number | string } | undefined {
+  const m = metadata.find((x) => x.name === name);
+  return m?.isTensor && m.shape.length === 2 ? { type: m.type, width: m.shape[1] } : undefined;
 }
 
 /** An encoder's output as heads take it: float32 [batch, dimensions]. */

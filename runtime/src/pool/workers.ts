@@ -70,6 +70,8 @@ interface Job {
   timer?: NodeJS.Timeout;
   /** When it was queued. */
   queuedAt: number;
+  /** Order of submission in the pool: a request submitted before an unload belongs to the copy it unloads. */
+  seq: number;
   /** When it was sent to the thread. */
   sentAt?: number;
   /** What the fair queue charged its bot when it was picked (the estimate; corrected by the measured time). */
@@ -167,6 +169,7 @@ export class WorkerPool {
   private readonly confined = new Map<string, Confined>();
   private readonly clock: Clock;
   private nextId = 1;
+  private nextSeq = 1;
   private closed = false;
   private closing?: Promise<void>;
   private limits: QueueLimits;
@@ -444,16 +447,16 @@ export class WorkerPool {
   }
 
   /**
-   * The first load or unload that can go now: an unload once no waiting request needs its model any more; a
-   * load unless an unload of the same model waits before it. So an unload held by its model's requests
-   * does not hold up the loads queued behind it (other requests wait for those).
+   * The first load or unload that can go now: an unload once no request submitted before it waits for its
+   * model any more; a load unless an unload of the same model waits before it. So an unload held by its
+   * model's requests does not hold up the loads queued behind it (other requests wait for those).
    */
   private nextControl(slot: Slot): Job | undefined {
     const pendingUnloads = new Set<string>();
     for (const job of slot.control) {
       const p = job.payload;
       if (p.type === 'unload') {
-        if (!this.needed(slot, p.key)) return job;
+        if (!this.needed(slot, p.key, job.seq)) return job;
         pendingUnloads.add(p.key);
       } else if (p.type === 'load' && !pendingUnloads.has(p.key)) {
         return job;
@@ -470,14 +473,17 @@ export class WorkerPool {
    */
   private withLoad(slot: Slot, first: Job): Job[] {
     if (first.payload.type !== 'unload') return [first];
+    const start = slot.control.indexOf(first);
+    // Unloads held before this one (nextControl passed them): a load of their model must wait for them.
+    const held = new Set(slot.control.slice(0, start).flatMap((j) => (j.payload.type === 'unload' ? [j.payload.key] : [])));
     const unloads: Job[] = [];
-    for (const job of slot.control.slice(slot.control.indexOf(first))) {
+    for (const job of slot.control.slice(start)) {
       const p = job.payload;
       if (p.type === 'unload') {
-        if (this.needed(slot, p.key)) return [first]; // the load may depend on what this unload is held for
+        if (this.needed(slot, p.key, job.seq)) return [first]; // the load may depend on what this unload is held for
         if (!job.done) unloads.push(job);
       } else if (p.type === 'load') {
-        return job.done ? [first] : [job, ...unloads];
+        return job.done || held.has(p.key) ? [first] : [job, ...unloads];
       }
     }
     return [first];
@@ -491,27 +497,41 @@ export class WorkerPool {
 
   /**
    * Bots with a waiting request that uses a model whose load has not been sent yet: they wait for it (the
-   * worker runs its messages in order, so once the load is sent they may follow it). Requests of other
-   * bots go past a waiting load.
+   * worker runs its messages in order, so once the load is sent they may follow it). A request submitted
+   * before an unload of that model, which waits ahead of the load, is for the copy being unloaded: it goes
+   * first. Requests of other bots go past a waiting load.
    */
   private waitingForLoad(slot: Slot): Set<string> {
     const blocked = new Set<string>();
-    const keys = slot.control.flatMap((j) => (j.payload.type === 'load' ? [j.payload.key] : []));
-    if (keys.length === 0) return blocked;
-    for (const job of slot.queue.jobs()) if (keys.some((k) => uses(job, k))) blocked.add(job.bot);
+    if (!slot.control.some((j) => j.payload.type === 'load')) return blocked;
+    // Per model with a load waiting: requests submitted after this sequence number wait for it.
+    const after = new Map<string, number>();
+    const lastUnload = new Map<string, number>();
+    for (const job of slot.control) {
+      const p = job.payload;
+      if (p.type === 'unload') lastUnload.set(p.key, job.seq);
+      else if (p.type === 'load' && !after.has(p.key)) after.set(p.key, lastUnload.get(p.key) ?? 0);
+    }
+    // A bot's requests go in order: its oldest waiting request decides.
+    const seen = new Set<string>();
+    for (const job of slot.queue.jobs()) {
+      if (seen.has(job.bot)) continue;
+      seen.add(job.bot);
+      for (const [key, seq] of after) if (job.seq > seq && uses(job, key)) blocked.add(job.bot);
+    }
     return blocked;
   }
 
-  /** A waiting request of the lane uses the model. */
-  private needed(slot: Slot, key: string): boolean {
-    for (const job of slot.queue.jobs()) if (uses(job, key)) return true;
+  /** A waiting request of the lane uses the model (`before`: only a request submitted before that sequence number). */
+  private needed(slot: Slot, key: string, before = Infinity): boolean {
+    for (const job of slot.queue.jobs()) if (job.seq < before && uses(job, key)) return true;
     return false;
   }
 
   private submit(slot: Slot, payload: Payload, o: { bot?: string; deadline?: number; reload?: boolean }): Promise<WorkerResponse | RunResult> {
     if (this.closed) return Promise.reject(new OverloadedError('the pool is shutting down', 'closing'));
     return new Promise<WorkerResponse | RunResult>((resolve, reject) => {
-      const job: Job = { queuedAt: this.clock.now(), payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, lane: slot, done: false, resolve, reject };
+      const job: Job = { queuedAt: this.clock.now(), seq: this.nextSeq++, payload, bot: o.bot ?? '', deadline: o.deadline, reload: o.reload, lane: slot, done: false, resolve, reject };
       if (payload.type === 'infer') this.perBot.set(job.bot, (this.perBot.get(job.bot) ?? 0) + 1);
       if (o.deadline !== undefined) {
         job.timer = setTimeout(() => {
@@ -520,6 +540,8 @@ export class WorkerPool {
           lane.queue.remove(job);
           this.finish(job, undefined, new DeadlineError('the request passed its deadline before the model answered'));
           this.opts.onQueueDepth?.(lane.index, this.depthOf(lane));
+          // It may have been what held an unload back.
+          if (!this.closed && this.isCurrent(lane)) this.pumpSoon(lane);
         }, Math.max(0, o.deadline - this.clock.now()));
         job.timer.unref();
       }
