@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Catalog, parseCatalog, plan } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { GRPC_CHANNELS, cpuSeconds, grpcInferLoad, inferLoad, predictLoad } from './processes';
+import { GRPC_CHANNELS, cpuMsOf, grpcInferLoad, inferLoad, predictLoad } from './processes';
 import { syntheticCatalog } from './synthetic';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -255,9 +255,9 @@ async function main(): Promise<void> {
         // the load generator's, which shares this machine's two cores.
         type Measured = Awaited<ReturnType<typeof inferLoad>> & { cpuUs: number };
         const measured = async (run: () => ReturnType<typeof inferLoad>): Promise<Measured> => {
-          const before = cpuSeconds(running.child.pid!);
+          const before = cpuMsOf(running.child.pid!);
           const r = await run();
-          return { ...r, cpuUs: ((cpuSeconds(running.child.pid!) - before) / Math.max(1, r.requests)) * 1e6 };
+          return { ...r, cpuUs: ((cpuMsOf(running.child.pid!) - before) * 1000) / Math.max(1, r.requests) };
         };
         const protocols = { rest: [] as Measured[], grpc: [] as Measured[] };
         await grpcInferLoad(running.grpc, bots, 1, CONNECTIONS); // warm-up

@@ -194,7 +194,9 @@ export function rssOf(pid: number): number {
 
 /** CPU time (user + system) a process has used so far, ms (clock ticks of 10 ms). */
 export function cpuMsOf(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields 14 and 15 of stat (utime, stime), counted after the command name (which may hold ") "): 12 and 13 here.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
@@ -338,12 +340,4 @@ async function closedLoop(bots: string[], seconds: number, concurrency: number, 
   await Promise.all(Array.from({ length: concurrency }, loop));
   const elapsed = (performance.now() - started) / 1000;
   return { requests: latencies.length, errors, rps: Math.round(latencies.length / elapsed), p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
-}
-
-/** CPU seconds a process has used (user + system, all its threads), from /proc/<pid>/stat. */
-export function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat (utime, stime), counted after the command name: 12 and 13 here, in clock ticks.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }

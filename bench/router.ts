@@ -25,7 +25,7 @@ import * as readline from 'node:readline';
 import autocannon from 'autocannon';
 import { CatalogInput, normalizeCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { GRPC_CHANNELS, cpuSeconds, grpcInferLoad, inferLoad, installed } from './processes';
+import { GRPC_CHANNELS, cpuMsOf, grpcInferLoad, inferLoad, installed } from './processes';
 
 const BIN = path.join(__dirname, '../runtime/bin/botshard.js');
 const RESULTS = path.join(__dirname, 'results');
@@ -249,9 +249,9 @@ async function main(): Promise<void> {
     // gRPC beside REST: the same closed loop for both, alternating rounds.
     const protocolRuns = new Map<string, Array<Loop & { cpuUs: number }>>();
     const measured = async (pid: number, run: () => Promise<Loop>) => {
-      const before = cpuSeconds(pid);
+      const before = cpuMsOf(pid);
       const r = await run();
-      return { ...r, cpuUs: ((cpuSeconds(pid) - before) / Math.max(1, r.requests)) * 1e6 };
+      return { ...r, cpuUs: ((cpuMsOf(pid) - before) * 1000) / Math.max(1, r.requests) };
     };
     const loops = (key: string) => protocolRuns.get(key) ?? protocolRuns.set(key, []).get(key)!;
     for (const p of protocolPaths) await grpcInferLoad(`127.0.0.1:${p.grpcPort}`, bots, 1, CONNECTIONS); // warm-up: channels, JIT

@@ -7,6 +7,16 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** `cold`: assigned to an overcommitted pool and not resident; loaded on its first request. */
 export type BotState = 'loading' | 'ready' | 'failed' | 'leaving' | 'cold';
 
+/** What the state gauges read when metrics are read (a scrape): each gauge only what it shows. */
+export interface PoolState {
+  bots(): Record<BotState, number>;
+  modelBytes(): { head: number; encoder: number };
+  /** Overcommitted pools only. */
+  residentBytes(): { resident: number; limit: number } | undefined;
+  ready(): boolean;
+  quarantined(): number;
+}
+
 export class PoolMetrics {
   readonly registry = new Registry();
   readonly botsAssigned: Gauge;
@@ -29,16 +39,16 @@ export class PoolMetrics {
   readonly coldLoadSeconds: Histogram;
   readonly evictions: Counter;
   readonly residentBytes: Gauge<'kind'>;
-  /** Sets the state gauges (bots by state, model and resident bytes, ready, quarantined) from their source. */
-  private refresh?: () => void;
+  /** Where the state gauges read their values. */
+  private state?: PoolState;
 
   constructor(pool: string, defaults = true) {
     this.registry.setDefaultLabels({ pool });
     if (defaults) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     this.botsAssigned = new Gauge({ name: 'botshard_pool_bots_assigned', help: 'Bots the catalog assigns to this pool', registers });
-    this.bots = new Gauge({ name: 'botshard_pool_bots', help: 'Bots held by this pool, by state (loading, ready, failed, leaving, cold)', labelNames: ['state'], registers, collect: () => this.refresh?.() });
-    this.modelBytes = new Gauge({ name: 'botshard_pool_model_bytes', help: 'Bytes of model files loaded, by kind (encoder, head)', labelNames: ['kind'], registers, collect: () => this.refresh?.() });
+    this.bots = new Gauge({ name: 'botshard_pool_bots', help: 'Bots held by this pool, by state (loading, ready, failed, leaving, cold)', labelNames: ['state'], registers, collect: () => this.collectBots() });
+    this.modelBytes = new Gauge({ name: 'botshard_pool_model_bytes', help: 'Bytes of model files loaded, by kind (encoder, head)', labelNames: ['kind'], registers, collect: () => this.collectModelBytes() });
     this.loadSeconds = new Histogram({ name: 'botshard_pool_model_load_seconds', help: 'Time to load a model into an inference worker', labelNames: ['kind'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
     this.loadFailures = new Counter({ name: 'botshard_pool_model_load_failures_total', help: 'Models that failed to load, by kind', labelNames: ['kind'], registers });
     this.inferenceSeconds = new Histogram({ name: 'botshard_pool_inference_seconds', help: 'Model time of an inference request (encoder + head) in a worker, by pool group', labelNames: ['group'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
@@ -48,19 +58,45 @@ export class PoolMetrics {
     this.queueDepth = new Gauge({ name: 'botshard_pool_queue_depth', help: 'Inference requests waiting or running, per worker thread', labelNames: ['worker'], registers });
     this.generation = new Gauge({ name: 'botshard_pool_catalog_generation', help: 'Catalog generation being served (value 1)', labelNames: ['generation'], registers });
     this.catalogReloads = new Counter({ name: 'botshard_pool_catalog_reloads_total', help: 'Catalog changes seen, by result (applied, invalid)', labelNames: ['result'], registers });
-    this.ready = new Gauge({ name: 'botshard_pool_ready', help: '1 when the pool reports ready', registers, collect: () => this.refresh?.() });
+    this.ready = new Gauge({ name: 'botshard_pool_ready', help: '1 when the pool reports ready', registers, collect: () => this.collectReady() });
     this.batchRequests = new Histogram({ name: 'botshard_pool_batch_requests', help: 'Requests per message to an inference worker (those sharing an encoder run through it as one batch)', buckets: [1, 2, 4, 8, 16, 32], registers });
-    this.quarantined = new Gauge({ name: 'botshard_pool_quarantined_bots', help: 'Bots confined to the quarantine lane (their runs take too long a share of the group timeout)', registers, collect: () => this.refresh?.() });
+    this.quarantined = new Gauge({ name: 'botshard_pool_quarantined_bots', help: 'Bots confined to the quarantine lane (their runs take too long a share of the group timeout)', registers, collect: () => this.collectQuarantined() });
     this.quarantineChanges = new Counter({ name: 'botshard_pool_quarantine_changes_total', help: 'Bots moved into or out of the quarantine lane, by where to (quarantine, shared)', labelNames: ['to'], registers });
     this.residency = new Counter({ name: 'botshard_pool_residency_total', help: 'Requests of an overcommitted pool, by whether their bot was resident (hit) or loaded for them (miss)', labelNames: ['result'], registers });
     this.coldLoadSeconds = new Histogram({ name: 'botshard_pool_cold_load_seconds', help: 'Time from the first request for a cold bot to the bot resident (waiting for room and for a load slot included)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
     this.evictions = new Counter({ name: 'botshard_pool_evictions_total', help: 'Resident bots unloaded to make room for a cold one (asked least lately first)', registers });
-    this.residentBytes = new Gauge({ name: 'botshard_pool_resident_bytes', help: 'Declared memory of an overcommitted pool: resident now (overhead, heads, encoders) and its limit (memory at the fill factor)', labelNames: ['kind'], registers, collect: () => this.refresh?.() });
+    this.residentBytes = new Gauge({ name: 'botshard_pool_resident_bytes', help: 'Declared memory of an overcommitted pool: resident now (overhead, heads, encoders) and its limit (memory at the fill factor)', labelNames: ['kind'], registers, collect: () => this.collectResidentBytes() });
   }
 
   /** Where the state gauges come from: read when the metrics are (a scrape), not pushed on every change. */
-  collectFrom(refresh: () => void): void {
-    this.refresh = refresh;
+  collectFrom(state: PoolState): void {
+    this.state = state;
+  }
+
+  private collectBots(): void {
+    if (this.state) for (const [state, n] of Object.entries(this.state.bots())) this.bots.set({ state }, n);
+  }
+
+  private collectModelBytes(): void {
+    if (!this.state) return;
+    const { head, encoder } = this.state.modelBytes();
+    this.modelBytes.set({ kind: 'head' }, head);
+    this.modelBytes.set({ kind: 'encoder' }, encoder);
+  }
+
+  private collectResidentBytes(): void {
+    const r = this.state?.residentBytes();
+    if (!r) return;
+    this.residentBytes.set({ kind: 'resident' }, r.resident);
+    this.residentBytes.set({ kind: 'limit' }, r.limit);
+  }
+
+  private collectReady(): void {
+    if (this.state) this.ready.set(this.state.ready() ? 1 : 0);
+  }
+
+  private collectQuarantined(): void {
+    if (this.state) this.quarantined.set(this.state.quarantined());
   }
 
   setGeneration(generation: string): void {

@@ -1,7 +1,7 @@
 /**
  * Cold bots, loaded on demand (a group with `overcommit`): the pool keeps a resident set within its
- * memory at the fill factor (Residency: the bot asked least lately goes first) and loads any other bot on its first
- * request, as ModelMesh and Ray Serve's multiplexing do. A request for a cold bot waits for its load
+ * memory at the fill factor (Residency: the bot asked least lately goes first) and loads any other bot
+ * on its first request, as ModelMesh and Ray Serve's multiplexing do. A request for a cold bot waits for its load
  * within its own deadline; every request that waits for the same bot shares one load; loads run a few
  * at a time (the pool's load concurrency), so a burst of cold bots queues behind itself and not in front
  * of the bots that are resident. Bots in use (a request queued or running) are never evicted.

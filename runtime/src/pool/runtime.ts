@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { Bot, CatalogIndex, CatalogSource, Encoder, PoolGroup, groupDefaults } from '../catalog';
 import { Topology, fillLimit, plan } from '../placement';
-import { BotState, PoolMetrics } from './metrics';
+import { BotState, PoolMetrics, PoolState } from './metrics';
 import { processingOf } from './processors';
 import type { Answer } from './worker';
 import { HotSet } from './hot-set';
@@ -152,7 +152,7 @@ export class PoolRuntime {
 
   constructor(private readonly opts: PoolRuntimeOptions) {
     this.botsPerWorker = new Array(opts.workers.size).fill(0);
-    opts.metrics.collectFrom(() => this.setGauges());
+    opts.metrics.collectFrom(this.gaugeState());
     if (opts.hotSet) {
       this.hotSetTimer = setInterval(() => void this.recordHotSet(), opts.hotSetEveryMs ?? 30_000);
       this.hotSetTimer.unref();
@@ -637,23 +637,23 @@ export class PoolRuntime {
     return counts;
   }
 
-  /** The state gauges, set when metrics are read (a scrape): nothing to keep up to date on the request path. */
-  private setGauges(): void {
-    const { metrics } = this.opts;
-    for (const [state, n] of Object.entries(this.counts())) metrics.bots.set({ state }, n);
-    let heads = 0;
-    for (const e of this.bots.values()) if (e.state === 'ready' || e.state === 'leaving') heads += e.headBytes;
-    let encoders = 0;
-    for (const e of this.encoders.values()) encoders += e.bytes;
-    metrics.modelBytes.set({ kind: 'head' }, heads);
-    metrics.modelBytes.set({ kind: 'encoder' }, encoders);
-    if (this.onDemand) {
-      metrics.residentBytes.set({ kind: 'resident' }, this.onDemand.residency.used);
-      metrics.residentBytes.set({ kind: 'limit' }, this.onDemand.residency.limit);
-    }
-    metrics.ready.set(this.ready ? 1 : 0);
-    metrics.quarantined.set(this.opts.workers.quarantined.size);
+  /** What the state gauges show, read when metrics are read (a scrape): nothing to keep up to date on the request path. */
+  private gaugeState(): PoolState {
+    return {
+      bots: () => this.counts(),
+      modelBytes: () => {
+        let head = 0;
+        for (const e of this.bots.values()) if (e.state === 'ready' || e.state === 'leaving') head += e.headBytes;
+        let encoder = 0;
+        for (const e of this.encoders.values()) encoder += e.bytes;
+        return { head, encoder };
+      },
+      residentBytes: () => this.onDemand && { resident: this.onDemand.residency.used, limit: this.onDemand.residency.limit },
+      ready: () => this.ready,
+      quarantined: () => this.opts.workers.quarantined.size,
+    };
   }
+
 
   /** A bot moved into the quarantine lane or out of it: logged once per move, counted, and shown in its metadata. */
   quarantineChanged(bot: string, confined: boolean, meanMs: number): void {
