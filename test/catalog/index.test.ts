@@ -7,14 +7,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { Catalog, CatalogError, buildIndex, indexFileName, indexText, openCatalog, parseCatalog, partFileName, plan, readIndex, splitCatalog, writeCatalogFolder } from '@botshard/runtime';
+import { Catalog, CatalogError, CatalogIndex, PlacementError, Topology, buildIndex, indexFileName, indexText, openCatalog, parseCatalog, partFileName, plan, readIndex, splitCatalog, writeCatalogFolder } from '@botshard/runtime';
 import { syntheticCatalog } from '../../bench/synthetic';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-index-'));
 
-/** A synthetic catalog; with `byTier`, a group that selects on a property (so the index must keep it). */
-function catalogOf(o: { bots: number; seed: number; locality: 'none' | 'encoder' | 'language'; pinned: number; pools: number | 'auto'; byTier: boolean }): Catalog {
-  const input = syntheticCatalog({ bots: o.bots, seed: o.seed, locality: o.locality === 'language' ? { property: 'language' } : o.locality, pinned: o.pinned, pools: o.pools, memory: '2Gi' });
+/** A synthetic catalog (pools of 2Gi unless said); with `byTier`, a group that selects on a property (so the index must keep it). */
+function catalogOf(o: { bots: number; seed: number; locality: 'none' | 'encoder' | 'language'; pinned: number; pools: number | 'auto'; byTier: boolean; memory?: string }): Catalog {
+  const input = syntheticCatalog({ bots: o.bots, seed: o.seed, locality: o.locality === 'language' ? { property: 'language' } : o.locality, pinned: o.pinned, pools: o.pools, memory: o.memory ?? '2Gi' });
   const gold = { ...input.groups[0], name: 'gold', selector: { properties: { tier: ['gold'] } }, dedicatedPools: [] };
   return parseCatalog(o.byTier ? { ...input, groups: [gold, ...input.groups] } : input);
 }
@@ -23,9 +23,20 @@ function catalogOf(o: { bots: number; seed: number; locality: 'none' | 'encoder'
 const indexOf = (catalog: Catalog, maxBytes: number) =>
   readIndex(buildIndex(catalog, splitCatalog(catalog, maxBytes), maxBytes).map((p) => JSON.parse(indexText(p))), 'test');
 
+/** What a call throws: its class and message (or undefined when it returns). */
+function refusalOf(f: () => unknown): { type: unknown; message: string } | undefined {
+  try {
+    f();
+  } catch (e) {
+    return { type: (e as Error).constructor, message: (e as Error).message };
+  }
+  return undefined;
+}
+
 describe('placement index', () => {
-  it('plans exactly as the whole catalog does, for random catalogs (pins, property selectors, every locality)', () => {
+  it('plans exactly as the whole catalog does, for random catalogs (pins, property selectors, every locality), and refuses what it refuses', () => {
     let compared = 0;
+    let refused = 0;
     fc.assert(
       fc.property(
         fc.record({
@@ -36,17 +47,22 @@ describe('placement index', () => {
           pools: fc.constantFrom<number | 'auto'>('auto', 3),
           byTier: fc.boolean(),
           maxBytes: fc.constantFrom(4096, 64 * 1024),
+          // 3 pools of 512Mi cannot hold a few hundred bots: some catalogs cannot be placed.
+          memory: fc.constantFrom('2Gi', '2Gi', '2Gi', '512Mi'),
         }),
         (o) => {
-          let catalog: Catalog;
-          let expected;
-          try {
-            catalog = catalogOf(o);
-            expected = plan(catalog);
-          } catch {
-            return; // a catalog that cannot be placed is not this property's business
-          }
+          const catalog = catalogOf(o);
           const { index } = indexOf(catalog, o.maxBytes);
+          let expected: Topology;
+          try {
+            expected = plan(catalog);
+          } catch (e) {
+            if (!(e instanceof PlacementError)) throw e;
+            // A catalog that cannot be placed: nor can its index, for the same reason.
+            expect(refusalOf(() => plan(index))).toEqual({ type: PlacementError, message: e.message });
+            refused++;
+            return;
+          }
           const topology = plan(index);
           expect(topology.generation).toBe(catalog.generation);
           expect(topology.pools).toEqual(expected.pools);
@@ -56,14 +72,29 @@ describe('placement index', () => {
       ),
       { numRuns: 60, seed: 20261202 },
     );
-    expect(compared).toBeGreaterThan(45);
+    // Most runs compare two plans; some (512Mi, 3 pools and many bots) compare two refusals.
+    expect(refused).toBeGreaterThan(0);
+    expect(compared).toBeGreaterThanOrEqual(45);
   });
 
   it('keeps only the properties a group selects or co-locates on, and is a fraction of the catalog', () => {
+    // Every synthetic bot has a language and a tier: the index keeps the one placement reads, with its value.
+    const rowsNotKeepingOnly = (catalog: Catalog, index: CatalogIndex, key: string) => {
+      const properties = new Map(catalog.bots.map((b) => [b.id, b.properties]));
+      expect(index.bots.map((b) => b.id)).toEqual(catalog.bots.map((b) => b.id));
+      return index.bots.filter((b) => JSON.stringify(b.properties) !== JSON.stringify({ [key]: properties.get(b.id)![key] })).map((b) => `${b.id} ${JSON.stringify(b.properties)}`);
+    };
+    // Selected on (the gold group takes tier "gold"); the locality is by encoder, no property.
     const catalog = catalogOf({ bots: 2000, seed: 3, locality: 'encoder', pinned: 0.01, pools: 'auto', byTier: true });
+    expect(new Set(catalog.bots.flatMap((b) => Object.keys(b.properties)))).toEqual(new Set(['language', 'tier']));
     const { index } = indexOf(catalog, 900 * 1024);
-    expect(new Set(index.bots.flatMap((b) => Object.keys(b.properties)))).toEqual(new Set(['tier']));
-    expect(index.bots.filter((b) => b.pin !== undefined).length).toBe(catalog.bots.filter((b) => b.pin !== undefined).length);
+    expect(rowsNotKeepingOnly(catalog, index, 'tier')).toEqual([]);
+    // Co-located on (the locality is by language), no selector on a property.
+    const byLanguage = catalogOf({ bots: 500, seed: 3, locality: 'language', pinned: 0, pools: 'auto', byTier: false });
+    expect(rowsNotKeepingOnly(byLanguage, indexOf(byLanguage, 900 * 1024).index, 'language')).toEqual([]);
+    const pinned = catalog.bots.filter((b) => b.pin !== undefined).length;
+    expect(pinned).toBeGreaterThan(0);
+    expect(index.bots.filter((b) => b.pin !== undefined).length).toBe(pinned);
     const indexBytes = buildIndex(catalog, splitCatalog(catalog)).reduce((n, p) => n + indexText(p).length, 0);
     expect(indexBytes).toBeLessThan(JSON.stringify(catalog).length / 3);
   });

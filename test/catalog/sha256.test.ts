@@ -1,5 +1,5 @@
 import { normalizeCatalog, parseCatalog } from '@botshard/runtime';
-import { problemsOf, smallCatalog } from '../support/catalogs';
+import { SMALL_CATALOG_GENERATION, problemsOf, smallCatalog } from '../support/catalogs';
 
 const DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 // Paths name each bot by index and id (`bots[0] (acme-support).id`); tests look them up by index.
@@ -11,6 +11,9 @@ describe('model sha256 in the catalog', () => {
     const plain = parseCatalog(smallCatalog());
     expect(plain.bots[0].model).not.toHaveProperty('sha256');
     expect(plain.encoders[0]).not.toHaveProperty('sha256');
+    // The generation of the same catalog before sha256 existed.
+    expect(plain.generation).toBe(SMALL_CATALOG_GENERATION);
+    // A digest is content: it changes the generation.
     const input = smallCatalog();
     input.bots[0].model.sha256 = DIGEST;
     expect(parseCatalog(input).generation).not.toBe(plain.generation);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { normalizeCatalog, parseCatalog, parseMemory } from '@botshard/runtime';
-import { problemsOf, smallCatalog } from '../support/catalogs';
+import { SMALL_CATALOG_GENERATION, problemsOf, smallCatalog } from '../support/catalogs';
 
 // Paths name each bot by index and id (`bots[0] (acme-support).id`); tests look them up by index.
 const byIndex = (path: string) => path.replace(/^bots\[(\d+)\] \([^)]*\)/, 'bots[$1]');
@@ -66,6 +66,13 @@ describe('catalog validation', () => {
     const plain = parseCatalog(smallCatalog());
     expect('overcommit' in plain.groups[0]).toBe(false);
     expect('warm' in plain.bots[0]).toBe(false);
+    // The generation of the same catalog before overcommit and warm existed.
+    expect(plain.generation).toBe(SMALL_CATALOG_GENERATION);
+    // warm: false is what a bot without warm gets: the same content, the same generation.
+    const explicit = smallCatalog();
+    explicit.bots[1].warm = false;
+    expect(parseCatalog(explicit).generation).toBe(plain.generation);
+    // Set, they are content: the generation changes.
     const input = smallCatalog();
     input.groups[0].overcommit = 3;
     input.bots[0].warm = true;
@@ -79,8 +86,8 @@ describe('catalog validation', () => {
     bad.groups[0].overcommit = 0.5;
     bad.bots[0].warm = 'yes';
     const problems = problemsOf(bad);
-    expect(at(problems, 'groups[0].overcommit')!.message).toMatch(/0.5/);
-    expect(at(problems, 'bots[0].warm')).toBeDefined();
+    expect(at(problems, 'groups[0].overcommit')!.message).toMatch(/0\.5/);
+    expect(at(problems, 'bots[0].warm')!.message).toMatch(/must be true or false, got "yes"/);
   });
 
   it('rejects pins to pools that do not exist', () => {
@@ -109,7 +116,9 @@ describe('catalog validation', () => {
   it('accepts RE2 patterns that backtracking engines find catastrophic, since RE2 runs them in linear time', () => {
     const input = smallCatalog();
     input.bots[0].preprocess[0].pattern = '(a+)+$';
-    expect(normalizeCatalog(input).ok).toBe(true);
+    input.bots[0].postprocess.entities[0].pattern = '(a|aa)+b';
+    const bot = parseCatalog(input).bots.find((b) => b.id === 'acme-support')!;
+    expect([bot.preprocess[0].pattern, bot.postprocess.entities[0].pattern]).toEqual(['(a+)+$', '(a|aa)+b']);
   });
 
   it.each(['../secrets.onnx', 'heads/../../x.onnx', '/etc/passwd', '..\\x.onnx', 'ftp://host/x.onnx'])('rejects model path %s', (head) => {
@@ -172,7 +181,7 @@ describe('catalog validation', () => {
 
   it('rejects prototype-pollution keys as unknown fields', () => {
     const input = JSON.parse(JSON.stringify(smallCatalog()).replace('"platform":{', '"platform":{"__proto__":{"polluted":true},'));
-    expect(at(problemsOf(input), 'platform.__proto__')).toBeDefined();
+    expect(at(problemsOf(input), 'platform.__proto__')).toMatchObject({ message: 'is not a known field' });
     expect(({} as any).polluted).toBeUndefined();
   });
 });

@@ -101,7 +101,8 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
         expect(c.resources.limits.memory).toBe(c.resources.requests.memory);
         if (c.name === 'haproxy') continue; // the router's HAProxy: its own image, checked below
         expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
-        expect(pod.volumes.find((v: any) => v.name === 'tmp').emptyDir.sizeLimit).toBeDefined();
+        // The root filesystem is read-only: /tmp is a small bounded scratch volume, on disk (not in memory).
+        expect(pod.volumes.find((v: any) => v.name === 'tmp').emptyDir).toEqual({ sizeLimit: '64Mi' });
         expect(c.image).toBe('ghcr.io/botshard/runtime:0.1.0');
       }
     }

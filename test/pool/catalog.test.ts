@@ -21,20 +21,29 @@ describe('a live catalog change: bots added, removed, moved and changed, with no
   const models = tempDir('models');
   const pools = new Map<string, RunningPool>();
   const GRACE_MS = 2000;
+  /** What the pools log at level error, one JSON line each. */
+  const errors: Array<{ pool: string; line: string }> = [];
 
   beforeAll(async () => {
     writeDemoModels(before, models);
     writeDemoModels(after, models);
     writeMountedCatalog(folder, before);
-    for (const pool of poolNames) pools.set(pool, await runPool({ pool, catalog: folder, modelRoot: models, pollMs: 200, moveGraceMs: GRACE_MS }));
+    for (const pool of poolNames) {
+      const logger = { level: 'error', stream: { write: (line: string) => void errors.push({ pool, line }) } };
+      pools.set(pool, await runPool({ pool, catalog: folder, modelRoot: models, pollMs: 200, moveGraceMs: GRACE_MS, logger }));
+    }
   });
   afterAll(async () => Promise.all([...pools.values()].map((p) => p.close())));
 
-  test('the change moves some bots to the new pool', () => {
+  test('the change adds a third pool and moves bots to it only; the new catalog\'s bots are all placed', () => {
+    const old = new Set(was.values());
+    expect(old.size).toBe(2);
     expect(poolNames).toHaveLength(3);
-    expect([...new Set(was.values())]).toHaveLength(2);
+    const added = poolNames.filter((p) => !old.has(p));
+    expect(added).toHaveLength(1); // the two pools of before keep their names
     expect(moved.length).toBeGreaterThan(0);
-    expect(now.get('maple')).toBeDefined();
+    for (const bot of moved) expect(now.get(bot)).toBe(added[0]);
+    expect([...now.keys()].sort()).toEqual([...NAMES.filter((n) => n !== 'lotus'), 'maple'].sort());
   });
 
   /** Each pool read the definitions of exactly its own bots under `catalog`, from the index's pointers. */
@@ -104,11 +113,12 @@ describe('a live catalog change: bots added, removed, moved and changed, with no
   test('after the change, each pool read the definitions of its own bots only (those it took over included)', () => readOwnOnly(after));
 
   test('an invalid catalog (a regex RE2 cannot run in linear time) is rejected at validation, logged and ignored', async () => {
-    const input = JSON.parse(JSON.stringify(after)) as Catalog;
+    const input = JSON.parse(JSON.stringify(after)) as Partial<Catalog> & Pick<Catalog, 'bots'>;
     input.bots[0].preprocess = [{ pattern: '(a+)+\\1', replace: '', flags: '' }];
+    delete input.generation; // the backreference is its only problem (no stale generation to refuse it for)
     const problems = normalizeCatalog(input);
     expect(problems.ok).toBe(false);
-    if (!problems.ok) expect(problems.problems.map((p) => p.message).join('\n')).toMatch(/backreference/);
+    if (!problems.ok) expect(problems.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([expect.stringMatching(/^bots\[0\] \(amber\)\.preprocess\[0\]\.pattern: .*backreference/)]);
 
     const pool = pools.get(poolNames[0])!;
     const invalid = async () => (await pool.app.poolMetrics.catalogReloads.get()).values.find((v) => v.labels.result === 'invalid')?.value ?? 0;
@@ -122,6 +132,8 @@ describe('a live catalog change: bots added, removed, moved and changed, with no
     // As kubelet does: links to files the new version does not have (other parts, the index) go.
     for (const f of fs.readdirSync(folder)) if (!f.startsWith('.') && f !== 'catalog-0000.json') fs.unlinkSync(path.join(folder, f));
     await until(async () => (await invalid()) > seen, 10_000, 'the invalid catalog to be seen');
+    const logged = errors.filter((e) => e.pool === poolNames[0]).map((e) => JSON.parse(e.line));
+    expect(logged).toContainEqual(expect.objectContaining({ msg: expect.stringMatching(/catalog changed but cannot be used/), problems: expect.stringMatching(/bots\[0\] \(amber\)\.preprocess\[0\]\.pattern: .*backreference/) }));
     expect(pool.app.pool.catalog?.generation).toBe(after.generation);
     const bot = [...now].find(([, p]) => p === poolNames[0])![0];
     expect((await postJson(`${pool.url}/v1/bots/${bot}/predict`, { text: 'hello there' })).status).toBe(200);
@@ -163,14 +175,33 @@ describe("a group's timeout and concurrency", () => {
 });
 
 describe('RE2 rules run in linear time', () => {
-  test('a pattern that backtracks catastrophically elsewhere answers at once', async () => {
-    const catalog = parseCatalog(catalogInput([supportBot('re2', { preprocess: [{ pattern: '(a+)+$', replace: 'x' }], postprocess: { entities: [{ name: 'as', pattern: '(a|aa)+b' }] } })]));
+  test('patterns that backtrack catastrophically elsewhere answer at once, and still match where they should', async () => {
+    // "re2" and "plain" have the same head (built from the same examples); only "re2" has the rules.
+    const catalog = parseCatalog(catalogInput([
+      supportBot('re2', { preprocess: [{ pattern: '(a+)+$', replace: 'I forgot my password' }], postprocess: { entities: [{ name: 'as', pattern: '((?:a|aa)+)b' }] } }),
+      supportBot('plain', { preprocess: [] }),
+    ]));
     const pool = await runPool({ pool: [...placement(catalog).values()][0], catalog, modelRoot: tempDirWithModels(catalog) });
     try {
-      // No time bound here: a backtracking engine would not finish this year, and the test's timeout ends it.
-      const res = await postJson(`${pool.url}/v1/bots/re2/predict`, { text: `${'a'.repeat(4000)}!` });
+      // A backtracking engine tries each rule from the start of the long run of "a" first, where it fails after
+      // exponentially many tries ("!" is neither the end nor "b"), and would not finish this year: no time bound
+      // here, the test's timeout ends it. RE2 goes on to the matches at the end.
+      const run = 'a'.repeat(4000);
+      const text = `${run}! aab aaa`;
+      const res = await postJson(`${pool.url}/v1/bots/re2/predict`, { text });
       expect(res.status).toBe(200);
-      expect(res.body.entities).toEqual([]);
+      // The entity: the "aa" before the "b", with its offsets in the text as sent.
+      const at = text.indexOf(' aab') + 1;
+      expect(res.body.entities).toEqual([{ name: 'as', value: 'aa', start: at, end: at + 2 }]);
+      // The rewrite: only the final "aaa" replaced (the long run is not at the end), so "re2" answers the text
+      // exactly as the same head answers it rewritten by hand, and not as it answers it unchanged.
+      const probabilities = async (bot: string, t: string) => (await postJson(`${pool.url}/v2/models/${bot}/infer`, { inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: [t] }] })).body.outputs[2].data as number[];
+      const got = await probabilities('re2', text);
+      const rewritten = await probabilities('plain', `${run}! aab I forgot my password`);
+      const unchanged = await probabilities('plain', text);
+      expect(got).toHaveLength(3);
+      got.forEach((p, i) => expect(p).toBeCloseTo(rewritten[i], 6));
+      expect(Math.max(...got.map((p, i) => Math.abs(p - unchanged[i])))).toBeGreaterThan(0.01);
     } finally {
       await pool.close();
     }

@@ -41,6 +41,14 @@ export function smallCatalog(): any {
   return JSON.parse(JSON.stringify(input));
 }
 
+/**
+ * The generation of `smallCatalog()`, pinned: what botshard computed for it before model digests (`sha256`,
+ * commit 1bb329f) and before `overcommit` and `warm` (commit 34f83d6) existed. A field added later leaves the
+ * generation of a catalog that does not use it as it was (an upgrade must not look like a catalog change to the
+ * pools); a change to the hash or to the canonical form shows here too.
+ */
+export const SMALL_CATALOG_GENERATION = 'de5a173145f2dd81';
+
 
 /** Problems of an input expected to be invalid. */
 export function problemsOf(input: unknown) {
