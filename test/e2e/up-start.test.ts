@@ -5,6 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureBuilt, until } from '../pool/support';
+import { haproxy } from '../support/tools';
 import { UpRow, killLeftovers, freePort, parseUpTable } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -80,9 +81,7 @@ describe('the HAProxy mode (--router haproxy)', () => {
     expect([bad.status, bad.stderr.trim()]).toEqual([2, 'botshard up: --router must be "node" (the Node router) or "haproxy" (HAProxy carries the requests), got "envoy"']);
   }, 60_000);
 
-  const withHaproxy = spawnSync('haproxy', ['-v']).status === 0;
-  if (!withHaproxy) console.warn('SKIPPED: HAProxy is not installed (apt-get install haproxy): `up --router haproxy` is not run here; .ci/run installs it');
-  (withHaproxy ? test : test.skip)('with HAProxy, up serves every pool through it and stops cleanly', async () => {
+  haproxy().test('with HAProxy, up serves every pool through it and stops cleanly', async () => {
     const { dir, config } = configCopy();
     const port = await freePort();
     let output = '';

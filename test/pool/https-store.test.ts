@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { openssl } from '../support/tools';
 import { ROOT, ensureBuilt, tempDir } from './support';
 
 const MODEL = Buffer.alloc(256 * 1024, 7); // any bytes: the store moves files, it does not parse them
@@ -42,7 +43,7 @@ const [base, root, cacheDir] = process.argv.slice(2);
 })();
 `;
 
-describe('the HTTPS model source (certificate made with openssl)', () => {
+openssl().describe('the HTTPS model source (certificate made with openssl)', () => {
   const dir = tempDir('tls');
   const requests = new Map<string, number>();
   const behaviours: Record<string, Behaviour> = {
