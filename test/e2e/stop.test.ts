@@ -1,14 +1,16 @@
 /**
  * Stopping the local platform the way a container runtime, systemd, a CI timeout or a process manager
  * does: SIGTERM to the top process (`npm start`), which npm may not pass on. Nothing may be left behind:
- * no process, no port, no temp folder.
+ * no process, no port, no temp folder; and no request may be cut: those sent before the signal are
+ * answered, the router aborts none (its own count, in up's drain line), npm exits 0.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { ensureBuilt, until } from '../pool/support';
-import { UpRow, alive, killLeftovers, freePort, listening, parseUpTable } from './support';
+import { NOTHING_ABORTED, UpRow, alive, judgeStop, killLeftovers, freePort, listening, parseUpTable, routerAborted, slowUpload, traffic } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -17,7 +19,7 @@ describe('npm start, stopped by SIGTERM to npm', () => {
   let rows: UpRow[] = [];
   afterAll(() => killLeftovers(npm, rows)); // only when the test failed: nothing is left running
 
-  test('ends every pool and the router, frees every port and removes its temp folder', async () => {
+  test('answers every request sent before it, the router aborting none; npm exits 0 after up\'s drain line; ends every process, frees every port and removes its temp folder', async () => {
     ensureBuilt();
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-stop-'));
     const port = await freePort();
@@ -32,12 +34,55 @@ describe('npm start, stopped by SIGTERM to npm', () => {
     expect(fs.readdirSync(tmp).filter((f) => f.startsWith('botshard-up-'))).toHaveLength(1);
     for (const r of rows) expect([r.pool, alive(r.pid), await listening(r.port), await listening(r.grpcPort!)]).toEqual([r.pool, true, true, true]);
 
-    npm.kill('SIGTERM');
-    // Within the drain time (5 s locally) plus the time to start draining.
-    await until(async () => {
-      for (const r of rows) if (alive(r.pid) || (await listening(r.port)) || (await listening(r.grpcPort!))) return false;
-      return true;
-    }, 30_000, `every process to end and every port to close; output:\n${output}`);
+    // Requests in flight when npm gets the signal, as from a client of the platform, and one surely in
+    // flight at the router when it starts draining (its body ends only after that).
+    const workers = 4;
+    const bots = ['acme-support-en', 'globex-banking-de', 'hooli-retail-en'];
+    const url = `http://127.0.0.1:${port}`;
+    const load = traffic(url, bots, workers, 60_000);
+    const statusUrl = output.split('\n').find((l) => l.startsWith('status: npx botshard status --url '))!.split('--url ')[1].trim();
+    try {
+      await until(() => load.outcomes.length > 30, 20_000, 'load to start');
+      const slow = await slowUpload(url, bots[0]);
+      expect(await routerAborted(statusUrl)).toEqual(NOTHING_ABORTED); // the router's metrics port is its status URL
+      // 'close': npm has exited and every holder of its output (up, which writes to it directly) has too.
+      let end: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      npm.once('close', (code, signal) => (end = { code, signal }));
+      const signalAt = performance.now();
+      npm.kill('SIGTERM');
+      await until(async () => (await fetch(`${url}/v2/health/ready`).then((r) => r.status, () => 0)) !== 200, 10_000, 'the router to start draining');
+      slow.finish();
+      // Within the drain time (5 s locally) plus the time to start draining.
+      await until(async () => {
+        for (const r of rows) if (alive(r.pid) || (await listening(r.port)) || (await listening(r.grpcPort!))) return false;
+        return true;
+      }, 30_000, `every process to end and every port to close; output:\n${output}`);
+      await until(() => end !== undefined, 10_000, 'npm to exit');
+      await load.stop();
+      const slowEnd = await slow.outcome;
+      // What the client saw, request by request (judgeStop says what is allowed before and after the signal, and why).
+      const { problems, counts } = judgeStop([...load.outcomes, slowEnd], signalAt, workers);
+      // All at once, so that a failure shows every part that went wrong.
+      expect({
+        npm: end,
+        stopping: /\n\[up\] (SIGTERM|the process that started botshard up has ended): stopping the router, then the pools/.test(output),
+        drainLine: /\n\[up\] stopped: [^\n]*\n/.exec(output)?.[0],
+        slow: { status: slowEnd.status, code: slowEnd.code, answeredBy: slowEnd.pool },
+        problems,
+      }).toEqual({
+        // npm passes the signal on and exits with up's status (had it not passed it on, up would stop when npm is gone).
+        npm: { code: 0, signal: null },
+        stopping: true,
+        // up's drain line: every process drained, none cut a response off, the router aborted no request.
+        drainLine: expect.stringMatching(/^\n\[up\] stopped: router and [1-9]\d* pools drained, 0 responses cut off, 0 requests aborted by the router\n$/),
+        slow: { status: 200, code: undefined, answeredBy: expect.stringMatching(/./) },
+        problems: [],
+      });
+      expect(counts.beforeAnswered).toBeGreaterThan(30);
+      expect(counts.inFlight).toBeGreaterThan(0); // the signal did come with requests in flight
+    } finally {
+      await load.stop();
+    }
     await until(() => fs.readdirSync(tmp).every((f) => !f.startsWith('botshard-up-')), 10_000, 'the temp folder to be removed');
     fs.rmSync(tmp, { recursive: true, force: true });
   }, 200_000);

@@ -6,9 +6,9 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { ensureBuilt, until } from '../pool/support';
-import { load } from '../router/support';
-import { UpRow, alive, killLeftovers, freePort, listening, parseUpTable } from './support';
+import { NOTHING_ABORTED, UpRow, alive, judgeStop, killLeftovers, freePort, listening, parseUpTable, routerAborted, slowUpload, traffic as load } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
@@ -22,6 +22,8 @@ describe('botshard up', () => {
   let rows: UpRow[] = [];
   const url = () => `http://127.0.0.1:${port}`;
   const parseTable = () => parseUpTable(output);
+  /** The router's metrics port, from the status command up prints. */
+  const routerMetrics = () => output.split('\n').find((l) => l.startsWith('status: npx botshard status --url '))!.split('--url ')[1].trim();
 
   beforeAll(async () => {
     ensureBuilt();
@@ -112,7 +114,7 @@ describe('botshard up', () => {
     const traffic = load(url(), bots, 4, 60_000);
     let recovered = 0;
     try {
-      await until(() => traffic.statuses.length > 50, 20_000, 'load to start');
+      await until(() => traffic.outcomes.length > 50, 20_000, 'load to start');
       process.kill(victimRow.pid, 'SIGKILL');
       await until(() => output.includes(`pool ${victim.name} exited`), 10_000, 'up to see the pool exit');
       await until(() => output.includes(`pool ${victim.name} is back`), 60_000, 'up to restart the pool');
@@ -126,7 +128,10 @@ describe('botshard up', () => {
     }
     expect(traffic.failures.length).toBeGreaterThan(0); // the kill was felt...
     expect(traffic.failures.filter((f) => !victim.bots.includes(f.bot))).toEqual([]); // ...by its own bots only
-    expect(traffic.failures.filter((f) => f.status !== 503 && f.status !== 0)).toEqual([]);
+    // ...as the router's 503: a pool dying under the router never costs a client its connection (no reset,
+    // no request without an answer), and the router aborted nothing.
+    expect(traffic.failures.filter((f) => f.status !== 503)).toEqual([]);
+    expect(await routerAborted(routerMetrics())).toEqual(NOTHING_ABORTED);
     expect(traffic.outcomes.slice(recovered).filter((o) => o.status !== 200)).toEqual([]); // ...and not once it was back
   }, 120_000);
 
@@ -139,7 +144,7 @@ describe('botshard up', () => {
     const traffic = load(url(), bots, 4, 60_000);
     let after: { pools: Array<{ name: string; bots: string[] }> };
     try {
-      await until(() => traffic.statuses.length > 50, 20_000, 'load to start');
+      await until(() => traffic.outcomes.length > 50, 20_000, 'load to start');
       fs.writeFileSync(config, text);
       await until(() => output.includes('pools added: realtime-'), 20_000, 'up to re-plan');
       after = JSON.parse(execFileSync(process.execPath, [BIN, 'plan', '--config', config, '--json'], { cwd: dir, encoding: 'utf8' }));
@@ -149,30 +154,48 @@ describe('botshard up', () => {
       await traffic.stop();
     }
     expect(traffic.failures).toEqual([]);
-    expect(traffic.statuses.length).toBeGreaterThan(100);
+    expect(traffic.outcomes.length).toBeGreaterThan(100);
     rows = parseTable();
   }, 120_000);
 
-  test('SIGTERM under load: no response is cut off, up exits 0, no process or port is left', async () => {
+  test('SIGTERM under load: every request sent before it is answered, the router aborts none, up exits 0 after its drain line, no process or port is left', async () => {
     const bots = ['acme-support-en', 'globex-banking-de', 'hooli-retail-en'];
-    const traffic = load(url(), bots, 4, 30_000);
-    await until(() => traffic.statuses.length > 30, 20_000, 'load to start');
-    const exited = new Promise<number | null>((resolve) => up.once('close', (code) => resolve(code)));
+    const workers = 4;
+    const traffic = load(url(), bots, workers, 30_000);
+    await until(() => traffic.outcomes.length > 30, 20_000, 'load to start');
+    // One request surely in flight at the router when it starts draining: its body ends only after that.
+    const slow = await slowUpload(url(), bots[0]);
+    // The router's own count, all run long (every test above, and this load so far): no request aborted.
+    expect(await routerAborted(routerMetrics())).toEqual(NOTHING_ABORTED);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => up.once('close', (code, signal) => resolve({ code, signal })));
+    const signalAt = performance.now();
     up.kill('SIGTERM');
-    const code = await exited;
-    await traffic.stop().catch(() => undefined);
-    expect(code).toBe(0);
-    // Every process drained, and none cut a response off: each counts the responses whose connection
-    // closed before they were sent whole, and up adds up their "drained" lines. A client cannot tell a
-    // reset in flight from a connection the router never accepted (both are "no answer"); the router can.
-    expect(output).toMatch(/\[up\] stopped: router and [1-9]\d* pools drained, 0 responses cut off\n/); // no "did not drain: ..." either
-    expect(traffic.statuses.filter((s) => s === 200).length).toBeGreaterThan(30);
-    // Requests the router answered during its drain were answered by their pool or got its 503; a request
-    // cut off in flight would show as a 5xx from the router (pool unreachable, reset, timeout).
-    for (const f of traffic.failures.filter((f) => f.status !== 0)) {
-      expect(f.status).toBe(503);
-      expect(f.body).not.toMatch(/unreachable|closed the connection|did not answer/);
-    }
+    await until(async () => (await fetch(`${url()}/v2/health/ready`).then((r) => r.status, () => 0)) !== 200, 10_000, 'the router to start draining');
+    slow.finish();
+    const end = await exited;
+    await traffic.stop();
+    const slowEnd = await slow.outcome;
+    // What the client saw, request by request (judgeStop says what is allowed before and after the signal, and why).
+    const { problems, counts } = judgeStop([...traffic.outcomes, slowEnd], signalAt, workers);
+    // All at once, so that a failure shows every part that went wrong.
+    expect({
+      up: end,
+      stopping: output.includes('\n[up] SIGTERM: stopping the router, then the pools'),
+      drainLine: /\n\[up\] stopped: [^\n]*\n/.exec(output)?.[0],
+      slow: { status: slowEnd.status, code: slowEnd.code, answeredBy: slowEnd.pool },
+      problems,
+    }).toEqual({
+      up: { code: 0, signal: null },
+      stopping: true,
+      // up's drain line: every process drained (no "did not drain: ..."), none cut a response off (each counts
+      // the responses whose connection closed before they were sent whole), and the router aborted no request
+      // while it stopped (its botshard_router_requests_aborted_total, from its "drained" line).
+      drainLine: expect.stringMatching(/^\n\[up\] stopped: router and [1-9]\d* pools drained, 0 responses cut off, 0 requests aborted by the router\n$/),
+      slow: { status: 200, code: undefined, answeredBy: expect.stringMatching(/./) },
+      problems: [],
+    });
+    expect(counts.beforeAnswered).toBeGreaterThan(30);
+    expect(counts.inFlight).toBeGreaterThan(0); // the signal did come with requests in flight
     for (const r of rows) {
       expect([r.pool, alive(r.pid)]).toEqual([r.pool, false]);
       expect([r.pool, await listening(r.port)]).toEqual([r.pool, false]);

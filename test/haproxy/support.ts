@@ -1,22 +1,20 @@
 /**
  * The router's HAProxy mode as a real process (`botshard haproxy`, which starts a real `haproxy`). Without
- * HAProxy installed the tests that need it skip with a printed note (`.ci/run` installs it).
+ * HAProxy installed the tests that need it are visible skips with a printed note, and failures under CI
+ * (`.ci/run` installs it).
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RuntimeApi } from '@botshard/runtime/haproxy/api';
+import { files } from '@botshard/runtime/haproxy/config';
 import { ROOT, getJson, listeningLine, tempDir, until } from '../pool/support';
+import { Tool, haproxy } from '../support/tools';
 
 export const HAPROXY = process.env.BOTSHARD_HAPROXY || 'haproxy';
 
-/** Whether HAProxy can run here; prints why not when it cannot. */
-export function haproxyInstalled(): boolean {
-  const r = spawnSync(HAPROXY, ['-v'], { encoding: 'utf8' });
-  if (!r.error && /HAProxy version/.test(r.stdout)) return true;
-  // eslint-disable-next-line no-console
-  console.warn('SKIPPED: HAProxy is not installed (apt-get install haproxy), so the HAProxy mode tests do not run here; .ci/run installs it');
-  return false;
-}
+/** The gate on HAProxy for the tests that run it (test/support/tools.ts: a visible skip locally, a failure in CI). */
+export const withHaproxy = (): Tool => haproxy(HAPROXY);
 
 export interface HaproxyRouter {
   child: ChildProcess;
@@ -27,6 +25,8 @@ export interface HaproxyRouter {
   grpc: string;
   /** JSON log lines so far. */
   logs: any[];
+  /** HAProxy's Runtime API (its admin socket), as the control plane uses it. */
+  api: RuntimeApi;
   /** Pool addresses the router reads (a live file, as `botshard up` writes it). */
   setPool(pool: string, url: string): void;
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -42,12 +42,13 @@ export async function runHaproxy(o: { catalog: string; pools: Map<string, string
     fs.renameSync(`${urlsFile}.tmp`, urlsFile);
   };
   writeUrls();
+  const state = path.join(dir, 'state');
   const grpcFile = path.join(dir, 'pools-grpc.json');
   fs.writeFileSync(grpcFile, JSON.stringify(Object.fromEntries(o.grpcs ?? [])));
   const args = ['haproxy', '--catalog', o.catalog, '--pool-urls', urlsFile, '--pool-grpc-urls', grpcFile, '--port', '0', '--grpc-port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1', ...(o.tenantKeys ? ['--tenant-keys', o.tenantKeys] : [])];
   const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), ...args], {
     cwd: ROOT,
-    env: { ...process.env, BOTSHARD_POLL_MS: '100', BOTSHARD_HAPROXY_DIR: path.join(dir, 'state'), ...o.env },
+    env: { ...process.env, BOTSHARD_POLL_MS: '100', BOTSHARD_HAPROXY_DIR: state, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: any[] = [];
@@ -66,6 +67,7 @@ export async function runHaproxy(o: { catalog: string; pools: Map<string, string
     haproxyMetricsUrl: `http://127.0.0.1:${entry.haproxyMetricsPort}/metrics`,
     grpc: `127.0.0.1:${entry.grpcPort}`,
     logs,
+    api: new RuntimeApi(files(state).socket),
     setPool(pool, poolUrl) {
       urls[pool] = poolUrl;
       writeUrls();

@@ -101,7 +101,7 @@ describe('router fallbacks: a busy new pool, and a catalog changed twice in a ro
     }
   }, 120_000);
 
-  test('after two catalog changes within a second (one previous generation kept), a moved bot is still served', async () => {
+  test('after two catalog changes in a row (one previous generation kept), a moved bot is still served, through the holder its new pool names', async () => {
     const folder = tempDir('catalog');
     writeMountedCatalog(folder, before);
     const models = withModels(make('alpha', ['extra']));
@@ -110,17 +110,25 @@ describe('router fallbacks: a busy new pool, and a catalog changed twice in a ro
     const beta = await runPool({ pool: 'beta', catalog: before, modelRoot: models, workers: 1 });
     pools.push(alpha, beta);
     const router = await runRouter({ catalog: folder, urls: new Map([['alpha', alpha.url], ['beta', beta.url]]) });
+    const table = router.app.router.table;
+    const moverRoute = () => [table.route('mover')?.pool, table.route('mover')?.previousPool];
     try {
       expect((await postJson(`${router.url}/v1/bots/mover/predict`, { text: 'no' })).body.pool).toBe('alpha');
-      const third = make('beta', ['extra']);
       writeMountedCatalog(folder, after);
-      await new Promise((r) => setTimeout(r, 150));
+      await until(() => table.generation === after.generation, 10_000, 'the router to reach the second catalog');
+      expect([table.previousGeneration, ...moverRoute()]).toEqual([before.generation, 'beta', 'alpha']); // moving: alpha kept
+      const third = make('beta', ['extra']);
       writeMountedCatalog(folder, third);
-      await until(() => router.app.router.table.generation === third.generation, 10_000, 'the router to reach the third catalog');
-      // Whether the router saw the second catalog or not, mover's old pool is found: as its previous pool,
-      // or through beta's 404 naming the pool that holds it.
+      await until(() => table.generation === third.generation, 10_000, 'the router to reach the third catalog');
+      // One previous generation kept: the second, where mover is on beta too. The first is gone, and with it
+      // alpha as mover's previous pool: only beta's 404, naming the pool that holds mover, leads to alpha.
+      expect([table.previousGeneration, ...moverRoute()]).toEqual([after.generation, 'beta', undefined]);
       const res = await postJson(`${router.url}/v1/bots/mover/predict`, { text: 'no' });
       expect([res.status, res.body.pool]).toEqual([200, 'alpha']);
+      const m = router.app.router.metrics;
+      expect(await count(m.upstreamErrors, { pool: 'beta', kind: 'not_ready' })).toBe(1);
+      expect(await count(m.upstreamErrors, {})).toBe(1);
+      expect(await count(m.fallbacks, {})).toBe(1);
     } finally {
       await router.close();
     }

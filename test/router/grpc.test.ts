@@ -119,7 +119,8 @@ describe('gRPC tenants', () => {
     fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n`);
     const name = plan(catalog).pools[0].name;
     pool = await runPool({ pool: name, catalog, modelRoot: withModels(catalog), workers: 1 });
-    router = await runRouter({ catalog, urls: new Map([[name, pool.url]]), grpcs: new Map([[name, pool.grpc]]), tenantKeys: keys, tenantRate: 5 });
+    // The rate limit reads a clock that never moves: buckets refill only when a test says so.
+    router = await runRouter({ catalog, urls: new Map([[name, pool.url]]), grpcs: new Map([[name, pool.grpc]]), tenantKeys: keys, tenantRate: 5, now: () => 1_000_000 });
     client = new GrpcClient(router.grpc);
   });
   afterAll(async () => {
@@ -136,12 +137,19 @@ describe('gRPC tenants', () => {
     expect((await ask('globex-bot', { authorization: 'Bearer acme-secret' })).code).toBe(grpc.status.PERMISSION_DENIED);
     expect((await ask('acme-bot', { authorization: 'Bearer acme-secret' })).code).toBe(grpc.status.OK);
     expect((await ask('globex-bot', { 'x-api-key': 'globex-secret' })).code).toBe(grpc.status.OK);
-    // 5 per second with bursts of 10: a burst of 12 is refused at the end, with a retry pushback.
+    // 5 per second with bursts of 10, the clock stopped: acme's one call above left 9 tokens (refused calls
+    // take none), so of a burst of 12 exactly 9 pass and 3 are refused, each with a retry pushback of the
+    // second one token takes at 5 per second (rounded up).
     const burst = await Promise.all(Array.from({ length: 12 }, () => ask('acme-bot', { authorization: 'Bearer acme-secret' })));
     const limited = burst.filter((o) => o.code === grpc.status.RESOURCE_EXHAUSTED);
-    expect(limited.length).toBeGreaterThan(0);
-    expect(limited[0].details).toContain('over its rate limit');
-    expect(Number(limited[0].metadata['grpc-retry-pushback-ms'])).toBeGreaterThan(0);
+    expect([burst.filter((o) => o.code === grpc.status.OK).length, limited.length]).toEqual([9, 3]);
+    for (const o of limited) {
+      expect(o.details).toBe('tenant "acme" is over its rate limit');
+      expect([o.metadata['grpc-retry-pushback-ms'], o.metadata['retry-after']]).toEqual(['1000', '1']);
+    }
+    expect((await ask('globex-bot', { 'x-api-key': 'globex-secret' })).code).toBe(grpc.status.OK); // another tenant's bucket
+    const rejected = await router.app.router.metrics.rejected.get();
+    expect(rejected.values.find((v) => v.labels.reason === 'rate_limit')?.value).toBe(3);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * Recovery paths of the router against a real pool process on loopback: a pool that is killed, comes
  * back slow (frozen with SIGSTOP, so the router's probe times out), then answers again must be served
- * again within seconds, without restarting the router.
+ * again at the circuit's next probe, without restarting the router.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
@@ -42,10 +42,18 @@ describe('a pool that restarts slowly', () => {
     }
   });
 
-  test('is served again within seconds of answering, after its probe timed out', async () => {
+  test('is served again at the first probe once it answers, after its probe timed out', async () => {
     await startPool();
     const router = await runRouter({ catalog, urls: new Map([[pool, `http://127.0.0.1:${port}`]]), circuitThreshold: 3, circuitCooldownMs: 1500 });
-    const predict = () => postJson(`${router.url}/v1/bots/olive/predict`, { text: 'hello there' });
+    type Outcome = { status: number; error?: string };
+    const outcomes: Outcome[] = [];
+    const predict = async (): Promise<Outcome> => {
+      const res = await postJson(`${router.url}/v1/bots/olive/predict`, { text: 'hello there' });
+      outcomes.push({ status: res.status, error: res.body.error });
+      return outcomes[outcomes.length - 1];
+    };
+    const PAUSED = `pool "${pool}" is failing; calls to it are paused`;
+    const paused = (o: Outcome) => o.status === 503 && o.error === PAUSED;
     try {
       expect((await predict()).status).toBe(200);
 
@@ -54,30 +62,30 @@ describe('a pool that restarts slowly', () => {
       killed.kill('SIGKILL');
       await new Promise((r) => killed.once('exit', r));
       for (let i = 0; i < 3; i++) expect((await predict()).status).toBe(503);
-      const paused = await predict();
-      expect([paused.status, paused.body.error]).toEqual([503, `pool "${pool}" is failing; calls to it are paused`]);
+      expect(await predict()).toEqual({ status: 503, error: PAUSED });
 
-      // Back, but frozen: it accepts connections and answers nothing, so the probe times out.
+      // Back, but frozen: it accepts connections and answers nothing. The circuit answers at once until its
+      // cooldown has passed, then lets one probe through, which times out.
       await startPool();
       proc!.kill('SIGSTOP');
-      await new Promise((r) => setTimeout(r, 1600)); // the cooldown
-      const probe = await predict();
-      expect(probe.status).toBe(504);
+      await until(async () => !paused(await predict()), 20_000, 'the circuit to let a probe through');
+      expect(outcomes[outcomes.length - 1]).toEqual({ status: 504, error: `pool "${pool}" did not answer in time (pool group "rt" allows 800 ms)` });
 
-      // Answering again: directly at once, and through the router within a few seconds.
+      // Answering again: directly at once, and through the router at the first probe after the cooldown the
+      // failed probe started: until then the circuit answers at once, and no other call reaches the pool.
       proc!.kill('SIGCONT');
       await until(async () => (await postJson(`http://127.0.0.1:${port}/v1/bots/olive/predict`, { text: 'hello there' })).status === 200, 10_000, 'the pool to answer directly');
-      const thawed = Date.now();
-      await until(async () => (await predict()).status === 200, 5_000, 'the router to send to the pool again');
-      expect(Date.now() - thawed).toBeLessThan(5_000);
+      const thawed = outcomes.length;
+      await until(async () => (await predict()).status === 200, 20_000, 'the router to send to the pool again');
+      expect(outcomes.slice(thawed, -1).filter((o) => !paused(o))).toEqual([]);
       expect((await postJson(`${router.url}/v1/bots/poppy/predict`, { text: 'my bill is wrong' })).status).toBe(200);
       const errors = await router.app.router.metrics.upstreamErrors.get();
       const count = (kind: string) => errors.values.filter((v) => v.labels.kind === kind).reduce((s, v) => s + v.value, 0);
       expect(count('connect')).toBe(3);
       expect(count('timeout')).toBe(1);
-      expect(count('circuit_open')).toBeGreaterThan(0);
+      expect(count('circuit_open')).toBe(outcomes.filter(paused).length);
     } finally {
       await router.close();
     }
-  }, 60_000);
+  }, 90_000);
 });

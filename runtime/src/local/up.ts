@@ -68,6 +68,8 @@ interface Child {
   lastError?: string;
   /** Its "drained" line: how many responses the drain cut off (0 unless the drain limit passed or a bug). */
   drained?: { unfinished: number };
+  /** The router's count of requests it never answered while it stopped (botshard_router_requests_aborted_total), from its "drained" line or, past its drain limit, its last line. */
+  aborted?: number;
 }
 
 export class LocalPlatform {
@@ -160,7 +162,7 @@ export class LocalPlatform {
     child.proc = proc;
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
       log.write(`${line}\n`);
-      let entry: { msg?: string; port?: number; metricsPort?: number; grpcPort?: number; level?: number; unfinished?: number };
+      let entry: { msg?: string; port?: number; metricsPort?: number; grpcPort?: number; level?: number; unfinished?: number; aborted?: number };
       try {
         entry = JSON.parse(line);
       } catch {
@@ -173,6 +175,7 @@ export class LocalPlatform {
         if (child.kind === 'pool') this.writePoolUrls();
       }
       if (entry.msg === 'drained: exiting') child.drained = { unfinished: entry.unfinished ?? 0 };
+      if (typeof entry.aborted === 'number' && (entry.msg === 'drained: exiting' || entry.msg?.startsWith('drain took longer'))) child.aborted = entry.aborted;
       if ((entry.level ?? 0) >= 50) this.say(`[${child.name}] ${entry.msg}`);
     });
     readline.createInterface({ input: proc.stderr! }).on('line', (line) => {
@@ -354,7 +357,8 @@ export class LocalPlatform {
 
   /**
    * Stops the router (it drains in-flight requests), then the pools; kills what does not exit in time.
-   * Resolves with what happened: which processes drained and how many responses their drains cut off.
+   * Resolves with what happened: which processes drained, how many responses their drains cut off, and
+   * how many requests the router says it never answered (when it says: the HAProxy mode does not).
    */
   async stop(): Promise<string> {
     if (this.stopping) return '';
@@ -390,7 +394,9 @@ export class LocalPlatform {
     const router = all.some((c) => c.kind === 'router' && c.drained);
     const cutOff = all.reduce((n, c) => n + (c.drained?.unfinished ?? 0), 0);
     const killed = all.filter((c) => !c.drained).map((c) => c.name);
-    return `${router ? 'router and ' : ''}${pools} pool${pools === 1 ? '' : 's'} drained, ${cutOff} response${cutOff === 1 ? '' : 's'} cut off${killed.length > 0 ? `; did not drain: ${killed.join(', ')}` : ''}`;
+    const aborted = all.find((c) => c.kind === 'router' && c.aborted !== undefined)?.aborted;
+    const abortedText = aborted === undefined ? '' : `, ${aborted} request${aborted === 1 ? '' : 's'} aborted by the router`;
+    return `${router ? 'router and ' : ''}${pools} pool${pools === 1 ? '' : 's'} drained, ${cutOff} response${cutOff === 1 ? '' : 's'} cut off${abortedText}${killed.length > 0 ? `; did not drain: ${killed.join(', ')}` : ''}`;
   }
 
   /** Kills every child at once (a second Ctrl-C), and removes this run's temp folder. */

@@ -16,6 +16,9 @@ const SMALL_BODY = 64 * 1024;
 /** Request headers passed on to the pool. */
 const FORWARDED_HEADERS = ['content-type', 'accept', 'traceparent', 'tracestate', 'inference-header-content-length'];
 
+/** The 504 of a request whose caller stopped waiting first (it cancelled, or its own deadline passed): no one reads it. */
+export class CallerGone extends ProtocolError {}
+
 /** Attempts, circuit threshold and cooldown when none are given. */
 export const FORWARDING_DEFAULTS = { maxAttempts: 3, circuitThreshold: 5, circuitCooldownMs: 2000 } as const;
 
@@ -124,11 +127,13 @@ export class Forwarder {
       metrics.latency.observe({ group, pool }, Number(process.hrtime.bigint() - started) / 1e9);
       return { pool, answer: res.answer };
     }
-    if (lastError?.kind === 'timeout' || callersFault()) {
+    const gone = callersFault();
+    if (lastError?.kind === 'timeout' || gone) {
       const pool = lastError?.pool ?? route.pool;
       metrics.requests.inc({ group, pool, code: '504', protocol });
       const bound = deadline < groupDeadline ? "the caller's deadline" : `pool group "${group}" allows ${route.group.timeoutMs} ms`;
-      throw new ProtocolError(504, `${lastError?.message ?? `pool "${pool}" did not answer in time`} (${bound})`);
+      const message = `${lastError?.message ?? `pool "${pool}" did not answer in time`} (${bound})`;
+      throw gone ? new CallerGone(504, message) : new ProtocolError(504, message);
     }
     const pool = lastError?.pool ?? circuitOpen ?? route.pool;
     metrics.requests.inc({ group, pool, code: '503', protocol });

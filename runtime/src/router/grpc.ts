@@ -14,8 +14,8 @@ import { APP_DEFAULTS } from '../serve/app';
 import { GrpcEndpoint, GrpcStatusError, ModelHandler } from '../serve/grpc';
 import { Admission } from './admission';
 import { PoolChannels } from './channels';
-import { FORWARDING_DEFAULTS, Forwarder, PoolAnswer, Transport } from './forward';
-import { RouterMetrics } from './metrics';
+import { CallerGone, FORWARDING_DEFAULTS, Forwarder, PoolAnswer, Transport } from './forward';
+import { InFlight, RouterMetrics } from './metrics';
 import { RoutingTable } from './table';
 import { RateLimiter, TenantKeys } from './tenants';
 import { VERSION } from './routes';
@@ -52,12 +52,13 @@ export function standaloneGrpcRouter(o: {
   // Only its gRPC transport is used: it never asks for a REST address.
   const forwarder = new Forwarder({ table, metrics, address: () => undefined, ...FORWARDING_DEFAULTS });
   const channels = new PoolChannels();
+  const inFlight = new InFlight(metrics);
   const endpoint = new GrpcEndpoint({
     name: 'botshard-router',
     version: o.version,
     extensions: ['botshard_routing', 'botshard_haproxy', BINARY_EXTENSION],
     ready: o.ready,
-    models: routerGrpcMethods(() => ({ admission, forwarder, address: o.grpcAddress, channels })),
+    models: routerGrpcMethods(() => ({ admission, forwarder, address: o.grpcAddress, channels, inFlight })),
     raw: true,
     maxMessageBytes: APP_DEFAULTS.bodyLimit,
     log: o.log,
@@ -79,7 +80,7 @@ export function standaloneGrpcRouter(o: {
 }
 
 /** The model methods of the router's gRPC endpoint (raw: messages as bytes). */
-export function routerGrpcMethods(parts: () => { admission: Admission; forwarder: Forwarder; address: PoolAddress; channels: PoolChannels }): Record<ModelMethod, ModelHandler> {
+export function routerGrpcMethods(parts: () => { admission: Admission; forwarder: Forwarder; address: PoolAddress; channels: PoolChannels; inFlight: InFlight }): Record<ModelMethod, ModelHandler> {
   const handler = (method: ModelMethod): ModelHandler => async (call, requestId) => {
     const o = parts();
     const message = call.request as Buffer;
@@ -94,10 +95,17 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
     if (!bot) throw new ProtocolError(400, `the ${method} request names no model: set ${method === 'ModelInfer' ? 'model_name' : 'name'} to a bot id`);
     if (version && !VERSION.test(version)) throw new ProtocolError(400, `invalid model version ${JSON.stringify(version.slice(0, 80))}`);
     const route = o.admission.admit(bot, { authorization: metadataValue(call.metadata, 'authorization'), 'x-api-key': metadataValue(call.metadata, 'x-api-key') });
-    // The caller's deadline bounds the forwarding, and its cancel cancels the pool's call.
+    // The caller's deadline bounds the forwarding, and its cancel cancels the pool's call. A call its caller
+    // stopped waiting for (cancelled, or its deadline passed: whichever of grpc-js and the forwarding sees it
+    // first) is one the router never answered.
+    const end = o.inFlight.take('grpc');
     const cancelled = new AbortController();
-    const onCancel = () => cancelled.abort();
+    const onCancel = () => {
+      end(true);
+      cancelled.abort();
+    };
     call.once('cancelled', onCancel);
+    if (call.cancelled) onCancel();
     try {
       const outgoing = new grpc.Metadata();
       outgoing.set('x-request-id', requestId);
@@ -110,11 +118,17 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
         address: o.address,
         call: (pool, address, deadline) => callPool(o.channels.client(pool, address), pool, method, message, outgoing, deadline, cancelled.signal),
       };
-      const { answer } = await o.forwarder.forward(route, transport, { deadline: deadlineOf(call), signal: cancelled.signal });
+      const { answer } = await o.forwarder.forward(route, transport, { deadline: deadlineOf(call), signal: cancelled.signal }).catch((e: unknown) => {
+        if (e instanceof CallerGone) end(true);
+        throw e;
+      });
+      // Counted as cut off already (the router is exiting past its drain limit): no answer after the count.
+      if (!end(false) && !cancelled.signal.aborted) throw new ProtocolError(503, 'the router is exiting: its drain passed its limit');
       if ('status' in answer) throw new GrpcStatusError(answer.status);
       return { message: answer.message, metadata: answer.metadata };
     } finally {
       call.removeListener('cancelled', onCancel);
+      end(false);
       o.admission.release(route);
     }
   };

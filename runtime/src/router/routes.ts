@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError, sendError, sendProblem } from '../oip';
 import { Admission } from './admission';
 import { Forwarder } from './forward';
+import { InFlight } from './metrics';
 
 /** A model version as a path segment may carry it. */
 export const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
@@ -15,7 +16,15 @@ type ModelRoute = { Params: { bot: string; version?: string } };
 const header = (v: string | string[] | undefined) => (typeof v === 'string' ? v : undefined);
 
 /** Registers the forwarded routes on the router's app. */
-export async function proxyRoutes(app: FastifyInstance, o: { admission: Admission; forwarder: Forwarder }): Promise<void> {
+export async function proxyRoutes(app: FastifyInstance, o: { admission: Admission; forwarder: Forwarder; inFlight: InFlight }): Promise<void> {
+  // Every forwarded request, from its headers on, until its response is sent whole or its connection
+  // closes first (the client went away: counted as aborted). This plugin's routes only (fastify scopes hooks).
+  app.addHook('onRequest', (_request, reply, done) => {
+    const res = reply.raw;
+    const end = o.inFlight.take('rest', () => res.writableFinished);
+    res.once('close', () => end(!res.writableFinished));
+    done();
+  });
   /** Admits, then forwards to the bot's pool; the group slot is held until the answer is sent on. */
   const forward = async (request: FastifyRequest, reply: FastifyReply, bot: string, path: string): Promise<FastifyReply> => {
     let route;

@@ -11,7 +11,7 @@ import { Admission } from './admission';
 import { FORWARDING_DEFAULTS, Forwarder } from './forward';
 import { PoolChannels } from './channels';
 import { routerGrpcMethods } from './grpc';
-import { RouterMetrics } from './metrics';
+import { InFlight, RouterMetrics } from './metrics';
 import { proxyRoutes } from './routes';
 import { PoolAddresses } from './readiness';
 import { PlatformStatus, poolStatuses } from '../status';
@@ -32,6 +32,8 @@ export interface RouterOptions {
   tenantKeys?: string;
   /** Requests per second per tenant (token bucket), with bursts of twice that. @default - no rate limit */
   tenantRate?: number;
+  /** The clock (ms) the tenant rate limit reads: tests inject one. @default - performance.now (monotonic) */
+  now?: () => number;
   /** Requests forwarded at once per pool group. @default - the group's concurrency x its pools x its max replicas */
   groupConcurrency?: Readonly<Record<string, number>>;
   /** Attempts per request over the bot's current and previous pool. @default 3 */
@@ -88,6 +90,8 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   const grpcAddress: PoolAddress = typeof opts.poolGrpc === 'function' ? opts.poolGrpc : poolGrpcAddress(opts.poolGrpc ?? opts.poolUrl, initial.platform.namespace);
   const channels = new PoolChannels();
   const addresses = new PoolAddresses(address);
+  const inFlight = new InFlight(metrics);
+  let abortedBeforeDrain = 0;
   const app = createApp({
     name: SERVER_NAME,
     extensions: ['botshard_routing'],
@@ -99,7 +103,19 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     requestTimeoutMs: opts.requestTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
     // The forwarder and admission below exist before the endpoint listens.
-    grpc: { raw: true, models: routerGrpcMethods(() => ({ admission, forwarder, address: grpcAddress, channels })) },
+    grpc: { raw: true, models: routerGrpcMethods(() => ({ admission, forwarder, address: grpcAddress, channels, inFlight })) },
+    onDrain: () => {
+      abortedBeforeDrain = inFlight.aborted;
+    },
+    // The process's last line says how many requests the router did not answer while it drained. Every
+    // request still unanswered as it exits is one (at the drain limit; or one whose connection was closed
+    // under it too late for its close to be seen): counted, and its connection closed, so that no answer
+    // goes out after the count (a gRPC call cut off is refused instead: routerGrpcMethods).
+    onExit: () => {
+      inFlight.cutOff();
+      app.server.closeAllConnections();
+      return { aborted: inFlight.aborted - abortedBeforeDrain };
+    },
   });
   const keys = opts.tenantKeys
     ? new TenantKeys(opts.tenantKeys, (k) => {
@@ -107,7 +123,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
         else app.log.info({ tenantKeys: k.location, keys: k.size }, 'tenant API keys loaded');
       })
     : undefined;
-  const limiter = opts.tenantRate ? new RateLimiter(opts.tenantRate, opts.tenantRate * 2) : undefined;
+  const limiter = opts.tenantRate ? new RateLimiter(opts.tenantRate, opts.tenantRate * 2, opts.now) : undefined;
   const admission = new Admission({ table, metrics, inflight, keys, limiter, groupConcurrency: opts.groupConcurrency });
   const forwarder = new Forwarder({
     table,
@@ -151,7 +167,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     await forwarder.close();
   });
 
-  app.register(proxyRoutes, { admission, forwarder });
+  app.register(proxyRoutes, { admission, forwarder, inFlight });
 
   return app;
 }

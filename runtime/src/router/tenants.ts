@@ -101,14 +101,18 @@ export function hashKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
-/** A token bucket per tenant: `rate` requests per second on average, bursts up to `burst`. */
+/**
+ * A token bucket per tenant: `rate` requests per second on average, bursts up to `burst`. `now`: the clock
+ * in milliseconds, monotonic by default (a wall-clock step must neither refill nor drain a bucket); tests
+ * inject their own.
+ */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
     private readonly rate: number,
     private readonly burst: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Takes a token; returns 0 when allowed, else the seconds to wait. */

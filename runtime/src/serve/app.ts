@@ -40,6 +40,11 @@ export interface AppOptions {
   body: 'json' | 'bytes';
   /** Called when draining starts, before in-flight requests are waited for (stop taking work). */
   onDrain?(): void;
+  /**
+   * Called once, just before the process exits (drained, or its drain past the limit): the server ends
+   * what it still has in flight and says what, for its last log line ("drained", or "drain took longer").
+   */
+  onExit?(): object;
   /** Called for every response (metrics). */
   onResponse?(request: FastifyRequest, reply: FastifyReply): void;
   /** fastify logger: `false`, or pino options. */
@@ -66,6 +71,8 @@ declare module 'fastify' {
     drain(): Promise<void>;
     /** Responses that ended before they were sent whole (connection reset or closed mid-answer), since start. */
     readonly unfinishedResponses: number;
+    /** Ends what the server still has in flight, just before the process exits; returns what to add to its last log line (AppOptions.onExit). */
+    exiting(): object;
     /** The gRPC endpoint, when the server speaks gRPC (it listens when `grpc.listen()` is called). */
     readonly grpc?: GrpcEndpoint;
   }
@@ -82,6 +89,7 @@ export function createApp(o: AppOptions): FastifyInstance {
   const extensions = [...(o.extensions ?? []), BINARY_EXTENSION];
   const grpcEndpoint = o.grpc && new GrpcEndpoint({ ...o.grpc, name: o.name, version: SERVER_VERSION, extensions, ready: () => !draining && o.ready(), maxMessageBytes: o.bodyLimit ?? APP_DEFAULTS.bodyLimit, log: app.log });
   app.decorate('grpc', { getter: () => grpcEndpoint });
+  app.decorate('exiting', () => o.onExit?.() ?? {});
   // gRPC calls in flight finish before the server's own onClose hooks (the pool's workers) run.
   if (grpcEndpoint) app.addHook('preClose', async () => grpcEndpoint.close());
   app.decorate('drain', async () => {

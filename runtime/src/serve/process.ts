@@ -126,9 +126,10 @@ export interface Log {
 
 /**
  * On SIGTERM or SIGINT: run `drain` (stop taking work, finish what is in flight) and exit 0; exit at
- * once on a second signal, or when the drain takes longer than `drainSeconds`.
+ * once on a second signal, or when the drain takes longer than `drainSeconds`. `summary` adds to the
+ * "drained" line, `atLimit` (which may cut off what is still in flight) to the line logged at the limit.
  */
-export function exitOnSignals(log: Log, drainSeconds: number, drain: () => Promise<void>, summary: () => object = () => ({})): void {
+export function exitOnSignals(log: Log, drainSeconds: number, drain: () => Promise<void>, summary: () => object = () => ({}), atLimit: () => object = () => ({})): void {
   let stopping = false;
   // Die by the signal's default action (what a process without a handler does): exiting through
   // process.exit with native threads still running can abort in their teardown.
@@ -144,13 +145,24 @@ export function exitOnSignals(log: Log, drainSeconds: number, drain: () => Promi
     }
     stopping = true;
     log.info({ signal, drainSeconds }, 'signal received: draining');
+    let limitPassed = false;
     const force = setTimeout(() => {
-      log.error({ drainSeconds }, 'drain took longer than BOTSHARD_DRAIN_SECONDS: exiting with requests still in flight');
-      dieBy('SIGTERM');
+      limitPassed = true;
+      let cut: object = {};
+      try {
+        cut = atLimit();
+      } catch (err) {
+        log.error({ err }, 'could not count the requests cut off');
+      }
+      log.error({ drainSeconds, ...cut }, 'drain took longer than BOTSHARD_DRAIN_SECONDS: exiting with requests still in flight');
+      // The logger writes asynchronously (pino's file writes, done by libuv's threads in microseconds) and
+      // death by a signal loses what it has not written yet: this line above all. A moment lets it out.
+      setTimeout(() => dieBy('SIGTERM'), 200);
     }, drainSeconds * 1000);
     force.unref();
     drain().then(
       () => {
+        if (limitPassed) return; // too late: the process dies by the signal (above), not as drained
         log.info(summary(), 'drained: exiting');
         process.exit(0);
       },
@@ -183,7 +195,9 @@ export function exitWithParent(env: NodeJS.ProcessEnv = process.env): void {
 /**
  * Runs a built server: listens, serves its metrics on their own port, logs "listening" (with `fields`;
  * tools read the bound ports from it), drains on SIGTERM/SIGINT and when the parent `up` goes away.
- * The "drained" line says how many responses were cut off during the drain (0 unless a bug or the limit).
+ * The "drained" line says how many responses were cut off during the drain (0 unless a bug or the limit),
+ * with what the server adds when it exits (`app.exiting()`: the router says how many requests it aborted,
+ * `aborted`); so does the line logged when the drain passes its limit.
  */
 export async function runApp(app: FastifyInstance, s: ServerSettings, registry: Registry, fields: object, routes: MetricsPortRoutes = {}): Promise<{ port: number; metricsPort: number; grpcPort?: number; close(): Promise<void> }> {
   await app.listen({ port: s.port, host: s.host });
@@ -200,7 +214,7 @@ export async function runApp(app: FastifyInstance, s: ServerSettings, registry: 
     await app.drain();
     await new Promise<void>((resolve) => metrics.close(() => resolve()));
   };
-  exitOnSignals(lifecycle, s.drainSeconds, close, () => ({ unfinished: app.unfinishedResponses - unfinishedBefore }));
+  exitOnSignals(lifecycle, s.drainSeconds, close, () => ({ unfinished: app.unfinishedResponses - unfinishedBefore, ...app.exiting() }), () => app.exiting());
   exitWithParent();
   return { port, metricsPort, grpcPort, close };
 }
