@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Strategy, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
+import anchors from './anchors.json';
 import { POOL_MEMORY, fleetCatalog } from './fleet';
 import { CORES, Child, MiB, cpuMsOf, SMOKE, Spread, fmt, log, machine, mapLimit, pssOf, round, rssOf, sleep, spread, startPool, stopAll, tempDir, writeResult,  } from './processes';
 
@@ -293,7 +294,6 @@ async function main(): Promise<void> {
   });
   const sizeName = (bots: number) => (bots >= 1000 ? `${bots / 1000}k` : String(bots));
   const headline = Object.fromEntries(ratios.flatMap((r) => (r.shardedOverSingle !== undefined ? [[`shardedOverSingleMemory${sizeName(r.bots)}`, r.shardedOverSingle]] : [])));
-  const seeds = { tensorflowMiB: 350, pytorchMiB: 120 };
   const result = {
     benchmark: 'approaches',
     date: new Date().toISOString(),
@@ -315,7 +315,7 @@ async function main(): Promise<void> {
       samplePools: SAMPLE_POOLS,
       smoke: SMOKE,
     },
-    baseProcess: { ...base, seeds },
+    baseProcess: base,
     cells,
     ratios,
     seconds: Math.round((Date.now() - startedAt) / 1000),
@@ -330,6 +330,7 @@ function markdown(r: any): string {
       `| ${c.bots} | ${c.strategy} | ${c.processes}${c.sampled ? ` (${c.sampled.started} run, scaled)` : ''} | ${c.measured ? fmt(c.rssMiB) : `~${c.rssMiB.median} (extrapolated)`} | ${c.pssMiB ? fmt(c.pssMiB) : '-'} | ${c.wallMs ? fmt(c.wallMs) : '-'} | ${c.slowestReadyMs ? fmt(c.slowestReadyMs) : '-'} | ${c.cpuSeconds ? fmt(c.cpuSeconds) : '-'} | ${c.perProcessRssMiB ? fmt(c.perProcessRssMiB) : '-'} |`,
   );
   const b = r.baseProcess;
+  const seed = anchors.seed.perInstanceMemoryMB;
   return [
     '# Approaches: memory and start-up',
     '',
@@ -337,7 +338,7 @@ function markdown(r: any): string {
     '',
     `Catalog: ${r.setup.catalog}. Every pool is a real \`botshard pool\` process on 127.0.0.1; dedicated processes run 1 inference worker (a one-bot process needs no more: its cheapest set-up), single and sharded ${r.setup.workers.single}. Processes start at most ${r.setup.startConcurrency} at a time (one per core); memory is read ${r.setup.settleMs} ms after the last is ready (near the start-up peak, which a container's memory limit must hold; a pool idle for minutes can sit lower, as garbage from loading the catalog is collected). Figures: median (min-max) over ${r.setup.rounds} rounds (dedicated: ${r.setup.dedicatedRounds}, of which ${r.setup.dedicatedFullRounds} up to ${Math.max(...r.setup.small)} bots${r.setup.largestRounds ? `; ${r.setup.largestRounds} for the largest size` : ''}), the approaches alternating within each round. A dedicated process holds its one bot whatever the others, so each dedicated round starts the fleet once, in batches up to ${r.setup.small.join(', ')} processes, measuring at each (wall time without the pauses to measure).`,
     '',
-    `**Base memory of one idle pool process** (Node + fastify + onnxruntime-node, no bots): ${fmt(b.rssMiB1Worker, ' MiB')} RSS with 1 inference worker, ${fmt(b.rssMiB2Workers, ' MiB')} with 2 (PSS with 1 worker: ${fmt(b.pssMiB1Worker, ' MiB')}); ready in ${fmt(b.readyMs, ' ms')}; idle, it uses ${fmt(b.idleCpuMsPerSecond1Worker, ' ms')} of CPU per second with 1 worker (${fmt(b.idleCpuMsPerSecond2Workers, ' ms')} with 2). Seed figures per instance: ${b.seeds.tensorflowMiB} MB (TensorFlow), ${b.seeds.pytorchMiB} MB (PyTorch).`,
+    `**Base memory of one idle pool process** (Node + fastify + onnxruntime-node, no bots): ${fmt(b.rssMiB1Worker, ' MiB')} RSS with 1 inference worker, ${fmt(b.rssMiB2Workers, ' MiB')} with 2 (PSS with 1 worker: ${fmt(b.pssMiB1Worker, ' MiB')}); ready in ${fmt(b.readyMs, ' ms')}; idle, it uses ${fmt(b.idleCpuMsPerSecond1Worker, ' ms')} of CPU per second with 1 worker (${fmt(b.idleCpuMsPerSecond2Workers, ' ms')} with 2). Quoted, not measured here (bench/anchors.json): the seed's figures per instance, ${seed.tensorflow} MB (TensorFlow), ${seed.pytorch} MB (PyTorch).`,
     '',
     '| bots | approach | processes | RSS sum MiB | PSS sum MiB | all ready, ms (wall) | slowest process ready, ms | CPU s to ready | RSS per process MiB |',
     '|---:|---|---:|---:|---:|---:|---:|---:|---:|',

@@ -115,12 +115,32 @@ function main(): void {
       JSON.parse(execFileSync(process.execPath, [...process.execArgv, __filename, '--size', String(bots), locality], { encoding: 'utf8' })),
     ),
   );
+  const moves = [disruption('none'), disruption('encoder')];
+  const churn = botChurn();
+  const size = (bots: number, locality: string) => sizes.find((s) => s.bots === bots && s.locality === locality);
+  const pct2 = (x: number) => Math.round(x * 10000) / 100;
+  const add = moves.find((d) => d.locality === 'none')!.add;
+  const headline: Record<string, number> = {
+    ...(size(100000, 'encoder') ? { planMs100kEncoder: Math.round(size(100000, 'encoder').planMs.median) } : {}),
+    ...(size(100000, 'none') ? { planMs100kNone: Math.round(size(100000, 'none').planMs.median) } : {}),
+    poolForNsMin: Math.round(Math.min(...sizes.map((s) => s.poolForNs))),
+    poolForNsMax: Math.round(Math.max(...sizes.map((s) => s.poolForNs))),
+    // One pool added to 10,000 bots in 10 pools, no locality: bots moved, the optimal 1/(n+1), modulo hashing, moves between old pools.
+    addPoolMovedPct: pct2(add.moved),
+    addPoolOptimalPct: pct2(add.optimal),
+    addPoolModuloPct: pct2(add.moduloBaseline),
+    addPoolBetweenOldPoolsPct: pct2(add.betweenOldPools),
+    botChurnOthersMovedWorst: churn.othersMoved.worst,
+  };
   const result = {
+    benchmark: 'placement',
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    headline,
+    // loadAverage: others' work on this shared machine when the results were written.
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100) },
     sizes,
-    disruption: [disruption('none'), disruption('encoder')],
-    botChurn: botChurn(),
+    disruption: moves,
+    botChurn: churn,
   };
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(path.join(RESULTS, 'placement.json'), `${JSON.stringify(result, null, 2)}\n`);

@@ -95,6 +95,13 @@ async function load(url: string, bots: string[], seconds: number, text = TINY_TE
   return { requests: r.requests, errors: r.errors, rps: r.rps, p50Ms: round(r.p50), p99Ms: round(r.p99) };
 }
 
+/** `load`, plus the CPU time (all threads) the server process `pid` spent per answered request, in µs. */
+async function loadWithCpu(pid: number, url: string, bots: string[], seconds: number, text = TINY_TEXT) {
+  const before = cpuMsOf(pid);
+  const r = await load(url, bots, seconds, text);
+  return { ...r, cpuUsPerRequest: Math.round(((cpuMsOf(pid) - before) * 1000) / Math.max(1, r.requests)) };
+}
+
 /**
  * The floor of any HTTP server here: a fastify route answering `POST /v1/bots/{bot}/predict` with a fixed
  * body of `bytes` bytes, in its own process, loaded like the pool (same client, connections and run).
@@ -127,7 +134,7 @@ async function fixedRoute(bytes: number, bots: string[], seconds: number, hop = 
     });
     const url = `http://127.0.0.1:${port}`;
     await load(url, bots, 1); // warm-up
-    return { bytes: fixed.length, ...(await load(url, bots, seconds)) };
+    return { bytes: fixed.length, ...(await loadWithCpu(child.pid!, url, bots, seconds)) };
   } finally {
     child.kill('SIGKILL');
   }
@@ -249,8 +256,8 @@ async function main(): Promise<void> {
         await load(running.url, bots.slice(0, 1), 1); // warm-up
         const one = await load(running.url, bots.slice(0, 1), LOAD_SECONDS);
         console.log(`one bot: ${one.rps} req/s, p50 ${one.p50Ms} ms, p99 ${one.p99Ms} ms, ${one.errors} errors`);
-        const many = await load(running.url, bots, LOAD_SECONDS);
-        console.log(`${bots.length} bots: ${many.rps} req/s, p50 ${many.p50Ms} ms, p99 ${many.p99Ms} ms, ${many.errors} errors`);
+        const many = await loadWithCpu(running.child.pid!, running.url, bots, LOAD_SECONDS);
+        console.log(`${bots.length} bots: ${many.rps} req/s, p50 ${many.p50Ms} ms, p99 ${many.p99Ms} ms, ${many.errors} errors, pool CPU ${many.cpuUsPerRequest} us/request`);
         // The pool's CPU per request (all its threads, inference included) tells the server's cost apart from
         // the load generator's, which shares this machine's two cores.
         type Measured = Awaited<ReturnType<typeof inferLoad>> & { cpuUs: number };
@@ -279,9 +286,9 @@ async function main(): Promise<void> {
         console.log(`bare onnxruntime-node loop (1 thread): ${bare.rps} runs/s, p50 ${bare.p50Ms} ms, p99 ${bare.p99Ms} ms`);
         const responseBytes = Buffer.byteLength(JSON.stringify({ bot: bots[0], intent: 'track_order', confidence: 0.123456789, entities: [], pool }));
         const fixed = await fixedRoute(responseBytes, bots, LOAD_SECONDS);
-        console.log(`fixed fastify route (${fixed.bytes} bytes): ${fixed.rps} req/s, p50 ${fixed.p50Ms} ms`);
+        console.log(`fixed fastify route (${fixed.bytes} bytes): ${fixed.rps} req/s, p50 ${fixed.p50Ms} ms, CPU ${fixed.cpuUsPerRequest} us/request`);
         const hop = await fixedRoute(responseBytes, bots, LOAD_SECONDS, true);
-        console.log(`fixed fastify route through a worker thread and back: ${hop.rps} req/s, p50 ${hop.p50Ms} ms`);
+        console.log(`fixed fastify route through a worker thread and back: ${hop.rps} req/s, p50 ${hop.p50Ms} ms, CPU ${hop.cpuUsPerRequest} us/request`);
         throughput = { poolBots: n, connections: CONNECTIONS, seconds: LOAD_SECONDS, oneBot: one, manyBots: { bots: bots.length, ...many }, restInfer: rest, grpcInfer: viaGrpc, bareLoop: bare, fixedRoute: fixed, hopRoute: hop };
       } else {
         await stop(running);
@@ -292,13 +299,14 @@ async function main(): Promise<void> {
     fs.rmSync(work, { recursive: true, force: true });
   }
 
-  const machine = { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, workers: WORKERS };
-  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number }; restInfer?: { rps: number; poolCpuUsPerRequest: number }; grpcInfer?: { rps: number; p50Ms: number; poolCpuUsPerRequest: number }; bareLoop?: { rps: number }; fixedRoute?: { rps: number }; hopRoute?: { rps: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number } } } | undefined;
+  // loadAverage: others' work on this shared machine when the results were written.
+  const machine = { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, workers: WORKERS, loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100) };
+  const t0 = throughput as { manyBots?: { rps: number; p50Ms: number; cpuUsPerRequest: number }; restInfer?: { rps: number; poolCpuUsPerRequest: number }; grpcInfer?: { rps: number; p50Ms: number; poolCpuUsPerRequest: number }; bareLoop?: { rps: number; p50Ms: number }; fixedRoute?: { rps: number; cpuUsPerRequest: number }; hopRoute?: { rps: number; cpuUsPerRequest: number }; realistic?: { pool: { rps: number }; bareLoop: { rps: number; p50Ms: number } } } | undefined;
   const largest = sizes[sizes.length - 1];
   // The figures the pool's issues quote: throughput against the bare model loop, and memory per bot.
   const headline: Record<string, number> = {
-    ...(t0?.manyBots ? { poolRequestsPerSecond: t0.manyBots.rps, poolP50Ms: t0.manyBots.p50Ms } : {}),
-    ...(t0?.bareLoop ? { bareLoopRunsPerSecond: t0.bareLoop.rps } : {}),
+    ...(t0?.manyBots ? { poolRequestsPerSecond: t0.manyBots.rps, poolP50Ms: t0.manyBots.p50Ms, poolCpuUsPerRequest: t0.manyBots.cpuUsPerRequest } : {}),
+    ...(t0?.bareLoop ? { bareLoopRunsPerSecond: t0.bareLoop.rps, bareLoopP50Ms: t0.bareLoop.p50Ms } : {}),
     ...(t0?.restInfer && t0.grpcInfer
       ? {
           restInferRequestsPerSecond: t0.restInfer.rps,
@@ -309,17 +317,22 @@ async function main(): Promise<void> {
       : {}),
     ...(t0?.manyBots && t0.bareLoop ? { bareLoopOverPool: Math.round((t0.bareLoop.rps / t0.manyBots.rps) * 100) / 100 } : {}),
     ...(largest ? { largestPoolBots: largest.bots, largestPoolRssMiB: largest.rssMiB, marginalPerBotKiB: largest.marginalPerBotKiB } : {}),
-    ...(t0?.manyBots && t0.fixedRoute ? { fixedRouteRequestsPerSecond: t0.fixedRoute.rps, tinyThroughputOverFixedRoute: Math.round((t0.manyBots.rps / t0.fixedRoute.rps) * 100) / 100 } : {}),
-    ...(t0?.hopRoute && t0.fixedRoute ? { hopRouteRequestsPerSecond: t0.hopRoute.rps, hopRouteOverFixedRoute: Math.round((t0.hopRoute.rps / t0.fixedRoute.rps) * 100) / 100 } : {}),
+    ...(t0?.manyBots && t0.fixedRoute
+      ? { fixedRouteRequestsPerSecond: t0.fixedRoute.rps, fixedRouteCpuUsPerRequest: t0.fixedRoute.cpuUsPerRequest, tinyThroughputOverFixedRoute: Math.round((t0.manyBots.rps / t0.fixedRoute.rps) * 100) / 100 }
+      : {}),
+    ...(t0?.hopRoute && t0.fixedRoute
+      ? { hopRouteRequestsPerSecond: t0.hopRoute.rps, hopRouteCpuUsPerRequest: t0.hopRoute.cpuUsPerRequest, hopRouteOverFixedRoute: Math.round((t0.hopRoute.rps / t0.fixedRoute.rps) * 100) / 100 }
+      : {}),
     ...(t0?.realistic
       ? {
           realisticPoolRequestsPerSecond: t0.realistic.pool.rps,
           realisticBareLoopRunsPerSecond: t0.realistic.bareLoop.rps,
+          realisticBareLoopP50Ms: t0.realistic.bareLoop.p50Ms,
           realisticThroughputOverBareLoop: Math.round((t0.realistic.pool.rps / t0.realistic.bareLoop.rps) * 100) / 100,
         }
       : {}),
   };
-  const result = { date: new Date().toISOString(), headline, machine, emptyPool, sizes, throughput, seconds: Math.round((Date.now() - startedAt) / 1000) };
+  const result = { benchmark: 'pool', date: new Date().toISOString(), headline, machine, emptyPool, sizes, throughput, seconds: Math.round((Date.now() - startedAt) / 1000) };
   fs.mkdirSync(RESULTS, { recursive: true });
   fs.writeFileSync(path.join(RESULTS, 'pool.json'), `${JSON.stringify(result, null, 2)}\n`);
   const t = throughput as any;
@@ -345,12 +358,12 @@ async function main(): Promise<void> {
     '| load | requests/s | p50 | p99 |',
     '|---|---:|---:|---:|',
     `| one bot | ${t.oneBot.rps} | ${t.oneBot.p50Ms} ms | ${t.oneBot.p99Ms} ms |`,
-    `| ${t.manyBots.bots} bots, round robin | ${t.manyBots.rps} | ${t.manyBots.p50Ms} ms | ${t.manyBots.p99Ms} ms |`,
+    `| ${t.manyBots.bots} bots, round robin; pool CPU ${t.manyBots.cpuUsPerRequest} us/request | ${t.manyBots.rps} | ${t.manyBots.p50Ms} ms | ${t.manyBots.p99Ms} ms |`,
     ...(t.restInfer ? [`| ${t.manyBots.bots} bots, \`POST /v2/models/{bot}/infer\` (REST, JSON), same closed loop as gRPC; pool CPU ${t.restInfer.poolCpuUsPerRequest} us/request | ${t.restInfer.rps} | ${t.restInfer.p50Ms} ms | ${t.restInfer.p99Ms} ms |`] : []),
     ...(t.grpcInfer ? [`| ${t.manyBots.bots} bots, gRPC \`ModelInfer\` (raw_input_contents, ${GRPC_CHANNELS} HTTP/2 connections); pool CPU ${t.grpcInfer.poolCpuUsPerRequest} us/request | ${t.grpcInfer.rps} | ${t.grpcInfer.p50Ms} ms | ${t.grpcInfer.p99Ms} ms |`] : []),
     `| bare onnxruntime-node loop (same encoder + head, 1 thread, no HTTP) | ${t.bareLoop.rps} | ${t.bareLoop.p50Ms} ms | ${t.bareLoop.p99Ms} ms |`,
-    `| a fastify route answering a fixed ${t.fixedRoute.bytes}-byte body (the floor of any HTTP server here) | ${t.fixedRoute.rps} | ${t.fixedRoute.p50Ms} ms | ${t.fixedRoute.p99Ms} ms |`,
-    ...(t.hopRoute ? [`| the same route passing each text through a worker thread and back (the floor of a server that keeps its model off the HTTP thread) | ${t.hopRoute.rps} | ${t.hopRoute.p50Ms} ms | ${t.hopRoute.p99Ms} ms |`] : []),
+    `| a fastify route answering a fixed ${t.fixedRoute.bytes}-byte body (the floor of any HTTP server here); CPU ${t.fixedRoute.cpuUsPerRequest} us/request | ${t.fixedRoute.rps} | ${t.fixedRoute.p50Ms} ms | ${t.fixedRoute.p99Ms} ms |`,
+    ...(t.hopRoute ? [`| the same route passing each text through a worker thread and back (the floor of a server that keeps its model off the HTTP thread); CPU ${t.hopRoute.cpuUsPerRequest} us/request | ${t.hopRoute.rps} | ${t.hopRoute.p50Ms} ms | ${t.hopRoute.p99Ms} ms |`] : []),
     '',
     ...(t.realistic
       ? [

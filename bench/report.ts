@@ -1,24 +1,19 @@
 /**
  * npm run bench:report (the last step of npm run bench)
  *
- * Gathers bench/results/*.json (approaches, isolation, scale, and the placement, router, pool and synth
- * benchmarks) into bench/results/REPORT.md: the machine, the date, the commit, the headline figures with
- * their spreads, every benchmark's tables, and three hand-written SVG charts (memory-by-bots.svg,
- * startup-by-bots.svg, isolation-p99.svg). A benchmark whose results are missing is listed as not run.
+ * Gathers bench/results/*.json into bench/results/REPORT.md: the machine, the date, the commit, the
+ * headline figures (bench/figures.ts: the same text as README.md's performance block), every benchmark's
+ * tables, and three hand-written SVG charts (memory-by-bots.svg, startup-by-bots.svg, isolation-p99.svg).
+ * Then rewrites README.md's block between the figures markers from the same results (only when the results
+ * are bench/results itself, not BENCH_RESULTS_DIR). A benchmark whose results are missing is listed as not run.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { RESULTS, ROOT, Spread, fmt, log, round } from './processes';
+import { DEFAULT_RESULTS, figuresBlock, loadAnchors, loadResults, renderFigures, renderReportExtras, replaceBlock } from './figures';
+import { RESULTS, ROOT, Spread, log, round } from './processes';
 
-const read = (name: string): any => {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(RESULTS, `${name}.json`), 'utf8'));
-  } catch {
-    return undefined;
-  }
-};
 const readMd = (name: string): string | undefined => {
   try {
     return fs.readFileSync(path.join(RESULTS, `${name}.md`), 'utf8');
@@ -168,21 +163,14 @@ const STRATS = ['dedicated', 'single', 'sharded'] as const;
 const sp = (s: Spread | undefined) => (s ? { y: s.median, min: s.min, max: s.max } : undefined);
 
 function main(): void {
-  const approaches = read('approaches');
-  const isolation = read('isolation');
-  const scale = read('scale');
-  const placement = read('placement');
-  const router = read('router');
-  const pool = read('pool');
-  const synth = read('synth');
-  const run = read('run');
+  const results = loadResults(RESULTS);
+  const anchors = loadAnchors();
+  const { approaches, isolation } = results;
   const commit = git(['rev-parse', '--short', 'HEAD']) || 'unknown';
   const dirty = git(['status', '--porcelain', '--', 'runtime', 'bench', 'constructs']).length > 0;
   const charts: string[] = [];
-  const headlines: string[] = [];
 
   if (approaches) {
-    const cell = (bots: number, s: string) => approaches.cells.find((c: any) => c.bots === bots && c.strategy === s);
     const series = (metric: 'rssMiB' | 'wallMs' | 'slowestReadyMs', strategies: readonly string[] = STRATS, suffix = '', dotted = false): Series[] =>
       strategies.map((s) => ({
         name: `${s}${suffix}`,
@@ -209,32 +197,6 @@ function main(): void {
       }),
     );
     charts.push('![total memory by bot count](memory-by-bots.svg)', '![start-up time by bot count](startup-by-bots.svg)');
-    const b = approaches.baseProcess;
-    headlines.push(`- **Base memory of one idle pool process** (Node + fastify + onnxruntime-node, no bots): ${fmt(b.rssMiB1Worker, ' MiB')} RSS with 1 inference worker, ${fmt(b.rssMiB2Workers, ' MiB')} with 2; seed figures per instance: ${b.seeds.tensorflowMiB} MB (TensorFlow), ${b.seeds.pytorchMiB} MB (PyTorch). Idle, it uses ${fmt(b.idleCpuMsPerSecond1Worker, ' ms')} of CPU per second.`);
-    const ratio = (bots: number) => approaches.ratios.find((r: any) => r.bots === bots);
-    for (const bots of [100, 1000, 10000]) {
-      const d = cell(bots, 'dedicated');
-      const s = cell(bots, 'sharded');
-      const si = cell(bots, 'single');
-      if (!d || !s) continue;
-      headlines.push(
-        `- **Memory at ${bots.toLocaleString('en-US')} bots**: sharded ${fmt(s.rssMiB, ' MiB')} in ${s.processes} processes${s.sampled ? ` (${s.sampled.started} of them run, sum scaled)` : ''}, single ${si ? fmt(si.rssMiB, ' MiB') : 'n/a'}, dedicated ${d.measured ? fmt(d.rssMiB, ' MiB') : `~${d.rssMiB.median} MiB (extrapolated: ${d.processes} x ${cell(100, 'dedicated')?.perProcessRssMiB?.median ?? '?'} MiB per process measured)`}: dedicated needs **${ratio(bots)?.dedicatedOverSharded}x** the memory of sharded; sharded needs ${ratio(bots)?.shardedOverSingle}x the memory of single.`,
-      );
-    }
-    const startups = [100, 1000, 10000]
-      .map((bots) => {
-        const parts = STRATS.map((s) => cell(bots, s)).filter((c: any) => c && c.measured).map((c: any) => `${c.strategy} ${fmt(c.wallMs, ' ms')}${c.sampled ? ' (scaled from a sample)' : ''} (slowest process ${c.slowestReadyMs.median} ms)`);
-        return parts.length ? `${bots.toLocaleString('en-US')} bots: ${parts.join(', ')}` : '';
-      })
-      .filter(Boolean);
-    headlines.push(`- **Start-up** (first spawn to all ready on 2 cores): ${startups.join('; ')}.`);
-    const full = read('approaches-10k-full');
-    const fullCell = full?.cells?.find((c: any) => c.bots === 10000 && c.strategy === 'sharded' && !c.sampled);
-    if (fullCell) {
-      headlines.push(
-        `- **Sharded at 10,000 bots, every pool for real** (one run outside \`npm run bench\`, ${full.date.slice(0, 16).replace('T', ' ')}, \`approaches-10k-full.json\`): ${fullCell.processes} processes, RSS ${fullCell.rssMiB.median} MiB, all ready in ${fullCell.wallMs.median} ms on 2 cores (slowest process ${fullCell.slowestReadyMs.median} ms, ${fullCell.cpuSeconds.median} CPU s); single in the same run: ${full.cells.find((c: any) => c.bots === 10000 && c.strategy === 'single')?.rssMiB.median} MiB, ready in ${full.cells.find((c: any) => c.bots === 10000 && c.strategy === 'single')?.wallMs.median} ms.`,
-      );
-    }
   }
 
   if (isolation) {
@@ -258,46 +220,12 @@ function main(): void {
       }),
     );
     charts.push('![healthy-bot p99 with and without a misbehaving neighbour](isolation-p99.svg)');
-    const f = (r: any) => `p50 ${fmt(r.p50, ' ms')}, p99 ${fmt(r.p99, ' ms')}, ${round((100 * r.failed) / Math.max(1, r.ok + r.failed), 1)}% failed`;
-    headlines.push(
-      `- **Isolation** (healthy bots while a slow bot is flooded and another failed to load): no misbehaving bot ${f(row('clean', 'B'))}; single, same pool ${f(row('single', 'B'))}; sharded, different pool ${f(row('sharded', 'B'))}; sharded, same pool ${f(row('sharded', 'A'))}.`,
-    );
-  }
-  if (scale) {
-    headlines.push(`- **Horizontal scale** (${scale.setup.bots} bots, 2 cores): ${scale.throughput.map((t: any) => `${t.pools} pool${t.pools > 1 ? 's' : ''} ${fmt(t.rps)} req/s`).join(', ')}; bots moved ${scale.moved.filter((m: any) => m.bots === scale.setup.bots && m.locality === 'none' && m.to === m.from + 1).map((m: any) => `${m.from}->${m.to} ${m.movedPct}% (optimal ${m.optimalPct}%)`).join(', ')} without locality, ${scale.moved.filter((m: any) => m.bots === scale.setup.bots && m.locality === 'encoder' && m.to === m.from + 1).map((m: any) => `${m.from}->${m.to} ${m.movedPct}%`).join(', ')} with encoder locality.`);
-  }
-  if (router?.headline) {
-    const h = router.headline;
-    const row = (key: string, label: string) => (h[`${key}ThroughputOverDirect`] !== undefined ? `${label} ${h[`${key}ThroughputOverDirect`]}x of direct (+${h[`${key}AddedP50Ms`]} ms p50)` : undefined);
-    const rows = [row('router', 'Node router'), row('nodeFloor', 'minimal Node forwarder'), row('haproxyMode', 'HAProxy mode'), row('haproxy', 'plain HAProxy'), row('nginx', 'nginx')].filter(Boolean);
-    headlines.push(`- **Router overhead** (direct ${h.directRequestsPerSecond} req/s): ${rows.join('; ')}.`);
-  }
-  const batching = read('batching');
-  if (batching) {
-    const h = batching.headline;
-    headlines.push(`- **Batching across bots on a shared encoder** (${batching.setup.bots} bots, transformer-shaped encoders): ${h.batchingSpeedupBatch}x the throughput of unbatched runs in a non-real-time group (${h.batchedRequestsPerSecond} against ${h.unbatchedRequestsPerSecond} req/s, p99 ${h.batchingP99OverUnbatched}x); ${h.batchingAddedP50MsRealtime} ms added to a real-time group's p50 at low load.`);
-  }
-  const catalog = read('catalog');
-  if (catalog) {
-    const h = catalog.headline;
-    headlines.push(`- **The catalog at fleet scale** (placement index): a pool of 110 bots in a 10,000-bot catalog ready in ${h.poolReadyMs10k} ms, ${h.poolCatalogMiB10k} MiB over a pool of its own bots (whole catalog: ${h.poolCatalogMiBWhole10k} MiB); the Node router over 100,000 bots ${h.routerRssMiB100k} MiB, a new generation applied in ${h.routerApplyMs100k} ms (whole catalog: ${h.routerApplyMsWhole100k} ms).`);
-  }
-  const cold = read('cold');
-  if (cold) {
-    const h = cold.headline;
-    headlines.push(`- **Cold bots on demand** (${cold.settings.bots.toLocaleString('en-US')} bots, Zipf s = ${cold.settings.zipfS}, overcommit ${cold.settings.overcommit}): fleet memory ${h.coldMemoryOverAllLoaded}x of every bot loaded, ${h.coldHitRatePct}% of requests hit a resident bot, a cold bot's first request p99 ${h.coldFirstRequestP99Ms} ms, hits' p99 ${h.coldHotP99OverAllLoaded}x of every bot loaded; a pool ready in ${h.coldPoolReadyMs} ms (${h.allLoadedPoolReadyMs} ms with every bot loaded).`);
-  }
-  if (placement) {
-    const big = placement.sizes?.find((s: any) => s.bots === 100000 && s.locality === 'encoder');
-    const add = placement.disruption?.find((d: any) => d.locality === 'none');
-    if (big) headlines.push(`- **Placement**: plan() of 100,000 bots ${round(big.planMs.median, 0)} ms (${round(big.planMs.min, 0)}-${round(big.planMs.max, 0)}), poolFor ${round(big.poolForNs, 0)} ns${add ? `; adding an 11th pool to ${add.bots.toLocaleString('en-US')} bots moves ${round(100 * add.add.moved, 2)}% (optimal ${round(100 * add.add.optimal, 2)}%, modulo hashing ${round(100 * add.add.moduloBaseline, 2)}%)` : ''}.`);
   }
 
-  const sources = ['approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth'];
-  const dateOf = (j: any) => j?.date ?? '';
+  const sources = ['approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth'] as const;
   const ran = sources.map((s) => {
-    const j = read(s);
-    return `| ${s} | ${j ? 'yes' : '**not run**'} | ${j ? dateOf(j).slice(0, 19).replace('T', ' ') || '-' : '-'} | ${j?.seconds ?? run?.durations?.[s] ?? '-'} |`;
+    const j = results[s];
+    return `| ${s} | ${j ? 'yes' : '**not run**'} | ${j ? String(j.date ?? '').slice(0, 19).replace('T', ' ') || '-' : '-'} | ${j?.seconds ?? results.run?.durations?.[s] ?? '-'} |`;
   });
   const section = (name: string) => {
     const md = readMd(name);
@@ -305,17 +233,19 @@ function main(): void {
     // Demote the benchmark's own headings below this report's.
     return [md.replace(/^(#+) /gm, (_, h: string) => `${h}# `).trimEnd(), ''];
   };
+  const extras = renderReportExtras(results);
   const report = [
     '# botshard benchmark report',
     '',
-    `Generated ${new Date().toISOString()} by \`npm run bench\` (\`bench/report.ts\`), commit \`${commit}\`${dirty ? ' (with uncommitted changes in runtime/, bench/ or constructs/)' : ''}.`,
+    `Generated ${new Date().toISOString()} by \`npm run bench:report\` (\`bench/report.ts\`), commit \`${commit}\`${dirty ? ' (with uncommitted changes in runtime/, bench/ or constructs/)' : ''}.`,
     `Machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model?.trim() ?? 'unknown'}), ${round(os.totalmem() / 2 ** 30, 1)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. The machine is shared and noisy: every comparison is measured in one run, alternating the contenders, with median (min-max) over several runs.`,
-    run ? `Total time of the last \`npm run bench\` (${String(run.date).slice(0, 16).replace('T', ' ')}): ${Math.round(run.totalSeconds)} s (${Object.entries(run.durations).map(([k, v]) => `${k} ${v} s`).join(', ')})${run.loadAverage ? `; load average (1/5/15 min) ${run.loadAverage.before.join(' / ')} before, ${run.loadAverage.after.join(' / ')} after, on ${os.availableParallelism()} cores (others share this machine)` : ''}.` : '',
     '',
     '## Headlines',
     '',
-    ...headlines,
+    // The same text as README.md's "## Performance" block (bench/figures.ts), links relative to this folder.
+    renderFigures(results, anchors, { target: 'report' }).trimEnd(),
     '',
+    ...(extras ? ['### More from the same results', '', extras, ''] : []),
     ...charts.map((c) => `${c}\n`),
     '## Benchmarks in this report',
     '',
@@ -324,11 +254,18 @@ function main(): void {
     ...ran,
     '',
     ...sources.flatMap(section),
-    synth ? '' : '',
-    pool ? '' : '',
   ].join('\n');
   fs.writeFileSync(path.join(RESULTS, 'REPORT.md'), report.replace(/\n{3,}/g, '\n\n'));
   log(`wrote ${path.join(RESULTS, 'REPORT.md')}`);
+
+  // README.md's performance block, from the committed results only (not from a smoke run's temp folder).
+  if (path.resolve(RESULTS) === path.resolve(DEFAULT_RESULTS)) {
+    const file = path.join(ROOT, 'README.md');
+    const before = fs.readFileSync(file, 'utf8');
+    const after = replaceBlock(before, figuresBlock(results, anchors));
+    if (after !== before) fs.writeFileSync(file, after);
+    log(`${after !== before ? 'rewrote' : 'unchanged:'} the figures block of ${file}`);
+  }
 }
 
 main();

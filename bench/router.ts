@@ -279,6 +279,8 @@ async function main(): Promise<void> {
       ...over('haproxyMode'),
       ...over('haproxy'),
       ...over('nginx'),
+      // The Node router against the floor of any router written in Node, in the same run.
+      routerOverNodeFloor: r2(figures.router.rps.median / figures.nodeFloor.rps.median),
       directRequestsPerSecond: Math.round(d.rps.median),
       // gRPC / REST through the Node router, the same closed loop; and direct to the pool, and through the HAProxy mode.
       grpcThroughputOverRest: grpcOver('router')!,
@@ -294,8 +296,10 @@ async function main(): Promise<void> {
         Object.values(protocols).reduce((n, p) => n + p.rest.errors + p.grpc.errors, 0),
     };
     const result = {
+      benchmark: 'router',
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      // loadAverage: others' work on this shared machine when the results were written.
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadAverage: os.loadavg().map((x) => r2(x)) },
       load: { connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, bots: bots.length, request: 'POST /v2/models/{bot}/infer, one text' },
       headline,
       paths: figures,

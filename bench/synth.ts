@@ -116,11 +116,22 @@ function main(): void {
         `peak RSS ${row.peakRssMiB} MiB  ${row.pools} pools  ${row.objects} objects (${row.configMaps} catalog ConfigMaps)  ${row.files} files  ${(row.bytes / 1024 / 1024).toFixed(2)} MiB  largest object ${(row.largestObjectBytes / 1024).toFixed(0)} KiB\n`,
     );
   }
-  const env = { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: round(os.totalmem() / 1024 ** 3, 1) };
+  // loadAverage: others' work on this shared machine when the results were written.
+  const env = { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: round(os.totalmem() / 1024 ** 3, 1), loadAverage: os.loadavg().map((x) => round(x, 2)) };
   const outDir = path.join(__dirname, 'results');
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, 'synth.json'), `${JSON.stringify({ runs: RUNS, environment: env, results }, null, 2)}\n`);
   const ten = results.find((r) => r.bots === 10000 && r.strategy === 'sharded');
+  const sharded = (bots: number) => results.find((r) => r.bots === bots && r.strategy === 'sharded');
+  const headline: Record<string, number> = Object.fromEntries(
+    [
+      ['synthMs1k', sharded(1000)?.totalMs],
+      ['synthMs10k', ten?.totalMs],
+      ['synthMs20k', sharded(20000)?.totalMs],
+      ['synthPeakRssMiB20k', sharded(20000)?.peakRssMiB],
+      ['synthMs1kDedicated', results.find((r) => r.bots === 1000 && r.strategy === 'dedicated')?.totalMs],
+    ].filter(([, v]) => v !== undefined),
+  );
+  fs.writeFileSync(path.join(outDir, 'synth.json'), `${JSON.stringify({ benchmark: 'synth', date: new Date().toISOString(), headline, runs: RUNS, environment: env, results }, null, 2)}\n`);
   const md = [
     '# Synth benchmark (`npm run bench:synth`)',
     '',
