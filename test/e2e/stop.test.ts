@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ensureBuilt, until } from '../pool/support';
-import { NOTHING_ABORTED, UpRow, alive, judgeStop, killLeftovers, freePort, listening, parseUpTable, routerAborted, slowUpload, traffic } from './support';
+import { NOTHING_ABORTED, UpRow, alive, expectCleanStop, killLeftovers, freePort, listening, parseUpTable, routerAborted, slowUpload, traffic } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -60,26 +60,8 @@ describe('npm start, stopped by SIGTERM to npm', () => {
       await until(() => end !== undefined, 10_000, 'npm to exit');
       await load.stop();
       const slowEnd = await slow.outcome;
-      // What the client saw, request by request (judgeStop says what is allowed before and after the signal, and why).
-      const { problems, counts } = judgeStop([...load.outcomes, slowEnd], signalAt, workers);
-      // All at once, so that a failure shows every part that went wrong.
-      expect({
-        npm: end,
-        stopping: /\n\[up\] (SIGTERM|the process that started botshard up has ended): stopping the router, then the pools/.test(output),
-        drainLine: /\n\[up\] stopped: [^\n]*\n/.exec(output)?.[0],
-        slow: { status: slowEnd.status, code: slowEnd.code, answeredBy: slowEnd.pool },
-        problems,
-      }).toEqual({
-        // npm passes the signal on and exits with up's status (had it not passed it on, up would stop when npm is gone).
-        npm: { code: 0, signal: null },
-        stopping: true,
-        // up's drain line: every process drained, none cut a response off, the router aborted no request.
-        drainLine: expect.stringMatching(/^\n\[up\] stopped: router and [1-9]\d* pools drained, 0 responses cut off, 0 requests aborted by the router\n$/),
-        slow: { status: 200, code: undefined, answeredBy: expect.stringMatching(/./) },
-        problems: [],
-      });
-      expect(counts.beforeAnswered).toBeGreaterThan(30);
-      expect(counts.inFlight).toBeGreaterThan(0); // the signal did come with requests in flight
+      // npm passes the signal on and exits with up's status (had it not passed it on, up would stop when npm is gone).
+      expectCleanStop({ exit: end, output, stopping: /\n\[up\] (SIGTERM|the process that started botshard up has ended): stopping the router, then the pools/, outcomes: load.outcomes, held: slowEnd, signalAt, workers });
     } finally {
       await load.stop();
     }

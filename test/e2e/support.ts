@@ -202,6 +202,32 @@ export function judgeStop(outcomes: readonly Outcome[], signalAt: number, worker
   return { problems, counts };
 }
 
+/**
+ * Asserts a clean stop of `up` (directly or through npm): the exit status, the stopping line, up's drain
+ * line (every process drained, none cut a response off, the router aborted no request: its
+ * botshard_router_requests_aborted_total, from its "drained" line), the request held open across the
+ * signal answered by a pool, and no problem in what the clients saw (judgeStop). All in one assertion,
+ * so that a failure shows every part that went wrong.
+ */
+export function expectCleanStop(o: { exit: unknown; output: string; stopping: RegExp; outcomes: readonly Outcome[]; held: Outcome; signalAt: number; workers: number }): void {
+  const { problems, counts } = judgeStop([...o.outcomes, o.held], o.signalAt, o.workers);
+  expect({
+    exit: o.exit,
+    stopping: o.stopping.test(o.output),
+    drainLine: /\n\[up\] stopped: [^\n]*\n/.exec(o.output)?.[0],
+    held: { status: o.held.status, code: o.held.code, answeredBy: o.held.pool },
+    problems,
+  }).toEqual({
+    exit: { code: 0, signal: null },
+    stopping: true,
+    drainLine: expect.stringMatching(/^\n\[up\] stopped: router and [1-9]\d* pools drained, 0 responses cut off, 0 requests aborted by the router\n$/),
+    held: { status: 200, code: undefined, answeredBy: expect.stringMatching(/./) },
+    problems: [],
+  });
+  expect(counts.beforeAnswered).toBeGreaterThan(30);
+  expect(counts.inFlight).toBeGreaterThan(0); // the signal did come with requests in flight
+}
+
 /** The router's botshard_router_requests_aborted_total, every series by `protocol/reason`, scraped from its metrics port. */
 export async function routerAborted(metricsBase: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${metricsBase}/metrics`)).text();

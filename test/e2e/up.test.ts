@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ensureBuilt, until } from '../pool/support';
-import { NOTHING_ABORTED, UpRow, alive, judgeStop, killLeftovers, freePort, listening, parseUpTable, routerAborted, slowUpload, traffic as load } from './support';
+import { NOTHING_ABORTED, UpRow, alive, expectCleanStop, killLeftovers, freePort, listening, parseUpTable, routerAborted, slowUpload, traffic as load } from './support';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'runtime/bin/botshard.js');
@@ -175,27 +175,7 @@ describe('botshard up', () => {
     const end = await exited;
     await traffic.stop();
     const slowEnd = await slow.outcome;
-    // What the client saw, request by request (judgeStop says what is allowed before and after the signal, and why).
-    const { problems, counts } = judgeStop([...traffic.outcomes, slowEnd], signalAt, workers);
-    // All at once, so that a failure shows every part that went wrong.
-    expect({
-      up: end,
-      stopping: output.includes('\n[up] SIGTERM: stopping the router, then the pools'),
-      drainLine: /\n\[up\] stopped: [^\n]*\n/.exec(output)?.[0],
-      slow: { status: slowEnd.status, code: slowEnd.code, answeredBy: slowEnd.pool },
-      problems,
-    }).toEqual({
-      up: { code: 0, signal: null },
-      stopping: true,
-      // up's drain line: every process drained (no "did not drain: ..."), none cut a response off (each counts
-      // the responses whose connection closed before they were sent whole), and the router aborted no request
-      // while it stopped (its botshard_router_requests_aborted_total, from its "drained" line).
-      drainLine: expect.stringMatching(/^\n\[up\] stopped: router and [1-9]\d* pools drained, 0 responses cut off, 0 requests aborted by the router\n$/),
-      slow: { status: 200, code: undefined, answeredBy: expect.stringMatching(/./) },
-      problems: [],
-    });
-    expect(counts.beforeAnswered).toBeGreaterThan(30);
-    expect(counts.inFlight).toBeGreaterThan(0); // the signal did come with requests in flight
+    expectCleanStop({ exit: end, output, stopping: /\n\[up\] SIGTERM: stopping the router, then the pools/, outcomes: traffic.outcomes, held: slowEnd, signalAt, workers });
     for (const r of rows) {
       expect([r.pool, alive(r.pid)]).toEqual([r.pool, false]);
       expect([r.pool, await listening(r.port)]).toEqual([r.pool, false]);
