@@ -99,6 +99,8 @@ describe('the catalog itself', () => {
     });
     expect(normalizeCatalog(input(new Error('boom')))).toEqual({ ok: false, problems: [p('catalog', 'could not be validated: boom', 'report this input as a botshard bug')] });
     expect(normalizeCatalog(input('str'))).toEqual({ ok: false, problems: [p('catalog', 'could not be validated: "str"', 'report this input as a botshard bug')] });
+    expect(normalizeCatalog(input(null))).toEqual({ ok: false, problems: [p('catalog', 'could not be validated: null', 'report this input as a botshard bug')] });
+    expect(normalizeCatalog(input(undefined))).toEqual({ ok: false, problems: [p('catalog', 'could not be validated: undefined', 'report this input as a botshard bug')] });
   });
 
   test('parseCatalog returns the catalog or throws one CatalogError with every problem, named after its source', () => {
@@ -169,6 +171,15 @@ describe('platform', () => {
       e(7, '.cidr', '"host/8"'),
       p('platform.modelStoreEgress[8].port', 'must be an integer from 1 to 65535, got 65536', 'set platform.modelStoreEgress[8].port to a value in that range'),
     ]);
+    // The prefix length is 1 to 3 digits, nothing else (Number() would take "+8", " 8", "8 " or "1e1").
+    expect(problems((c) => (c.platform = { modelStoreEgress: [{ cidr: '10.0.0.0/8', except: ['10.0.0.0/+8', '10.0.0.0/ 8', '10.0.0.0/8 ', '10.0.0.0/1e1', '10.0.0.0/0x8'] }, { cidr: '10.0.0.0/8', except: 'x' }] }))).toEqual([
+      e(0, '.except[0]', '"10.0.0.0/+8"'),
+      e(0, '.except[1]', '"10.0.0.0/ 8"'),
+      e(0, '.except[2]', '"10.0.0.0/8 "'),
+      e(0, '.except[3]', '"10.0.0.0/1e1"'),
+      e(0, '.except[4]', '"10.0.0.0/0x8"'),
+      p('platform.modelStoreEgress[1].except', 'must be an array, got "x"', 'write platform.modelStoreEgress[1].except as [ ... ]'),
+    ]);
   });
 });
 
@@ -226,6 +237,14 @@ describe('encoders', () => {
       p('encoders[1].id', 'duplicate encoder id "enc", already used at encoders[0].id', 'give each encoder id a unique value'),
     ]);
     expect(problems((c) => (c.encoders = {}))).toEqual([p('encoders', 'must be an array, got {}', 'write encoders as [ ... ]')]);
+    expect(problems((c) => Object.assign(c.encoders[0], { id: 'Enc', path: '../e.onnx' }))).toEqual([
+      p('encoders[0].id', `encoder id "Enc" ${DNS}`, 'rename it, e.g. "enc"'),
+      p('encoders[0].path', '"../e.onnx" escapes the model root', 'use a relative path inside platform.modelRoot, without "../" or a leading "/"'),
+    ]);
+  });
+
+  test('an encoder without sha256 has no sha256 key at all', () => {
+    expect('sha256' in valid().encoders[0]).toBe(false);
   });
 });
 
@@ -366,6 +385,19 @@ describe('groups', () => {
       p('groups[2].dedicatedPools', 'must be an array, got "x"', 'write groups[2].dedicatedPools as [ ... ]'),
       p('groups[2].tolerations', 'must be an array, got "x"', 'write groups[2].tolerations as [ ... ]'),
       p('groups[2].nodeSelector', 'must be an object, got "x"', 'write groups[2].nodeSelector as { ... }'),
+    ]);
+  });
+
+  test('a group without its required fields, a bad name, a toleration key that is not a string', () => {
+    expect(problems((c) => (c.groups = [{}]))).toEqual([
+      p('groups[0].name', 'is required', 'add name to groups[0]'),
+      p('groups[0].realtime', 'is required', 'add realtime to groups[0]'),
+      p('groups[0].memory', 'is required', 'add memory to groups[0]'),
+      p(B, 'bot "a-bot" (realtime: true, properties: {}) matches no pool group', 'widen a group selector, add a group, or pin the bot'),
+    ]);
+    expect(problems((c) => Object.assign(c.groups[0], { name: 'Real_Time', tolerations: [{ key: 5 }] }))).toEqual([
+      p('groups[0].name', 'group name "Real_Time" is not a DNS label of at most 20 characters (lowercase letters, digits and "-", starting with a letter and ending with a letter or digit)', 'rename it, e.g. "real-time"'),
+      p('groups[0].tolerations[0].key', 'must be a non-empty string, got 5', 'set groups[0].tolerations[0].key to a string'),
     ]);
   });
 
@@ -560,6 +592,42 @@ describe('bots', () => {
     ]);
   });
 
+  test('a model without its fields; intents, examples and entities of the wrong type, each at its path', () => {
+    expect(problems((c) => (c.bots[0].model = {}))).toEqual([p(`${B}.model.head`, 'is required', `add head to ${B}.model`), p(`${B}.model.memory`, 'is required', `add memory to ${B}.model`)]);
+    expect(
+      problems((c) => {
+        c.bots[0].model.memory = '1MB';
+        c.bots[0].intents = [{ name: 5 }, { name: 'b', examples: 'x' }];
+        c.bots[0].postprocess = { entities: [{ name: 5, pattern: 'a' }] };
+      }),
+    ).toEqual([
+      p(`${B}.model.memory`, 'is not a memory size: "1MB"', 'write a quantity such as "40Mi", "1.5Gi", "512Ki" or a number of bytes'),
+      p(`${B}.intents[0].name`, 'must be a non-empty string, got 5', `set ${B}.intents[0].name to a string`),
+      p(`${B}.intents[1].examples`, 'must be an array, got "x"', `write ${B}.intents[1].examples as [ ... ]`),
+      p(`${B}.postprocess.entities[0].name`, 'must be a non-empty string, got 5', `set ${B}.postprocess.entities[0].name to a string`),
+    ]);
+    expect(problems((c) => (c.bots[0].postprocess = { entities: 'x' }))).toEqual([p(`${B}.postprocess.entities`, 'must be an array, got "x"', `write ${B}.postprocess.entities as [ ... ]`)]);
+  });
+
+  test('a pin to a pool that does not exist lists every dedicated pool when none is close', () => {
+    expect(
+      problems((c) => {
+        c.groups[0].dedicatedPools = ['vip', 'gold'];
+        c.bots[0].pin = 'zzzzzz';
+      }),
+    ).toEqual([p(`${B}.pin`, 'pins to pool "zzzzzz", which does not exist', 'pin to one of vip, gold')]);
+  });
+
+  test('bots, tenants and encoders come sorted by id whatever their order (many of them)', () => {
+    const ids = Array.from({ length: 150 }, (_, i) => `b${String((i * 37) % 150).padStart(3, '0')}`);
+    const catalog = valid((c) => {
+      c.bots = ids.map((id) => ({ ...c.bots[0], id }));
+      c.tenants = [...ids].reverse().map((id) => ({ id: `t${id}` })).concat([{ id: 'acme' }]);
+    });
+    expect(catalog.bots.map((b) => b.id)).toEqual([...ids].sort());
+    expect(catalog.tenants.map((t) => t.id)).toEqual(['acme', ...[...ids].sort().map((id) => `t${id}`)]);
+  });
+
   test('duplicate ids, the first use named', () => {
     expect(problems((c) => c.bots.push({ ...c.bots[0] }))).toEqual([p('bots[1] (a-bot).id', 'duplicate bot id "a-bot", already used at bots[0] (a-bot).id', 'give each bot id a unique value')]);
     // Ids that are not strings are reported once each, never as duplicates of each other.
@@ -587,6 +655,7 @@ describe('bots', () => {
     expect(hint('9a')).toBe('rename it, e.g. "a"');
     expect(hint('a!!b')).toBe('rename it, e.g. "a-b"');
     expect(hint(`${'a'.repeat(39)}_b`)).toBe(`rename it, e.g. "${'a'.repeat(39)}"`);
+    expect(hint(`${'a'.repeat(38)}--xy`)).toBe(`rename it, e.g. "${'a'.repeat(38)}"`);
     expect(hint('123')).toBe('rename it');
     expect(hint('_')).toBe('rename it');
     for (const id of ['a', 'a-b', 'a1', 'a'.repeat(40)]) expect(valid((c) => (c.bots[0].id = id)).bots[0].id).toBe(id);
@@ -622,7 +691,7 @@ describe('model files', () => {
   });
 
   test('other locations are refused', () => {
-    for (const head of ['s3://bucket', 's3://bucket/', 'http://h/x', 'HTTPS://h/x', 'https://h/', 'S3://b/k', 'git+ssh://h/x', 'ftp://h/x']) expect(headProblem(head)).toEqual([`${JSON.stringify(head)} is not a supported model location`]);
+    for (const head of ['s3://bucket', 's3://bucket/', 'http://h/x', 'HTTPS://h/x', 'https://h/', 'S3://b/k', 'git+ssh://h/x', 'ftp://h/x', 'xs3://b/k', 'git+https://h/x']) expect(headProblem(head)).toEqual([`${JSON.stringify(head)} is not a supported model location`]);
     expect(problems((c) => (c.bots[0].model.head = 'ftp://h/x'))[0].hint).toBe('use a path relative to the model root, or an s3://bucket/key or https://host/path URI');
     expect(headProblem('')).toEqual(['must be a non-empty string, got ""']);
   });
@@ -631,6 +700,7 @@ describe('model files', () => {
     const sha = (v: unknown) => problems((c) => (c.bots[0].model.sha256 = v))[0];
     expect(sha(`SHA256-${'a'.repeat(64)}`)).toEqual(p(`${B}.model.sha256`, `is not a SHA-256 digest of 64 hexadecimal characters: "SHA256-${'a'.repeat(49)}... (71 characters)`, 'drop the prefix: write only the 64 hex characters'));
     expect(sha(`sha256:${'a'.repeat(64)}`).hint).toBe('drop the prefix: write only the 64 hex characters');
+    expect(sha(`x-sha256:${'a'.repeat(64)}`).hint).toBe('write the 64 hex characters that `sha256sum FILE` prints (or remove sha256 to skip verification)');
     expect(sha('sha256'.padEnd(64, 'x')).hint).toBe('write the 64 hex characters that `sha256sum FILE` prints (or remove sha256 to skip verification)');
     expect(sha('a'.repeat(63)).message).toMatch(/\(63 characters\)$/);
     expect(sha('a'.repeat(65)).message).toMatch(/\(65 characters\)$/);
@@ -719,6 +789,7 @@ describe('problems', () => {
   test('show: short JSON, cut at 60 characters, never throwing', () => {
     expect([show(undefined), show(10n), show(() => 1), show(Symbol('x')), show(null), show([1, 'a']), show({ a: 1 }), show('x')]).toEqual(['undefined', '10n', 'function', 'symbol', 'null', '[1,"a"]', '{"a":1}', '"x"']);
     expect(show({ toJSON: () => undefined })).toBe('[object Object]');
+    expect(show({ toJSON: () => undefined, toString: () => 'custom' })).toBe('custom');
     expect(show('x'.repeat(58))).toBe(`"${'x'.repeat(58)}"`);
     expect(show('x'.repeat(59))).toBe(`"${'x'.repeat(56)}...`);
     const circular: any = {};
@@ -747,5 +818,10 @@ describe('problems', () => {
     // Over 64 characters no distance is computed: no suggestion.
     expect(closest('a'.repeat(70), ['a'.repeat(70)])).toBeUndefined();
     expect(closest('a'.repeat(64), ['a'.repeat(64)])).toBe('a'.repeat(64));
+    expect(closest('a'.repeat(65), ['a'.repeat(64)])).toBeUndefined();
+    expect(closest('a'.repeat(64), ['a'.repeat(65)])).toBeUndefined();
+    // Past 64 characters the distance is the length difference plus 64: a very long word can still match.
+    expect(closest('a'.repeat(200), ['a'.repeat(199)])).toBe('a'.repeat(199));
+    expect(closest('a'.repeat(200), ['a'.repeat(100)])).toBeUndefined();
   });
 });

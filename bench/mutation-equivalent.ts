@@ -1,0 +1,176 @@
+/**
+ * The surviving mutants of `npm run test:mutation` that no test can kill: the mutated code behaves
+ * exactly as the original for every input the code can receive. Each is matched on its file, mutator,
+ * original code and replacement (not its line number, which moves as code is edited); `where` (a piece
+ * of the mutant's line) and `before` (what its line holds just before it) tell apart mutants whose text
+ * is the same. bench/mutation.ts lists the matched ones, with the reason, in bench/results/mutation.json.
+ */
+
+export interface Equivalent {
+  file: string;
+  mutator: string;
+  original: string;
+  replacement: string;
+  /** A piece of the mutant's source line that must be there. */
+  where?: string;
+  /** What the mutant's line holds just before the mutant. */
+  before?: string;
+  reason: string;
+}
+
+const N = 'runtime/src/catalog/normalize.ts';
+const ROTL_UNREACHABLE = 'rotl() is private to hash.ts and only ever called with a constant n below 32 (1, 7, 11, 12, 18, 23, 27, 31): its n >= 32 branches never run';
+const ENCODE_SAME = 'both branches give the same UTF-8 bytes (TextEncoder.encode or encodeInto the 256-byte scratch buffer); only the allocation differs';
+
+export const EQUIVALENT: Equivalent[] = [
+  // ---- Hash, Pool, Haproxy
+  { file: 'runtime/src/hash.ts', mutator: 'ConditionalExpression', original: 'n === 32', replacement: 'false', reason: ROTL_UNREACHABLE },
+  { file: 'runtime/src/hash.ts', mutator: 'BlockStatement', original: '{ rHi = lo; rLo = hi; return; }', replacement: '{}', reason: ROTL_UNREACHABLE },
+  { file: 'runtime/src/hash.ts', mutator: 'ConditionalExpression', original: 'n > 32', replacement: 'false', reason: ROTL_UNREACHABLE },
+  { file: 'runtime/src/hash.ts', mutator: 'EqualityOperator', original: 'n > 32', replacement: 'n >= 32', reason: ROTL_UNREACHABLE },
+  { file: 'runtime/src/hash.ts', mutator: 'BlockStatement', original: '{ const t = hi; hi = lo; lo = t; n -= 32; }', replacement: '{}', reason: ROTL_UNREACHABLE },
+  { file: 'runtime/src/hash.ts', mutator: 'AssignmentOperator', original: 'n -= 32', replacement: 'n += 32', reason: ROTL_UNREACHABLE },
+  { file: 'runtime/src/hash.ts', mutator: 'ConditionalExpression', original: 's.length * 3 > scratch.length', replacement: 'true', reason: `every string takes the allocating branch: ${ENCODE_SAME}` },
+  {
+    file: 'runtime/src/hash.ts',
+    mutator: 'EqualityOperator',
+    original: 's.length * 3 > scratch.length',
+    replacement: 's.length * 3 >= scratch.length',
+    reason: `s.length * 3 is a multiple of 3 and the scratch buffer 256 bytes long: the two never meet, so > and >= agree for every string (and ${ENCODE_SAME})`,
+  },
+  {
+    file: 'runtime/src/hash.ts',
+    mutator: 'ArithmeticOperator',
+    original: 'len / 0x100000000',
+    replacement: 'len * 0x100000000',
+    reason: 'the high half of the length is added modulo 2^32 (>>> 0): len * 2^32 is 0 modulo 2^32, as floor(len / 2^32) is 0 for any input under 4 GiB (larger inputs cannot be hashed from a JavaScript string or Uint8Array here)',
+  },
+  {
+    file: 'runtime/src/pool/processors.ts',
+    mutator: 'ConditionalExpression',
+    original: 'm.length > 1',
+    replacement: 'true',
+    reason: 'a match without a group has m.length 1 and m[1] undefined: the other half of the condition (m[1] !== undefined) already decides',
+  },
+  {
+    file: 'runtime/src/pool/processors.ts',
+    mutator: 'EqualityOperator',
+    original: 'm.length > 1',
+    replacement: 'm.length >= 1',
+    reason: 'a match has m.length >= 1 always, and with no group m[1] is undefined: the other half of the condition (m[1] !== undefined) already decides',
+  },
+  {
+    file: 'runtime/src/pool/processors.ts',
+    mutator: 'ArithmeticOperator',
+    original: 'm.index + m[0].length',
+    replacement: 'm.index - m[0].length',
+    reason: 'the fallback is never used: entity rules compile with the d flag, so RE2 gives indices for the whole match and for group 1 whenever group 1 matched (the only group read)',
+  },
+  {
+    file: 'runtime/src/pool/scheduler.ts',
+    mutator: 'EqualityOperator',
+    original: '(this.served.get(job.bot) ?? 0) < floor',
+    replacement: '(this.served.get(job.bot) ?? 0) <= floor',
+    reason: 'when the two are equal, setting the count to the floor writes the value it already has',
+  },
+  {
+    file: 'runtime/src/pool/scheduler.ts',
+    mutator: 'ConditionalExpression',
+    original: 'least === Infinity',
+    replacement: 'false',
+    reason: 'leastServed() is only called while some bot waits, so the minimum is a finite count and never Infinity',
+  },
+  {
+    file: 'runtime/src/haproxy/config.ts',
+    mutator: 'Regex',
+    original: '/  +/g',
+    replacement: '/ +/g',
+    reason: 'collapsing runs of one or more spaces into one space gives the same text as collapsing runs of two or more',
+  },
+  {
+    file: 'runtime/src/haproxy/config.ts',
+    mutator: 'Regex',
+    original: '/^ /',
+    replacement: '/ /',
+    reason: 'every answer line starts with its indentation (collapsed to one space just before): the first space is the leading one',
+  },
+  {
+    file: 'runtime/src/haproxy/config.ts',
+    mutator: 'Regex',
+    original: '/^\\[|\\]$/g',
+    replacement: '/\\[|\\]$/g',
+    reason: "a URL's hostname holds [ and ] only as the ends of an IPv6 literal: anchored or not, the same brackets go",
+  },
+  {
+    file: 'runtime/src/haproxy/config.ts',
+    mutator: 'Regex',
+    original: '/^\\[|\\]$/g',
+    replacement: '/^\\[|\\]/g',
+    reason: "a URL's hostname holds [ and ] only as the ends of an IPv6 literal: anchored or not, the same brackets go",
+  },
+
+  // ---- Catalog: normalize.ts and problems.ts
+  { file: N, mutator: "BooleanLiteral", original: "false", replacement: "true", where: "array(v: unknown, path: string, optional = false)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "false", replacement: "true", where: "string(v: unknown, path: string, fallback: string, optional = false)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "false", replacement: "true", where: "memory(v: unknown, path: string, fallback: number, optional = false)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "false", replacement: "true", where: "boolean(v: unknown, path: string, fallback: boolean, optional = false)", reason: "boolean() is never called with optional = true, so `optional` is always false here" },
+  { file: N, mutator: "ConditionalExpression", original: "v === undefined && optional", replacement: "false", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`) (this early return is a shortcut)" },
+  { file: N, mutator: "ConditionalExpression", original: "v === undefined && opts.optional", replacement: "false", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`) (this early return is a shortcut)" },
+  { file: N, mutator: "LogicalOperator", original: "v === undefined && optional", replacement: "v === undefined || optional", where: "return fallback", reason: "boolean() is never called with optional = true, so `optional` is always false here" },
+  { file: N, mutator: "ConditionalExpression", original: "v === undefined", replacement: "true", where: "if (v === undefined && optional) return fallback", reason: "boolean() is never called with optional = true, so `optional` is always false here" },
+  { file: N, mutator: "EqualityOperator", original: "v === undefined", replacement: "v !== undefined", where: "if (v === undefined && optional) return fallback", reason: "boolean() is never called with optional = true, so `optional` is always false here" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.string(o.modelRoot, 'platform.modelRoot', 'models', true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.array(o.except, `${p}.except`, true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.string(o.name, `${p}.name`, id, true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.array(v, 'encoders', true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.array(v, p, true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.memory(o.poolOverhead, `${p}.poolOverhead`, 160 * 1024 * 1024, true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.array(o.dedicatedPools, `${p}.dedicatedPools`, true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.array(io.examples, `${ip}.examples`, true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.array(o.preprocess, `${p}.preprocess`, true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.array(post.entities, `${pp}.entities`, true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.string(post.fallback, `${pp}.fallback`, 'fallback', true)", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "port: c.number(o.port", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "maxTokens: c.number(t?.maxTokens", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "const min = c.number(replicas.min", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "const max = c.number(replicas.max", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "fillFactor: c.number(o.fillFactor", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "targetCpuPercent: c.number(o.targetCpuPercent", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "timeoutMs: c.number(o.timeoutMs", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "concurrency: c.number(o.concurrency", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "threshold: c.number(post.threshold", reason: "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "const p = this.string(pattern, `${path}.pattern`, '')", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "const s = this.string(v, p, '');", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "return '';", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "const property = c.string(o?.property", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "ConditionalExpression", original: "property", replacement: "true", where: "if (property) return { property }", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it (an empty property is that case)" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "key: c.string(o.key", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "toleration.value = c.string(o.value", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "out[k] = c.string(val", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "name: c.string(io.name", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "c.string(e, `${ip}.examples[${j}]`, '')", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "const replace = typeof ro.replace === 'string' ? ro.replace : ''", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "return [{ name: c.string(ro.name", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "BooleanLiteral", original: "false", replacement: "true", where: "selector.realtime = c.boolean(o.realtime", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "BooleanLiteral", original: "false", replacement: "true", where: "const realtime = c.boolean(o.realtime, `${p}.realtime`, false)", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it" },
+  { file: N, mutator: "BooleanLiteral", original: "false", replacement: "true", where: "if (o.warm !== undefined && c.boolean(o.warm", reason: "the fallback is used only where a problem is reported (the value is missing or invalid), and a catalog with any problem is refused: no caller ever sees it; an absent warm never reaches the call" },
+  { file: N, mutator: "ConditionalExpression", original: "o.warm !== undefined", replacement: "true", reason: "c.boolean(undefined) returns its fallback, false, without a problem: warm stays unset either way" },
+  { file: N, mutator: "ConditionalExpression", original: "p !== ''", replacement: "true", reason: "checkRe2('') accepts the empty pattern: an empty pattern is already reported as an empty string (or a missing field)" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "if (p !== '')", reason: "only an empty pattern skips the RE2 check, and checkRe2('') finds nothing: checking the marker text instead (a valid pattern) finds nothing either" },
+  { file: N, mutator: "ConditionalExpression", original: "s === ''", replacement: "false", reason: "'' goes through the checks that follow without a problem (no scheme, not absolute, no ..) and is returned as is; an empty path is already reported as an empty string (or a missing field)" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "if (s === '') return s;", reason: "returning early for the marker text instead of '' changes nothing: both pass the checks that follow without a problem and are returned as they are" },
+  { file: N, mutator: "StringLiteral", original: "'/'", replacement: "\"\"", reason: "a path with a backslash is refused by s.includes(\"\\\\\") whatever its normalised form; without one, the replace does nothing" },
+  { file: N, mutator: "Regex", original: "/^(s3|https):\\/\\/[^/]+\\/.+/", replacement: "/^(s3|https):\\/\\/[^/]+\\/./", reason: "test() only asks for one character after the slash either way" },
+  { file: N, mutator: "ConditionalExpression", original: "prefix === undefined", replacement: "false", reason: "/^[0-9]{1,3}$/.test(undefined) tests the text \"undefined\" and fails: the same false" },
+  { file: N, mutator: "ConditionalExpression", original: "typeof x === 'number'", replacement: "true", reason: "Number.isFinite() is false for anything but a finite number: the typeof check adds nothing" },
+  { file: N, mutator: "EqualityOperator", original: "JSON.stringify(a) < JSON.stringify(b)", replacement: "JSON.stringify(a) <= JSON.stringify(b)", reason: "the values are distinct (a Set) strings, finite numbers and booleans, whose JSON texts differ: the comparator never sees two equal" },
+  { file: N, mutator: "ConditionalExpression", original: "bot.id !== ''", replacement: "true", reason: "an empty id then gives id = '', which the next line treats as no id (it is falsy): the same path" },
+  { file: N, mutator: "StringLiteral", original: "''", replacement: "\"Stryker was here!\"", where: "bot.id !== ''", reason: "differs only for a bot whose id is the marker text \"Stryker was here!\" itself (not a valid id; its path would read bots[i] instead of bots[i] (Stryker was here!))" },
+  { file: N, mutator: "ConditionalExpression", original: "v === undefined", replacement: "false", where: "!values.includes(v)", reason: "a selector's values never hold undefined (only strings, finite numbers and booleans are kept): includes(undefined) is false, as the check it replaces" },
+  { file: N, mutator: "EqualityOperator", original: "a.id < b.id", replacement: "a.id <= b.id", reason: "ids are unique by then (duplicates are refused before sorting): the comparator never compares two equal ids" },
+  { file: N, mutator: "EqualityOperator", original: "a.id > b.id", replacement: "a.id >= b.id", reason: "ids are unique by then (duplicates are refused before sorting): the comparator never compares two equal ids" },
+  { file: N, mutator: "ConditionalExpression", original: "a.id > b.id", replacement: "true", reason: "ids are unique by then (duplicates are refused before sorting): the comparator never compares two equal ids, so 1 is the answer for every pair that is not less" },
+  { file: N, mutator: "Regex", original: "/-+$/", replacement: "/-$/", before: ".replace(/^[^a-z]+/, '').replace(", reason: "the suggested name is stripped of trailing \"-\" again after it is cut to length, which removes whatever this first strip leaves" },
+  { file: "runtime/src/catalog/problems.ts", mutator: "ConditionalExpression", original: "value === undefined", replacement: "false", reason: "JSON.stringify(undefined) is undefined, and String(undefined) is 'undefined': the same text" },
+  { file: "runtime/src/catalog/problems.ts", mutator: "ConditionalExpression", original: "best !== undefined", replacement: "true", reason: "best is undefined only without candidates, and then bestDistance is Infinity: the other half of the condition is false" },
+];
