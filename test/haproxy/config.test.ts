@@ -10,12 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Backend, ConfigInput, files, renderConfig, serverAddress } from '@botshard/runtime/haproxy/config';
+import { haproxy } from '../support/tools';
 
 const HAPROXY = process.env.BOTSHARD_HAPROXY || 'haproxy';
-const haproxy = spawnSync(HAPROXY, ['-v'], { encoding: 'utf8' });
-const haproxyInstalled = !haproxy.error && /HAProxy version/.test(haproxy.stdout ?? '');
-// eslint-disable-next-line no-console
-if (!haproxyInstalled) console.warn('SKIPPED: HAProxy is not installed (apt-get install haproxy), so `haproxy -c` does not check the rendered configuration here');
+const checker = haproxy(HAPROXY);
 
 const BACKENDS: Backend[] = [
   { pool: 'rt-abcde', url: 'http://10.0.0.1:8081', timeoutMs: 5000, maxconn: 64 },
@@ -175,7 +173,7 @@ describe('renderConfig', () => {
     }
   });
 
-  (haproxyInstalled ? test : test.skip)('haproxy -c accepts it, with every section and without the optional ones, its maps in the folder', () => {
+  checker.test('haproxy -c accepts it, with every section and without the optional ones, its maps in the folder', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-haproxy-config-'));
     const f = files(dir);
     for (const map of [f.bots, f.owners, f.keys, f.state]) fs.writeFileSync(map, '');
