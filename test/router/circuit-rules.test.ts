@@ -4,11 +4,7 @@
  * (test/router/circuit.test.ts has the main cycle: open, probe, close.)
  */
 import { Circuit } from '@botshard/runtime/router/circuit';
-
-function clock(start = 1_000_000) {
-  const c = { t: start, now: () => c.t };
-  return c;
-}
+import { clock } from '../support/clock';
 
 describe('Circuit: edges', () => {
   test('by default a lost probe holds the circuit half-open for 10 s (or the cooldown, when longer)', () => {

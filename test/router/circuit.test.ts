@@ -1,11 +1,7 @@
 /** The router's circuit per pool and rate limit per tenant, on an injected clock. */
 import { Circuit } from '@botshard/runtime/router/circuit';
 import { RateLimiter } from '@botshard/runtime/router/tenants';
-
-function clock(start = 1_000_000) {
-  const c = { t: start, now: () => c.t };
-  return c;
-}
+import { clock } from '../support/clock';
 
 describe('Circuit', () => {
   test('opens after `threshold` consecutive failures, not before; a success in between resets the count', () => {
