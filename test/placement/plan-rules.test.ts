@@ -523,15 +523,23 @@ describe('balanced locality: small catalogs near the fill factor (recorded assig
    * Their assignments are golden vectors like test/golden/placement.json: placement must not change
    * without intent (test/placement/oracle.test.ts checks plan() against a second implementation).
    */
-  function tight(o: { n: number; pools: number; keys: number; free: number; fill: number; memory: number; enc: number; seed: number }) {
+  type Tight = { n: number; pools: number; keys: number; free: number; fill: number; memory: number; enc: number; seed: number; size?: 'kib' | 'quarters' | 'eighths' };
+  function tight(o: Tight) {
     let s = o.seed;
     const rnd = () => {
       s = (s * 1103515245 + 12345) & 0x7fffffff;
       return s / 0x7fffffff;
     };
+    // Head sizes: any byte count, whole KiB, or quarters or eighths of a MiB (ties between a cut and a middle).
+    const size = () => {
+      if (o.size === 'kib') return Math.floor(((0.2 + rnd()) * MiB) / 2 / 1024) * 1024;
+      if (o.size === 'quarters') return ((1 + Math.floor(rnd() * 6)) * MiB) / 4;
+      if (o.size === 'eighths') return ((1 + Math.floor(rnd() * 12)) * MiB) / 8;
+      return Math.floor(((0.2 + rnd()) * MiB) / 2);
+    };
     const specs: BotSpec[] = Array.from({ length: o.n }, (_, i) => {
       const k = Math.floor(rnd() * (o.keys + o.free));
-      return { id: `bot-${i}`, memory: Math.floor(((0.2 + rnd()) * MiB) / 2), ...(k < o.keys ? { encoder: `e${k}` } : {}) };
+      return { id: `bot-${i}`, memory: size(), ...(k < o.keys ? { encoder: `e${k}` } : {}) };
     });
     return catalogOf({ bots: specs, encoders: Object.fromEntries(Array.from({ length: o.keys }, (_, k) => [`e${k}`, o.enc])), group: { memory: o.memory, locality: 'encoder', fillFactor: o.fill, pools: o.pools } });
   }
@@ -543,7 +551,14 @@ describe('balanced locality: small catalogs near the fill factor (recorded assig
     [{ n: 60, pools: 4, keys: 2, free: 1, fill: 0.6, memory: 12 * MiB, enc: MiB, seed: 3 }, ['1 12 13 20 21 23 24 27 28 29 33 35 36 38 39 48 54 6', '10 11 16 17 18 26 30 32 44 45 50 51 53 56 59', '15 2 37 40 41 42 43 47 5 55 7', '0 14 19 22 25 3 31 34 4 46 49 52 57 58 8 9']],
     [{ n: 30, pools: 2, keys: 2, free: 0, fill: 0.5, memory: 12 * MiB, enc: MiB, seed: 4 }, ['0 1 10 11 13 14 15 20 21 22 25 29 3 4 5 6 7 8', '12 16 17 18 19 2 23 24 26 27 28 9']],
     [{ n: 50, pools: 5, keys: 4, free: 1, fill: 0.8, memory: 8 * MiB, enc: MiB / 4, seed: 6 }, ['0 1 14 15 16 20 35 37 4 40 7 9', '12 13 17 18 31 34 38 43 45 46 48 49', '24 27 41 42 44 6 8', '21 22 28 29 33 36 5', '10 11 19 2 23 25 26 3 30 32 39 47']],
-  ])('%j', (o, expected) => {
+    // A pool filled to exactly its fill factor (6 MiB): the last bot that fits exactly is taken.
+    [{ n: 48, pools: 4, keys: 4, free: 1, fill: 0.6, memory: 10 * MiB, enc: MiB / 4, seed: 909471, size: 'kib' }, ['12 14 15 20 22 26 29 3 33 35 36 39 40 7 9', '1 11 13 16 17 19 23 27 28 30 32 34 43 44', '2 37 38 41 42 46 6', '0 10 18 21 24 25 31 4 45 47 5 8']],
+    // Cuts that fall exactly on a bot's middle: the bot lands above the cut.
+    [{ n: 28, pools: 3, keys: 3, free: 0, fill: 0.9, memory: 12 * MiB, enc: MiB / 2, seed: 823580, size: 'quarters' }, ['0 1 14 20 24 4', '12 15 18 19 2 21 22 23 5 6', '10 11 13 16 17 25 26 27 3 7 8 9']],
+    [{ n: 54, pools: 6, keys: 2, free: 1, fill: 1, memory: 12 * MiB, enc: MiB / 4, seed: 331532, size: 'quarters' }, ['1 14 20 33 35 38 4 46 9', '11 15 16 19 21 23 26 30 32 44', '10 18 25 28 3 39 47 5', '0 17 2 24 27 40 41 53 6 7', '13 22 34 37 42 45 51 8', '12 29 31 36 43 48 49 50 52']],
+    // A pool at exactly its budget (a fill factor of 1): the balanced plan stands.
+    [{ n: 59, pools: 5, keys: 1, free: 1, fill: 1, memory: 12 * MiB, enc: MiB / 4, seed: 454695, size: 'eighths' }, ['0 14 17 20 27 34 35 38 4 45 46 55 56 57 58 9', '12 19 21 26 28 3 30 39 44', '16 18 2 22 25 31 32 36 41 47 49', '1 24 33 37 40 42 43 51 53 54 8', '10 11 13 15 23 29 48 5 50 52 6 7']],
+  ] as Array<[Tight, string[]]>)('%j', (o, expected) => {
     const c = tight(o);
     const t = plan(c);
     expect(short(t)).toEqual(expected);
