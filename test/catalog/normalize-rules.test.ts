@@ -249,15 +249,15 @@ describe('encoders', () => {
 });
 
 describe('groups', () => {
-  test('defaults of a real-time and a non-real-time group', () => {
+  test('defaults of a real-time and a non-real-time group: every group field, resolved once', () => {
     const groups = valid((c) => {
       c.groups = [{ name: 'rt', realtime: true, memory: '1Gi' }, { name: 'batch', realtime: false, memory: '2Gi', replicas: { min: 6 } }];
       c.bots.push({ ...c.bots[0], id: 'b-bot', realtime: false });
     }).groups;
     expect(groups).toEqual([
-      { name: 'rt', realtime: true, selector: { realtime: true, properties: {} }, pools: 'auto', memory: 1024 ** 3, fillFactor: 0.75, poolOverhead: 160 * 1024 * 1024, locality: 'encoder', dedicatedPools: [], replicas: { min: 2, max: 10 }, targetCpuPercent: 70, timeoutMs: 2000, concurrency: 32, tolerations: [], nodeSelector: {} },
+      { name: 'rt', realtime: true, selector: { realtime: true, properties: {} }, pools: 'auto', memory: 1024 ** 3, fillFactor: 0.75, poolOverhead: 160 * 1024 * 1024, locality: 'encoder', dedicatedPools: [], replicas: { min: 2, max: 10 }, targetCpuPercent: 70, timeoutMs: 2000, concurrency: 32, tolerations: [], nodeSelector: {}, quarantineShare: 0.1, batchWindowMs: 0, batchMaxRows: 32 },
       // max defaults to at least min.
-      { name: 'batch', realtime: false, selector: { realtime: false, properties: {} }, pools: 'auto', memory: 2 * 1024 ** 3, fillFactor: 0.75, poolOverhead: 160 * 1024 * 1024, locality: 'encoder', dedicatedPools: [], replicas: { min: 6, max: 6 }, targetCpuPercent: 70, timeoutMs: 60000, concurrency: 8, tolerations: [], nodeSelector: {} },
+      { name: 'batch', realtime: false, selector: { realtime: false, properties: {} }, pools: 'auto', memory: 2 * 1024 ** 3, fillFactor: 0.75, poolOverhead: 160 * 1024 * 1024, locality: 'encoder', dedicatedPools: [], replicas: { min: 6, max: 6 }, targetCpuPercent: 70, timeoutMs: 60000, concurrency: 8, tolerations: [], nodeSelector: {}, quarantineShare: 0.1, batchWindowMs: 2, batchMaxRows: 32 },
     ]);
   });
 

@@ -1,6 +1,7 @@
 /**
  * What a pool group gets for each setting it leaves out, in one place: the catalog normalises groups
  * with these, the constructs size and probe the pools with them, and the pool falls back on them.
+ * The normalized catalog carries every group field with these applied: nothing downstream re-defaults.
  * Real-time groups answer people waiting (short deadlines, more replicas spread over hosts, quick
  * start); non-real-time groups run batch-like work (long deadlines, fewer replicas, slower start).
  */
@@ -23,7 +24,23 @@ export interface GroupDefaults {
   readonly cpu: { readonly request: string; readonly limit: string };
   /** Seconds a pool may take to answer its first liveness probe (loading its models) before a restart. */
   readonly startupSeconds: number;
+  /** Average share of a pool's memory budget that `pools: auto` plans to use; the rest absorbs hashing imbalance. */
+  readonly fillFactor: number;
+  /** Memory of a pool process before it holds a bot (Node, onnxruntime, the server), in bytes. */
+  readonly poolOverhead: number;
 }
+
+const MiB = 1024 * 1024;
+
+/**
+ * How long a bot that moved away from a pool stays served there (make-before-break): the old pool keeps
+ * it this long after the catalog changes, or until the router routes it to the new pool. The HAProxy
+ * control plane waits as long for the new pool before switching anyway, and `botshard up` keeps an old
+ * pool process this long (plus the drain margin below) before stopping it.
+ */
+export const MOVE_GRACE_MS = 30_000;
+/** What a process keeps beyond the move grace to finish the requests it already took. */
+export const DRAIN_MARGIN_MS = 2_000;
 
 const REALTIME: GroupDefaults = {
   timeoutMs: 2000,
@@ -35,6 +52,8 @@ const REALTIME: GroupDefaults = {
   targetCpuPercent: 70,
   cpu: { request: '500m', limit: '2' },
   startupSeconds: 60,
+  fillFactor: 0.75,
+  poolOverhead: 160 * MiB,
 };
 
 const BATCH: GroupDefaults = {
@@ -47,6 +66,8 @@ const BATCH: GroupDefaults = {
   targetCpuPercent: 70,
   cpu: { request: '250m', limit: '1' },
   startupSeconds: 180,
+  fillFactor: 0.75,
+  poolOverhead: 160 * MiB,
 };
 
 /** The defaults of a real-time or a non-real-time pool group. */

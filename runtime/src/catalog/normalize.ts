@@ -377,15 +377,15 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
     const o = c.object(g, p, GROUP_FIELDS, ['name', 'realtime', 'memory']);
     if (!o) return;
     const realtime = c.boolean(o.realtime, `${p}.realtime`, false);
+    const defaults = groupDefaults(realtime);
     const memory = c.memory(o.memory, `${p}.memory`, 0);
-    const poolOverhead = c.memory(o.poolOverhead, `${p}.poolOverhead`, 160 * 1024 * 1024, true);
+    const poolOverhead = c.memory(o.poolOverhead, `${p}.poolOverhead`, defaults.poolOverhead, true);
     if (memory > 0 && poolOverhead >= memory) {
       c.add(`${p}.memory`, `${show(o.memory)} leaves no room for bots after the pool overhead of ${poolOverhead} bytes`, 'raise memory or lower poolOverhead');
     }
     let pools: number | 'auto' = 'auto';
     if (o.pools !== undefined && o.pools !== 'auto') pools = c.number(o.pools, `${p}.pools`, 1, { min: 1, max: 10000, integer: true });
     const replicas = o.replicas === undefined ? {} : (c.object(o.replicas, `${p}.replicas`, ['min', 'max']) ?? {});
-    const defaults = groupDefaults(realtime);
     const min = c.number(replicas.min, `${p}.replicas.min`, defaults.replicas.min, { min: 1, max: 1000, integer: true, optional: true });
     const max = c.number(replicas.max, `${p}.replicas.max`, Math.max(min, defaults.replicas.max), { min: 1, max: 1000, integer: true, optional: true });
     if (max < min) c.add(`${p}.replicas.max`, `${max} is below replicas.min ${min}`, 'set max to at least min');
@@ -395,7 +395,7 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
       selector: normalizeSelector(c, o.selector, `${p}.selector`, realtime),
       pools,
       memory,
-      fillFactor: c.number(o.fillFactor, `${p}.fillFactor`, 0.75, { min: 0.05, max: 1, optional: true }),
+      fillFactor: c.number(o.fillFactor, `${p}.fillFactor`, defaults.fillFactor, { min: 0.05, max: 1, optional: true }),
       poolOverhead,
       locality: normalizeLocality(c, o.locality, `${p}.locality`),
       dedicatedPools: c.array(o.dedicatedPools, `${p}.dedicatedPools`, true).map((d, j) =>
@@ -407,12 +407,10 @@ function normalizeGroups(c: Checker, v: unknown): PoolGroup[] {
       concurrency: c.number(o.concurrency, `${p}.concurrency`, defaults.concurrency, { min: 1, max: 100000, integer: true, optional: true }),
       tolerations: normalizeTolerations(c, o.tolerations, `${p}.tolerations`),
       nodeSelector: normalizeStringMap(c, o.nodeSelector, `${p}.nodeSelector`),
+      quarantineShare: c.number(o.quarantineShare, `${p}.quarantineShare`, defaults.quarantineShare, { min: 0.01, max: 1, optional: true }),
+      batchWindowMs: c.number(o.batchWindowMs, `${p}.batchWindowMs`, defaults.batchWindowMs, { min: 0, max: 1000, optional: true }),
+      batchMaxRows: c.number(o.batchMaxRows, `${p}.batchMaxRows`, defaults.batchMaxRows, { min: 1, max: 1024, integer: true, optional: true }),
     };
-    if (o.quarantineShare !== undefined) {
-      group.quarantineShare = c.number(o.quarantineShare, `${p}.quarantineShare`, defaults.quarantineShare, { min: 0.01, max: 1 });
-    }
-    if (o.batchWindowMs !== undefined) group.batchWindowMs = c.number(o.batchWindowMs, `${p}.batchWindowMs`, defaults.batchWindowMs, { min: 0, max: 1000 });
-    if (o.batchMaxRows !== undefined) group.batchMaxRows = c.number(o.batchMaxRows, `${p}.batchMaxRows`, defaults.batchMaxRows, { min: 1, max: 1024, integer: true });
     if (o.overcommit !== undefined) group.overcommit = c.number(o.overcommit, `${p}.overcommit`, 1, { min: 1, max: 16 });
     if (o.priorityClassName !== undefined) {
       group.priorityClassName = c.dnsLabel(o.priorityClassName, `${p}.priorityClassName`, 'priority class name', 253);

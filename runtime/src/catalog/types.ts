@@ -359,12 +359,9 @@ export interface PoolGroup {
   targetCpuPercent: number;
   timeoutMs: number;
   concurrency: number;
-  /** Only when set in the config (the default, `groupDefaults().quarantineShare`, is applied where it is used). */
-  quarantineShare?: number;
-  /** Only when set in the config (defaults: `groupDefaults()`). */
-  batchWindowMs?: number;
-  /** Only when set in the config (defaults: `groupDefaults()`). */
-  batchMaxRows?: number;
+  quarantineShare: number;
+  batchWindowMs: number;
+  batchMaxRows: number;
   /** Only when set in the config: cold bots load on demand (see PoolGroupInput.overcommit). */
   overcommit?: number;
   priorityClassName?: string;
