@@ -16,7 +16,7 @@
  * count as survivors in `score` (and in the headline); `scoreWithoutEquivalent` leaves them out of the
  * denominator.
  *
- * Arguments: module names (Placement, Catalog, Hash, Router, Pool, Haproxy; any case) run only those and
+ * Arguments: module names (Placement, Catalog, Hash, Routing, Pool, Haproxy; any case) run only those and
  * merge them into the existing results; `--incremental` reuses Stryker's previous results for code and
  * tests that did not change (reports/mutation/<module>.incremental.json), for iterating on tests;
  * `--summarize` runs nothing and summarises Stryker's last reports again (after editing the equivalents).
@@ -53,13 +53,13 @@ interface Module {
 
 export const MODULES: Record<string, Module> = {
   Placement: {
-    mutate: ['balance', 'diff', 'json', 'plan', 'pools', 'warnings'].map((f) => `runtime/src/placement/${f}.ts`),
+    mutate: ['balance', 'diff', 'groups', 'json', 'plan', 'pools', 'warnings'].map((f) => `runtime/src/placement/${f}.ts`),
     // Not plan.test.ts, locality.test.ts or oracle.test.ts: their randomised and large-scale properties
     // take 20 to 100 s a run (a separate process too), for each of several hundred mutants.
-    tests: ['test/placement/plan-rules.test.ts'],
+    tests: ['test/placement/plan-rules.test.ts', 'test/placement/groups.test.ts'],
   },
   Catalog: {
-    mutate: ['runtime/src/catalog/normalize.ts', 'runtime/src/catalog/problems.ts'],
+    mutate: ['normalize', 'checker', 'platform', 'encoders', 'groups', 'selector', 'bots', 'references', 'problems'].map((f) => `runtime/src/catalog/${f}.ts`),
     // Not test/catalog/validate.test.ts: its property tests (500 random inputs each) cover nearly every
     // mutant and would run for each; normalize-rules checks the same rules case by case.
     tests: ['test/catalog/normalize-rules.test.ts'],
@@ -70,15 +70,15 @@ export const MODULES: Record<string, Module> = {
     // mutant would be "static" and run every test), and its property tests take seconds per mutant.
     tests: ['test/placement/hash-rules.test.ts'],
   },
-  Router: {
-    mutate: ['runtime/src/router/circuit.ts', 'runtime/src/router/tenants.ts', 'runtime/src/router/admission.ts'],
-    tests: ['test/router/circuit.test.ts', 'test/router/circuit-rules.test.ts', 'test/router/tenants-rules.test.ts', 'test/router/admission-rules.test.ts'],
+  Routing: {
+    mutate: ['circuit', 'tenants', 'admission', 'admission-rules', 'limits', 'readiness'].map((f) => `runtime/src/routing/${f}.ts`),
+    tests: ['circuit', 'circuit-rules', 'tenants-rules', 'admission-rules', 'rules'].map((f) => `test/routing/${f}.test.ts`),
   },
   Pool: {
-    mutate: ['runtime/src/pool/scheduler.ts', 'runtime/src/pool/residency.ts', 'runtime/src/pool/processors.ts'],
+    mutate: ['scheduler', 'residency/resident-set', 'quarantine/rule', 'batcher', 'load-order', 'processors'].map((f) => `runtime/src/pool/${f}.ts`),
     // Not test/pool/residency.test.ts: its randomised scenarios take 10 to 25 s a run; residency-rules
     // checks the same rules case by case.
-    tests: ['test/pool/scheduler.test.ts', 'test/pool/scheduler-rules.test.ts', 'test/pool/residency-rules.test.ts', 'test/pool/processors.test.ts'],
+    tests: ['scheduler', 'scheduler-rules', 'residency-rules', 'quarantine', 'batcher', 'load-order', 'processors'].map((f) => `test/pool/${f}.test.ts`),
   },
   Haproxy: {
     mutate: ['runtime/src/haproxy/config.ts'],

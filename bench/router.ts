@@ -18,12 +18,12 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import autocannon from 'autocannon';
 import { CatalogInput, normalizeCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
+import { freePort } from '@botshard/runtime/io/free-port';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { GRPC_CHANNELS, cpuMsOf, grpcInferLoad, inferLoad, installed } from './processes';
 
@@ -52,15 +52,6 @@ function startListening(command: string, args: string[]): Promise<{ proc: ChildP
 /** PROFILE=<folder>: the botshard processes write CPU profiles there when they stop (node --cpu-prof). */
 const PROFILE = process.env.PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.PROFILE)}`] : [];
 const start = (args: string[]) => startListening(process.execPath, [...PROFILE, BIN, ...args]);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Plain HAProxy in front of the pool: keep-alive both sides, connection reuse, nothing else. */
 async function plainHaproxy(dir: string, poolPort: number): Promise<{ proc: ChildProcess; port: number }> {

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BotInput, Catalog, catalogSource, parseCatalog, plan } from '@botshard/runtime';
-import { planPool } from '@botshard/runtime/pool/runtime';
+import { planPool } from '@botshard/runtime/pool/plan';
 import { demoModels } from '@botshard/runtime/local/models';
 import { ModelFetchError, ModelStore } from '@botshard/runtime/pool/store';
 import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir } from '../pool/support';

@@ -1,9 +1,12 @@
 /**
- * Catalog validation rule by rule (runtime/src/catalog/normalize.ts, problems.ts): for each part of the
+ * Catalog validation rule by rule (runtime/src/catalog/normalize.ts and the section modules it composes:
+ * platform.ts, encoders.ts, groups.ts, selector.ts, bots.ts, references.ts; problems.ts): for each part of the
  * catalog, the exact problems a user sees (path, message and fix) and the defaults a valid input gets.
  * The messages are what people read to fix their catalog: a changed one is a changed behaviour.
  */
-import { botPath, groupOf, normalizeCatalog, parseCatalog, selectorMatches } from '@botshard/runtime/catalog/normalize';
+import { botPath } from '@botshard/runtime/catalog/bots';
+import { normalizeCatalog, parseCatalog } from '@botshard/runtime/catalog/normalize';
+import { selectorMatches } from '@botshard/runtime/catalog/selector';
 import { CatalogError, Problem, closest, formatProblems, show } from '@botshard/runtime/catalog/problems';
 import { CATALOG_API_VERSION } from '@botshard/runtime/catalog/types';
 
@@ -738,7 +741,7 @@ describe('regular expressions', () => {
   });
 });
 
-describe('selectors and groups of bots', () => {
+describe('selectors and bot paths', () => {
   const bot = (o: { realtime?: boolean; properties?: Record<string, string | number | boolean>; pin?: string } = {}) => ({ id: 'b', tenant: 't', realtime: o.realtime ?? true, properties: o.properties ?? {}, model: { head: 'h', memory: 1 }, ...(o.pin ? { pin: o.pin } : {}) });
 
   test('selectorMatches: realtime when set, and each property among its values', () => {
@@ -750,19 +753,6 @@ describe('selectors and groups of bots', () => {
     expect(selectorMatches({ properties: { lang: ['en'] } }, bot())).toBe(false);
     expect(selectorMatches({ properties: { lang: ['en'], tier: ['gold'] } }, bot({ properties: { lang: 'en', tier: 'silver' } }))).toBe(false);
     expect(selectorMatches({ properties: { n: [1] } }, bot({ properties: { n: '1' } }))).toBe(false);
-  });
-
-  test('groupOf: the group of a pinned bot\'s pool, else the first group whose selector matches', () => {
-    const groups = [
-      { name: 'a', selector: { realtime: false, properties: {} }, dedicatedPools: ['p1'] },
-      { name: 'b', selector: { properties: {} }, dedicatedPools: ['p2'] },
-      { name: 'c', selector: { properties: {} }, dedicatedPools: [] },
-    ] as any;
-    expect(groupOf({ groups }, bot({ realtime: true }))!.name).toBe('b');
-    expect(groupOf({ groups }, bot({ realtime: false }))!.name).toBe('a');
-    expect(groupOf({ groups }, bot({ realtime: true, pin: 'p1' }))!.name).toBe('a');
-    expect(groupOf({ groups }, bot({ pin: 'p3' }))).toBeUndefined();
-    expect(groupOf({ groups: [] }, bot())).toBeUndefined();
   });
 
   test('botPath names a bot by index and id (80 characters at most)', () => {

@@ -4,16 +4,7 @@ import * as net from 'node:net';
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '@botshard/runtime/io/free-port';
 
 export function alive(pid: number): boolean {
   try {

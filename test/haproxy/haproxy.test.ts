@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseCatalog, plan, poolFor } from '@botshard/runtime';
-import { hashKey } from '@botshard/runtime/router/tenants';
+import { hashKey } from '@botshard/runtime/routing/tenants';
 import example from '../../bots.config';
 import { load } from '../router/support';
 import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir, until, withModels, writeMountedCatalog, runPoolsOf } from '../pool/support';

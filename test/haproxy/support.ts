@@ -6,7 +6,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RuntimeApi } from '@botshard/runtime/haproxy/api';
+import { HaproxyApi } from '@botshard/runtime/haproxy/api';
 import { files } from '@botshard/runtime/haproxy/config';
 import { ROOT, getJson, listeningLine, tempDir, until } from '../pool/support';
 import { Tool, haproxy } from '../support/tools';
@@ -26,7 +26,7 @@ export interface HaproxyRouter {
   /** JSON log lines so far. */
   logs: any[];
   /** HAProxy's Runtime API (its admin socket), as the control plane uses it. */
-  api: RuntimeApi;
+  api: HaproxyApi;
   /** Pool addresses the router reads (a live file, as `botshard up` writes it). */
   setPool(pool: string, url: string): void;
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -67,7 +67,7 @@ export async function runHaproxy(o: { catalog: string; pools: Map<string, string
     haproxyMetricsUrl: `http://127.0.0.1:${entry.haproxyMetricsPort}/metrics`,
     grpc: `127.0.0.1:${entry.grpcPort}`,
     logs,
-    api: new RuntimeApi(files(state).socket),
+    api: new HaproxyApi(files(state).socket),
     setPool(pool, poolUrl) {
       urls[pool] = poolUrl;
       writeUrls();

@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import { parseCatalog } from '@botshard/runtime';
 import { demoModels, writeDemoModels } from '@botshard/runtime/local/models';
 import { processingOf } from '@botshard/runtime/pool/processors';
-import { WorkerPool } from '@botshard/runtime/pool/workers';
-import { catalogInput, ensureBuilt, supportBot, tempDir } from './support';
+import { Lanes } from '@botshard/runtime/pool/lanes';
+import { catalogInput, ensureBuilt, settings, supportBot, tempDir } from './support';
 
 beforeAll(() => ensureBuilt());
 
@@ -25,7 +25,7 @@ async function runAll(encoder: 'bag' | { transformer: { layers: number; hidden: 
   const dir = tempDir('batching');
   writeDemoModels(catalog, dir, { encoder });
   const batches: number[] = [];
-  const pool = new WorkerPool({ workers: 1, concurrency: 256, timeoutMs: 60_000, batchWindowMs: 200, onBatch: (_i, n) => batches.push(n) });
+  const pool = new Lanes({ lanes: 1, settings: settings({ concurrency: 256, timeoutMs: 60_000, batchWindowMs: 200 }), onBatch: (_i, n) => batches.push(n) });
   try {
     const encoderOf = catalog.encoders[0];
     await pool.load(0, 'enc', { file: path.join(dir, encoderOf.path) });

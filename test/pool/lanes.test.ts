@@ -1,5 +1,5 @@
 /**
- * Loads and requests in an inference worker's lane (runtime/src/pool/workers.ts): a burst of loads (cold
+ * Loads and requests in an inference worker's lane (runtime/src/pool/lanes.ts, load-order.ts): a burst of loads (cold
  * bots loading on demand) does not hold up a request for a bot that is loaded, and a request never runs
  * before the load of a model it uses. Real worker threads and real ONNX models; what is asserted is the
  * order in which the worker answered, never a duration.
@@ -10,8 +10,8 @@ import { parseCatalog } from '@botshard/runtime';
 import { buildHeadModel, writeDemoModels } from '@botshard/runtime/local/models';
 import { DataType, encodeModel, node, valueInfo } from '@botshard/runtime/local/onnx';
 import { processingOf } from '@botshard/runtime/pool/processors';
-import { WorkerPool } from '@botshard/runtime/pool/workers';
-import { catalogInput, ensureBuilt, supportBot, tempDir } from './support';
+import { Lanes } from '@botshard/runtime/pool/lanes';
+import { catalogInput, ensureBuilt, settings, supportBot, tempDir } from './support';
 
 beforeAll(() => ensureBuilt());
 
@@ -22,9 +22,9 @@ writeDemoModels(catalog, dir);
 const encoder = catalog.encoders[0];
 const model = (id: string) => ({ file: path.join(dir, `heads/${id}.onnx`), processing: processingOf(catalog.bots.find((b) => b.id === id)!, encoder.tokenizer) });
 
-let pool: WorkerPool;
+let pool: Lanes;
 beforeEach(async () => {
-  pool = new WorkerPool({ workers: 1, concurrency: 64, timeoutMs: 60_000 });
+  pool = new Lanes({ lanes: 1, settings: settings({ concurrency: 64, timeoutMs: 60_000 }) });
   await pool.load(0, 'enc', { file: path.join(dir, encoder.path) });
   await pool.load(0, 'resident', model('resident'), { check: { encoder: 'enc' } });
 });

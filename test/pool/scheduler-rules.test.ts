@@ -3,7 +3,8 @@
  * where a bot joining the fair queue starts, ties, jobs taken out, the `eligible` filter, the queue's
  * views (depths, jobs, clear), the moving average, and quarantine at its exact thresholds.
  */
-import { FairQueue, Quarantine, ServiceTimes, expectedWaitMs } from '@botshard/runtime/pool/scheduler';
+import { Quarantine } from '@botshard/runtime/pool/quarantine';
+import { FairQueue, ServiceTimes, expectedWaitMs } from '@botshard/runtime/pool/scheduler';
 
 interface Job {
   bot: string;

@@ -2,7 +2,8 @@
  * The pool's scheduling logic on its own (no threads, time given explicitly): fair share between bots,
  * one run per bot at a time, the expected wait that admission decides on, and quarantine with recovery.
  */
-import { FairQueue, Quarantine, ServiceTimes, expectedWaitMs } from '@botshard/runtime/pool/scheduler';
+import { Quarantine } from '@botshard/runtime/pool/quarantine';
+import { FairQueue, ServiceTimes, expectedWaitMs } from '@botshard/runtime/pool/scheduler';
 
 interface Job {
   bot: string;

@@ -20,11 +20,11 @@ describe('a slow bot', () => {
   afterAll(() => pool.close());
 
   test('runs in another worker than the fast bot', () => {
-    expect(pool.app.pool.bots.get('slow')!.worker).not.toBe(pool.app.pool.bots.get('fast')!.worker);
+    expect(pool.app.pool.bots.get('slow')!.lane).not.toBe(pool.app.pool.bots.get('fast')!.lane);
   });
 
   test('does not delay the health probe or another bot: both answer while it computes', async () => {
-    const slowWorker = pool.app.pool.bots.get('slow')!.worker;
+    const slowWorker = pool.app.pool.bots.get('slow')!.lane;
     const slow = timed(() => postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'yes please' }));
     await until(() => pool.app.pool.queueDepths()[slowWorker] > 0, 5000, 'the slow request to reach its worker');
     const others = [];
@@ -86,7 +86,7 @@ describe('a request past its deadline', () => {
   test('once its run time is measured, a request that cannot finish before its deadline is refused at once', async () => {
     // The run that outlived the deadlines above has finished (the worker is free): its time is known.
     await until(() => pool.app.pool.queueDepths()[0] === 0, 10_000, 'the slow run to finish');
-    expect(pool.app.pool.workers.laneOf('slow').meanMs).toBeGreaterThan(300);
+    expect(pool.app.pool.lanes.laneOf('slow').meanMs).toBeGreaterThan(300);
     const res = await postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' });
     expect(res.status).toBe(503);
     expect(res.body.error).toMatch(/^overloaded: bot "slow" would answer in about \d+ ms, after its deadline; retry later$/);
@@ -159,7 +159,7 @@ describe('a slow bot flooded in a real-time group', () => {
       while (flooding) slowStatuses.push((await postJson(`${pool.url}/v1/bots/slow/predict`, { text: 'no' })).status);
     });
     try {
-      await until(() => pool.app.pool.workers.laneOf('slow').quarantined, 60_000, 'the slow bot to be quarantined');
+      await until(() => pool.app.pool.lanes.laneOf('slow').quarantined, 60_000, 'the slow bot to be quarantined');
       const ready = await getJson(`${pool.url}/v2/models/slow/ready`);
       expect(ready.body).toEqual({ name: 'slow', ready: true, state: 'ready', quarantined: true });
       expect((await getJson(`${pool.url}/v2/models/slow`)).body.parameters.quarantined).toBe(true);

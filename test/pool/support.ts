@@ -8,12 +8,20 @@ import type { FastifyInstance } from 'fastify';
 import { BotInput, Catalog, CatalogInput, plan, writeCatalogFolder } from '@botshard/runtime';
 import { STANDALONE_DIMENSIONS, buildHeadModel, embeddingTable, writeDemoModels } from '@botshard/runtime/local/models';
 import { PoolServerOptions, buildPoolServer } from '@botshard/runtime/pool/server';
+import type { LaneSettings } from '@botshard/runtime/pool/lanes';
+import { groupDefaults } from '@botshard/runtime/catalog';
 
 export const ROOT = path.resolve(__dirname, '../..');
 
 /** The worker threads and the CLI run from runtime/lib: compile once per test file (quick when up to date). */
 export function ensureBuilt(): void {
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-b', 'runtime'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+/** Lane settings as a real-time group's defaults would give them, with `o` over them (tests that start lanes alone). */
+export function settings(o: Partial<LaneSettings> = {}): LaneSettings {
+  const { concurrency, timeoutMs, quarantineShare, batchWindowMs, batchMaxRows } = groupDefaults(true);
+  return { concurrency, timeoutMs, quarantineShare, batchWindowMs, batchMaxRows, ...o };
 }
 
 export function tempDir(prefix: string): string {

@@ -24,7 +24,7 @@ describe('a worker thread killed under load', () => {
 
   test('every bot is served again or honestly failed', async () => {
     const runtime = pool.app.pool;
-    const onZero = ids.filter((id) => runtime.bots.get(id)!.worker === 0);
+    const onZero = ids.filter((id) => runtime.bots.get(id)!.lane === 0);
     expect(onZero.length).toBeGreaterThan(1);
     const [broken] = onZero;
     // The model file of one of them is gone: it cannot be loaded again.
@@ -39,7 +39,7 @@ describe('a worker thread killed under load', () => {
       // The check and the kill in one synchronous step: nothing can be sent to the thread in between.
       const killIdle = () => {
         if (runtime.queueDepths()[0] !== 0) return false;
-        void runtime.workers.thread(0).terminate();
+        void runtime.lanes.lane(0).thread.terminate();
         return true;
       };
       await until(killIdle, 20_000, 'worker 0 to be between runs');

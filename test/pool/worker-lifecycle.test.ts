@@ -1,5 +1,5 @@
 /**
- * Inference workers hold native onnxruntime sessions: stopping them must never abort the process
+ * Inference threads (lanes.ts) hold native onnxruntime sessions: stopping them must never abort the process
  * (`terminate called after throwing an instance of 'Napi::Error'`), even in the middle of a run.
  * The cycles run in a child process, so that an abort shows as its exit status instead of killing jest.
  */
@@ -12,14 +12,15 @@ import { ROOT, ensureBuilt, tempDir } from './support';
 beforeAll(() => ensureBuilt());
 
 const CYCLES = `
-const { WorkerPool, OverloadedError } = require(process.argv[1]);
+const { Lanes } = require(process.argv[1] + '/lanes.js');
+const { OverloadedError } = require(process.argv[1] + '/shedding.js');
 const [fast, slow, cycles] = [process.argv[2], process.argv[3], Number(process.argv[4])];
 const processing = { preprocess: [], postprocess: { threshold: 0, fallback: 'none', entities: [] }, labels: ['a', 'b'], tokenizer: { kind: 'hashing', buckets: 256, maxTokens: 8 } };
 (async () => {
   let midRun = 0;
   let answeredFirst = 0;
   for (let i = 0; i < cycles; i++) {
-    const pool = new WorkerPool({ workers: 2, concurrency: 8 });
+    const pool = new Lanes({ lanes: 2, settings: { concurrency: 8, timeoutMs: 2000, quarantineShare: 0.1, batchWindowMs: 0, batchMaxRows: 32 } });
     await pool.load(0, 'fast', { file: fast, processing });
     await pool.load(1, 'slow', { file: slow, processing });
     const fastRun = () => pool.infer(0, 'fast', { head: 'fast' }, ['x'], Date.now() + 60000);
@@ -64,7 +65,7 @@ test('starting and stopping inference workers with loaded sessions 200 times, ha
   const slow = path.join(dir, 'slow.onnx');
   fs.writeFileSync(fast, head());
   fs.writeFileSync(slow, head({ size: 256, rounds: 40 }));
-  const r = spawnSync(process.execPath, ['-e', CYCLES, path.join(ROOT, 'runtime/lib/pool/workers.js'), fast, slow, '200'], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(process.execPath, ['-e', CYCLES, path.join(ROOT, 'runtime/lib/pool'), fast, slow, '200'], { encoding: 'utf8', timeout: 300_000 });
   expect(r.stderr).not.toMatch(/terminate called|Aborted/);
   const failed = r.status !== 0 || r.signal !== null;
   expect({ status: r.status, signal: r.signal, stderr: failed ? r.stderr : '' }).toEqual({ status: 0, signal: null, stderr: '' });

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parseCatalog, plan, poolFor } from '@botshard/runtime';
-import { hashKey } from '@botshard/runtime/router/tenants';
+import { hashKey } from '@botshard/runtime/routing/tenants';
 import { encodeRaw } from '@botshard/runtime/oip/tensors';
 import { GrpcClient, inferRequest, malformedInfer, rawModelInfer } from '../support/grpc';
 import { RunningPool, catalogInput, ensureBuilt, runPool, runPoolsOf, slowModels, standaloneBot, supportBot, tempDir, withModels } from '../pool/support';

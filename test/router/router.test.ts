@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { parseCatalog, plan, poolFor } from '@botshard/runtime';
-import { hashKey } from '@botshard/runtime/router/tenants';
+import { hashKey } from '@botshard/runtime/routing/tenants';
 import example from '../../bots.config';
 import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog, runPoolsOf } from '../pool/support';
 import { grpcLoad, load, poolRequestCount, runRouter } from './support';
@@ -177,7 +177,7 @@ describe('readiness', () => {
   });
 
   test('in a cluster, waits until the pools\' host names resolve', async () => {
-    const { PoolAddresses } = await import('@botshard/runtime/router/readiness');
+    const { PoolAddresses } = await import('@botshard/runtime/routing/readiness');
     const known = new Set(['rt-a.botshard.svc']);
     const looked: string[] = [];
     const addresses = new PoolAddresses(

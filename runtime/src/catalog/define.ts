@@ -1,4 +1,4 @@
-import { CatalogInput } from './types';
+import { CatalogInput } from './input';
 
 /**
  * Declares the catalog in `bots.config.ts`. It only gives the editor the types: validation runs

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { replaceWith } from '../io/atomic-write';
 import { partFileName, serializePart, splitCatalog } from './parts';
 import { buildIndex, indexFileName, indexText } from './placement-index';
 import { Catalog } from './types';
@@ -36,10 +37,11 @@ export function stageCatalogFolder(dir: string, catalog: Catalog, options: numbe
   return () => {
     const data = path.join(dir, '..data');
     const previous = fs.existsSync(data) ? fs.readlinkSync(data) : undefined;
+    // The new `..data` link is made beside the old one, then renamed over it: a link is swapped whole.
     const tmp = path.join(dir, '..data_tmp');
     fs.rmSync(tmp, { force: true });
     fs.symlinkSync(stamp, tmp);
-    fs.renameSync(tmp, data);
+    replaceWith(tmp, data);
     for (const file of files.keys()) {
       const link = path.join(dir, file);
       if (!fs.existsSync(link)) {

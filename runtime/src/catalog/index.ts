@@ -1,10 +1,12 @@
+export * from './input';
 export * from './types';
 export * from './problems';
 export { parseMemory, formatMemory } from './memory';
 export { defineCatalog } from './define';
 export { groupDefaults } from './defaults';
 export type { GroupDefaults } from './defaults';
-export { normalizeCatalog, parseCatalog, selectorMatches, groupOf } from './normalize';
+export { normalizeCatalog, parseCatalog } from './normalize';
+export { selectorMatches } from './selector';
 export { DNS_LABEL, MAX_BOT_ID, MAX_DNS_LABEL, MAX_GROUP_NAME, isBotId, isDnsLabel } from './names';
 export type { NormalizeResult } from './normalize';
 export { canonicalJson, canonicalGeneration } from './canonical';

@@ -7,7 +7,8 @@
 import { CatalogPart, Span, chunk, linesJson, serializePart } from './parts';
 import { normalizeCatalog } from './normalize';
 import { CatalogError, Problem, show } from './problems';
-import { CATALOG_API_VERSION, Catalog, CatalogIndex, IndexBot, PropertyValue } from './types';
+import { PropertyValue } from './input';
+import { CATALOG_API_VERSION, Catalog, CatalogIndex, IndexBot } from './types';
 
 /**
  * One bot: `[id, tenant, realtime, memory, encoder, part, offset, length, pin?, properties?]`, tenant and

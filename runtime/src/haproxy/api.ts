@@ -4,7 +4,7 @@
  */
 import * as net from 'node:net';
 
-export class RuntimeApi {
+export class HaproxyApi {
   constructor(readonly socket: string) {}
 
   /** Sends a command; resolves with HAProxy's answer (trimmed). `payload`: lines sent after `<<`. */

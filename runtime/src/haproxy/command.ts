@@ -5,20 +5,20 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { openCatalog } from '../catalog';
-import { SettingsError } from '../commands/failure';
-import { RouterCommandFlags, RouterSettings, grpcAddresses, poolUrlsFile, routerSettings } from '../router/command';
 import { Registry } from 'prom-client';
-import { standaloneGrpcRouter } from '../router/grpc';
-import { TenantKeys } from '../router/tenants';
-import { poolAddress } from '../router/upstream';
+import { CatalogIndex, openCatalog } from '../catalog';
+import { SettingsError } from '../commands/failure';
+import { freePort } from '../io/free-port';
+import { poolAddress } from '../routing/addresses';
+import { StandaloneGrpcRouter, standaloneGrpcRouter } from '../routing/grpc';
+import { RouterCommandFlags, RouterSettings, grpcAddresses, poolUrlsFile, routerSettings } from '../routing/settings';
+import { TenantKeys, checkKeysAtStart, keysRequired } from '../routing/tenants';
 import { catalogWatcher } from '../serve/catalog';
-import { Log, exitOnSignals, exitWithParent, integerSetting, portOf, runServerCommand, serveMetrics } from '../serve/process';
+import { Log, RunnableServer, integerSetting, runServer, runServerCommand } from '../serve/process';
 import { STATUS_PATH, poolStatuses } from '../status';
-import { RuntimeApi } from './api';
+import { HaproxyApi } from './api';
 import { HaproxyControl } from './control';
 
 const VERSION: string = require('../../package.json').version;
@@ -75,18 +75,6 @@ function jsonLog(base: object, level: string): Log & { debug(obj: object, msg: s
   return { debug: line(20), info: line(30), warn: line(40), error: line(50) };
 }
 
-/** A free port on the host (for `--port 0`: HAProxy needs a number in its configuration). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: number; metricsPort: number; grpcPort: number; haproxyMetricsPort: number }> {
@@ -95,12 +83,11 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   const log = jsonLog({ service: 'botshard-haproxy', pid: process.pid }, s.logLevel);
   const catalog = openCatalog(s.catalog).index;
   const address = s.poolUrlsFile ? poolUrlsFile(s.poolUrl) : poolAddress(s.poolUrl, catalog.platform.namespace);
-  const auth = catalog.platform.auth === 'tenant-keys';
   const keys = s.tenantKeys ? new TenantKeys(s.tenantKeys) : undefined;
-  if (auth && !keys) throw new SettingsError('the catalog requires API keys (platform.auth: "tenant-keys") and no tenant keys folder is given: pass --tenant-keys DIR or set BOTSHARD_TENANT_KEYS');
-  if (auth && keys?.problem) throw new SettingsError(`the catalog requires API keys (platform.auth: "tenant-keys") and ${keys.problem}`);
+  checkKeysAtStart(catalog, keys);
   const dir = s.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-haproxy-'));
   fs.mkdirSync(dir, { recursive: true });
+  // HAProxy needs numbers in its configuration: `--port 0` picks free ones here.
   const port = s.port === 0 ? await freePort(s.host) : s.port;
   const haproxyMetricsPort = s.haproxyMetricsPort === 0 ? await freePort(s.host) : s.haproxyMetricsPort;
 
@@ -141,31 +128,51 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   watcher.start();
   keys?.follow(s.pollMs ?? 5000);
 
-  const grpcPort = await grpcRouter.endpoint.listen(s.grpcPort, s.host);
-  const metrics = await serveMetrics(Registry.merge([control.metrics.registry, grpcRouter.registry]), s.metricsPort, s.host, {
+  const stop = {
+    following: () => {
+      watcher.stop();
+      keys?.stop();
+    },
+    haproxy: async () => {
+      await haproxy.stop();
+      if (!s.stateDir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  const running = await runServer(controlPlane(port, control, grpcRouter, s, log, stop), s, Registry.merge([control.metrics.registry, grpcRouter.registry]), fields(catalog, control, haproxyMetricsPort, dir), {
     [STATUS_PATH]: async () => ({ router: { generation: control.generation, dataPlane: 'haproxy' }, pools: await poolStatuses(control.pools(), address) }),
   });
-  const metricsPort = portOf(metrics);
-  log.info({ port, metricsPort, grpcPort, haproxyMetricsPort, host: s.host, generation: control.generation, auth: auth ? 'tenant-keys' : 'none', dataPlane: 'haproxy', dir }, 'listening');
+  return { port, metricsPort: running.metricsPort, grpcPort: running.grpcPort!, haproxyMetricsPort };
+}
 
-  exitOnSignals(log, s.drainSeconds, async () => {
-    // Not ready first, then HAProxy's soft stop: it stops listening and ends once in-flight requests are answered.
-    await control.drain();
-    grpcRouter.endpoint.drain();
-    control.stop();
-    watcher.stop();
-    keys?.stop();
-    // HAProxy stops taking connections and answers the requests in flight; then it stops, closing the
-    // idle keep-alive connections (as the Node router does). A soft stop would keep those until their
-    // next request, for as long as `hard-stop-after`.
-    await control.api.command('disable frontend botshard').catch(() => undefined); // HAProxy already gone: nothing in flight
-    while (/ fe=botshard /.test(await control.api.command('show sess').catch(() => ''))) await sleep(50);
-    await Promise.all([haproxy.stop(), grpcRouter.close()]);
-    await new Promise<void>((resolve) => metrics.close(() => resolve()));
-    if (!s.stateDir) fs.rmSync(dir, { recursive: true, force: true });
-  });
-  exitWithParent();
-  return { port, metricsPort, grpcPort, haproxyMetricsPort };
+/** What the "listening" line adds to the ports. */
+function fields(catalog: CatalogIndex, control: HaproxyControl, haproxyMetricsPort: number, dir: string): object {
+  return { haproxyMetricsPort, generation: control.generation, auth: keysRequired(catalog) ? 'tenant-keys' : 'none', dataPlane: 'haproxy', dir };
+}
+
+/**
+ * The control plane as `runServer` runs it: HAProxy listens on `port` already; this process listens for
+ * gRPC. Its drain: not ready first, then HAProxy stops taking connections and answers the requests in
+ * flight; then it stops, closing the idle keep-alive connections (as the Node router does). A soft stop
+ * would keep those until their next request, for as long as `hard-stop-after`. `stop`: following the catalog
+ * and the keys (first: no change during the drain), and HAProxy itself (last).
+ */
+function controlPlane(port: number, control: HaproxyControl, grpcRouter: StandaloneGrpcRouter, s: HaproxySettings, log: Log, stop: { following(): void; haproxy(): Promise<void> }): RunnableServer {
+  return {
+    lifecycle: log,
+    listen: async () => ({ port, grpcPort: await grpcRouter.endpoint.listen(s.grpcPort, s.host) }),
+    async drain() {
+      await control.drain();
+      grpcRouter.endpoint.drain();
+      control.stop();
+      stop.following();
+      await control.api.command('disable frontend botshard').catch(() => undefined); // HAProxy already gone: nothing in flight
+      while (/ fe=botshard /.test(await control.api.command('show sess').catch(() => ''))) await sleep(50);
+      await Promise.all([stop.haproxy(), grpcRouter.close()]);
+    },
+    // HAProxy answers the requests: none is this process's to cut off.
+    unfinishedResponses: 0,
+    exiting: () => ({}),
+  };
 }
 
 function pidIn(info: string): string | undefined {
@@ -181,7 +188,7 @@ interface DataPlane {
 }
 
 /** Waits for HAProxy to answer on its Runtime API socket. */
-async function answering(api: RuntimeApi, withinMs: number): Promise<void> {
+async function answering(api: HaproxyApi, withinMs: number): Promise<void> {
   for (const end = Date.now() + withinMs; !(await api.alive()); ) {
     if (Date.now() > end) throw new Error(`HAProxy did not open its Runtime API socket (${api.socket}) within ${withinMs / 1000} s`);
     await sleep(50);
@@ -189,7 +196,7 @@ async function answering(api: RuntimeApi, withinMs: number): Promise<void> {
 }
 
 /** After `signal` (which starts a reload), waits until a new worker answers on the Runtime API. */
-async function reloaded(api: RuntimeApi, signal: () => Promise<unknown>): Promise<void> {
+async function reloaded(api: HaproxyApi, signal: () => Promise<unknown>): Promise<void> {
   const before = pidIn(await api.command('show info'));
   await signal();
   for (let i = 0; i < 200; i++) {
@@ -205,7 +212,7 @@ async function reloaded(api: RuntimeApi, signal: () => Promise<unknown>): Promis
  * container beside us is. It runs under a shell that holds a pipe from us: if this process dies without
  * stopping it (SIGKILL, a crash), the pipe closes and the shell stops HAProxy, so no orphan keeps the port.
  */
-async function underUs(bin: string, config: string, dir: string, api: RuntimeApi, log: Log): Promise<DataPlane> {
+async function underUs(bin: string, config: string, dir: string, api: HaproxyApi, log: Log): Promise<DataPlane> {
   const check = spawnSync(bin, ['-c', '-q', '-f', config], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`HAProxy refuses the generated configuration ${config}: ${(check.stderr || check.stdout).trim()}`);
   const master = path.join(dir, 'master.sock');
@@ -235,9 +242,9 @@ async function underUs(bin: string, config: string, dir: string, api: RuntimeApi
  * folder (`haproxy -W -S <dir>/master.sock -f <dir>/haproxy.cfg`): reloaded through its master socket; it
  * stops when its own container is told to (after its preStop pause, by when we have drained).
  */
-async function besideUs(dir: string, api: RuntimeApi): Promise<DataPlane> {
+async function besideUs(dir: string, api: HaproxyApi): Promise<DataPlane> {
   await answering(api, 120_000);
-  const master = new RuntimeApi(path.join(dir, 'master.sock'));
+  const master = new HaproxyApi(path.join(dir, 'master.sock'));
   return {
     reload: () => reloaded(api, () => master.command('reload')),
     stop: async () => undefined,

@@ -5,15 +5,18 @@
  * reports it ready, then its map entry flips: make-before-break, so a rebalance loses no request.
  * Only a change of the set of pools, or of their addresses, rewrites the configuration and reloads.
  */
-import * as fs from 'node:fs';
+import * as net from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { CatalogIndex, PoolGroup } from '../catalog';
+import { MOVE_GRACE_MS } from '../catalog/defaults';
+import { writeAtomic } from '../io/atomic-write';
+import type { PoolAddress } from '../routing/addresses';
+import { poolConcurrency } from '../routing/limits';
+import { routerReady } from '../routing/readiness';
+import { RoutingTable } from '../routing/table';
+import { TenantKeys, keysRequired } from '../routing/tenants';
 import type { Log } from '../serve/process';
-import { RoutingTable } from '../router/table';
-import type { TenantKeys } from '../router/tenants';
-import type { PoolAddress } from '../router/upstream';
-import { RuntimeApi } from './api';
-import * as net from 'node:net';
+import { HaproxyApi } from './api';
 import { Backend, ConfigInput, files, renderConfig, serverAddress } from './config';
 
 export interface ControlOptions {
@@ -27,7 +30,7 @@ export interface ControlOptions {
   log: Log;
   /** How often moves waiting for their new pool are checked. @default 250 */
   checkMs?: number;
-  /** A move flips after this long even if the new pool never reports the bot ready (its old pool drops it by then). @default 30000 */
+  /** A move flips after this long even if the new pool never reports the bot ready (its old pool drops it by then). @default MOVE_GRACE_MS */
   moveTimeoutMs?: number;
 }
 
@@ -50,7 +53,7 @@ interface Move {
 
 export class HaproxyControl {
   readonly metrics = new ControlMetrics();
-  readonly api: RuntimeApi;
+  readonly api: HaproxyApi;
   private readonly table: RoutingTable;
   private readonly f: ReturnType<typeof files>;
   /** What HAProxy's bots map holds: bot -> pool. */
@@ -70,14 +73,14 @@ export class HaproxyControl {
   private draining = false;
   /** What each of the owners, keys and state maps held when last pushed (owners: by catalog generation). */
   private readonly pushed = new Map<string, string>();
-  /** The generation the routes were last planned for: planning walks every bot, so once per generation. */
-  private planned?: string;
+  /** The generation the routes were last updated for: updating walks every bot, so once per generation. */
+  private routedGeneration?: string;
 
   constructor(private readonly o: ControlOptions) {
     this.table = new RoutingTable(o.catalog);
     this.f = files(o.config.dir);
-    this.api = new RuntimeApi(this.f.socket);
-    this.remember(o.catalog);
+    this.api = new HaproxyApi(this.f.socket);
+    this.rememberGroups();
   }
 
   get generation(): string {
@@ -96,7 +99,7 @@ export class HaproxyControl {
   /** Writes the configuration and the maps' files for HAProxy's first start. */
   prepare(): string {
     for (const bot of this.table.catalog.bots) this.routes.set(bot.id, this.table.route(bot.id)!.pool);
-    this.planned = this.generation;
+    this.routedGeneration = this.generation;
     this.writeConfig();
     this.writeMaps();
     return this.f.config;
@@ -122,7 +125,7 @@ export class HaproxyControl {
   /** Applies a new catalog generation; throws (keeping the current one) if it cannot be placed. */
   update(catalog: CatalogIndex): Promise<void> {
     this.table.update(catalog);
-    this.remember(catalog);
+    this.rememberGroups();
     this.metrics.generation.reset();
     this.metrics.generation.set({ generation: catalog.generation }, 1);
     return this.sync();
@@ -136,7 +139,7 @@ export class HaproxyControl {
 
   private async pass(): Promise<void> {
     const started = performance.now();
-    const routesChanged = this.planned !== this.generation && this.plan();
+    const routesChanged = this.routedGeneration !== this.generation && this.updateRoutes();
     const routed = () => this.o.log.info({ generation: this.generation, bots: this.routes.size, ms: Math.round(performance.now() - started) }, 'HAProxy routes the catalog generation');
     const backends = this.backends();
     if (this.render(backends, false) !== this.shape || !(await this.readdress(backends))) {
@@ -188,8 +191,8 @@ export class HaproxyControl {
    * Routes for the current generation: new bots go to their pool at once, removed ones go, moved ones stay
    * on their old pool until `flipReadyMoves`. Returns whether the bots map changed.
    */
-  private plan(): boolean {
-    this.planned = this.generation;
+  private updateRoutes(): boolean {
+    this.routedGeneration = this.generation;
     let changed = false;
     const wanted = new Set<string>();
     for (const bot of this.table.catalog.bots) {
@@ -226,7 +229,7 @@ export class HaproxyControl {
     const checks = [...this.moves].slice(0, 64).map(async ([bot, move]) => {
       const url = this.o.address(move.to);
       const state = url && up.has(move.to) ? await botState(url, bot) : undefined;
-      const timedOut = Date.now() - move.since > (this.o.moveTimeoutMs ?? 30_000);
+      const timedOut = Date.now() - move.since > (this.o.moveTimeoutMs ?? MOVE_GRACE_MS);
       if (state !== 'ready' && state !== 'failed' && !timedOut) return;
       this.moves.delete(bot);
       this.routes.set(bot, move.to);
@@ -306,9 +309,10 @@ export class HaproxyControl {
     return this.readyWith(this.o.keys?.size ?? 0);
   }
 
+  /** The router's readiness rule; a pool is reachable once it has an address and HAProxy saw its server up. */
   private readyWith(keys: number): boolean {
-    const unroutable = [...this.table.pools()].filter((p) => !this.o.address(p) || !this.seenUp.has(p));
-    return !this.draining && unroutable.length === 0 && (!this.auth || keys > 0);
+    const allRoutable = () => [...this.table.pools()].every((p) => Boolean(this.o.address(p)) && this.seenUp.has(p));
+    return routerReady({ draining: this.draining, allRoutable, keysRequired: this.auth, keys });
   }
 
   private stateMap(keys: number): Map<string, string> {
@@ -327,15 +331,12 @@ export class HaproxyControl {
   }
 
   private get auth(): boolean {
-    return this.table.catalog.platform.auth === 'tenant-keys';
+    return keysRequired(this.table.catalog);
   }
 
-  private remember(catalog: CatalogIndex): void {
-    const groups = new Map(catalog.groups.map((g) => [g.name, g]));
-    for (const bot of catalog.bots) {
-      const route = this.table.route(bot.id);
-      if (route) this.groupOf.set(route.pool, groups.get(route.group.name)!);
-    }
+  /** Keeps the group of every pool of the current generation (pools without bots too), for their backends. */
+  private rememberGroups(): void {
+    for (const pool of this.table.pools()) this.groupOf.set(pool, this.table.groupOf(pool)!);
   }
 
   /** A backend for every pool of the current generation and every pool a route still names. */
@@ -343,7 +344,9 @@ export class HaproxyControl {
     const pools = new Set([...this.table.pools(), ...this.routes.values()]);
     return [...pools].sort().map((pool) => {
       const group = this.groupOf.get(pool);
-      return { pool, url: this.o.address(pool), timeoutMs: group?.timeoutMs ?? 2000, maxconn: (group?.concurrency ?? 64) * (group?.replicas.max ?? 1) };
+      // Every pool a route names was remembered with its group: a pool without one is a bug here.
+      if (!group) throw new Error(`pool "${pool}" has no pool group in the catalogs the control plane has seen`);
+      return { pool, url: this.o.address(pool), timeoutMs: group.timeoutMs, maxconn: poolConcurrency(group) };
     });
   }
 
@@ -362,12 +365,6 @@ async function botState(url: string, bot: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** Whole or not at all: HAProxy (or its container's start script) never reads a half-written file. */
-function writeAtomic(file: string, text: string): void {
-  fs.writeFileSync(`${file}.tmp`, text);
-  fs.renameSync(`${file}.tmp`, file);
 }
 
 function mapText(entries: ReadonlyMap<string, string>): string {

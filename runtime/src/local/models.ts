@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { DataType, encodeModel, floatTensor, int64Tensor, node, valueInfo } from './onnx';
 import { Bot, Catalog, Encoder } from '../catalog';
+import { writeAtomic } from '../io/atomic-write';
 import { xxh64 } from '../placement';
 import { DEFAULT_TOKENIZER, tokenize } from '../pool/tokenizer';
 import { mulberry32 } from './random';
@@ -242,9 +243,7 @@ export function writeDemoModels(catalog: Catalog, modelRoot: string, opts: DemoM
       continue;
     }
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file); // atomic: a pool reading the file never sees half of it
+    writeAtomic(file, bytes); // a pool reading the file never sees half of it
     record[relative] = demo;
     (existing === undefined ? result.written : result.updated).push(relative);
   }

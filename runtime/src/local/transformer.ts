@@ -66,44 +66,9 @@ export function buildTransformerEncoderModel(table: Float32Array, buckets: numbe
     node('Unsqueeze', ['mask', 'axis_last'], ['mask_3d']), // [B, T, 1]
     node('MatMul', ['rows', 'W_in'], ['x_0']), // [B, T, H]
   ];
-  /** Layer norm over the last axis (no scale or shift). */
-  const norm = (x: string, out: string) => {
-    nodes.push(
-      node('ReduceMean', [x], [`${out}_mean`], [{ name: 'axes', ints: [-1] }, { name: 'keepdims', i: 1 }]),
-      node('Sub', [x, `${out}_mean`], [`${out}_centred`]),
-      node('Mul', [`${out}_centred`, `${out}_centred`], [`${out}_squares`]),
-      node('ReduceMean', [`${out}_squares`], [`${out}_var`], [{ name: 'axes', ints: [-1] }, { name: 'keepdims', i: 1 }]),
-      node('Add', [`${out}_var`, 'epsilon'], [`${out}_var_eps`]),
-      node('Sqrt', [`${out}_var_eps`], [`${out}_std`]),
-      node('Div', [`${out}_centred`, `${out}_std`], [out]),
-    );
-  };
   let x = 'x_0';
   for (let l = 0; l < layers; l++) {
-    const p = `l${l}`;
-    for (const w of ['q', 'k', 'v', 'o']) initializer.push(floatTensor(`${p}_W${w}`, [H, H], weights(H, H)));
-    initializer.push(floatTensor(`${p}_W1`, [H, 4 * H], weights(H, 4 * H)), floatTensor(`${p}_W2`, [4 * H, H], weights(4 * H, H)));
-    nodes.push(
-      node('MatMul', [x, `${p}_Wq`], [`${p}_q`]),
-      node('MatMul', [x, `${p}_Wk`], [`${p}_k`]),
-      node('MatMul', [x, `${p}_Wv`], [`${p}_v`]),
-      node('Transpose', [`${p}_k`], [`${p}_kt`], [{ name: 'perm', ints: [0, 2, 1] }]),
-      node('MatMul', [`${p}_q`, `${p}_kt`], [`${p}_scores`]), // [B, T, T]
-      node('Mul', [`${p}_scores`, 'scale'], [`${p}_scaled`]),
-      node('Add', [`${p}_scaled`, 'key_bias'], [`${p}_biased`]),
-      node('Softmax', [`${p}_biased`], [`${p}_attention`], [{ name: 'axis', i: -1 }]),
-      node('MatMul', [`${p}_attention`, `${p}_v`], [`${p}_context`]),
-      node('MatMul', [`${p}_context`, `${p}_Wo`], [`${p}_attended`]),
-      node('Add', [x, `${p}_attended`], [`${p}_residual_1`]),
-    );
-    norm(`${p}_residual_1`, `${p}_h`);
-    nodes.push(
-      node('MatMul', [`${p}_h`, `${p}_W1`], [`${p}_up`]),
-      node('Relu', [`${p}_up`], [`${p}_active`]),
-      node('MatMul', [`${p}_active`, `${p}_W2`], [`${p}_down`]),
-      node('Add', [`${p}_h`, `${p}_down`], [`${p}_residual_2`]),
-    );
-    norm(`${p}_residual_2`, `x_${l + 1}`);
+    encoderLayer(`l${l}`, x, `x_${l + 1}`, H, weights, initializer, nodes);
     x = `x_${l + 1}`;
   }
   nodes.push(
@@ -123,4 +88,44 @@ export function buildTransformerEncoderModel(table: Float32Array, buckets: numbe
     input: [valueInfo('input_ids', DataType.INT64, ['batch', 'tokens'])],
     output: [valueInfo('embedding', DataType.FLOAT, ['batch', D])],
   });
+}
+
+/** One encoder layer from `x` to `out`: self-attention, residual and layer norm, then the MLP, residual and layer norm. */
+function encoderLayer(p: string, x: string, out: string, H: number, weights: (rows: number, cols: number) => Float32Array, initializer: onnx.ITensorProto[], nodes: onnx.INodeProto[]): void {
+  for (const w of ['q', 'k', 'v', 'o']) initializer.push(floatTensor(`${p}_W${w}`, [H, H], weights(H, H)));
+  initializer.push(floatTensor(`${p}_W1`, [H, 4 * H], weights(H, 4 * H)), floatTensor(`${p}_W2`, [4 * H, H], weights(4 * H, H)));
+  nodes.push(
+    node('MatMul', [x, `${p}_Wq`], [`${p}_q`]),
+    node('MatMul', [x, `${p}_Wk`], [`${p}_k`]),
+    node('MatMul', [x, `${p}_Wv`], [`${p}_v`]),
+    node('Transpose', [`${p}_k`], [`${p}_kt`], [{ name: 'perm', ints: [0, 2, 1] }]),
+    node('MatMul', [`${p}_q`, `${p}_kt`], [`${p}_scores`]), // [B, T, T]
+    node('Mul', [`${p}_scores`, 'scale'], [`${p}_scaled`]),
+    node('Add', [`${p}_scaled`, 'key_bias'], [`${p}_biased`]),
+    node('Softmax', [`${p}_biased`], [`${p}_attention`], [{ name: 'axis', i: -1 }]),
+    node('MatMul', [`${p}_attention`, `${p}_v`], [`${p}_context`]),
+    node('MatMul', [`${p}_context`, `${p}_Wo`], [`${p}_attended`]),
+    node('Add', [x, `${p}_attended`], [`${p}_residual_1`]),
+  );
+  layerNorm(nodes, `${p}_residual_1`, `${p}_h`);
+  nodes.push(
+    node('MatMul', [`${p}_h`, `${p}_W1`], [`${p}_up`]),
+    node('Relu', [`${p}_up`], [`${p}_active`]),
+    node('MatMul', [`${p}_active`, `${p}_W2`], [`${p}_down`]),
+    node('Add', [`${p}_h`, `${p}_down`], [`${p}_residual_2`]),
+  );
+  layerNorm(nodes, `${p}_residual_2`, out);
+}
+
+/** Layer norm over the last axis (no scale or shift). */
+function layerNorm(nodes: onnx.INodeProto[], x: string, out: string): void {
+  nodes.push(
+    node('ReduceMean', [x], [`${out}_mean`], [{ name: 'axes', ints: [-1] }, { name: 'keepdims', i: 1 }]),
+    node('Sub', [x, `${out}_mean`], [`${out}_centred`]),
+    node('Mul', [`${out}_centred`, `${out}_centred`], [`${out}_squares`]),
+    node('ReduceMean', [`${out}_squares`], [`${out}_var`], [{ name: 'axes', ints: [-1] }, { name: 'keepdims', i: 1 }]),
+    node('Add', [`${out}_var`, 'epsilon'], [`${out}_var_eps`]),
+    node('Sqrt', [`${out}_var_eps`], [`${out}_std`]),
+    node('Div', [`${out}_centred`, `${out}_std`], [out]),
+  );
 }

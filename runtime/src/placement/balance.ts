@@ -32,81 +32,20 @@ import { PoolState, costIn, fillLimit, localityKey, put } from './pools';
  */
 export function balance(group: PoolGroup, bots: readonly IndexBot[], pools: PoolState[], encoderBytes: ReadonlyMap<string, number>): boolean {
   const n = pools.length;
-  const limit = fillLimit(group);
   let total = 0;
   for (const bot of bots) total += bot.model.memory;
   const keys = keysOf(group, bots);
   const load = new Array<number>(n).fill(0);
   load[0] = total;
   for (const key of keys) key.segments = [{ from: 0, to: key.weight, pool: 0 }];
+  const state: Balancing = { group, keys, pools, load, total, limit: fillLimit(group), encoderBytes };
 
   // The cap moves down in steps of about a quarter: level runs 1, 2, ..., 8, 10, 12, 15, 18, 22, ...
   const step = (level: number) => Math.max(1, Math.floor(level / 4));
   let level = 1;
   for (let q = 1; q < n; q++) {
-    const target = Math.floor(total / (q + 1));
-    const lower = target - Math.floor(target / 4);
     while (level + step(level) <= q + 1) level += step(level);
-    const cap = Math.floor(total / level) + Math.floor(total / level / 4);
-    const order = preference(keys, pools[q].hash);
-    let taken = 0;
-    // Pool q's memory as the bots it takes land: never past the fill factor.
-    let used = group.poolOverhead;
-    const encoders = new Set<string>();
-    /**
-     * Moves up to `wanted` bytes from the high end of segment i of a key to pool q, fewer if the bots
-     * landing in them would take q past the fill factor (then the cut falls between two bots); returns
-     * what it moved.
-     */
-    const take = (key: Key, i: number, wanted: number): number => {
-      const seg = key.segments[i];
-      let amount = Math.min(wanted, seg.to - seg.from);
-      if (amount <= 0) return 0;
-      const first = landing(key, seg.to - amount);
-      const added = new Set<string>();
-      let cost = 0;
-      let j = landing(key, seg.to) - 1;
-      for (; j >= first; j--) {
-        const bot = key.bots[j];
-        const enc = bot.model.encoder;
-        const extra = bot.model.memory + (enc !== undefined && !encoders.has(enc) && !added.has(enc) ? encoderBytes.get(enc) ?? 0 : 0);
-        if (used + cost + extra > limit) break;
-        cost += extra;
-        if (enc !== undefined) added.add(enc);
-      }
-      if (j >= first) amount = seg.to - key.ends[j];
-      if (amount <= 0) return 0;
-      used += cost;
-      for (const enc of added) encoders.add(enc);
-      load[seg.pool] -= amount;
-      load[q] += amount;
-      taken += amount;
-      if (amount === seg.to - seg.from) seg.pool = q;
-      else {
-        key.segments.splice(i + 1, 0, { from: seg.to - amount, to: seg.to, pool: q });
-        seg.to -= amount;
-      }
-      return amount;
-    };
-    for (let p = 0; p < q && taken < target; p++) {
-      let excess = Math.min(load[p] - cap, target - taken);
-      for (let k = 0; k < order.length && excess > 0; k++) {
-        const key = order[k];
-        for (let i = key.segments.length - 1; i >= 0 && excess > 0; i--) {
-          const seg = key.segments[i];
-          if (seg.pool !== p) continue;
-          excess -= take(key, i, excess);
-        }
-      }
-    }
-    for (let k = 0; k < order.length && taken < target; k++) {
-      const key = order[k];
-      for (let i = key.segments.length - 1; i >= 0 && taken < target; i--) {
-        const seg = key.segments[i];
-        if (seg.pool === q) continue;
-        take(key, i, Math.min(target - taken, load[seg.pool] - lower));
-      }
-    }
+    buildPool(state, q, level);
   }
 
   for (const key of keys) {
@@ -118,6 +57,85 @@ export function balance(group: PoolGroup, bots: readonly IndexBot[], pools: Pool
     });
   }
   return pools.every((p) => p.used <= p.budget);
+}
+
+/** What the pools' steps share: the keys' segments and each pool's load (bytes of segments it holds) change at each step. */
+interface Balancing {
+  group: PoolGroup;
+  keys: Key[];
+  pools: PoolState[];
+  load: number[];
+  total: number;
+  /** Bytes a pool may use at the fill factor. */
+  limit: number;
+  encoderBytes: ReadonlyMap<string, number>;
+}
+
+/** Pool q's step (see `balance`): it takes its share from pools 0..q-1, first what they hold above the cap of `level`. */
+function buildPool(state: Balancing, q: number, level: number): void {
+  const { group, keys, pools, load, total, limit, encoderBytes } = state;
+  const target = Math.floor(total / (q + 1));
+  const lower = target - Math.floor(target / 4);
+  const cap = Math.floor(total / level) + Math.floor(total / level / 4);
+  const order = preference(keys, pools[q].hash);
+  let taken = 0;
+  // Pool q's memory as the bots it takes land: never past the fill factor.
+  let used = group.poolOverhead;
+  const encoders = new Set<string>();
+  /**
+   * Moves up to `wanted` bytes from the high end of segment i of a key to pool q, fewer if the bots
+   * landing in them would take q past the fill factor (then the cut falls between two bots); returns
+   * what it moved.
+   */
+  const take = (key: Key, i: number, wanted: number): number => {
+    const seg = key.segments[i];
+    let amount = Math.min(wanted, seg.to - seg.from);
+    if (amount <= 0) return 0;
+    const first = landing(key, seg.to - amount);
+    const added = new Set<string>();
+    let cost = 0;
+    let j = landing(key, seg.to) - 1;
+    for (; j >= first; j--) {
+      const bot = key.bots[j];
+      const enc = bot.model.encoder;
+      const extra = bot.model.memory + (enc !== undefined && !encoders.has(enc) && !added.has(enc) ? encoderBytes.get(enc) ?? 0 : 0);
+      if (used + cost + extra > limit) break;
+      cost += extra;
+      if (enc !== undefined) added.add(enc);
+    }
+    if (j >= first) amount = seg.to - key.ends[j];
+    if (amount <= 0) return 0;
+    used += cost;
+    for (const enc of added) encoders.add(enc);
+    load[seg.pool] -= amount;
+    load[q] += amount;
+    taken += amount;
+    if (amount === seg.to - seg.from) seg.pool = q;
+    else {
+      key.segments.splice(i + 1, 0, { from: seg.to - amount, to: seg.to, pool: q });
+      seg.to -= amount;
+    }
+    return amount;
+  };
+  for (let p = 0; p < q && taken < target; p++) {
+    let excess = Math.min(load[p] - cap, target - taken);
+    for (let k = 0; k < order.length && excess > 0; k++) {
+      const key = order[k];
+      for (let i = key.segments.length - 1; i >= 0 && excess > 0; i--) {
+        const seg = key.segments[i];
+        if (seg.pool !== p) continue;
+        excess -= take(key, i, excess);
+      }
+    }
+  }
+  for (let k = 0; k < order.length && taken < target; k++) {
+    const key = order[k];
+    for (let i = key.segments.length - 1; i >= 0 && taken < target; i--) {
+      const seg = key.segments[i];
+      if (seg.pool === q) continue;
+      take(key, i, Math.min(target - taken, load[seg.pool] - lower));
+    }
+  }
 }
 
 interface Segment {

@@ -8,3 +8,4 @@ export { topologyToJson } from './json';
 export { placementWarnings } from './warnings';
 export type { TopologyJson } from './json';
 export { fillLimit } from './pools';
+export { groupOf } from './groups';

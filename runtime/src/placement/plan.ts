@@ -1,4 +1,5 @@
-import { Catalog, CatalogIndex, IndexBot, PoolGroup, Problem, formatProblems, groupOf } from '../catalog';
+import { Catalog, CatalogIndex, IndexBot, PoolGroup, Problem, Strategy, formatProblems } from '../catalog';
+import { groupOf } from './groups';
 import { U64, compareU64, scoreHi, scoreLo, xxh64 } from '../hash';
 import { balance } from './balance';
 import { PoolState, costIn, fillLimit, localityKey, newPool, put, scaled } from './pools';
@@ -204,13 +205,9 @@ function describe(bytes: number): string {
  */
 export function plan(catalog: CatalogIndex, options: PlanOptions = {}): Topology {
   const encoderBytes = new Map(catalog.encoders.map((e) => [e.id, e.memory]));
-  const byGroup = new Map<string, { pinned: IndexBot[]; hashed: IndexBot[] }>(catalog.groups.map((g) => [g.name, { pinned: [], hashed: [] }]));
-  for (const bot of catalog.bots) {
-    const group = groupOf(catalog, bot);
-    if (!group) throw new PlacementError(`bot "${bot.id}" matches no pool group: widen a group selector or pin it`);
-    byGroup.get(group.name)![bot.pin !== undefined ? 'pinned' : 'hashed'].push(bot);
-  }
+  const byGroup = botsByGroup(catalog);
   const strategy = catalog.platform.strategy;
+  if (strategy !== 'single') checkBotsFit(catalog.groups, byGroup, encoderBytes);
   const taken = new Set(catalog.groups.flatMap((g) => g.dedicatedPools));
   const pools: Pool[] = [];
   const groups: GroupTopology[] = [];
@@ -227,59 +224,10 @@ export function plan(catalog: CatalogIndex, options: PlanOptions = {}): Topology
     for (const id of bots) assignment.set(id, state.name);
   };
 
-  // Every bot too big for any pool of its group, all at once (single: the one pool grows to fit).
-  const tooBig: Problem[] = [];
-  for (const group of strategy === 'single' ? [] : catalog.groups) {
-    const { pinned, hashed } = byGroup.get(group.name)!;
-    for (const bot of [...pinned, ...hashed]) {
-      const encoder = bot.model.encoder !== undefined ? encoderBytes.get(bot.model.encoder) ?? 0 : 0;
-      const alone = group.poolOverhead + bot.model.memory + encoder;
-      if (alone <= group.memory) continue;
-      tooBig.push({
-        path: `bots (${bot.id}).model.memory`,
-        message: `needs ${describe(alone)} in a pool (overhead ${describe(group.poolOverhead)} + head ${describe(bot.model.memory)}${encoder ? ` + encoder ${describe(encoder)}` : ''}) but a pool of group "${group.name}" has ${describe(group.memory)}`,
-        hint: `raise groups[].memory of "${group.name}" or shrink the model`,
-      });
-    }
-  }
-  if (tooBig.length > 0) throw new PlacementError(`${tooBig.length} bot${tooBig.length === 1 ? '' : 's'} cannot fit in a pool of ${tooBig.length === 1 ? 'its' : 'their'} group:`, tooBig);
-
   for (const group of catalog.groups) {
     const { pinned, hashed } = byGroup.get(group.name)!;
     const groupPools: string[] = [];
-    let shared: PoolState[] = [];
-    if (strategy === 'dedicated') {
-      shared = hashed.map((bot) => {
-        const state = newPool(`${group.name}-${bot.id}`, group);
-        put(state, bot, costIn(state, bot, encoderBytes));
-        return state;
-      });
-    } else if (strategy === 'single') {
-      const state = newPool(poolName(group.name, 0, taken), group);
-      for (const bot of hashed) put(state, bot, costIn(state, bot, encoderBytes));
-      state.budget = Math.max(state.budget, state.used);
-      shared = hashed.length > 0 || group.dedicatedPools.length === 0 ? [state] : [];
-    } else if (hashed.length > 0) {
-      // With overcommit, hashing places bots against the pool's memory times the overcommit (the pool keeps what fits resident).
-      const placing = capacityGroup(group);
-      const fixed = options.pools?.[group.name] ?? (group.pools === 'auto' ? undefined : group.pools);
-      for (let n = fixed ?? autoPoolCount(placing, hashed, encoderBytes); ; n++) {
-        const fresh = () => Array.from({ length: n }, (_, i) => newPool(poolName(group.name, i, taken), placing));
-        shared = fresh();
-        // A fixed count with a locality key: balanced (an auto count is sized by memory, which keeps its pools full).
-        const balanced = fixed !== undefined && group.locality !== 'none';
-        if (balanced && balance(placing, hashed, shared, encoderBytes)) break;
-        if (balanced) shared = fresh();
-        const unplaced = assign(placing, hashed, shared, encoderBytes);
-        if (!unplaced) break;
-        if (fixed !== undefined || n >= hashed.length) {
-          throw new PlacementError(
-            `group "${group.name}" cannot fit its ${hashed.length} bots in ${n} pools of ${describe(placing.memory)}${placing === group ? '' : ` (${describe(group.memory)} x overcommit ${group.overcommit})`} (bot "${unplaced.id}" found no room): raise groups[].pools, set it to "auto", or raise groups[].memory`,
-          );
-        }
-      }
-    }
-    for (const state of shared) {
+    for (const state of sharedPools(group, hashed, strategy, taken, encoderBytes, options)) {
       finish(state, group, strategy === 'dedicated', strategy === 'sharded' ? group.memory : state.budget);
       groupPools.push(state.name);
     }
@@ -295,4 +243,70 @@ export function plan(catalog: CatalogIndex, options: PlanOptions = {}): Topology
     groups.push({ name: group.name, pools: groupPools });
   }
   return { generation: catalog.generation, strategy, groups, pools, assignment };
+}
+
+/** Each group's bots, pinned and hashed (in catalog order); throws on the first bot that has no group. */
+function botsByGroup(catalog: CatalogIndex): Map<string, { pinned: IndexBot[]; hashed: IndexBot[] }> {
+  const byGroup = new Map<string, { pinned: IndexBot[]; hashed: IndexBot[] }>(catalog.groups.map((g) => [g.name, { pinned: [], hashed: [] }]));
+  for (const bot of catalog.bots) {
+    const group = groupOf(catalog, bot);
+    if (!group) throw new PlacementError(`bot "${bot.id}" matches no pool group: widen a group selector or pin it`);
+    byGroup.get(group.name)![bot.pin !== undefined ? 'pinned' : 'hashed'].push(bot);
+  }
+  return byGroup;
+}
+
+/** Throws listing every bot too big for any pool of its group, all at once (not for "single": its one pool grows to fit). */
+function checkBotsFit(groups: readonly PoolGroup[], byGroup: Map<string, { pinned: IndexBot[]; hashed: IndexBot[] }>, encoderBytes: Map<string, number>): void {
+  const tooBig: Problem[] = [];
+  for (const group of groups) {
+    const { pinned, hashed } = byGroup.get(group.name)!;
+    for (const bot of [...pinned, ...hashed]) {
+      const encoder = bot.model.encoder !== undefined ? encoderBytes.get(bot.model.encoder) ?? 0 : 0;
+      const alone = group.poolOverhead + bot.model.memory + encoder;
+      if (alone <= group.memory) continue;
+      tooBig.push({
+        path: `bots (${bot.id}).model.memory`,
+        message: `needs ${describe(alone)} in a pool (overhead ${describe(group.poolOverhead)} + head ${describe(bot.model.memory)}${encoder ? ` + encoder ${describe(encoder)}` : ''}) but a pool of group "${group.name}" has ${describe(group.memory)}`,
+        hint: `raise groups[].memory of "${group.name}" or shrink the model`,
+      });
+    }
+  }
+  if (tooBig.length > 0) throw new PlacementError(`${tooBig.length} bot${tooBig.length === 1 ? '' : 's'} cannot fit in a pool of ${tooBig.length === 1 ? 'its' : 'their'} group:`, tooBig);
+}
+
+/** The pools of a group's hashed (unpinned) bots, by strategy: one per bot, one for all, or sharded by hashing. */
+function sharedPools(group: PoolGroup, hashed: IndexBot[], strategy: Strategy, taken: Set<string>, encoderBytes: Map<string, number>, options: PlanOptions): PoolState[] {
+  if (strategy === 'dedicated') {
+    return hashed.map((bot) => {
+      const state = newPool(`${group.name}-${bot.id}`, group);
+      put(state, bot, costIn(state, bot, encoderBytes));
+      return state;
+    });
+  }
+  if (strategy === 'single') {
+    const state = newPool(poolName(group.name, 0, taken), group);
+    for (const bot of hashed) put(state, bot, costIn(state, bot, encoderBytes));
+    state.budget = Math.max(state.budget, state.used);
+    return hashed.length > 0 || group.dedicatedPools.length === 0 ? [state] : [];
+  }
+  if (hashed.length === 0) return [];
+  // With overcommit, hashing places bots against the pool's memory times the overcommit (the pool keeps what fits resident).
+  const placing = capacityGroup(group);
+  const fixed = options.pools?.[group.name] ?? (group.pools === 'auto' ? undefined : group.pools);
+  for (let n = fixed ?? autoPoolCount(placing, hashed, encoderBytes); ; n++) {
+    const fresh = () => Array.from({ length: n }, (_, i) => newPool(poolName(group.name, i, taken), placing));
+    let shared = fresh();
+    // A fixed count with a locality key: balanced (an auto count is sized by memory, which keeps its pools full).
+    const balanced = fixed !== undefined && group.locality !== 'none';
+    if (balanced && balance(placing, hashed, shared, encoderBytes)) return shared;
+    if (balanced) shared = fresh();
+    const unplaced = assign(placing, hashed, shared, encoderBytes);
+    if (!unplaced) return shared;
+    if (fixed !== undefined || n >= hashed.length) {
+      throw new PlacementError(
+        `group "${group.name}" cannot fit its ${hashed.length} bots in ${n} pools of ${describe(placing.memory)}${placing === group ? '' : ` (${describe(group.memory)} x overcommit ${group.overcommit})`} (bot "${unplaced.id}" found no room): raise groups[].pools, set it to "auto", or raise groups[].memory`,
+      );
+    }
+  }
 }

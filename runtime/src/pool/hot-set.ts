@@ -5,10 +5,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import { writeAtomic } from '../io/atomic-write';
 
 const FILE = 'resident-bots.json';
 
 export class HotSet {
+  /** A failed record was logged: the next failures in a row are not. */
+  private warned = false;
+
   constructor(
     /** The folder to keep the file in (the model cache's). */
     private readonly folder: () => Promise<string>,
@@ -28,8 +33,17 @@ export class HotSet {
 
   /** Records the resident bots, most recently used first (written whole: a reader never sees half a file). */
   async write(bots: string[]): Promise<void> {
-    const file = path.join(await this.folder(), FILE);
-    fs.writeFileSync(`${file}.tmp`, JSON.stringify({ pool: this.pool, at: new Date().toISOString(), bots }));
-    fs.renameSync(`${file}.tmp`, file);
+    writeAtomic(path.join(await this.folder(), FILE), JSON.stringify({ pool: this.pool, at: new Date().toISOString(), bots }));
+  }
+
+  /** Records the resident bots; a failure is logged once until a record succeeds again. */
+  async record(bots: string[], log: FastifyBaseLogger): Promise<void> {
+    await this.write(bots).then(
+      () => (this.warned = false),
+      (err: Error) => {
+        if (!this.warned) log.warn({ err }, 'the resident bots could not be recorded: a restart warms only warm and pinned bots');
+        this.warned = true;
+      },
+    );
   }
 }

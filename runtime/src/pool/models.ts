@@ -7,14 +7,16 @@ import type { FastifyBaseLogger } from 'fastify';
 import { ModelMetadataResponse, ModelReadyResponse, ONNX_PLATFORM, ProtocolError, heldElsewhere, loadingError } from '../oip';
 import type { Tensor } from '../oip/tensors';
 import { PoolMetrics } from './metrics';
-import { NotLoadedError } from './on-demand';
-import { BotEntry, NotServableError, PoolRuntime } from './runtime';
-import { DeadlineError, ModelError, OverloadedError } from './workers';
+import type { PoolEngine } from './engine';
+import { BotEntry, NotServableError } from './loading';
+import { ModelError } from './lane';
+import { NotLoadedError } from './residency';
+import { DeadlineError, OverloadedError } from './shedding';
 
 export interface ModelServiceOptions {
   /** This pool's name. */
   pool: string;
-  runtime: PoolRuntime;
+  engine: PoolEngine;
   metrics: PoolMetrics;
   /** Most texts in one inference request. */
   maxBatch: number;
@@ -61,18 +63,18 @@ export class ModelService {
 
   /** The bot of a model request; throws the 404 (naming the pool that holds the bot) or 503 (loading). */
   bot(bot: string, version?: string): BotEntry {
-    const found = this.o.runtime.lookup(bot);
+    const found = this.o.engine.lookup(bot);
     if (found.entry && (version === undefined || version === '' || version === '1')) return found.entry;
     if (found.entry) throw new ProtocolError(404, `bot "${bot}" has no version "${version}"; botshard serves version "1" only`);
     // Placed here by the catalog being applied, not registered yet (the pool is starting or reconciling).
     if (found.holder === this.o.pool) throw loadingError(bot);
     if (found.holder) throw heldElsewhere(bot, this.o.pool, found.holder);
-    throw new ProtocolError(404, `bot "${bot}" is not in the catalog (generation ${this.o.runtime.catalog?.generation ?? 'none'})`);
+    throw new ProtocolError(404, `bot "${bot}" is not in the catalog (generation ${this.o.engine.catalog?.generation ?? 'none'})`);
   }
 
   metadata(entry: BotEntry): ModelMetadataResponse {
-    const lane = this.o.runtime.workers.laneOf(entry.bot.id);
-    const residency = this.o.runtime.residencyOf(entry);
+    const lane = this.o.engine.lanes.laneOf(entry.bot.id);
+    const residency = this.o.engine.residencyOf(entry);
     return {
       name: entry.bot.id,
       versions: ['1'],
@@ -91,8 +93,8 @@ export class ModelService {
   ready(entry: BotEntry): ModelReadyResponse {
     // A cold bot is ready: its first request loads it (within the request's deadline).
     const ready = entry.state === 'ready' || entry.state === 'leaving' || entry.state === 'cold';
-    const { quarantined } = this.o.runtime.workers.laneOf(entry.bot.id);
-    const residency = this.o.runtime.residencyOf(entry);
+    const { quarantined } = this.o.engine.lanes.laneOf(entry.bot.id);
+    const residency = this.o.engine.residencyOf(entry);
     return { name: entry.bot.id, ready, state: entry.state, ...(residency ? { residency } : {}), ...(entry.error ? { error: withoutPaths(entry.error) } : {}), quarantined };
   }
 
@@ -144,10 +146,10 @@ export class ModelService {
   /** Runs the bot on the texts; every failure becomes a ProtocolError (and is counted). */
   private async run(entry: BotEntry, texts: string[], requestId: string, callerDeadline?: number, o: { entities?: boolean } = {}) {
     const id = entry.bot.id;
-    const deadline = Math.min(Date.now() + this.o.runtime.timeoutMs, callerDeadline ?? Infinity);
+    const deadline = Math.min(Date.now() + this.o.engine.timeoutMs, callerDeadline ?? Infinity);
     const allowedMs = Math.max(0, Math.round(deadline - Date.now()));
     try {
-      const result = await this.o.runtime.serve(id, texts, deadline, o);
+      const result = await this.o.engine.serve(id, texts, deadline, o);
       this.o.metrics.botRequests.inc({ bot: id, outcome: 'ok' });
       return result;
     } catch (e) {

@@ -8,8 +8,7 @@
  *   the estimate admission uses.
  * - `expectedWaitMs`: how long a new request would wait under fair queuing; admission refuses at once
  *   (503 with Retry-After) a request that cannot finish before its deadline, instead of queueing it until 504.
- * - `Quarantine`: a bot whose runs keep taking more than a share of its group's timeout is confined to a
- *   lane of its own until its runs are fast again.
+ * The quarantine rule, which reads the measured times too, is in quarantine.ts with the quarantine lane.
  */
 
 /** Milliseconds since the epoch, as `Date.now()` (deadlines are in its terms): injected in tests. */
@@ -56,7 +55,6 @@ export class ServiceTimes {
     const s = this.ms.get(bot);
     if (s) s.runs = 0;
   }
-
 }
 
 /**
@@ -179,56 +177,4 @@ export function expectedWaitMs(o: {
   for (const w of others) wait += Math.min(w, ownWork);
   for (const r of o.running) wait += Math.max(0, r);
   return wait;
-}
-
-export interface QuarantineOptions {
-  /** Runs slower than this (ms) are slow: the share of the bot's group timeout. */
-  slowMs(bot: string): number;
-  /** Runs measured before a bot can be confined or released. @default 3 */
-  minRuns?: number;
-}
-
-/**
- * Which bots are confined to a lane of their own. A bot goes in when its average run time is above
- * `slowMs` (after `minRuns` runs), and comes out when it is below half of that (after `minRuns` runs in
- * quarantine): the gap keeps a bot near the threshold from going back and forth.
- */
-export class Quarantine {
-  private readonly confined = new Set<string>();
-
-  constructor(
-    private readonly times: ServiceTimes,
-    private readonly o: QuarantineOptions,
-  ) {}
-
-  has(bot: string): boolean {
-    return this.confined.has(bot);
-  }
-
-  get bots(): ReadonlySet<string> {
-    return this.confined;
-  }
-
-  /** After a run of `bot` was recorded: 'confined' or 'released' when its state changes. */
-  check(bot: string): 'confined' | 'released' | undefined {
-    if (this.times.runs(bot) < (this.o.minRuns ?? 3)) return undefined;
-    const mean = this.times.estimate(bot);
-    const slow = this.o.slowMs(bot);
-    if (!this.confined.has(bot) && mean > slow) {
-      this.confined.add(bot);
-      this.times.restart(bot);
-      return 'confined';
-    }
-    if (this.confined.has(bot) && mean < slow / 2) {
-      this.confined.delete(bot);
-      this.times.restart(bot);
-      return 'released';
-    }
-    return undefined;
-  }
-
-  /** The bot is gone (unloaded): it leaves quarantine without a transition. */
-  forget(bot: string): boolean {
-    return this.confined.delete(bot);
-  }
 }

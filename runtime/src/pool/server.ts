@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Catalog, CatalogIndex, CatalogSource, catalogSource, openCatalog } from '../catalog';
 import { POOL_HEADER } from '../oip';
 import { createApp } from '../serve/app';
@@ -16,11 +16,14 @@ import { httpStatusOf } from '../oip/grpc';
 import { poolGrpcMethods } from './grpc';
 import { ModelService, withoutPaths } from './models';
 import { modelRoutes } from './routes';
-import { PlannedCatalog, PoolRuntime, planPool } from './runtime';
+import { PoolEngine } from './engine';
+import { PlannedCatalog, planPool } from './plan';
 import { PoolStatus, STATUS_PATH } from '../status';
 import { HotSet } from './hot-set';
 import { ModelStore, ModelStoreOptions } from './store';
-import { WorkerPool } from './workers';
+import { LaneSettings, Lanes, laneSettings } from './lanes';
+import { reportQuarantine } from './quarantine';
+import { MOVE_GRACE_MS } from '../catalog/defaults';
 
 export const SERVER_NAME = 'botshard-pool';
 
@@ -55,7 +58,7 @@ export interface PoolServerOptions {
   timeoutCheckMs?: number;
   /** Idle time of a keep-alive connection (above the router's idle time, so the pool never closes first). @default APP_DEFAULTS.keepAliveTimeoutMs */
   keepAliveTimeoutMs?: number;
-  /** How long a bot that moved to another pool keeps being served here. @default 30000 */
+  /** How long a bot that moved to another pool keeps being served here. @default MOVE_GRACE_MS (catalog/defaults.ts) */
   moveGraceMs?: number;
   /** Catalog polling interval (fs.watch also reports changes). @default 5000 */
   pollMs?: number;
@@ -71,27 +74,25 @@ export interface PoolServerOptions {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The pool's state (bots, catalog, readiness). */
-    pool: PoolRuntime;
+    /** The pool's engine (bots, catalog, readiness, lanes). */
+    pool: PoolEngine;
     poolMetrics: PoolMetrics;
   }
 }
 
-/** Builds the pool server: loads the catalog, starts the workers and begins loading this pool's bots. */
+/** Builds the pool server: loads the catalog, starts the lanes and begins loading this pool's bots. */
 export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyInstance> {
   // From a folder with a placement index, only this pool's bots' definitions are read.
   const source = typeof opts.catalog === 'string' ? openCatalog(opts.catalog) : catalogSource(opts.catalog);
   const initial = source.index;
   const metrics = new PoolMetrics(opts.pool, opts.processMetrics ?? true);
-  let runtime: PoolRuntime | undefined;
+  let engine: PoolEngine | undefined;
   let service: ModelService | undefined;
-  const stamp = new grpc.Metadata();
-  stamp.set(POOL_HEADER, opts.pool);
   const app = createApp({
     name: SERVER_NAME,
-    ready: () => runtime?.ready ?? false,
+    ready: () => engine?.ready ?? false,
     body: 'json',
-    onDrain: () => runtime?.drain(),
+    onDrain: () => engine?.drain(),
     onResponse: (request, reply) => metrics.requestSeconds.observe({ route: request.routeOptions.url ?? 'unknown', code: String(reply.statusCode) }, reply.elapsedTime / 1000),
     logger: opts.logger ?? { level: 'info', base: { pool: opts.pool, pid: process.pid } },
     bodyLimit: opts.bodyLimit,
@@ -102,36 +103,17 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     grpc: {
       // The service is built below, before the endpoint listens.
       models: poolGrpcMethods(() => service!),
-      stamp,
+      stamp: poolStamp(opts.pool),
       // Codes as their HTTP equivalents: one vocabulary for dashboards and alerts; the route says gRPC.
       onCall: (method, code, seconds) => metrics.requestSeconds.observe({ route: `grpc ${method}`, code: String(httpStatusOf(code)) }, seconds),
     },
   });
   const log = app.log;
   const workerCount = opts.workers ?? Math.max(1, Math.min(4, os.availableParallelism()));
-  // The catalog is the one source of group settings; an option (BOTSHARD_TIMEOUT_MS, BOTSHARD_CONCURRENCY)
-  // is for local use, and says so when it wins.
-  // Planned once here (a catalog that cannot be used leaves the pool not ready until one that can arrives).
-  let first: PlannedCatalog | undefined;
-  let refused: Error | undefined;
-  try {
-    first = planPool(source, opts.pool);
-  } catch (e) {
-    refused = e as Error;
-  }
+  const { first, refused } = planFirst(source, opts, log);
   const group = first?.group;
-  for (const [name, value, fromCatalog] of [['timeoutMs', opts.timeoutMs, group?.timeoutMs], ['concurrency', opts.concurrency, group?.concurrency]] as const) {
-    if (value !== undefined) log.warn({ [name]: value, catalog: fromCatalog, group: group?.name }, `${name} set for this process overrides the pool group's ${name} in the catalog`);
-  }
-  const workers = new WorkerPool({
-    workers: workerCount,
-    concurrency: opts.concurrency ?? group?.concurrency ?? 1, // no group: the plan gives this pool no bots
-    onWorkerExit: (index, err) => log.error({ worker: index, err }, 'inference worker died: restarted, its models reloading'),
-    onModelLost: (_index, key, err) => runtime?.modelLost(key, err),
-    onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
-    onQuarantine: (bot, confined, meanMs) => runtime?.quarantineChanged(bot, confined, meanMs),
-    onBatch: (_index, requests) => metrics.batchRequests.observe(requests),
-  });
+  // Before the first catalog with this pool in its plan, the pool serves nothing: no settings needed.
+  const lanes = startLanes(workerCount, group && laneSettings(group, opts), log, metrics, () => engine);
   const store = new ModelStore({
     onRetry: (r) => log.warn(r, 'model download failed: retrying'),
     ...opts.modelStore,
@@ -139,13 +121,13 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     cacheDir: opts.modelCache,
     registry: metrics.registry,
   });
-  const pool = new PoolRuntime({
+  const pool = new PoolEngine({
     pool: opts.pool,
     store,
-    workers,
+    lanes,
     metrics,
     log,
-    moveGraceMs: opts.moveGraceMs ?? 30_000,
+    moveGraceMs: opts.moveGraceMs ?? MOVE_GRACE_MS,
     loadConcurrency: opts.loadConcurrency ?? 2 * workerCount,
     concurrency: opts.concurrency,
     timeoutMs: opts.timeoutMs,
@@ -153,7 +135,7 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     // Beside the model cache (an emptyDir in Kubernetes: it outlives a container restart).
     hotSet: new HotSet(() => store.cacheFolder(), opts.pool),
   });
-  runtime = pool;
+  engine = pool;
   app.decorate('pool', pool);
   app.decorate('poolMetrics', metrics);
 
@@ -167,28 +149,71 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
   if (typeof opts.catalog === 'string') followCatalog(app, { location: opts.catalog, generation: initial.generation, pollMs: opts.pollMs, apply, reloads: metrics.catalogReloads });
   app.addHook('onClose', async () => {
     pool.close();
-    await Promise.all([workers.close(), store.close()]);
+    await Promise.all([lanes.close(), store.close()]);
   });
   app.addHook('onRequest', (_request, reply, done) => {
     reply.header(POOL_HEADER, opts.pool);
     done();
   });
-  app.get(STATUS_PATH, async (): Promise<PoolStatus> => {
-    const own = pool.topology?.pools.find((p) => p.name === opts.pool);
-    return {
-      pool: opts.pool,
-      ready: pool.ready,
-      generation: pool.catalog?.generation ?? null,
-      bots: pool.counts(),
-      failed: pool.failedBots().slice(0, 50).map((f) => ({ bot: f.bot, error: withoutPaths(f.error) })),
-      queue: pool.queueDepths(),
-      memoryBytes: process.memoryUsage().rss,
-      budgetBytes: own?.budget ?? null,
-    };
-  });
-  service = new ModelService({ pool: opts.pool, runtime: pool, metrics, maxBatch: opts.maxBatch ?? 64, maxTextLength: opts.maxTextLength ?? 4096, log });
+  app.get(STATUS_PATH, async (): Promise<PoolStatus> => statusOf(pool, opts.pool));
+  service = new ModelService({ pool: opts.pool, engine: pool, metrics, maxBatch: opts.maxBatch ?? 64, maxTextLength: opts.maxTextLength ?? 4096, log });
   await app.register(modelRoutes, { service });
   return app;
+}
+
+/** What every gRPC answer of the pool carries: its name, as REST answers carry it in a header. */
+function poolStamp(pool: string): grpc.Metadata {
+  const stamp = new grpc.Metadata();
+  stamp.set(POOL_HEADER, pool);
+  return stamp;
+}
+
+/** The pool's lanes, their events logged and measured. */
+function startLanes(count: number, settings: LaneSettings | undefined, log: FastifyBaseLogger, metrics: PoolMetrics, engine: () => PoolEngine | undefined): Lanes {
+  return new Lanes({
+    lanes: count,
+    settings,
+    onThreadExit: (index, err) => log.error({ worker: index, err }, 'inference worker died: restarted, its models reloading'),
+    onModelLost: (_index, key, err) => engine()?.modelLost(key, err),
+    onQueueDepth: (index, depth) => metrics.queueDepth.set({ worker: String(index) }, depth),
+    onQuarantine: reportQuarantine(log, metrics),
+    onBatch: (_index, requests) => metrics.batchRequests.observe(requests),
+  });
+}
+
+/**
+ * The catalog the pool starts with, planned once (a catalog that cannot be used leaves the pool not ready
+ * until one that can arrives). The catalog is the one source of group settings; an option
+ * (BOTSHARD_TIMEOUT_MS, BOTSHARD_CONCURRENCY) is for local use, and says so when it wins.
+ */
+function planFirst(source: CatalogSource, opts: PoolServerOptions, log: FastifyBaseLogger): { first?: PlannedCatalog; refused?: Error } {
+  let first: PlannedCatalog | undefined;
+  let refused: Error | undefined;
+  try {
+    first = planPool(source, opts.pool);
+  } catch (e) {
+    refused = e as Error;
+  }
+  const group = first?.group;
+  for (const [name, value, fromCatalog] of [['timeoutMs', opts.timeoutMs, group?.timeoutMs], ['concurrency', opts.concurrency, group?.concurrency]] as const) {
+    if (value !== undefined) log.warn({ [name]: value, catalog: fromCatalog, group: group?.name }, `${name} set for this process overrides the pool group's ${name} in the catalog`);
+  }
+  return { first, refused };
+}
+
+/** What `/status` answers: the pool's state for `botshard status`. */
+function statusOf(engine: PoolEngine, pool: string): PoolStatus {
+  const own = engine.topology?.pools.find((p) => p.name === pool);
+  return {
+    pool,
+    ready: engine.ready,
+    generation: engine.catalog?.generation ?? null,
+    bots: engine.counts(),
+    failed: engine.failedBots().slice(0, 50).map((f) => ({ bot: f.bot, error: withoutPaths(f.error) })),
+    queue: engine.queueDepths(),
+    memoryBytes: process.memoryUsage().rss,
+    budgetBytes: own?.budget ?? null,
+  };
 }
 
 function defaultModelRoot(location: string | Catalog, catalog: CatalogIndex): string {

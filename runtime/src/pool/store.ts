@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Counter, Registry } from 'prom-client';
+import { replaceWith } from '../io/atomic-write';
 
 /** A model file could not be fetched or does not match its digest. */
 export class ModelFetchError extends Error {
@@ -215,7 +216,7 @@ export class ModelStore {
       fs.rmSync(temp, { force: true });
       throw mismatch(location, sha256, actual);
     }
-    fs.renameSync(temp, target);
+    replaceWith(temp, target);
     this.bytes?.inc({ source }, size);
   }
 

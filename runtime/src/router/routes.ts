@@ -4,19 +4,17 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ProtocolError, sendError, sendProblem } from '../oip';
-import { Admission } from './admission';
-import { Forwarder } from './forward';
-import { InFlight } from './metrics';
-
-/** A model version as a path segment may carry it. */
-export const VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
+import { Admission } from '../routing/admission';
+import { MODEL_VERSION } from '../routing/admission-rules';
+import { InFlight } from '../routing/metrics';
+import { RestForwarder } from './rest-forward';
 
 type ModelRoute = { Params: { bot: string; version?: string } };
 
 const header = (v: string | string[] | undefined) => (typeof v === 'string' ? v : undefined);
 
 /** Registers the forwarded routes on the router's app. */
-export async function proxyRoutes(app: FastifyInstance, o: { admission: Admission; forwarder: Forwarder; inFlight: InFlight }): Promise<void> {
+export async function proxyRoutes(app: FastifyInstance, o: { admission: Admission; rest: RestForwarder; inFlight: InFlight }): Promise<void> {
   // Every forwarded request, from its headers on, until its response is sent whole or its connection
   // closes first (the client went away: counted as aborted). This plugin's routes only (fastify scopes hooks).
   app.addHook('onRequest', (_request, reply, done) => {
@@ -35,7 +33,7 @@ export async function proxyRoutes(app: FastifyInstance, o: { admission: Admissio
       throw e;
     }
     try {
-      return await o.forwarder.forwardRest(request, reply, route, path);
+      return await o.rest.forward(request, reply, route, path);
     } finally {
       o.admission.release(route);
     }
@@ -47,7 +45,7 @@ export async function proxyRoutes(app: FastifyInstance, o: { admission: Admissio
         url: `${prefix}${tail}`,
         handler: async (request, reply) => {
           const { bot, version } = request.params;
-          if (version !== undefined && !VERSION.test(version)) return sendError(reply, 400, `invalid model version ${JSON.stringify(version.slice(0, 80))}`);
+          if (version !== undefined && !MODEL_VERSION.test(version)) return sendError(reply, 400, `invalid model version ${JSON.stringify(version.slice(0, 80))}`);
           return forward(request, reply, bot, `/v2/models/${bot}${version !== undefined ? `/versions/${version}` : ''}${tail}`);
         },
       });

@@ -4,20 +4,18 @@
  */
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Catalog, CatalogIndex, openCatalog } from '../catalog';
-import { SettingsError } from '../commands/failure';
 import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
-import { Admission } from './admission';
-import { FORWARDING_DEFAULTS, Forwarder } from './forward';
-import { PoolChannels } from './channels';
-import { routerGrpcMethods } from './grpc';
-import { InFlight, RouterMetrics } from './metrics';
-import { proxyRoutes } from './routes';
-import { PoolAddresses } from './readiness';
 import { PlatformStatus, poolStatuses } from '../status';
-import { RoutingTable } from './table';
-import { RateLimiter, TenantKeys } from './tenants';
-import { PoolAddress, poolAddress, poolGrpcAddress } from './upstream';
+import { PoolAddress, poolAddress, poolGrpcAddress } from '../routing/addresses';
+import { routerGrpcMethods } from '../routing/grpc';
+import { RouterMetrics } from '../routing/metrics';
+import { RouterPartsOptions, routerParts } from '../routing/parts';
+import { PoolAddresses, routerReady } from '../routing/readiness';
+import { RoutingTable } from '../routing/table';
+import { TenantKeys, checkKeysAtStart } from '../routing/tenants';
+import { RestForwarder } from './rest-forward';
+import { proxyRoutes } from './routes';
 
 const SERVER_NAME = 'botshard-router';
 
@@ -31,14 +29,14 @@ export interface RouterOptions {
   /** Folder of tenant API key hashes (a mounted Secret: one file per tenant id), followed for changes. Used when the catalog's `platform.auth` is "tenant-keys"; without keys then, the router is not ready and refuses every request. @default - none */
   tenantKeys?: string;
   /** Requests per second per tenant (token bucket), with bursts of twice that. @default - no rate limit */
-  tenantRate?: number;
+  tenantRate?: RouterPartsOptions['tenantRate'];
   /** The clock (ms) the tenant rate limit reads: tests inject one. @default - performance.now (monotonic) */
-  now?: () => number;
+  now?: RouterPartsOptions['now'];
   /** Requests forwarded at once per pool group. @default - the group's concurrency x its pools x its max replicas */
-  groupConcurrency?: Readonly<Record<string, number>>;
+  groupConcurrency?: RouterPartsOptions['groupConcurrency'];
   /** Attempts per request over the bot's current and previous pool. @default 3 */
   maxAttempts?: number;
-  /** Consecutive connection failures that open a pool's circuit. @default 5 */
+  /** Consecutive failures (no answer: connection refused or reset, or a timeout) that open a pool's circuit. @default 5 */
   circuitThreshold?: number;
   /** How long an open circuit keeps a pool from being called before one probe. @default 2000 */
   circuitCooldownMs?: number;
@@ -82,15 +80,9 @@ export interface RouterState {
 export function buildRouter(opts: RouterOptions): FastifyInstance {
   // The router reads only the placement index: it never needs a bot's rules or model.
   const initial = typeof opts.catalog === 'string' ? openCatalog(opts.catalog).index : opts.catalog;
-  const table = new RoutingTable(initial);
-  const inflight = new Map<string, number>();
-  const metrics = new RouterMetrics(opts.processMetrics ?? true, inflight);
-  metrics.setGeneration(table.generation);
   const address: PoolAddress = typeof opts.poolUrl === 'string' ? poolAddress(opts.poolUrl, initial.platform.namespace) : opts.poolUrl;
   const grpcAddress: PoolAddress = typeof opts.poolGrpc === 'function' ? opts.poolGrpc : poolGrpcAddress(opts.poolGrpc ?? opts.poolUrl, initial.platform.namespace);
-  const channels = new PoolChannels();
   const addresses = new PoolAddresses(address);
-  const inFlight = new InFlight(metrics);
   let abortedBeforeDrain = 0;
   const app = createApp({
     name: SERVER_NAME,
@@ -102,72 +94,58 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     headersTimeoutMs: opts.headersTimeoutMs,
     requestTimeoutMs: opts.requestTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
-    // The forwarder and admission below exist before the endpoint listens.
-    grpc: { raw: true, models: routerGrpcMethods(() => ({ admission, forwarder, address: grpcAddress, channels, inFlight })) },
+    // The parts below exist before the endpoint listens.
+    grpc: { raw: true, models: routerGrpcMethods(() => parts) },
     onDrain: () => {
-      abortedBeforeDrain = inFlight.aborted;
+      abortedBeforeDrain = parts.inFlight.aborted;
     },
     // The process's last line says how many requests the router did not answer while it drained. Every
     // request still unanswered as it exits is one (at the drain limit; or one whose connection was closed
     // under it too late for its close to be seen): counted, and its connection closed, so that no answer
     // goes out after the count (a gRPC call cut off is refused instead: routerGrpcMethods).
     onExit: () => {
-      inFlight.cutOff();
+      parts.inFlight.cutOff();
       app.server.closeAllConnections();
-      return { aborted: inFlight.aborted - abortedBeforeDrain };
+      return { aborted: parts.inFlight.aborted - abortedBeforeDrain };
     },
   });
+  // After the app: the keys log their changes through its logger, the first load included.
   const keys = opts.tenantKeys
     ? new TenantKeys(opts.tenantKeys, (k) => {
         if (k.problem) app.log.error({ tenantKeys: k.location }, `${k.problem}: requests are refused (401) and the router is not ready until keys are back`);
         else app.log.info({ tenantKeys: k.location, keys: k.size }, 'tenant API keys loaded');
       })
     : undefined;
-  const limiter = opts.tenantRate ? new RateLimiter(opts.tenantRate, opts.tenantRate * 2, opts.now) : undefined;
-  const admission = new Admission({ table, metrics, inflight, keys, limiter, groupConcurrency: opts.groupConcurrency });
-  const forwarder = new Forwarder({
-    table,
-    metrics,
-    address,
-    maxAttempts: opts.maxAttempts ?? FORWARDING_DEFAULTS.maxAttempts,
-    circuitThreshold: opts.circuitThreshold ?? FORWARDING_DEFAULTS.circuitThreshold,
-    circuitCooldownMs: opts.circuitCooldownMs ?? FORWARDING_DEFAULTS.circuitCooldownMs,
-  });
+  const parts = routerParts({ ...opts, catalog: initial, grpcAddress, keys, processMetrics: opts.processMetrics ?? true });
+  const { table, metrics, admission } = parts;
+  const rest = new RestForwarder(parts.forwarder, address, metrics);
   const state: RouterState = {
     table,
     metrics,
     unroutable: () => addresses.unroutable(table.pools()),
     get ready() {
-      return !app.draining && this.unroutable().length === 0 && (!admission.authRequired || (keys?.size ?? 0) > 0);
+      return routerReady({ draining: app.draining, allRoutable: () => this.unroutable().length === 0, keysRequired: admission.authRequired, keys: keys?.size ?? 0 });
     },
-    update(catalog) {
-      table.update(catalog);
-      metrics.setGeneration(catalog.generation);
-      channels.retain(table.pools());
-    },
+    update: (catalog) => parts.update(catalog),
     async status() {
       return { router: { generation: table.generation, dataPlane: 'node' }, pools: await poolStatuses([...table.pools()], address) };
     },
   };
   app.decorate('router', state);
 
-  if (admission.authRequired) {
-    if (!keys) throw new SettingsError('the catalog requires API keys (platform.auth: "tenant-keys") and no tenant keys folder is given: pass --tenant-keys DIR or set BOTSHARD_TENANT_KEYS (a folder with one file of SHA-256 key hashes per tenant)');
-    if (keys.problem) throw new SettingsError(`the catalog requires API keys (platform.auth: "tenant-keys") and ${keys.problem}: add the key hashes (docs/router.md, "Tenants") or fix the path`);
-  } else if (keys && keys.size > 0) {
-    app.log.warn({ tenantKeys: keys.location }, 'tenant keys are given but the catalog sets platform.auth to "none": requests are not authenticated');
-  }
+  checkKeysAtStart(table.catalog, keys);
+  if (!admission.authRequired && keys && keys.size > 0) app.log.warn({ tenantKeys: keys.location }, 'tenant keys are given but the catalog sets platform.auth to "none": requests are not authenticated');
   if (keys) {
     keys.follow(opts.pollMs ?? 5000);
     app.addHook('onClose', async () => keys.stop());
   }
   if (typeof opts.catalog === 'string') followCatalog(app, { location: opts.catalog, generation: table.generation, pollMs: opts.pollMs, apply: (source) => state.update(source.index), reloads: metrics.catalogReloads });
   app.addHook('onClose', async () => {
-    channels.close();
-    await forwarder.close();
+    parts.close();
+    await rest.close();
   });
 
-  app.register(proxyRoutes, { admission, forwarder, inFlight });
+  app.register(proxyRoutes, { admission, rest, inFlight: parts.inFlight });
 
   return app;
 }

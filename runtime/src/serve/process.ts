@@ -193,28 +193,64 @@ export function exitWithParent(env: NodeJS.ProcessEnv = process.env): void {
 }
 
 /**
- * Runs a built server: listens, serves its metrics on their own port, logs "listening" (with `fields`;
- * tools read the bound ports from it), drains on SIGTERM/SIGINT and when the parent `up` goes away.
- * The "drained" line says how many responses were cut off during the drain (0 unless a bug or the limit),
- * with what the server adds when it exits (`app.exiting()`: the router says how many requests it aborted,
+ * A server as `runServer` runs it: a fastify app (`runApp`), or the HAProxy mode's control plane, whose
+ * data plane is another process.
+ */
+export interface RunnableServer {
+  /** Where lifecycle lines go ("listening", "drained"): logged whatever the level. */
+  lifecycle: Log;
+  /** Starts listening; resolves with the bound ports. */
+  listen(): Promise<{ port: number; grpcPort?: number }>;
+  /** Reports not ready, then resolves once what is in flight is answered. */
+  drain(): Promise<void>;
+  /** Responses that ended before they were sent whole, since start. */
+  readonly unfinishedResponses: number;
+  /** Ends what the server still has in flight as the process exits; returns what to add to its last log line. */
+  exiting(): object;
+}
+
+/**
+ * Runs a server: listens, serves its metrics on their own port, logs "listening" (with `fields`; tools
+ * read the bound ports from it), drains on SIGTERM/SIGINT and when the parent `up` goes away. The
+ * "drained" line says how many responses were cut off during the drain (0 unless a bug or the limit),
+ * with what the server adds when it exits (`exiting()`: the router says how many requests it aborted,
  * `aborted`); so does the line logged when the drain passes its limit.
  */
-export async function runApp(app: FastifyInstance, s: ServerSettings, registry: Registry, fields: object, routes: MetricsPortRoutes = {}): Promise<{ port: number; metricsPort: number; grpcPort?: number; close(): Promise<void> }> {
-  await app.listen({ port: s.port, host: s.host });
-  const grpcPort = await app.grpc?.listen(s.grpcPort, s.host);
+export async function runServer(server: RunnableServer, s: ServerSettings, registry: Registry, fields: object, routes: MetricsPortRoutes = {}): Promise<{ port: number; metricsPort: number; grpcPort?: number; close(): Promise<void> }> {
+  const { port, grpcPort } = await server.listen();
   const metrics = await serveMetrics(registry, s.metricsPort, s.host, routes);
-  const port = portOf(app.server);
   const metricsPort = portOf(metrics);
-  // Lifecycle lines are logged whatever the level.
-  const lifecycle = app.log.child({}, { level: 'info' });
-  lifecycle.info({ port, metricsPort, grpcPort, host: s.host, ...fields }, 'listening');
+  server.lifecycle.info({ port, metricsPort, grpcPort, host: s.host, ...fields }, 'listening');
   let unfinishedBefore = 0;
   const close = async () => {
-    unfinishedBefore = app.unfinishedResponses;
-    await app.drain();
+    unfinishedBefore = server.unfinishedResponses;
+    await server.drain();
     await new Promise<void>((resolve) => metrics.close(() => resolve()));
   };
-  exitOnSignals(lifecycle, s.drainSeconds, close, () => ({ unfinished: app.unfinishedResponses - unfinishedBefore, ...app.exiting() }), () => app.exiting());
+  exitOnSignals(server.lifecycle, s.drainSeconds, close, () => ({ unfinished: server.unfinishedResponses - unfinishedBefore, ...server.exiting() }), () => server.exiting());
   exitWithParent();
   return { port, metricsPort, grpcPort, close };
+}
+
+/** Runs a built fastify app (pool or router) with `runServer`. */
+export function runApp(app: FastifyInstance, s: ServerSettings, registry: Registry, fields: object, routes: MetricsPortRoutes = {}): Promise<{ port: number; metricsPort: number; grpcPort?: number; close(): Promise<void> }> {
+  return runServer(
+    {
+      lifecycle: app.log.child({}, { level: 'info' }),
+      async listen() {
+        await app.listen({ port: s.port, host: s.host });
+        const grpcPort = await app.grpc?.listen(s.grpcPort, s.host);
+        return { port: portOf(app.server), grpcPort };
+      },
+      drain: () => app.drain(),
+      get unfinishedResponses() {
+        return app.unfinishedResponses;
+      },
+      exiting: () => app.exiting(),
+    },
+    s,
+    registry,
+    fields,
+    routes,
+  );
 }

@@ -1,8 +1,9 @@
 /**
- * An inference worker thread. It owns ONNX sessions (encoders and heads of its share of the pool's
- * bots) and their bots' text pipelines (rules, tokenizer, post-processing), and runs them one message at a time: onnxruntime-node's `run()` blocks the calling thread, so
- * it never runs on the HTTP thread. Sessions use one intra-op and one inter-op thread without spinning,
- * so thousands of sessions do not mean thousands of busy threads.
+ * The code that runs inside an inference thread (one per lane, see lane.ts for its messages). It owns ONNX
+ * sessions (encoders and heads of its share of the pool's bots) and their bots' text pipelines (rules,
+ * tokenizer, post-processing), and runs them one message at a time: onnxruntime-node's `run()` blocks the
+ * calling thread, so it never runs on the HTTP thread. Sessions use one intra-op and one inter-op thread
+ * without spinning, so thousands of sessions do not mean thousands of busy threads.
  *
  * A `run` message carries several requests (texts), of one or several bots: each is pre-processed and
  * tokenized here, the requests that share an encoder go through it as one batch (their rows stacked,
@@ -11,50 +12,8 @@
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import type { Entity } from '../oip';
-import { BotProcessor, Prediction, Processing, TokenIds } from './processors';
-
-/** Messages from the pool to a worker. */
-export type WorkerRequest =
-  /**
-   * `processing`: the text pipeline of the bot whose head this is. `check`: check the head against its
-   * bot as part of the load (see checkHead; `encoder`: loaded here before it), without a message of its own. `release`: models to unload first (unloads
-   * that ride on this message instead of one each).
-   */
-  | { type: 'load'; id: number; key: string; file: string; processing?: Processing; check?: { encoder?: string }; release?: string[] }
-  | { type: 'unload'; id: number; key: string }
-  | { type: 'run'; id: number; jobs: RunJob[] }
-  /** Release every session and end the thread (after the messages before it). */
-  | { type: 'close'; id: number };
-
-/** Answers of a worker, one per request. */
-export type WorkerResponse =
-  | { type: 'loaded'; id: number; bytes: number; inputs: string[]; outputs: string[] }
-  | { type: 'unloaded'; id: number }
-  | { type: 'closed'; id: number }
-  | { type: 'ran'; id: number; results: RunResult[] }
-  | { type: 'error'; id: number; message: string };
-
-/** One request: texts through the head's pipeline and an optional encoder, then the head. */
-export interface RunJob {
-  encoder?: string;
-  head: string;
-  texts: string[];
-  /** Find the bot's entities in each text too. */
-  entities?: boolean;
-}
-
-/** A request's answer, and the time it used in the worker (its own work plus its share of a shared encoder run). */
-export type RunResult = Answer | { error: string };
-export interface Answer {
-  /** One per text. */
-  rows: Prediction[];
-  /** [texts, labels]. */
-  probabilities: Float32Array;
-  /** One list per text, when asked for. */
-  entities?: Entity[][];
-  ms: number;
-}
+import { BotProcessor, TokenIds } from './processors';
+import type { LaneReply, LaneRequest, RunJob, RunResult } from './lane';
 
 /** Sessions of encoders (and of anything that is not a bot's head). */
 export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
@@ -93,7 +52,7 @@ async function unload(key: string): Promise<void> {
   await s?.release();
 }
 
-async function handle(msg: WorkerRequest): Promise<WorkerResponse> {
+async function handle(msg: LaneRequest): Promise<LaneReply> {
   switch (msg.type) {
     case 'load': {
       for (const key of msg.release ?? []) await unload(key);
@@ -289,9 +248,9 @@ async function runHead(p: Prepared, feeds: ort.InferenceSession.FeedsType, share
 if (parentPort) {
   const port = parentPort;
   let chain = Promise.resolve();
-  port.on('message', (msg: WorkerRequest) => {
+  port.on('message', (msg: LaneRequest) => {
     chain = chain.then(async () => {
-      let answer: WorkerResponse;
+      let answer: LaneReply;
       try {
         answer = await handle(msg);
       } catch (e) {

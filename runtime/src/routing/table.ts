@@ -94,6 +94,11 @@ export class RoutingTable {
     return this.current.poolNames;
   }
 
+  /** The group of a pool of the current generation. */
+  groupOf(pool: string): PoolGroup | undefined {
+    return this.current.groupOfPool.get(pool);
+  }
+
   /** Pools of a group in the current generation. */
   poolCount(group: string): number {
     return this.current.poolCounts.get(group) ?? 0;

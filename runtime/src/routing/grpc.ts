@@ -12,14 +12,14 @@ import { BINARY_EXTENSION } from '../oip/binary';
 import { MODEL_METHODS, ModelMethod, RAW, deadlineOf, httpStatusOf, metadataValue, methodPath, stringField } from '../oip/grpc';
 import { APP_DEFAULTS } from '../serve/app';
 import { GrpcEndpoint, GrpcStatusError, ModelHandler } from '../serve/grpc';
+import type { PoolAddress } from './addresses';
 import { Admission } from './admission';
+import { MODEL_VERSION } from './admission-rules';
 import { PoolChannels } from './channels';
-import { CallerGone, FORWARDING_DEFAULTS, Forwarder, PoolAnswer, Transport } from './forward';
-import { InFlight, RouterMetrics } from './metrics';
-import { RoutingTable } from './table';
-import { RateLimiter, TenantKeys } from './tenants';
-import { VERSION } from './routes';
-import { PoolAddress, UpstreamError } from './upstream';
+import { CallerGone, Forwarder, PoolAnswer, Transport, UpstreamError } from './forward';
+import { InFlight } from './metrics';
+import { routerParts } from './parts';
+import { TenantKeys } from './tenants';
 
 /** Metadata passed on to the pool (credentials stay at the router). */
 const FORWARDED_METADATA = ['traceparent', 'tracestate'];
@@ -42,41 +42,36 @@ export function standaloneGrpcRouter(o: {
   version: string;
   ready(): boolean;
   log: { error(obj: object, msg: string): void };
-}): { endpoint: GrpcEndpoint; registry: Registry; update(catalog: CatalogIndex): void; close(): Promise<void> } {
-  const table = new RoutingTable(o.catalog);
-  const inflight = new Map<string, number>();
-  const metrics = new RouterMetrics(false, inflight);
-  metrics.setGeneration(table.generation);
-  const limiter = o.tenantRate ? new RateLimiter(o.tenantRate, o.tenantRate * 2) : undefined;
-  const admission = new Admission({ table, metrics, inflight, keys: o.keys, limiter });
-  // Only its gRPC transport is used: it never asks for a REST address.
-  const forwarder = new Forwarder({ table, metrics, address: () => undefined, ...FORWARDING_DEFAULTS });
-  const channels = new PoolChannels();
-  const inFlight = new InFlight(metrics);
+}): StandaloneGrpcRouter {
+  const parts = routerParts({ catalog: o.catalog, grpcAddress: o.grpcAddress, keys: o.keys, tenantRate: o.tenantRate, processMetrics: false });
   const endpoint = new GrpcEndpoint({
     name: 'botshard-router',
     version: o.version,
     extensions: ['botshard_routing', 'botshard_haproxy', BINARY_EXTENSION],
     ready: o.ready,
-    models: routerGrpcMethods(() => ({ admission, forwarder, address: o.grpcAddress, channels, inFlight })),
+    models: routerGrpcMethods(() => parts),
     raw: true,
     maxMessageBytes: APP_DEFAULTS.bodyLimit,
     log: o.log,
   });
   return {
     endpoint,
-    registry: metrics.registry,
-    update(catalog) {
-      table.update(catalog);
-      metrics.setGeneration(catalog.generation);
-      channels.retain(table.pools());
-    },
+    registry: parts.metrics.registry,
+    update: (catalog) => parts.update(catalog),
     async close() {
       await endpoint.close();
-      channels.close();
-      await forwarder.close();
+      parts.close();
     },
   };
+}
+
+export interface StandaloneGrpcRouter {
+  endpoint: GrpcEndpoint;
+  /** Its metrics, to merge with the control plane's. */
+  registry: Registry;
+  /** Applies a new catalog generation (as the control plane does). */
+  update(catalog: CatalogIndex): void;
+  close(): Promise<void>;
 }
 
 /** The model methods of the router's gRPC endpoint (raw: messages as bytes). */
@@ -93,7 +88,7 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
       throw new ProtocolError(400, `the ${method} request is not a valid message: ${(e as Error).message}`);
     }
     if (!bot) throw new ProtocolError(400, `the ${method} request names no model: set ${method === 'ModelInfer' ? 'model_name' : 'name'} to a bot id`);
-    if (version && !VERSION.test(version)) throw new ProtocolError(400, `invalid model version ${JSON.stringify(version.slice(0, 80))}`);
+    if (version && !MODEL_VERSION.test(version)) throw new ProtocolError(400, `invalid model version ${JSON.stringify(version.slice(0, 80))}`);
     const route = o.admission.admit(bot, { authorization: metadataValue(call.metadata, 'authorization'), 'x-api-key': metadataValue(call.metadata, 'x-api-key') });
     // The caller's deadline bounds the forwarding, and its cancel cancels the pool's call. A call its caller
     // stopped waiting for (cancelled, or its deadline passed: whichever of grpc-js and the forwarding sees it

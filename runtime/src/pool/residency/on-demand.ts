@@ -6,13 +6,13 @@
  * at a time (the pool's load concurrency), so a burst of cold bots queues behind itself and not in front
  * of the bots that are resident. Bots in use (a request queued or running) are never evicted.
  */
-import { Bot } from '../catalog';
-import type { PoolMetrics } from './metrics';
-import { Residency, ResidentCost } from './residency';
-import { DeadlineError } from './workers';
+import { Bot } from '../../catalog';
+import type { PoolMetrics } from '../metrics';
+import { DeadlineError } from '../shedding';
+import { Residency, ResidentCost } from './resident-set';
 
-/** What on-demand loading needs of the pool runtime. */
-export interface OnDemandHost {
+/** What on-demand loading needs of the pool's engine: given once, when the group starts to overcommit. */
+export interface ResidencyHost {
   /** Loads a cold bot's models; resolves with its state after the load (ready, or failed with its error). */
   load(id: string): Promise<{ ready: boolean; error?: string }>;
   /** Unloads a resident bot; it becomes cold. */
@@ -35,7 +35,7 @@ export class NotLoadedError extends Error {
 const ROOM_POLL_MS = 50;
 
 export class OnDemand {
-  readonly residency: Residency;
+  private readonly residency: Residency;
   /** Loads under way, by bot: every request for the bot waits for the same one. */
   private readonly loads = new Map<string, Promise<void>>();
   /** Requests waiting for their bot's load, by bot: a bot loaded for them is not evicted before they run. */
@@ -45,13 +45,33 @@ export class OnDemand {
   private wakers: Array<() => void> = [];
 
   constructor(
-    private readonly host: OnDemandHost,
+    private readonly host: ResidencyHost,
     limit: number,
     overhead: number,
     /** Loads at once. */
     private readonly concurrency: number,
   ) {
     this.residency = new Residency(limit, overhead);
+  }
+
+  /** Resident bots, least recently used first. */
+  order(): string[] {
+    return this.residency.order();
+  }
+
+  /** Declared bytes resident now (the overhead included) and the limit. */
+  get bytes(): { used: number; limit: number } {
+    return { used: this.residency.used, limit: this.residency.limit };
+  }
+
+  /** Follows the group's memory at its fill factor (a catalog change). */
+  setLimit(limit: number): void {
+    this.residency.limit = limit;
+  }
+
+  /** The bot is no longer resident (evicted, failed, moved away or removed). */
+  remove(id: string): void {
+    this.residency.remove(id);
   }
 
   costOf(bot: Bot): ResidentCost {
@@ -142,7 +162,7 @@ export class OnDemand {
   }
 
   private async load(bot: Bot): Promise<void> {
-    await this.slot();
+    await this.turn();
     try {
       const cost = this.costOf(bot);
       for (;;) {
@@ -168,7 +188,7 @@ export class OnDemand {
         throw new NotLoadedError(`bot "${bot.id}" failed to load: ${r.error ?? 'unknown error'}`);
       }
     } finally {
-      this.release();
+      this.endTurn();
     }
   }
 
@@ -182,7 +202,8 @@ export class OnDemand {
     });
   }
 
-  private slot(): Promise<void> {
+  /** Waits for a turn among the loads at once. */
+  private turn(): Promise<void> {
     if (this.running < this.concurrency) {
       this.running++;
       return Promise.resolve();
@@ -190,7 +211,7 @@ export class OnDemand {
     return new Promise((resolve) => this.queue.push(resolve));
   }
 
-  private release(): void {
+  private endTurn(): void {
     const next = this.queue.shift();
     if (next) next();
     else this.running--;

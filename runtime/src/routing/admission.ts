@@ -1,13 +1,14 @@
 /**
- * What the router checks before it forwards anything, in order: the bot id, the caller's API key (before
- * the bot is looked up, so that without a key known and unknown bots look the same), the bot's route,
- * the tenant's own bots and rate limit, and the pool group's concurrency. Each refusal is counted.
+ * The Node router's admission: the admission rules (admission-rules.ts) applied in their order to a
+ * request, each refusal counted. The HAProxy data plane applies the same rules in its frontend.
  */
-import { MAX_BOT_ID, isBotId } from '../catalog';
+import { isBotId } from '../catalog';
 import { ProtocolError } from '../oip';
+import { AdmissionRule, RULES, RefusalFields, RefusalReason } from './admission-rules';
+import { groupConcurrency } from './limits';
 import { RouterMetrics } from './metrics';
 import { Route, RoutingTable } from './table';
-import { RateLimiter, TenantKeys } from './tenants';
+import { RateLimiter, TenantKeys, keysRequired } from './tenants';
 
 export interface AdmissionOptions {
   table: RoutingTable;
@@ -17,7 +18,7 @@ export interface AdmissionOptions {
   /** Tenant API keys, when the router was given a folder of them. */
   keys?: TenantKeys;
   limiter?: RateLimiter;
-  /** Requests forwarded at once per pool group, over the default (the group's concurrency x pools x max replicas). */
+  /** Requests forwarded at once per pool group, over the default (limits.ts: the group's concurrency x pools x max replicas). */
   groupConcurrency?: Readonly<Record<string, number>>;
 }
 
@@ -32,7 +33,7 @@ export class Admission {
 
   /** The catalog asks for API keys: without them nothing is served (fail closed, never "auth off"). */
   get authRequired(): boolean {
-    return this.o.table.catalog.platform.auth === 'tenant-keys';
+    return keysRequired(this.o.table.catalog);
   }
 
   /**
@@ -42,16 +43,16 @@ export class Admission {
    */
   admit(bot: string, credentials: Credentials): Route {
     const { table, inflight } = this.o;
-    if (!isBotId(bot)) throw this.refuse('bad_id', 400, `invalid bot id ${JSON.stringify(bot.slice(0, 80))}: bot ids are lowercase letters, digits and "-", at most ${MAX_BOT_ID} characters`);
+    if (!isBotId(bot)) throw this.refuse(RULES.bad_id, { id: JSON.stringify(bot.slice(0, 80)) });
     const tenant = this.authenticate(credentials);
     const route = table.route(bot);
-    if (!route) throw this.refuse('unknown_bot', 404, `unknown bot "${bot}": it is not in catalog generation ${table.generation}`);
-    if (tenant !== null && tenant !== route.tenant) throw this.refuse('other_tenant', 403, `this API key may not use bot "${route.bot}"`);
+    if (!route) throw this.refuse(RULES.unknown_bot, { bot, generation: table.generation });
+    if (tenant !== null && tenant !== route.tenant) throw this.refuse(RULES.other_tenant, { bot: route.bot });
     const wait = this.o.limiter?.take(route.tenant) ?? 0;
-    if (wait > 0) throw this.refuse('rate_limit', 429, `tenant "${route.tenant}" is over its rate limit`, { retryAfterSeconds: wait });
+    if (wait > 0) throw this.refuse(RULES.rate_limit, { tenant: route.tenant }, wait);
     const group = route.group.name;
     const busy = inflight.get(group) ?? 0;
-    if (busy >= this.groupLimit(route)) throw this.refuse('group_concurrency', 503, `pool group "${group}" is at its concurrency limit`, { retryAfterSeconds: 1, overloaded: true });
+    if (busy >= this.groupLimit(route)) throw this.refuse(RULES.group_concurrency, { group });
     inflight.set(group, busy + 1);
     return route;
   }
@@ -66,24 +67,26 @@ export class Admission {
   private authenticate(credentials: Credentials): string | null {
     if (!this.authRequired) return null;
     const keys = this.o.keys;
-    const refuse = (reason: string, message: string) => this.refuse(reason, 401, message, { headers: { 'www-authenticate': 'Bearer' } });
-    if (!keys || keys.size === 0) throw refuse('no_keys', 'API keys are required and none are configured on this router; retry later');
+    if (!keys || keys.size === 0) throw this.refuse(RULES.no_keys, {});
     const auth = credentials.authorization;
     const key = typeof auth === 'string' && auth.startsWith('Bearer ') ? auth.slice(7).trim() : credentials['x-api-key'];
-    if (!key) throw refuse('no_key', 'an API key is required: send "Authorization: Bearer <key>"');
+    if (!key) throw this.refuse(RULES.no_key, {});
     const tenant = keys.tenantOf(key);
-    if (tenant === undefined) throw refuse('bad_key', 'the API key is not valid');
+    if (tenant === undefined) throw this.refuse(RULES.bad_key, {});
     return tenant;
   }
 
   private groupLimit(route: Route): number {
-    const configured = this.o.groupConcurrency?.[route.group.name];
-    if (configured !== undefined) return configured;
-    return route.group.concurrency * Math.max(1, this.o.table.poolCount(route.group.name)) * route.group.replicas.max;
+    return this.o.groupConcurrency?.[route.group.name] ?? groupConcurrency(route.group, this.o.table.poolCount(route.group.name));
   }
 
-  private refuse(reason: string, status: number, message: string, o?: ProtocolError['o']): ProtocolError {
-    this.o.metrics.rejected.inc({ reason });
-    return new ProtocolError(status, message, o);
+  /** The rule's refusal, counted; `retryAfterSeconds`: a wait of the request's own, over the rule's. */
+  private refuse<R extends RefusalReason>(rule: AdmissionRule<R>, fields: RefusalFields[R], retryAfterSeconds = rule.retryAfterSeconds): ProtocolError {
+    this.o.metrics.rejected.inc({ reason: rule.reason });
+    const o: ProtocolError['o'] = {};
+    if (retryAfterSeconds !== undefined) o.retryAfterSeconds = retryAfterSeconds;
+    if (rule.overloaded) o.overloaded = true;
+    if (rule.headers) o.headers = { ...rule.headers };
+    return new ProtocolError(rule.status, rule.message(fields), o);
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Tenant API keys read from a folder laid out as a mounted Kubernetes Secret (runtime/src/router/tenants.ts):
+ * Tenant API keys read from a folder laid out as a mounted Kubernetes Secret (runtime/src/routing/tenants.ts):
  * what counts as a key, which tenant a key belongs to, when a change is reported, following the folder,
  * and the token bucket's arithmetic. Real files in a temp folder; the rate limiter on an injected clock.
  */
@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { RateLimiter, TenantKeys, hashKey } from '@botshard/runtime/router/tenants';
+import { RateLimiter, TenantKeys, hashKey } from '@botshard/runtime/routing/tenants';
 
 const temp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-keys-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,5 +1,5 @@
 /**
- * The router's admission on its own (runtime/src/router/admission.ts): a real routing table, real tenant
+ * The router's admission on its own (runtime/src/routing/admission.ts): a real routing table, real tenant
  * keys in a folder, a real rate limiter on an injected clock and real metrics; no server. Each refusal:
  * its status, message, headers and the reason it is counted under, and what it leaves of the group's slots.
  */
@@ -8,10 +8,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseCatalog } from '@botshard/runtime/catalog';
 import { ProtocolError } from '@botshard/runtime/oip';
-import { Admission, AdmissionOptions } from '@botshard/runtime/router/admission';
-import { RouterMetrics } from '@botshard/runtime/router/metrics';
-import { RoutingTable } from '@botshard/runtime/router/table';
-import { RateLimiter, TenantKeys, hashKey } from '@botshard/runtime/router/tenants';
+import { Admission, AdmissionOptions } from '@botshard/runtime/routing/admission';
+import { RouterMetrics } from '@botshard/runtime/routing/metrics';
+import { RoutingTable } from '@botshard/runtime/routing/table';
+import { RateLimiter, TenantKeys, hashKey } from '@botshard/runtime/routing/tenants';
 
 const bot = (id: string, tenant: string, realtime = true) => ({ id, tenant, realtime, model: { head: `heads/${id}.onnx`, memory: '2Mi' }, intents: [{ name: 'a' }] });
 

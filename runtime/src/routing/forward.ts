@@ -1,23 +1,30 @@
 /**
  * Forwarding an admitted request: to the bot's pool, falling back to its previous pool while it moves
  * (or to the pool a 404 names as the holder), each pool behind a circuit breaker. The loop is the same for
- * REST and gRPC; a transport says how to call a pool and what its answer means. Every call a circuit lets
- * through ends in success() or failure(): no probe is left half-open.
+ * REST (router/rest.ts) and gRPC (grpc.ts); a transport says how to call a pool and what its answer means.
+ * Every call a circuit lets through ends in success() or failure(): no probe is left half-open.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProtocolError, holderOf, sendError, sendProblem } from '../oip';
+import { ProtocolError } from '../oip';
 import { Circuit } from './circuit';
 import { RouterMetrics } from './metrics';
 import { Route, RoutingTable } from './table';
-import { PoolAddress, UpstreamError, Upstreams, responseHeaders } from './upstream';
-
-/** Responses up to this size are read whole and sent in one write; larger ones are streamed. */
-const SMALL_BODY = 64 * 1024;
-/** Request headers passed on to the pool. */
-const FORWARDED_HEADERS = ['content-type', 'accept', 'traceparent', 'tracestate', 'inference-header-content-length'];
 
 /** The 504 of a request whose caller stopped waiting first (it cancelled, or its own deadline passed): no one reads it. */
 export class CallerGone extends ProtocolError {}
+
+/** Why forwarding failed before a response came back. */
+export type UpstreamFailure = 'connect' | 'timeout' | 'reset';
+
+/** A pool call that brought no answer back: what a transport throws, and what the loop counts against the pool's circuit. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly kind: UpstreamFailure,
+    readonly pool: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** Attempts, circuit threshold and cooldown when none are given. */
 export const FORWARDING_DEFAULTS = { maxAttempts: 3, circuitThreshold: 5, circuitCooldownMs: 2000 } as const;
@@ -25,10 +32,9 @@ export const FORWARDING_DEFAULTS = { maxAttempts: 3, circuitThreshold: 5, circui
 export interface ForwarderOptions {
   table: RoutingTable;
   metrics: RouterMetrics;
-  address: PoolAddress;
   /** Attempts per request over the bot's current and previous pool. */
   maxAttempts: number;
-  /** Consecutive failures that open a pool's circuit. */
+  /** Consecutive failures (no answer: connection refused or reset, or a timeout) that open a pool's circuit. */
   circuitThreshold: number;
   /** How long an open circuit keeps a pool from being called before one probe. */
   circuitCooldownMs: number;
@@ -57,10 +63,7 @@ export interface Transport<R> {
   call(pool: string, address: string, deadline: number): Promise<PoolAnswer<R>>;
 }
 
-type Upstream = Awaited<ReturnType<Upstreams['forward']>>;
-
 export class Forwarder {
-  private readonly upstreams = new Upstreams({ keepAliveMs: 60_000 });
   private readonly circuits = new Map<string, Circuit>();
 
   constructor(private readonly o: ForwarderOptions) {}
@@ -139,52 +142,6 @@ export class Forwarder {
     metrics.requests.inc({ group, pool, code: '503', protocol });
     const retryAfterSeconds = circuitOpen ? this.circuit(`${protocol}:${circuitOpen}`).retryAfterSeconds() : 1;
     throw new ProtocolError(503, lastError ? lastError.message : `pool "${pool}" is failing; calls to it are paused`, { retryAfterSeconds });
-  }
-
-  /** Forwards a REST request for `route` to `path` on the bot's pool (or its fallbacks) and sends the answer on. */
-  async forwardRest(request: FastifyRequest, reply: FastifyReply, route: Route, path: string): Promise<FastifyReply> {
-    const headers: Record<string, string> = { 'x-request-id': request.id };
-    for (const name of FORWARDED_HEADERS) {
-      const v = request.headers[name];
-      if (typeof v === 'string') headers[name] = v;
-    }
-    const method = request.method as 'GET' | 'POST';
-    const body = method === 'POST' ? (Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)) : undefined;
-    const transport: Transport<Upstream> = {
-      name: 'rest',
-      address: this.o.address,
-      call: async (pool, origin, deadline) => {
-        const res = await this.upstreams.forward({ pool, origin, method, path, headers, body, deadline });
-        return { answer: res, code: res.statusCode, holder: holderOf(res.statusCode, res.headers), unavailable: res.statusCode === 503, discard: () => res.body.dump() };
-      },
-    };
-    try {
-      const { pool, answer } = await this.forward(route, transport);
-      return await this.relay(reply, pool, answer);
-    } catch (e) {
-      if (e instanceof ProtocolError) return sendProblem(reply, e);
-      throw e;
-    }
-  }
-
-  close(): Promise<void> {
-    return this.upstreams.close();
-  }
-
-  /** Sends a pool's answer on: small ones (all of the protocol's JSON, in practice) in one write, large ones streamed. */
-  private async relay(reply: FastifyReply, pool: string, res: Upstream): Promise<FastifyReply> {
-    const length = Number(res.headers['content-length']);
-    let answer: Buffer | Upstream['body'] = res.body;
-    if (length >= 0 && length <= SMALL_BODY) {
-      try {
-        answer = Buffer.from(await res.body.arrayBuffer());
-      } catch {
-        this.o.metrics.upstreamErrors.inc({ pool, kind: 'reset' });
-        return sendError(reply, 502, `pool "${pool}" closed the connection in the middle of its answer`);
-      }
-    }
-    reply.code(res.statusCode).headers(responseHeaders(res.headers));
-    return reply.send(answer);
   }
 
   private circuit(pool: string): Circuit {

@@ -1,6 +1,6 @@
 /** The router's circuit per pool and rate limit per tenant, on an injected clock. */
-import { Circuit } from '@botshard/runtime/router/circuit';
-import { RateLimiter } from '@botshard/runtime/router/tenants';
+import { Circuit } from '@botshard/runtime/routing/circuit';
+import { RateLimiter } from '@botshard/runtime/routing/tenants';
 import { clock } from '../support/clock';
 
 describe('Circuit', () => {

@@ -1,9 +1,9 @@
 /**
- * The router's circuit per pool (runtime/src/router/circuit.ts) at its edges, on an injected clock: the
+ * The router's circuit per pool (runtime/src/routing/circuit.ts) at its edges, on an injected clock: the
  * default probe timeout, a probe abandoned for the caller's reasons, and Retry-After of a closed circuit.
- * (test/router/circuit.test.ts has the main cycle: open, probe, close.)
+ * (test/routing/circuit.test.ts has the main cycle: open, probe, close.)
  */
-import { Circuit } from '@botshard/runtime/router/circuit';
+import { Circuit } from '@botshard/runtime/routing/circuit';
 import { clock } from '../support/clock';
 
 describe('Circuit: edges', () => {

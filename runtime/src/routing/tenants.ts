@@ -1,6 +1,21 @@
+/** Tenants at the router: their API keys, the catalog's demand for them, and the per-tenant rate limit. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { CatalogIndex } from '../catalog';
+import { SettingsError } from '../commands/failure';
+
+/** Whether the catalog asks for API keys: then nothing is served without them (fail closed, never "auth off"). */
+export function keysRequired(catalog: CatalogIndex): boolean {
+  return catalog.platform.auth === 'tenant-keys';
+}
+
+/** At start: a catalog that asks for API keys needs a tenant keys folder that holds some. Throws the SettingsError saying how to fix it. */
+export function checkKeysAtStart(catalog: CatalogIndex, keys: TenantKeys | undefined): void {
+  if (!keysRequired(catalog)) return;
+  if (!keys) throw new SettingsError('the catalog requires API keys (platform.auth: "tenant-keys") and no tenant keys folder is given: pass --tenant-keys DIR or set BOTSHARD_TENANT_KEYS (a folder with one file of SHA-256 key hashes per tenant)');
+  if (keys.problem) throw new SettingsError(`the catalog requires API keys (platform.auth: "tenant-keys") and ${keys.problem}: add the key hashes (docs/router.md, "Tenants") or fix the path`);
+}
 
 /**
  * Tenant API keys, stored as SHA-256 hashes (hex) in a folder where each file is named after a tenant

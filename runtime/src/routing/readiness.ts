@@ -1,12 +1,26 @@
 /**
- * Whether the router can route every bot of its catalog: each pool of the current generation has an
- * address (local mode: the pool has bound its port) and the address's host name resolves (a cluster:
- * the pool's Service exists). A host that resolved once is not looked up again.
+ * When a router is ready (`GET /v2/health/ready`, gRPC ServerReady): the rule both data planes answer by,
+ * and how the Node router tells that a pool can be reached.
  */
 import * as dns from 'node:dns';
 import * as net from 'node:net';
-import type { PoolAddress } from './upstream';
+import type { PoolAddress } from './addresses';
 
+/**
+ * Ready: not draining, every pool of the current catalog generation reachable (`allRoutable`, asked only
+ * when not draining: the Node router's check starts host name lookups), and API keys in place when the
+ * catalog asks for them (`keys`: how many the router holds).
+ */
+export function routerReady(s: { draining: boolean; allRoutable(): boolean; keysRequired: boolean; keys: number }): boolean {
+  return !s.draining && s.allRoutable() && (!s.keysRequired || s.keys > 0);
+}
+
+/**
+ * Whether the Node router can route every bot of its catalog: each pool of the current generation has an
+ * address (local mode: the pool has bound its port) and the address's host name resolves (a cluster:
+ * the pool's Service exists). A host that resolved once is not looked up again. (The HAProxy control plane
+ * asks HAProxy instead: a pool is reachable once its server passed a health check.)
+ */
 export type HostLookup = (host: string) => Promise<unknown>;
 
 export class PoolAddresses {

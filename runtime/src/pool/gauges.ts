@@ -1,0 +1,30 @@
+import { BotEntry, isResident } from './loading';
+import type { BotState, PoolState } from './metrics';
+
+/** What the gauges read of the pool's engine. */
+export interface GaugeSource {
+  readonly bots: ReadonlyMap<string, BotEntry>;
+  readonly encoderBytes: number;
+  readonly residentBytes: { used: number; limit: number } | undefined;
+  readonly ready: boolean;
+  readonly lanes: { readonly quarantined: ReadonlySet<string> };
+  counts(): Record<BotState, number>;
+}
+
+/** What the state gauges show, read when metrics are read (a scrape): nothing to keep up to date on the request path. */
+export function gaugesOf(engine: GaugeSource): PoolState {
+  return {
+    bots: () => engine.counts(),
+    modelBytes: () => {
+      let head = 0;
+      for (const e of engine.bots.values()) if (isResident(e)) head += e.headBytes;
+      return { head, encoder: engine.encoderBytes };
+    },
+    residentBytes: () => {
+      const r = engine.residentBytes;
+      return r && { resident: r.used, limit: r.limit };
+    },
+    ready: () => engine.ready,
+    quarantined: () => engine.lanes.quarantined.size,
+  };
+}
