@@ -97,6 +97,17 @@ export function alertRules(groups: readonly PoolGroup[], haproxy: boolean): Aler
       },
     },
     {
+      alert: 'BotshardVersionFailedToLoad',
+      expr: 'botshard_pool_bots_version_failed > 0',
+      for: '10m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: '{{ $value }} bots in {{ $labels.pod }} still serve their previous version: the new one failed to load',
+        description: "The catalog's new version of these bots could not be loaded (missing, corrupt, failing its checks or its sha256); their previous version keeps serving and the pool loads the new one again with backoff. /v2/models/{bot}/ready (failedVersion) and botshard status name the model file and the error.",
+        runbook_url: runbook('version-failed-to-load'),
+      },
+    },
+    {
       alert: 'BotshardCatalogRejected',
       expr: 'increase(botshard_pool_catalog_reloads_total{result="invalid"}[15m]) > 0 or increase(botshard_router_catalog_reloads_total{result="invalid"}[15m]) > 0 or increase(botshard_haproxy_catalog_reloads_total{result="invalid"}[15m]) > 0',
       for: '0m',

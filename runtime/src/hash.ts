@@ -86,6 +86,56 @@ function utf8(s: string): { bytes: Uint8Array; length: number } {
   return { bytes: scratch, length: written };
 }
 
+/**
+ * XXH64's main loop over the 32-byte stripes of an input of 32 bytes or more, and the merge of its four
+ * lanes: the hash so far is left in (rHi, rLo); returns the offset of the first byte not consumed.
+ */
+function stripes(b: Uint8Array, len: number): number {
+  let p = 0;
+  let hHi: number;
+  let hLo: number;
+  // v1 = P1 + P2, v2 = P2, v3 = 0, v4 = -P1
+  add(P1H, P1L, P2H, P2L);
+  let v1h = rHi, v1l = rLo;
+  let v2h = P2H, v2l = P2L;
+  let v3h = 0, v3l = 0;
+  add(~P1H >>> 0, ~P1L >>> 0, 0, 1);
+  let v4h = rHi, v4l = rLo;
+  while (p + 32 <= len) {
+    round(v1h, v1l, read32(b, p + 4), read32(b, p)); v1h = rHi; v1l = rLo;
+    round(v2h, v2l, read32(b, p + 12), read32(b, p + 8)); v2h = rHi; v2l = rLo;
+    round(v3h, v3l, read32(b, p + 20), read32(b, p + 16)); v3h = rHi; v3l = rLo;
+    round(v4h, v4l, read32(b, p + 28), read32(b, p + 24)); v4h = rHi; v4l = rLo;
+    p += 32;
+  }
+  rotl(v1h, v1l, 1); hHi = rHi; hLo = rLo;
+  rotl(v2h, v2l, 7); add(hHi, hLo, rHi, rLo); hHi = rHi; hLo = rLo;
+  rotl(v3h, v3l, 12); add(hHi, hLo, rHi, rLo); hHi = rHi; hLo = rLo;
+  rotl(v4h, v4l, 18); add(hHi, hLo, rHi, rLo); hHi = rHi; hLo = rLo;
+  for (const [vh, vl] of [[v1h, v1l], [v2h, v2l], [v3h, v3l], [v4h, v4l]]) {
+    round(0, 0, vh, vl);
+    hHi = (hHi ^ rHi) >>> 0;
+    hLo = (hLo ^ rLo) >>> 0;
+    mul(hHi, hLo, P1H, P1L);
+    add(rHi, rLo, P4H, P4L);
+    hHi = rHi; hLo = rLo;
+  }
+  rHi = hHi; rLo = hLo;
+  return p;
+}
+
+/** XXH64's final mix. */
+function avalanche(hHi: number, hLo: number): U64 {
+  // h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32
+  hLo = (hLo ^ (hHi >>> 1)) >>> 0;
+  mul(hHi, hLo, P2H, P2L); hHi = rHi; hLo = rLo;
+  hLo = (hLo ^ ((hLo >>> 29) | (hHi << 3))) >>> 0;
+  hHi = (hHi ^ (hHi >>> 29)) >>> 0;
+  mul(hHi, hLo, P3H, P3L); hHi = rHi; hLo = rLo;
+  hLo = (hLo ^ hHi) >>> 0;
+  return { hi: hHi, lo: hLo };
+}
+
 /** XXH64 of the bytes (or of the UTF-8 encoding of a string) with seed 0. */
 export function xxh64(input: string | Uint8Array): U64 {
   let b: Uint8Array;
@@ -99,38 +149,11 @@ export function xxh64(input: string | Uint8Array): U64 {
     len = b.length;
   }
   let p = 0;
-  let hHi: number;
-  let hLo: number;
+  let hHi = P5H;
+  let hLo = P5L;
   if (len >= 32) {
-    // v1 = P1 + P2, v2 = P2, v3 = 0, v4 = -P1
-    add(P1H, P1L, P2H, P2L);
-    let v1h = rHi, v1l = rLo;
-    let v2h = P2H, v2l = P2L;
-    let v3h = 0, v3l = 0;
-    add(~P1H >>> 0, ~P1L >>> 0, 0, 1);
-    let v4h = rHi, v4l = rLo;
-    while (p + 32 <= len) {
-      round(v1h, v1l, read32(b, p + 4), read32(b, p)); v1h = rHi; v1l = rLo;
-      round(v2h, v2l, read32(b, p + 12), read32(b, p + 8)); v2h = rHi; v2l = rLo;
-      round(v3h, v3l, read32(b, p + 20), read32(b, p + 16)); v3h = rHi; v3l = rLo;
-      round(v4h, v4l, read32(b, p + 28), read32(b, p + 24)); v4h = rHi; v4l = rLo;
-      p += 32;
-    }
-    rotl(v1h, v1l, 1); hHi = rHi; hLo = rLo;
-    rotl(v2h, v2l, 7); add(hHi, hLo, rHi, rLo); hHi = rHi; hLo = rLo;
-    rotl(v3h, v3l, 12); add(hHi, hLo, rHi, rLo); hHi = rHi; hLo = rLo;
-    rotl(v4h, v4l, 18); add(hHi, hLo, rHi, rLo); hHi = rHi; hLo = rLo;
-    for (const [vh, vl] of [[v1h, v1l], [v2h, v2l], [v3h, v3l], [v4h, v4l]]) {
-      round(0, 0, vh, vl);
-      hHi = (hHi ^ rHi) >>> 0;
-      hLo = (hLo ^ rLo) >>> 0;
-      mul(hHi, hLo, P1H, P1L);
-      add(rHi, rLo, P4H, P4L);
-      hHi = rHi; hLo = rLo;
-    }
-  } else {
-    hHi = P5H;
-    hLo = P5L;
+    p = stripes(b, len);
+    hHi = rHi; hLo = rLo;
   }
   add(hHi, hLo, Math.floor(len / 0x100000000), len >>> 0);
   hHi = rHi; hLo = rLo;
@@ -163,14 +186,7 @@ export function xxh64(input: string | Uint8Array): U64 {
     hHi = rHi; hLo = rLo;
     p += 1;
   }
-  // avalanche: h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32
-  hLo = (hLo ^ (hHi >>> 1)) >>> 0;
-  mul(hHi, hLo, P2H, P2L); hHi = rHi; hLo = rLo;
-  hLo = (hLo ^ ((hLo >>> 29) | (hHi << 3))) >>> 0;
-  hHi = (hHi ^ (hHi >>> 29)) >>> 0;
-  mul(hHi, hLo, P3H, P3L); hHi = rHi; hLo = rLo;
-  hLo = (hLo ^ hHi) >>> 0;
-  return { hi: hHi, lo: hLo };
+  return avalanche(hHi, hLo);
 }
 
 /** MurmurHash3's 32-bit finalizer. */

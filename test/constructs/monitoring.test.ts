@@ -57,7 +57,7 @@ describe('platform.prometheusOperator', () => {
     const batch = example.catalog.groups.find((g) => g.name === 'batch')!;
     const latency = rules.find((r: any) => r.alert === 'BotshardLatencyNearDeadline' && r.expr.includes('"batch"'));
     expect(latency.expr).toMatch(new RegExp(`> ${(batch.timeoutMs / 1000) * 0.8}$`));
-    expect(rules.map((r: any) => r.alert)).toEqual(expect.arrayContaining(['BotshardPoolNotReady', 'BotshardBotsFailedToLoad', 'BotshardRequestsShed', 'BotshardDeadlineExceeded', 'BotshardCatalogRejected', 'BotshardCatalogGenerationsDiffer', 'BotshardRouterPoolDown', 'BotshardRouterMovesStuck']));
+    expect(rules.map((r: any) => r.alert)).toEqual(expect.arrayContaining(['BotshardPoolNotReady', 'BotshardBotsFailedToLoad', 'BotshardVersionFailedToLoad', 'BotshardRequestsShed', 'BotshardDeadlineExceeded', 'BotshardCatalogRejected', 'BotshardCatalogGenerationsDiffer', 'BotshardRouterPoolDown', 'BotshardRouterMovesStuck']));
     // With the Node router, its own upstream and fallback metrics instead of HAProxy's.
     const input = exampleCatalogInput();
     input.platform.router = 'node';

@@ -28,7 +28,7 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `botshard-${prefix}-`));
 }
 
-const SUPPORT = [
+export const SUPPORT = [
   { name: 'password_reset', examples: ['I forgot my password', 'reset my password please', 'cannot log in to my account'] },
   { name: 'billing', examples: ['why was I charged twice', 'question about my invoice', 'my bill is wrong'] },
   { name: 'greeting', examples: ['hello there', 'hi good morning', 'hey'] },

@@ -26,6 +26,8 @@ export function formatStatus(s: PlatformStatus): string {
   ];
   const failed = s.pools.flatMap((p) => ('failed' in p ? p.failed.map((f) => `  ${p.pool}  ${f.bot}: ${f.error}`) : []));
   if (failed.length > 0) lines.push('', 'failed bots:', ...failed);
+  const versions = s.pools.flatMap((p) => ('versionsFailed' in p ? (p.versionsFailed ?? []).map((f) => `  ${p.pool}  ${f.bot}: ${f.head} (since ${f.since}, ${f.failures} failed load${f.failures === 1 ? '' : 's'}): ${f.error}`) : []));
+  if (versions.length > 0) lines.push('', 'new versions that failed to load (the previous version serves):', ...versions);
   const behind = s.pools.filter((p) => 'generation' in p && p.generation !== s.router.generation).map((p) => p.pool);
   if (behind.length > 0) lines.push('', `not on the router's generation yet: ${behind.join(', ')}`);
   return lines.join('\n');

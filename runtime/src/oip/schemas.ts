@@ -58,6 +58,11 @@ export const ModelReadyResponse = Type.Object({
   error: Type.Optional(Type.String()),
   /** botshard: the bot runs in the quarantine lane (its runs took too long a share of its group's timeout). */
   quarantined: Type.Optional(Type.Boolean()),
+  /**
+   * botshard: the catalog's new version of this bot failed to load, and its previous version serves (the
+   * bot stays ready): the model file it names, why it failed, since when, failed loads in a row.
+   */
+  failedVersion: Type.Optional(Type.Object({ head: Type.String(), error: Type.String(), since: Type.String(), failures: Type.Integer() })),
 });
 export type ModelReadyResponse = Static<typeof ModelReadyResponse>;
 

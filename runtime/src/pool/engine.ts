@@ -196,6 +196,9 @@ export class PoolEngine {
       const current = this.bots.get(bot.id);
       if (current && current.definitionHash === hash && current.state !== 'failed' && !(current.state === 'cold' && !onDemand)) {
         current.bot = bot;
+        // Back to the serving version: the failed new one is forgotten.
+        if (current.failedVersion) clearTimeout(current.retryTimer);
+        current.failedVersion = undefined;
         if (current.state === 'leaving') {
           // Moved back before its grace period ended.
           clearTimeout(current.leaveTimer);
@@ -210,6 +213,8 @@ export class PoolEngine {
         if (bot.warm || bot.pin !== undefined) warm.push(bot);
         continue;
       }
+      // A new version that failed while the previous one serves is loaded again by its own timer (backing off).
+      if (current?.failedVersion?.definitionHash === hash && isResident(current)) continue;
       tasks.push(() => this.loader.load(bot, encoder, hash));
     }
     return { tasks, warm };
@@ -360,11 +365,7 @@ export class PoolEngine {
     return this.opts.lanes.depths();
   }
 
-  /** Failed bots and their errors. */
-  failedBots(): Array<{ bot: string; error: string }> {
-    return [...this.bots.values()].filter((e) => e.state === 'failed').map((e) => ({ bot: e.bot.id, error: e.error ?? 'unknown' }));
-  }
-
+  /** Bots per state. */
   counts(): Record<BotState, number> {
     const counts: Record<BotState, number> = { loading: 0, ready: 0, failed: 0, leaving: 0, cold: 0 };
     for (const e of this.bots.values()) counts[e.state]++;

@@ -1,7 +1,7 @@
-import { BotEntry, isResident } from './loading';
+import { BotEntry, FailedVersion, isResident } from './loading';
 import type { BotState, PoolState } from './metrics';
 
-/** What the gauges read of the pool's engine. */
+/** What the gauges (and the pool's status) read of the pool's engine. */
 export interface GaugeSource {
   readonly bots: ReadonlyMap<string, BotEntry>;
   readonly encoderBytes: number;
@@ -26,5 +26,16 @@ export function gaugesOf(engine: GaugeSource): PoolState {
     },
     ready: () => engine.ready,
     quarantined: () => engine.lanes.quarantined.size,
+    versionsFailed: () => failedVersions(engine.bots).length,
   };
+}
+
+/** Failed bots and their errors. */
+export function failedBots(bots: ReadonlyMap<string, BotEntry>): Array<{ bot: string; error: string }> {
+  return [...bots.values()].filter((e) => e.state === 'failed').map((e) => ({ bot: e.bot.id, error: e.error ?? 'unknown' }));
+}
+
+/** Serving bots whose new version failed to load: they serve their previous one. */
+export function failedVersions(bots: ReadonlyMap<string, BotEntry>): Array<{ bot: string } & FailedVersion> {
+  return [...bots.values()].filter((e) => e.failedVersion && isResident(e)).map((e) => ({ bot: e.bot.id, ...e.failedVersion! }));
 }

@@ -31,6 +31,26 @@ export interface BotEntry {
   retryTimer?: NodeJS.Timeout;
   /** Requests queued or running on it: a bot in use is never evicted. */
   inflight: number;
+  /** A new definition of this serving bot that failed to load: this one keeps serving meanwhile. */
+  failedVersion?: FailedVersion;
+}
+
+/**
+ * A changed bot's new version that could not be loaded (missing, corrupt, failing its checks, or its
+ * sha256 not matching) while its previous version serves: the bot stays ready, and says why it is not on
+ * the catalog's version. Loaded again after a pause that doubles (as a failed bot is), until it loads or
+ * a catalog changes the bot again.
+ */
+export interface FailedVersion {
+  /** The failed definition's hash: a catalog with another definition of the bot drops this record. */
+  definitionHash: string;
+  /** The head (model file) it names. */
+  head: string;
+  error: string;
+  /** When it first failed (ISO 8601). */
+  since: string;
+  /** Failed loads in a row. */
+  failures: number;
 }
 
 /** A bot assigned here and not resident: loaded on its first request. */
@@ -121,8 +141,18 @@ export class Loader {
       if (previous) this.release(previous);
       bots.set(bot.id, entry);
     }
+    const replacing = !again && previous !== undefined && isResident(previous);
     await this.loadModels(entry, encoder);
     const current = bots.get(bot.id);
+    if (entry.state === 'failed') {
+      if (replacing && current === previous && isResident(previous)) {
+        // The last good version keeps serving (as Triton keeps a loaded model whose reload fails).
+        this.keepServing(previous, entry, encoder);
+        return;
+      }
+      this.o.log.warn({ bot: bot.id, err: entry.error }, 'bot failed to load');
+      this.retryLater(entry, encoder);
+    }
     if (again && current !== previous) {
       // A catalog change replaced or removed the failed bot while it was being loaded again: its load wins.
       if (!current) this.failures.delete(bot.id);
@@ -135,10 +165,10 @@ export class Loader {
     }
   }
 
-  /** The encoder, then the head checked against its bot: the entry ends ready, or failed with a retry planned. */
+  /** The encoder, then the head checked against its bot: the entry ends ready, or failed (and says why). */
   private async loadModels(entry: BotEntry, encoder: Encoder | undefined): Promise<void> {
     const { bot, lane, encoderKey } = entry;
-    const { log, metrics, lanes } = this.o;
+    const { metrics, lanes } = this.o;
     const started = performance.now();
     let encoderAcquired = false;
     let headLoaded = false;
@@ -166,9 +196,39 @@ export class Loader {
       metrics.loadFailures.inc({ kind: 'head' });
       if (headLoaded) lanes.unload(lane, entry.headKey).catch(() => undefined);
       if (encoderAcquired && encoderKey) this.encoders.release(encoderKey);
-      log.warn({ bot: bot.id, err: entry.error }, 'bot failed to load');
-      this.retryLater(entry, encoder);
     }
+  }
+
+  /**
+   * A serving bot's new version failed: the failed load is dropped, the serving entry keeps serving and
+   * records the failed version, which is loaded again after a pause that doubles with each failure.
+   */
+  private keepServing(serving: BotEntry, failed: BotEntry, encoder: Encoder | undefined): void {
+    const id = serving.bot.id;
+    this.release(failed);
+    const same = serving.failedVersion?.definitionHash === failed.definitionHash;
+    const failures = same ? serving.failedVersion!.failures + 1 : 1;
+    serving.failedVersion = {
+      definitionHash: failed.definitionHash,
+      head: failed.bot.model.head,
+      error: failed.error ?? 'failed to load',
+      since: same ? serving.failedVersion!.since : new Date().toISOString(),
+      failures,
+    };
+    this.o.log.warn({ bot: id, head: failed.bot.model.head, err: failed.error, failures }, 'new version failed to load: the previous version keeps serving');
+    clearTimeout(serving.retryTimer);
+    serving.retryTimer = setTimeout(() => {
+      if (this.closed || this.o.bots.get(id) !== serving || !isResident(serving) || serving.failedVersion?.definitionHash !== failed.definitionHash || !this.o.host.mayRetry(id)) return;
+      this.o.log.info({ bot: id, head: failed.bot.model.head, failures }, 'loading a failed new version again (the previous one serves meanwhile)');
+      void this.load(failed.bot, encoder, failed.definitionHash);
+    }, this.retryDelay(failures));
+    serving.retryTimer.unref();
+  }
+
+  /** The pause before loading a failed model again: doubling with each failure in a row, jittered. */
+  private retryDelay(failures: number): number {
+    // Jittered (x0.5 to x1.5): bots that failed together (a model store down) do not all load again at once.
+    return Math.min((this.o.retryMs ?? 5000) * 2 ** (failures - 1), MAX_RETRY_MS) * (0.5 + Math.random());
   }
 
   /** Unloads what the bot has loaded and stops its timers (it is gone, cold, or replaced). */
@@ -220,8 +280,7 @@ export class Loader {
     const id = entry.bot.id;
     const failures = (this.failures.get(id) ?? 0) + 1;
     this.failures.set(id, failures);
-    // Jittered (x0.5 to x1.5): bots that failed together (a model store down) do not all load again at once.
-    const delayMs = Math.min((this.o.retryMs ?? 5000) * 2 ** (failures - 1), MAX_RETRY_MS) * (0.5 + Math.random());
+    const delayMs = this.retryDelay(failures);
     clearTimeout(entry.retryTimer);
     entry.retryTimer = setTimeout(() => {
       if (this.closed || this.o.bots.get(id) !== entry || entry.state !== 'failed' || !this.o.host.mayRetry(id)) return;

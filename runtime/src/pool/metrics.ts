@@ -15,6 +15,8 @@ export interface PoolState {
   residentBytes(): { resident: number; limit: number } | undefined;
   ready(): boolean;
   quarantined(): number;
+  /** Serving bots whose new version failed to load. */
+  versionsFailed(): number;
 }
 
 export class PoolMetrics {
@@ -33,6 +35,7 @@ export class PoolMetrics {
   readonly catalogReloads: Counter<'result'>;
   readonly ready: Gauge;
   readonly quarantined: Gauge;
+  readonly versionsFailed: Gauge;
   readonly batchRequests: Histogram;
   readonly quarantineChanges: Counter<'to'>;
   readonly residency: Counter<'result'>;
@@ -61,6 +64,7 @@ export class PoolMetrics {
     this.ready = new Gauge({ name: 'botshard_pool_ready', help: '1 when the pool reports ready', registers, collect: () => this.collectReady() });
     this.batchRequests = new Histogram({ name: 'botshard_pool_batch_requests', help: 'Requests per message to an inference worker (those sharing an encoder run through it as one batch)', buckets: [1, 2, 4, 8, 16, 32], registers });
     this.quarantined = new Gauge({ name: 'botshard_pool_quarantined_bots', help: 'Bots confined to the quarantine lane (their runs take too long a share of the group timeout)', registers, collect: () => this.collectQuarantined() });
+    this.versionsFailed = new Gauge({ name: 'botshard_pool_bots_version_failed', help: 'Serving bots whose new version failed to load (missing, corrupt, failing its checks or its sha256): they keep serving their previous version', registers, collect: () => this.collectVersionsFailed() });
     this.quarantineChanges = new Counter({ name: 'botshard_pool_quarantine_changes_total', help: 'Bots moved into or out of the quarantine lane, by where to (quarantine, shared)', labelNames: ['to'], registers });
     this.residency = new Counter({ name: 'botshard_pool_residency_total', help: 'Requests of an overcommitted pool, by whether their bot was resident (hit) or loaded for them (miss)', labelNames: ['result'], registers });
     this.coldLoadSeconds = new Histogram({ name: 'botshard_pool_cold_load_seconds', help: 'Time from the first request for a cold bot to the bot resident (waiting for room and for a load slot included)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
@@ -97,6 +101,10 @@ export class PoolMetrics {
 
   private collectQuarantined(): void {
     if (this.state) this.quarantined.set(this.state.quarantined());
+  }
+
+  private collectVersionsFailed(): void {
+    if (this.state) this.versionsFailed.set(this.state.versionsFailed());
   }
 
   setGeneration(generation: string): void {

@@ -95,7 +95,9 @@ export class ModelService {
     const ready = entry.state === 'ready' || entry.state === 'leaving' || entry.state === 'cold';
     const { quarantined } = this.o.engine.lanes.laneOf(entry.bot.id);
     const residency = this.o.engine.residencyOf(entry);
-    return { name: entry.bot.id, ready, state: entry.state, ...(residency ? { residency } : {}), ...(entry.error ? { error: withoutPaths(entry.error) } : {}), quarantined };
+    const failed = entry.failedVersion;
+    const failedVersion = failed && { head: failed.head, error: withoutPaths(failed.error), since: failed.since, failures: failed.failures };
+    return { name: entry.bot.id, ready, state: entry.state, ...(residency ? { residency } : {}), ...(entry.error ? { error: withoutPaths(entry.error) } : {}), quarantined, ...(failedVersion ? { failedVersion } : {}) };
   }
 
   /** Runs an inference request: its outputs, or a ProtocolError. */

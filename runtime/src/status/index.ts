@@ -10,6 +10,11 @@ export interface PoolStatus {
   bots: { loading: number; ready: number; failed: number; leaving: number; cold?: number };
   /** Failed bots and why (the first 50). */
   failed: Array<{ bot: string; error: string }>;
+  /**
+   * Bots whose new version failed to load while their previous version serves (the first 50): the model
+   * file the catalog names, why it failed, since when, and how many loads failed in a row.
+   */
+  versionsFailed?: Array<{ bot: string; head: string; error: string; since: string; failures: number }>;
   /** Inference requests waiting or running, per worker thread (the quarantine lane last). */
   queue: number[];
   /** Resident memory of the pool process. */
