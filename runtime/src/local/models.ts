@@ -138,7 +138,7 @@ export interface DemoModelOptions {
   seed?: number;
   /** Scale of the head's weights: higher means more confident answers. @default 10 */
   temperature?: number;
-  /** The encoders' kind: an embedding bag (0.03 ms a request), or transformer-shaped (milliseconds, for benchmarks). @default "bag" */
+  /** The encoders' kind: an embedding bag (a fraction of a millisecond a request), or transformer-shaped (milliseconds, for benchmarks). @default "bag" */
   encoder?: 'bag' | { transformer: TransformerOptions };
 }
 

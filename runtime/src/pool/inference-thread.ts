@@ -31,7 +31,8 @@ export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
 /**
  * Sessions of heads: the basic graph optimizations only (constant folding, redundant nodes, MatMul+Add
  * fusion). The extended ones fuse transformer blocks (attention, GELU, layer norm), which heads do not
- * have, and cost ~40% of a small head's load: heads load on demand while other bots are being served.
+ * have, and add a large share of a small head's load time: heads load on demand while other bots are
+ * being served.
  */
 export const HEAD_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { ...SESSION_OPTIONS, graphOptimizationLevel: 'basic' };
 
