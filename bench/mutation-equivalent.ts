@@ -7,6 +7,7 @@
  */
 
 export interface Equivalent {
+  /** The mutated file, or a folder (ending in "/") whose files the entry matches in. */
   file: string;
   mutator: string;
   original: string;
@@ -18,7 +19,8 @@ export interface Equivalent {
   reason: string;
 }
 
-const N = 'runtime/src/catalog/normalize.ts';
+/** The catalog's normalization, one module per section: these entries match in any of its files (each is listed with its file and line in the results). */
+const N = 'runtime/src/catalog/';
 const BAL = 'runtime/src/placement/balance.ts';
 const PLAN = 'runtime/src/placement/plan.ts';
 const ROTL_UNREACHABLE = 'rotl() is private to hash.ts and only ever called with a constant n below 32 (1, 7, 11, 12, 18, 23, 27, 31): its n >= 32 branches never run';

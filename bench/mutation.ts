@@ -188,7 +188,8 @@ class MutantChecker {
 
 /** Whether a surviving mutant is the listed equivalent one. */
 function matches(e: Equivalent, file: string, m: StrykerMutant, listed: Listed, line: string): boolean {
-  if (e.file !== file || e.mutator !== m.mutatorName || oneLine(e.original) !== listed.original || oneLine(e.replacement) !== listed.replacement) return false;
+  const inFile = e.file.endsWith('/') ? file.startsWith(e.file) : e.file === file;
+  if (!inFile || e.mutator !== m.mutatorName || oneLine(e.original) !== listed.original || oneLine(e.replacement) !== listed.replacement) return false;
   if (e.where !== undefined && !line.includes(e.where)) return false;
   if (e.before === undefined) return true;
   const prefix = line.slice(0, m.location.start.column - 1);
