@@ -138,3 +138,52 @@ describe('the last good version keeps serving when a new one fails to load', () 
     expect(await metric('botshard_pool_bots_version_failed')).toBe(0);
   });
 });
+
+describe('in an overcommitted group (bots loaded on demand) too', () => {
+  const BOTS = ['fern', 'moss'];
+  const input = (model: Partial<BotInput['model']> = {}, intents = SUPPORT) => {
+    const c = catalogInput(BOTS.map((id) => supportBot(id, { model: { head: `heads/${id}.onnx`, memory: '10Mi', encoder: 'encoder-en', ...(id === 'fern' ? model : {}) }, ...(id === 'fern' ? { intents } : {}) })));
+    return parseCatalog({ ...c, groups: c.groups.map((g) => ({ ...g, memory: '120Mi', fillFactor: 1, overcommit: 4 })) });
+  };
+  const v1 = input();
+  const folder = tempDir('catalog');
+  const models = tempDir('models');
+  let pool: RunningPool;
+  const ready = async (bot: string) => (await getJson(`${pool.url}/v2/models/${bot}/ready`)).body;
+  const intent = async () => {
+    const r = await postJson(`${pool.url}/v1/bots/fern/predict`, { text: TEXT });
+    return r.status === 200 ? (r.body.intent as string) : `status ${r.status}`;
+  };
+
+  beforeAll(async () => {
+    writeDemoModels(v1, models);
+    writeMountedCatalog(folder, v1);
+    pool = await runPool({ pool: [...placement(v1).values()][0], catalog: folder, modelRoot: models, pollMs: 100, retryMs: 100, loadConcurrency: 1 });
+  });
+  afterAll(() => pool?.close());
+
+  test('a resident bot keeps its version when the new one is corrupt, and takes a good one at its new size', async () => {
+    expect((await ready('fern')).residency).toBe('cold');
+    expect(await intent()).toBe('password_reset'); // loaded on its first request
+    expect((await ready('fern')).residency).toBe('resident');
+    const resident = () => pool.app.pool.residentBytes as { used: number; bots: string[] };
+    const before = resident().used;
+
+    fs.writeFileSync(path.join(models, 'heads/fern-corrupt.onnx'), Buffer.from('a truncated upload'));
+    writeMountedCatalog(folder, input({ head: 'heads/fern-corrupt.onnx' }));
+    const answers: string[] = [];
+    await until(async () => (answers.push(await intent()), (await ready('fern')).failedVersion?.failures >= 2), 20_000, 'two failed loads of the new version');
+    expect(answers.filter((a) => a !== 'password_reset')).toEqual([]);
+    expect(await ready('fern')).toMatchObject({ ready: true, state: 'ready', residency: 'resident', failedVersion: { head: 'heads/fern-corrupt.onnx' } });
+    expect(resident()).toMatchObject({ used: before, bots: ['fern'] });
+
+    // A good version, declared larger: swapped in beside the serving one, resident at its new size.
+    const v2 = input({ head: 'heads/fern-v2.onnx', memory: '12Mi' }, RENAMED);
+    writeDemoModels(v2, models);
+    writeMountedCatalog(folder, v2);
+    await until(async () => (await intent()) === 'password_help', 20_000, 'version 2 to answer');
+    expect(await ready('fern')).toMatchObject({ ready: true, state: 'ready', residency: 'resident' });
+    expect((await ready('fern')).failedVersion).toBeUndefined();
+    expect(resident()).toMatchObject({ used: before + 2 * 1024 * 1024, bots: ['fern'] });
+  });
+});

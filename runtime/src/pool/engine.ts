@@ -14,9 +14,9 @@ import type { HotSet } from './hot-set';
 import type { Answer } from './lane';
 import { Lanes, laneSettings } from './lanes';
 import type { QueueLimits } from './shedding';
-import { BotEntry, Loader, Lookup, NotServableError, Task, coldEntry, isResident, runBounded } from './loading';
-import { gaugesOf } from './gauges';
-import type { BotState, PoolMetrics } from './metrics';
+import { BotEntry, Loader, Lookup, NotServableError, Task, coldEntry, forgetFailedVersion, isResident, runBounded } from './loading';
+import { botCounts, gaugesOf } from './gauges';
+import type { PoolMetrics } from './metrics';
 import type { PlannedCatalog } from './plan';
 import { OnDemand, ResidencyHost, warmTasks } from './residency';
 import type { ModelStore } from './store';
@@ -79,6 +79,7 @@ export class PoolEngine {
         onDemand: () => this.onDemand !== undefined,
         unloaded: (id) => this.onDemand?.remove(id),
         encoderOf: (bot) => this.catalog?.encoders.find((e) => e.id === bot.model.encoder),
+        retryVersion: (bot, encoder, hash) => this.replace(bot, encoder, hash, true),
       },
     });
     opts.metrics.collectFrom(gaugesOf(this));
@@ -130,7 +131,7 @@ export class PoolEngine {
     await runBounded(tasks, this.opts.loadConcurrency);
     if (warmCold.count > 0) this.opts.log.warn({ bots: warmCold.count, limitBytes: this.onDemand?.bytes.limit }, 'warm bots beyond the memory the pool keeps resident stay cold: they load on their first request');
     this.started = true;
-    const counts = this.counts();
+    const counts = botCounts(this.bots);
     this.opts.log.info({ generation: catalog.generation, bots: catalog.bots.length, assigned: assigned.length, definitionsRead: this.definitionsRead, loaded: tasks.length, leaving, removed, ready: counts.ready, failed: counts.failed, ms: Date.now() - started }, 'catalog applied');
   }
 
@@ -183,8 +184,9 @@ export class PoolEngine {
   }
 
   /**
-   * Step 3: the loads of new and changed bots. An unchanged bot keeps its models. In an overcommitted
-   * pool a new or changed bot is cold (loaded on its next request), and its warm and pinned bots load now.
+   * Step 3: the loads of new and changed bots. An unchanged bot keeps its models; a serving bot's new
+   * version loads beside it (the serving one stays if it fails). In an overcommitted pool a new bot is cold
+   * (loaded on its next request), and its warm and pinned bots load now.
    */
   private decideLoads(assigned: Bot[]): { tasks: Task[]; warm: Bot[] } {
     const onDemand = this.onDemand;
@@ -196,9 +198,7 @@ export class PoolEngine {
       const current = this.bots.get(bot.id);
       if (current && current.definitionHash === hash && current.state !== 'failed' && !(current.state === 'cold' && !onDemand)) {
         current.bot = bot;
-        // Back to the serving version: the failed new one is forgotten.
-        if (current.failedVersion) clearTimeout(current.retryTimer);
-        current.failedVersion = undefined;
+        forgetFailedVersion(current); // back to the serving version
         if (current.state === 'leaving') {
           // Moved back before its grace period ended.
           clearTimeout(current.leaveTimer);
@@ -207,17 +207,34 @@ export class PoolEngine {
         }
         continue;
       }
+      // A new version that failed while the previous one serves is loaded again by its own timer (backing off).
+      if (current?.failedVersion?.definitionHash === hash && isResident(current)) continue;
+      if (current?.state === 'ready') {
+        forgetFailedVersion(current); // a version past the failed one
+        tasks.push(() => this.replace(bot, encoder, hash));
+        continue;
+      }
       if (onDemand) {
         if (current) this.loader.release(current);
         this.bots.set(bot.id, coldEntry(bot, hash));
         if (bot.warm || bot.pin !== undefined) warm.push(bot);
         continue;
       }
-      // A new version that failed while the previous one serves is loaded again by its own timer (backing off).
-      if (current?.failedVersion?.definitionHash === hash && isResident(current)) continue;
       tasks.push(() => this.loader.load(bot, encoder, hash));
     }
     return { tasks, warm };
+  }
+
+  /**
+   * A serving bot's new version loads beside it; in an overcommitted pool through the resident set, at its
+   * new cost. A `retry` of a failed version goes ahead only while the catalog still names that version.
+   */
+  private async replace(bot: Bot, encoder: Encoder | undefined, hash: string, retry = false): Promise<void> {
+    const load = async () => {
+      if (retry && this.bots.get(bot.id)?.failedVersion?.definitionHash !== hash) return false;
+      return (await this.loader.load(bot, encoder, hash), this.bots.get(bot.id)?.definitionHash === hash);
+    };
+    await (this.onDemand ? this.onDemand.swap(bot, load) : load());
   }
 
   /**
@@ -331,13 +348,6 @@ export class PoolEngine {
     return this.onDemand && { ...this.onDemand.bytes, bots: this.onDemand.order() };
   }
 
-  /** In an overcommitted pool: whether a bot is resident, cold or loading (undefined otherwise, and for a failed bot). */
-  residencyOf(entry: BotEntry): 'resident' | 'cold' | 'loading' | undefined {
-    if (!this.onDemand) return undefined;
-    if (isResident(entry)) return 'resident';
-    return entry.state === 'cold' || entry.state === 'loading' ? entry.state : undefined;
-  }
-
   /** Runs a bot on a batch of texts (`entities`: find its entities too). Throws OverloadedError, DeadlineError or ModelError. */
   async predict(entry: BotEntry, texts: string[], deadline: number, o: { entities?: boolean } = {}): Promise<Answer> {
     const r = await this.opts.lanes.infer(entry.lane, entry.bot.id, { encoder: entry.encoderKey, head: entry.headKey }, texts, deadline, o);
@@ -363,13 +373,6 @@ export class PoolEngine {
   /** Inference requests waiting or running, per lane. */
   queueDepths(): number[] {
     return this.opts.lanes.depths();
-  }
-
-  /** Bots per state. */
-  counts(): Record<BotState, number> {
-    const counts: Record<BotState, number> = { loading: 0, ready: 0, failed: 0, leaving: 0, cold: 0 };
-    for (const e of this.bots.values()) counts[e.state]++;
-    return counts;
   }
 
   /** Bytes of the encoders loaded. */

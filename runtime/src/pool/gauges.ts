@@ -8,13 +8,12 @@ export interface GaugeSource {
   readonly residentBytes: { used: number; limit: number } | undefined;
   readonly ready: boolean;
   readonly lanes: { readonly quarantined: ReadonlySet<string> };
-  counts(): Record<BotState, number>;
 }
 
 /** What the state gauges show, read when metrics are read (a scrape): nothing to keep up to date on the request path. */
 export function gaugesOf(engine: GaugeSource): PoolState {
   return {
-    bots: () => engine.counts(),
+    bots: () => botCounts(engine.bots),
     modelBytes: () => {
       let head = 0;
       for (const e of engine.bots.values()) if (isResident(e)) head += e.headBytes;
@@ -28,6 +27,20 @@ export function gaugesOf(engine: GaugeSource): PoolState {
     quarantined: () => engine.lanes.quarantined.size,
     versionsFailed: () => failedVersions(engine.bots).length,
   };
+}
+
+/** In an overcommitted pool: whether a bot is resident, cold or loading (undefined otherwise, and for a failed bot). */
+export function residencyOf(entry: BotEntry, overcommitted: boolean): 'resident' | 'cold' | 'loading' | undefined {
+  if (!overcommitted) return undefined;
+  if (isResident(entry)) return 'resident';
+  return entry.state === 'cold' || entry.state === 'loading' ? entry.state : undefined;
+}
+
+/** Bots per state. */
+export function botCounts(bots: ReadonlyMap<string, BotEntry>): Record<BotState, number> {
+  const counts: Record<BotState, number> = { loading: 0, ready: 0, failed: 0, leaving: 0, cold: 0 };
+  for (const e of bots.values()) counts[e.state]++;
+  return counts;
 }
 
 /** Failed bots and their errors. */

@@ -33,6 +33,14 @@ export interface BotEntry {
   inflight: number;
   /** A new definition of this serving bot that failed to load: this one keeps serving meanwhile. */
   failedVersion?: FailedVersion;
+  /** The definition loading to replace this serving one: of two started (a retry and a catalog change), the last wins. */
+  replacing?: string;
+}
+
+/** The catalog no longer names the failed version: it is forgotten, and its retries stop. */
+export function forgetFailedVersion(entry: BotEntry): void {
+  if (entry.failedVersion) clearTimeout(entry.retryTimer);
+  entry.failedVersion = undefined;
 }
 
 /**
@@ -100,6 +108,8 @@ export interface LoaderHost {
   unloaded(id: string): void;
   /** The bot's encoder in the current catalog. */
   encoderOf(bot: Bot): Encoder | undefined;
+  /** Loads a failed new version of a serving bot again, beside it, if the catalog still names that version. */
+  retryVersion(bot: Bot, encoder: Encoder | undefined, hash: string): Promise<void>;
 }
 
 export interface LoaderOptions {
@@ -142,14 +152,23 @@ export class Loader {
       bots.set(bot.id, entry);
     }
     const replacing = !again && previous !== undefined && isResident(previous);
+    if (replacing) previous.replacing = hash;
     await this.loadModels(entry, encoder);
     const current = bots.get(bot.id);
+    if (replacing && previous.replacing !== hash) {
+      // Another version started loading for this bot meanwhile: this load is stale, whatever its outcome.
+      this.release(entry);
+      return;
+    }
+    if (replacing) previous.replacing = undefined;
+    if (entry.state === 'failed' && replacing) {
+      // The last good version keeps serving (as Triton keeps a loaded model whose reload fails); a bot
+      // removed or moved away meanwhile just drops the failed load.
+      if (current === previous && isResident(previous)) this.keepServing(previous, entry, encoder);
+      else this.release(entry);
+      return;
+    }
     if (entry.state === 'failed') {
-      if (replacing && current === previous && isResident(previous)) {
-        // The last good version keeps serving (as Triton keeps a loaded model whose reload fails).
-        this.keepServing(previous, entry, encoder);
-        return;
-      }
       this.o.log.warn({ bot: bot.id, err: entry.error }, 'bot failed to load');
       this.retryLater(entry, encoder);
     }
@@ -220,7 +239,7 @@ export class Loader {
     serving.retryTimer = setTimeout(() => {
       if (this.closed || this.o.bots.get(id) !== serving || !isResident(serving) || serving.failedVersion?.definitionHash !== failed.definitionHash || !this.o.host.mayRetry(id)) return;
       this.o.log.info({ bot: id, head: failed.bot.model.head, failures }, 'loading a failed new version again (the previous one serves meanwhile)');
-      void this.load(failed.bot, encoder, failed.definitionHash);
+      void this.o.host.retryVersion(failed.bot, encoder, failed.definitionHash);
     }, this.retryDelay(failures));
     serving.retryTimer.unref();
   }

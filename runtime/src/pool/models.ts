@@ -9,6 +9,7 @@ import type { Tensor } from '../oip/tensors';
 import { PoolMetrics } from './metrics';
 import type { PoolEngine } from './engine';
 import { BotEntry, NotServableError } from './loading';
+import { residencyOf } from './gauges';
 import { ModelError } from './lane';
 import { NotLoadedError } from './residency';
 import { DeadlineError, OverloadedError } from './shedding';
@@ -74,7 +75,7 @@ export class ModelService {
 
   metadata(entry: BotEntry): ModelMetadataResponse {
     const lane = this.o.engine.lanes.laneOf(entry.bot.id);
-    const residency = this.o.engine.residencyOf(entry);
+    const residency = residencyOf(entry, this.o.engine.residentBytes !== undefined);
     return {
       name: entry.bot.id,
       versions: ['1'],
@@ -94,7 +95,7 @@ export class ModelService {
     // A cold bot is ready: its first request loads it (within the request's deadline).
     const ready = entry.state === 'ready' || entry.state === 'leaving' || entry.state === 'cold';
     const { quarantined } = this.o.engine.lanes.laneOf(entry.bot.id);
-    const residency = this.o.engine.residencyOf(entry);
+    const residency = residencyOf(entry, this.o.engine.residentBytes !== undefined);
     const failed = entry.failedVersion;
     const failedVersion = failed && { head: failed.head, error: withoutPaths(failed.error), since: failed.since, failures: failed.failures };
     return { name: entry.bot.id, ready, state: entry.state, ...(residency ? { residency } : {}), ...(entry.error ? { error: withoutPaths(entry.error) } : {}), quarantined, ...(failedVersion ? { failedVersion } : {}) };

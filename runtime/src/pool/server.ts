@@ -19,7 +19,7 @@ import { modelRoutes } from './routes';
 import { PoolEngine } from './engine';
 import { PlannedCatalog, planPool } from './plan';
 import { PoolStatus, STATUS_PATH } from '../status';
-import { failedBots, failedVersions } from './gauges';
+import { botCounts, failedBots, failedVersions } from './gauges';
 import { HotSet } from './hot-set';
 import { ModelStore, ModelStoreOptions } from './store';
 import { LaneSettings, Lanes, laneSettings } from './lanes';
@@ -209,7 +209,7 @@ function statusOf(engine: PoolEngine, pool: string): PoolStatus {
     pool,
     ready: engine.ready,
     generation: engine.catalog?.generation ?? null,
-    bots: engine.counts(),
+    bots: botCounts(engine.bots),
     failed: failedBots(engine.bots).slice(0, 50).map((f) => ({ bot: f.bot, error: withoutPaths(f.error) })),
     versionsFailed: failedVersions(engine.bots).slice(0, 50).map((f) => ({ bot: f.bot, head: f.head, error: withoutPaths(f.error), since: f.since, failures: f.failures })),
     queue: engine.queueDepths(),

@@ -161,6 +161,20 @@ export class OnDemand {
     return r.ready;
   }
 
+  /**
+   * A resident bot changed in the catalog: its new version loads beside the serving one, which keeps
+   * serving if the new one fails (`load` says whether it loaded). Once loaded, the bot is resident at its
+   * new cost (loading it released the old version, which left the resident set).
+   */
+  async swap(bot: Bot, load: () => Promise<boolean>): Promise<void> {
+    await this.turn();
+    try {
+      if (await load()) this.residency.add(bot.id, this.costOf(bot));
+    } finally {
+      this.endTurn();
+    }
+  }
+
   private async load(bot: Bot): Promise<void> {
     await this.turn();
     try {
