@@ -23,6 +23,8 @@ export interface Equivalent {
 const N = 'runtime/src/catalog/';
 const BAL = 'runtime/src/placement/balance.ts';
 const PLAN = 'runtime/src/placement/plan.ts';
+const LO = 'runtime/src/pool/load-order.ts';
+const OPTIONAL_SAME = "`optional` changes nothing in the Checker's helpers: an absent value (undefined) gets the same fallback and no problem either way, since each check reports only a value that is there (`if (v !== undefined)`)";
 const ROTL_UNREACHABLE = 'rotl() is private to hash.ts and only ever called with a constant n below 32 (1, 7, 11, 12, 18, 23, 27, 31): its n >= 32 branches never run';
 const ENCODE_SAME = 'both branches give the same UTF-8 bytes (TextEncoder.encode or encodeInto the 256-byte scratch buffer); only the allocation differs';
 
@@ -179,6 +181,29 @@ export const EQUIVALENT: Equivalent[] = [
   { file: N, mutator: "Regex", original: "/-+$/", replacement: "/-$/", before: ".replace(/^[^a-z]+/, '').replace(", reason: "the suggested name is stripped of trailing \"-\" again after it is cut to length, which removes whatever this first strip leaves" },
   { file: "runtime/src/catalog/problems.ts", mutator: "ConditionalExpression", original: "value === undefined", replacement: "false", reason: "JSON.stringify(undefined) is undefined, and String(undefined) is 'undefined': the same text" },
   { file: "runtime/src/catalog/problems.ts", mutator: "ConditionalExpression", original: "best !== undefined", replacement: "true", reason: "best is undefined only without candidates, and then bestDistance is Infinity: the other half of the condition is false" },
+
+  // ---- Catalog: group settings defaulted in normalization (optional: a shortcut only)
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "c.memory(o.poolOverhead", reason: OPTIONAL_SAME },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "quarantineShare: c.number(o.quarantineShare", reason: OPTIONAL_SAME },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "batchWindowMs: c.number(o.batchWindowMs", reason: OPTIONAL_SAME },
+  { file: N, mutator: "BooleanLiteral", original: "true", replacement: "false", where: "batchMaxRows: c.number(o.batchMaxRows", reason: OPTIONAL_SAME },
+
+  // ---- Routing
+  { file: 'runtime/src/routing/admission.ts', mutator: 'ConditionalExpression', original: 'retryAfterSeconds !== undefined', replacement: 'true', reason: "sets a ProtocolError's retryAfterSeconds to undefined instead of leaving it out: every reader checks `!== undefined` first (oip/replies.ts sendError, oip/grpc.ts), so nothing is sent either way" },
+
+  { file: 'runtime/src/routing/readiness.ts', mutator: 'Regex', original: '/^\\[|\\]$/g', replacement: '/\\[|\\]$/g', reason: "a URL's hostname holds brackets only around an IPv6 literal, at its start and end (URL parsing refuses them anywhere else): the anchors never change what is removed" },
+  { file: 'runtime/src/routing/readiness.ts', mutator: 'Regex', original: '/^\\[|\\]$/g', replacement: '/^\\[|\\]/g', reason: "a URL's hostname holds brackets only around an IPv6 literal, at its start and end (URL parsing refuses them anywhere else): the anchors never change what is removed" },
+
+  // ---- Haproxy
+  { file: 'runtime/src/haproxy/config.ts', mutator: 'Regex', original: '/  +/g', replacement: '/  /g', where: "http-request return status", reason: 'only differs on three spaces in a row, which no rendered answer holds: the runs of two come from the indent and an empty headers part, and messages have single spaces (a test checks every line has no double space)' },
+  { file: 'runtime/src/haproxy/config.ts', mutator: 'StringLiteral', original: "''", replacement: '"Stryker was here!"', where: '.map(([k, v]) => `hdr ${k} ${v} `).join(', reason: "the separator between a refusal's headers: no rule has two (the key refusals have www-authenticate only; rate and concurrency refusals retry-after only)" },
+
+  // ---- Pool: load ordering
+  { file: LO, mutator: 'ConditionalExpression', original: "first.payload.type !== 'unload'", replacement: 'false', reason: "withLoad is only given what nextControl returns, always a job of lane.control: for a load, the loop starts with it and returns [first] whatever its state, so the shortcut changes nothing" },
+  { file: LO, mutator: 'ArrayDeclaration', original: '[]', replacement: '["Stryker was here"]', where: 'const held = new Set(', reason: 'adds that exact string to the held unload keys: no model key can equal it (head keys are `<bot id>#N`, bot ids lowercase letters, digits and "-"; encoder keys `encoder/<id>/<hash>`)' },
+  { file: LO, mutator: 'ConditionalExpression', original: "!lane.control.some((j) => j.payload.type === 'load')", replacement: 'false', reason: 'a shortcut: only loads add entries to `after`; with no load waiting, the full rule blocks nothing and returns the same empty set' },
+  { file: LO, mutator: 'ConditionalExpression', original: "j.payload.type === 'load'", replacement: 'true', where: "if (!lane.control.some((j) => j.payload.type === 'load'))", reason: 'a shortcut: with only unloads waiting the full rule that follows returns the same empty set' },
+  { file: LO, mutator: 'EqualityOperator', original: 'job.seq > seq', replacement: 'job.seq >= seq', reason: "a request's seq never equals an unload's or 0: Lanes.nextSeq starts at 1 and numbers every job once" },
 
   // ---- Placement
   { file: BAL, mutator: "ConditionalExpression", original: "a.bot.id < b.bot.id", replacement: "true", where: "a.bot.id < b.bot.id", reason: "a tie-break between two different ids whose 64-bit XXH64 hashes are equal: no catalog reaches it (a 64-bit collision)" },

@@ -72,7 +72,7 @@ export const MODULES: Record<string, Module> = {
   },
   Routing: {
     mutate: ['circuit', 'tenants', 'admission', 'admission-rules', 'limits', 'readiness'].map((f) => `runtime/src/routing/${f}.ts`),
-    tests: ['circuit', 'circuit-rules', 'tenants-rules', 'admission-rules', 'rules'].map((f) => `test/routing/${f}.test.ts`),
+    tests: ['circuit', 'circuit-rules', 'tenants-rules', 'admission-rules', 'rules', 'rule-details'].map((f) => `test/routing/${f}.test.ts`),
   },
   Pool: {
     mutate: ['scheduler', 'residency/resident-set', 'quarantine/rule', 'batcher', 'load-order', 'processors'].map((f) => `runtime/src/pool/${f}.ts`),

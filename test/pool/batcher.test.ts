@@ -72,6 +72,32 @@ describe('gather', () => {
     expect(one.gather(lane([request('a'), request('b')], { perMessage: 1 }), new Set()).length).toBe(1);
   });
 
+  test('a message holds exactly batchMaxRows texts and no more: it stops once they are reached', () => {
+    const b = new Batcher(measured(), clock, () => settings({ batchMaxRows: 4 }));
+    const l = lane([request('a', 2), request('b', 2), request('c', 1)]);
+    expect(b.gather(l, new Set()).map((j) => j.bot)).toEqual(['a', 'b']);
+    expect([...l.queue.jobs()].map((j) => j.bot)).toEqual(['c']);
+  });
+
+  test('a bot whose runs take exactly the shared limit (a quarter of slowMs) still shares a message', () => {
+    const times = measured();
+    times.record('edge', 50); // slowMs 200: the limit is 50 ms
+    const b = new Batcher(times, clock, () => settings({ slowMs: 200 }));
+    const l = lane([request('edge'), request('a')]);
+    expect(b.gather(l, new Set()).map((j) => j.bot)).toEqual(['edge', 'a']);
+    // Just above the limit, it runs alone.
+    const above = measured();
+    above.record('edge', 50.5);
+    expect(new Batcher(above, clock, () => settings({ slowMs: 200 })).gather(lane([request('edge'), request('a')]), new Set()).map((j) => j.bot)).toEqual(['edge']);
+  });
+
+  test('a slow or never measured bot does not join a message another bot started; it waits for its own', () => {
+    const b = new Batcher(measured(), clock, () => settings());
+    const l = lane([request('a'), request('slow'), request('new'), request('b')]);
+    expect(b.gather(l, new Set()).map((j) => j.bot)).toEqual(['a', 'b']);
+    expect([...l.queue.jobs()].map((j) => j.bot).sort()).toEqual(['new', 'slow']);
+  });
+
   test('each request picked is charged its bot estimate, and ended requests are skipped', () => {
     const b = new Batcher(measured(), clock, () => settings());
     const ended = request('a');
@@ -105,6 +131,17 @@ describe('hold (the batch window)', () => {
     jest.advanceTimersByTime(1);
     expect(ended).toBe(1);
     expect(l.windowTimer).toBeUndefined();
+  });
+
+  test('a window set to 0 while one is open stops the holding at once (settings read at each decision)', () => {
+    jest.useFakeTimers();
+    let window = 50;
+    const b = new Batcher(measured(), clock, () => settings({ batchWindowMs: window }));
+    const l = lane([request('a')], { inflight: 1 });
+    expect(b.hold(l, () => undefined)).toBe(true);
+    expect(l.windowTimer).toBeDefined();
+    window = 0;
+    expect(b.hold(l, () => undefined)).toBe(false);
   });
 
   test('does not wait once a full batch waits, or once the window has passed', () => {

@@ -87,6 +87,50 @@ describe('withLoad', () => {
     expect(withLoad(lane([held, u, l], [r]), u)).toEqual([u]);
   });
 
+  test('an unload with no load behind it goes alone', () => {
+    const u = unload('a');
+    expect(withLoad(lane([u]), u)).toEqual([u]);
+    const [u1, u2] = [unload('a'), unload('b')];
+    expect(withLoad(lane([u1, u2]), u1)).toEqual([u1]);
+  });
+
+  test('only unloads held before this one keep a load apart: a load of the model this unload or a later one frees rides along', () => {
+    const u = unload('a');
+    const l = load('a');
+    expect(withLoad(lane([u, l]), u)).toEqual([l, u]);
+    const [u1, u2, l2] = [unload('a'), unload('b'), load('b')];
+    expect(withLoad(lane([u1, u2, l2]), u1)).toEqual([l2, u1, u2]);
+  });
+
+  test('an unload held before this one does not stop a load of another model riding on this one', () => {
+    const held = unload('a');
+    const u = unload('b');
+    const l = load('c');
+    const r = infer('bot', 'a');
+    r.seq = 0; // submitted before the unloads: holds the unload of a
+    const work = lane([held, u, l], [r]);
+    expect(nextControl(work)).toBe(u);
+    expect(withLoad(work, u)).toEqual([l, u]);
+  });
+
+  test('a load waiting ahead of this unload (behind its own held unload) stays waiting; the next load behind rides', () => {
+    const held = unload('a');
+    const waiting = load('a');
+    const u = unload('b');
+    const l = load('c');
+    const r = infer('bot', 'a');
+    r.seq = 0; // holds the unload of a, so the load of a waits behind it
+    const work = lane([held, waiting, u, l], [r]);
+    expect(nextControl(work)).toBe(u);
+    expect(withLoad(work, u)).toEqual([l, u]);
+  });
+
+  test('an ended unload between them is not taken along; the load still is', () => {
+    const [u1, u2, l] = [unload('a'), unload('b'), load('c')];
+    u2.done = true;
+    expect(withLoad(lane([u1, u2, l]), u1)).toEqual([l, u1]);
+  });
+
   test('an ended load is not taken along', () => {
     const u = unload('a');
     const l = load('b');
@@ -115,6 +159,16 @@ describe('waitingForLoad', () => {
     expect(waitingForLoad(lane([u, l], [r])).size).toBe(0);
     const later = infer('bot2', 'a');
     expect([...waitingForLoad(lane([u, l], [r, later]))]).toEqual(['bot2']);
+  });
+
+  test("a bot's oldest waiting request decides: one submitted before the unload goes first, with the bot's later ones", () => {
+    const old = infer('bot', 'a'); // for the copy being unloaded
+    const u = unload('a');
+    const l = load('a');
+    const newer = infer('bot', 'a'); // for the copy being loaded
+    expect(waitingForLoad(lane([u, l], [old, newer])).size).toBe(0);
+    // Once the older one has gone, the bot waits for the load.
+    expect([...waitingForLoad(lane([u, l], [newer]))]).toEqual(['bot']);
   });
 
   test('no load waiting: nobody blocked', () => {

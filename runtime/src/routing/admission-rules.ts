@@ -25,8 +25,6 @@ export type RefusalReason = keyof RefusalFields;
 
 export interface AdmissionRule<R extends RefusalReason = RefusalReason> {
   reason: R;
-  /** What the rule checks, in words. */
-  checks: string;
   /** The HTTP status of the refusal (gRPC: its equivalent). */
   status: number;
   message(fields: RefusalFields[R]): string;
@@ -42,56 +40,56 @@ const BEARER = { 'www-authenticate': 'Bearer' } as const;
 
 /** The rules by reason. */
 export const RULES: { readonly [R in RefusalReason]: AdmissionRule<R> } = {
+  /** Checks that the bot id is lowercase letters, digits and "-", at most MAX_BOT_ID characters. */
   bad_id: {
     reason: 'bad_id',
-    checks: `the bot id is lowercase letters, digits and "-", at most ${MAX_BOT_ID} characters`,
     status: 400,
     message: (f) => `invalid bot id${f.id === undefined ? '' : ` ${f.id}`}: bot ids are lowercase letters, digits and "-", at most ${MAX_BOT_ID} characters`,
   },
   // The API key before the bot is looked up: without a key, known and unknown bots look the same.
+  /** Checks that the catalog asks for API keys (platform.auth: "tenant-keys") and the router has some. */
   no_keys: {
     reason: 'no_keys',
-    checks: 'the catalog asks for API keys (platform.auth: "tenant-keys") and the router has some',
     status: 401,
     message: () => 'API keys are required and none are configured on this router; retry later',
     headers: BEARER,
   },
+  /** Checks that the request sends an API key (`Authorization: Bearer <key>` or `x-api-key`). */
   no_key: {
     reason: 'no_key',
-    checks: 'the request sends an API key (`Authorization: Bearer <key>` or `x-api-key`)',
     status: 401,
     message: () => 'an API key is required: send "Authorization: Bearer <key>"',
     headers: BEARER,
   },
+  /** Checks that the API key's SHA-256 is one of a tenant's. */
   bad_key: {
     reason: 'bad_key',
-    checks: "the API key's SHA-256 is one of a tenant's",
     status: 401,
     message: () => 'the API key is not valid',
     headers: BEARER,
   },
+  /** Checks that the bot is in the current catalog generation. */
   unknown_bot: {
     reason: 'unknown_bot',
-    checks: 'the bot is in the current catalog generation',
     status: 404,
     message: (f) => `unknown bot "${f.bot}": it is not in catalog generation ${f.generation}`,
   },
+  /** Checks that the API key's tenant owns the bot. */
   other_tenant: {
     reason: 'other_tenant',
-    checks: "the API key's tenant owns the bot",
     status: 403,
     message: (f) => `this API key may not use bot "${f.bot}"`,
   },
+  /** Checks that the bot's tenant is within its rate (BOTSHARD_TENANT_RATE). */
   rate_limit: {
     reason: 'rate_limit',
-    checks: "the bot's tenant is within its rate (BOTSHARD_TENANT_RATE)",
     status: 429,
     message: (f) => `tenant "${f.tenant}" is over its rate limit`,
     retryAfterSeconds: 1,
   },
+  /** Checks that the bot's pool group has a free slot (limits.ts). */
   group_concurrency: {
     reason: 'group_concurrency',
-    checks: "the bot's pool group has a free slot (limits.ts)",
     status: 503,
     message: (f) => `pool group "${f.group}" is at its concurrency limit`,
     retryAfterSeconds: 1,
