@@ -515,7 +515,7 @@ describe('bots', () => {
       p(`${B}.properties.bad key`, '"bad key" is not a valid property name', 'use letters, digits, "_", "." and "-", starting with a letter or "_"'),
       p(`${B}.properties.n`, 'must be a string, number or boolean, got null', 'use a plain value'),
       p(`${B}.properties.o`, 'must be a string, number or boolean, got {}', 'use a plain value'),
-      p(`${B}.model.x`, 'is not a known field', 'remove it; known fields are head, sha256, memory, encoder'),
+      p(`${B}.model.x`, 'is not a known field', 'remove it; known fields are head, sha256, memory, encoder, version, candidate'),
       p(`${B}.model.sha256`, 'is not a SHA-256 digest of 64 hexadecimal characters: "ab" (2 characters)', 'write the 64 hex characters that `sha256sum FILE` prints (or remove sha256 to skip verification)'),
       p(`${B}.model.head`, '"/abs" escapes the model root', 'use a relative path inside platform.modelRoot, without "../" or a leading "/"'),
       p(`${B}.intents[0].examples[1]`, 'must be a non-empty string, got 3', `set ${B}.intents[0].examples[1] to a string`),

@@ -1,4 +1,5 @@
 /** The catalog's `bots` section: each bot with its model, intents and pre- and post-processing rules. */
+import { normalizeCandidate, versionLabel } from './candidate';
 import { Checker, isObj } from './checker';
 import { MAX_BOT_ID } from './names';
 import { show } from './problems';
@@ -58,7 +59,7 @@ function botProperties(c: Checker, v: unknown, p: string): Record<string, Proper
 }
 
 function botModel(c: Checker, v: unknown, mp: string): Bot['model'] {
-  const m = v === undefined ? undefined : c.object(v, mp, ['head', 'sha256', 'memory', 'encoder'], ['head', 'memory']);
+  const m = v === undefined ? undefined : c.object(v, mp, ['head', 'sha256', 'memory', 'encoder', 'version', 'candidate'], ['head', 'memory']);
   const sha256 = c.sha256(m?.sha256, `${mp}.sha256`);
   const model: Bot['model'] = {
     head: c.modelPath(m?.head, `${mp}.head`),
@@ -66,6 +67,8 @@ function botModel(c: Checker, v: unknown, mp: string): Bot['model'] {
     memory: c.memory(m?.memory, `${mp}.memory`, 0),
   };
   if (m?.encoder !== undefined) model.encoder = c.string(m.encoder, `${mp}.encoder`, '');
+  if (m?.version !== undefined) model.version = versionLabel(c, m.version, `${mp}.version`);
+  if (m?.candidate !== undefined) model.candidate = normalizeCandidate(c, m.candidate, `${mp}.candidate`, model.version);
   return model;
 }
 

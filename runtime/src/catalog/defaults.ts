@@ -5,6 +5,9 @@
  * Real-time groups answer people waiting (short deadlines, more replicas spread over hosts, quick
  * start); non-real-time groups run batch-like work (long deadlines, fewer replicas, slower start).
  */
+import type { RolloutMode } from './input';
+import type { Guards } from './types';
+
 export interface GroupDefaults {
   /** Deadline of one request. */
   readonly timeoutMs: number;
@@ -74,3 +77,18 @@ const BATCH: GroupDefaults = {
 export function groupDefaults(realtime: boolean): GroupDefaults {
   return realtime ? REALTIME : BATCH;
 }
+
+/** A candidate's guards when the catalog leaves them out (README "Rolling out a new model"). */
+export const GUARD_DEFAULTS: Guards = {
+  minRequests: 200,
+  maxErrorRate: 0.02,
+  maxFallbackRisePp: 5,
+  minAgreementPct: 90,
+  maxP99Ratio: 1.5,
+};
+
+/** A candidate's share of requests when the catalog leaves it out: a shadow sees every request, a canary answers one in ten. */
+export const SHARE_DEFAULTS: Record<RolloutMode, number> = { shadow: 1, canary: 0.1 };
+
+/** A model's version label when the catalog gives none. */
+export const DEFAULT_VERSION = '1';

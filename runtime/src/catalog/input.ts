@@ -9,6 +9,9 @@ export type MemorySize = string | number;
 /** How bots are spread over pools: the three approaches of ARCHITECTURE.md. */
 export type Strategy = 'sharded' | 'dedicated' | 'single';
 
+/** How a candidate version runs beside the serving one. */
+export type RolloutMode = 'shadow' | 'canary';
+
 /** A free bot property value, matched by pool group selectors. */
 export type PropertyValue = string | number | boolean;
 
@@ -139,6 +142,55 @@ export interface ModelInput {
   readonly memory: MemorySize;
   /** Shared encoder id from `encoders`. @default - the head takes the tokenizer's ids directly (no encoder) */
   readonly encoder?: string;
+  /**
+   * The version's label: shown in model metadata (`versions`) and every answer's `model_version`, and
+   * addressable as `/v2/models/{bot}/versions/{version}`. Letters, digits, ".", "_" and "-". @default "1"
+   */
+  readonly version?: string;
+  /**
+   * A new version tried beside this one on live traffic, judged by its guards and rolled back
+   * automatically when one is breached. Promote it by making it the model (a catalog edit).
+   * @default - none
+   */
+  readonly candidate?: CandidateInput;
+}
+
+/** A new version of a bot's model on trial (see README "Rolling out a new model"). */
+export interface CandidateInput {
+  /** Its label, other than the serving version's. */
+  readonly version: string;
+  /** Its head: ONNX file relative to the model root (or an s3:// or https:// URI), with the bot's intents in order. */
+  readonly head: string;
+  /** SHA-256 of the head file. @default - not verified */
+  readonly sha256?: string;
+  /** Memory the loaded head takes (loaded into the pool's headroom: placement reads the serving version only). */
+  readonly memory: MemorySize;
+  /** Shared encoder id from `encoders`. @default - none (the head takes the tokenizer's ids) */
+  readonly encoder?: string;
+  /**
+   * `"shadow"`: requests also run on the candidate after their answer is sent (only when the bot's worker
+   * has room; dropped and counted under load), and the two answers are compared. `"canary"`: the candidate
+   * answers a share of requests, sticky per conversation key.
+   */
+  readonly mode: RolloutMode;
+  /** Share of requests: copied to a shadow, answered by a canary. From 0 to 1. @default 1 for shadow, 0.1 for canary */
+  readonly share?: number;
+  /** When the pool rolls the candidate back. @default - see GuardsInput */
+  readonly guards?: GuardsInput;
+}
+
+/** What rolls a candidate back. Each pool replica judges its own traffic. */
+export interface GuardsInput {
+  /** Candidate requests seen before it is judged. @default 200 */
+  readonly minRequests?: number;
+  /** Most requests failing on the candidate, as a share (0.02: 2%). @default 0.02 */
+  readonly maxErrorRate?: number;
+  /** Most its fallback rate (answers below the bot's threshold) may exceed the serving version's, in percentage points. @default 5 */
+  readonly maxFallbackRisePp?: number;
+  /** Shadow only: least share of requests where both versions choose the same intent, in percent. @default 90 */
+  readonly minAgreementPct?: number;
+  /** Most its p99 run time may be, as a multiple of the serving version's. @default 1.5 */
+  readonly maxP99Ratio?: number;
 }
 
 export interface BotInput {

@@ -21,3 +21,7 @@ export function isDnsLabel(s: string, max = MAX_DNS_LABEL): boolean {
 export function isBotId(s: string): boolean {
   return isDnsLabel(s, MAX_BOT_ID);
 }
+
+/** A model version label (the catalog's `version`, a `/versions/{v}` path segment, gRPC `model_version`). */
+export const MODEL_VERSION_PATTERN = '[0-9A-Za-z][0-9A-Za-z._-]{0,63}';
+export const MODEL_VERSION = new RegExp(`^${MODEL_VERSION_PATTERN}$`);

@@ -19,10 +19,13 @@ export function checkReferences(c: Checker, catalog: Omit<Catalog, 'generation'>
       const guess = closest(bot.tenant, [...tenants]);
       c.add(`${p}.tenant`, `unknown tenant ${show(bot.tenant)}`, guess ? `did you mean "${guess}"? or add it to tenants` : 'add it to tenants');
     }
-    if (bot.model.encoder !== undefined && bot.model.encoder !== '' && !encoders.has(bot.model.encoder)) {
-      const guess = closest(bot.model.encoder, [...encoders]);
-      c.add(`${p}.model.encoder`, `unknown encoder ${show(bot.model.encoder)}`, guess ? `did you mean "${guess}"? or add it to encoders` : 'add it to encoders');
-    }
+    const encoder = (id: string | undefined, path: string) => {
+      if (id === undefined || id === '' || encoders.has(id)) return;
+      const guess = closest(id, [...encoders]);
+      c.add(path, `unknown encoder ${show(id)}`, guess ? `did you mean "${guess}"? or add it to encoders` : 'add it to encoders');
+    };
+    encoder(bot.model.encoder, `${p}.model.encoder`);
+    encoder(bot.model.candidate?.encoder, `${p}.model.candidate.encoder`);
     if (bot.pin !== undefined && bot.pin !== '' && !dedicated.includes(bot.pin)) {
       const guess = closest(bot.pin, dedicated);
       c.add(

@@ -3,7 +3,7 @@
  * `apiVersion` and `generation`. What the ConfigMaps hold and pools and router read. The form people
  * write is in input.ts.
  */
-import { PropertyValue, RouterKind, Strategy } from './input';
+import { PropertyValue, RolloutMode, RouterKind, Strategy } from './input';
 
 export const CATALOG_API_VERSION = 'botshard.io/v1alpha1';
 
@@ -68,6 +68,30 @@ export interface Model {
   sha256?: string;
   memory: number;
   encoder?: string;
+  /** The version label, when the catalog gives one (absent: "1", so existing generations keep their hash). */
+  version?: string;
+  /** A new version tried beside this one on live traffic (see Candidate). */
+  candidate?: Candidate;
+}
+/** When a candidate is rolled back: every field filled (catalog/defaults.ts has the defaults). */
+export interface Guards {
+  minRequests: number;
+  maxErrorRate: number;
+  maxFallbackRisePp: number;
+  minAgreementPct: number;
+  maxP99Ratio: number;
+}
+/** A bot's new version on trial: its own head (and encoder), judged against the serving version. */
+export interface Candidate {
+  version: string;
+  head: string;
+  sha256?: string;
+  memory: number;
+  encoder?: string;
+  mode: RolloutMode;
+  /** Share of the bot's requests it runs on (shadow) or answers (canary), from 0 to 1. */
+  share: number;
+  guards: Guards;
 }
 export interface Bot {
   id: string;

@@ -100,6 +100,5 @@ export const RULES: { readonly [R in RefusalReason]: AdmissionRule<R> } = {
 /** The rules in the order they are checked. */
 export const ADMISSION_RULES: readonly AdmissionRule[] = [RULES.bad_id, RULES.no_keys, RULES.no_key, RULES.bad_key, RULES.unknown_bot, RULES.other_tenant, RULES.rate_limit, RULES.group_concurrency] as AdmissionRule[];
 
-/** A model version as a path segment (or the gRPC request's `model_version`) may carry it. */
-export const MODEL_VERSION_PATTERN = '[0-9A-Za-z][0-9A-Za-z._-]{0,63}';
-export const MODEL_VERSION = new RegExp(`^${MODEL_VERSION_PATTERN}$`);
+/** A model version as a path segment (or the gRPC request's `model_version`) may carry it: the catalog's rule. */
+export { MODEL_VERSION, MODEL_VERSION_PATTERN } from '../catalog/names';
