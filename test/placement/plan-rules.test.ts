@@ -585,7 +585,7 @@ describe('diffTopologies and countMoves', () => {
 
   test('no change: every bot unchanged, nothing to reload', () => {
     const a = planned(base());
-    expect(diffTopologies(a, a)).toEqual({ moves: [], counts: {}, poolsAdded: [], poolsRemoved: [], unchanged: 12, reloads: [] });
+    expect(diffTopologies(a, a)).toEqual({ moves: [], counts: {}, poolsAdded: [], poolsRemoved: [], unchanged: 12, reloads: [], rollouts: [] });
     expect(countMoves(a.topology, a.topology)).toEqual({ moved: 0, betweenOld: 0, total: 12 });
   });
 
