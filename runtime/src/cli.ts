@@ -21,7 +21,10 @@ commands:
                                           run the whole platform locally: a process per pool and the router
   status [--url URL] [--json]             a running platform: each pool's readiness, bots, queue, generation, memory
                                           (URL: the router's metrics port, default http://127.0.0.1:9090)
-  models [--config FILE] [--models DIR]   write demo ONNX models for the catalog's bots (default DIR: its modelRoot)
+  models [--config FILE] [--models DIR] [--degraded HEAD[=SHUFFLE[,TEMPERATURE]]]...
+                                          write demo ONNX models for the catalog's bots and candidates (default DIR:
+                                          its modelRoot); --degraded trains a head worse: SHUFFLE (0-1, default 0.5) of
+                                          its intents learn another's examples, TEMPERATURE (default 10) lower is less sure
   pool --pool NAME --catalog PATH [--models DIR] [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--host 0.0.0.0]
                                           run one pool server (env: BOTSHARD_POOL, BOTSHARD_CATALOG, ...; docs/pool.md)
   router --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--pool-grpc-url TEMPLATE | --pool-grpc-urls FILE]
@@ -54,6 +57,7 @@ function run(argv: string[]): string {
     router: { type: 'string' },
     url: { type: 'string' },
     'tenant-keys': { type: 'string' },
+    degraded: { type: 'string', multiple: true },
   } as const;
   let parsed;
   try {
@@ -74,7 +78,7 @@ function run(argv: string[]): string {
       if (positionals.length !== 2) throw new UsageError(`diff takes two configs or catalogs (OLD NEW), got ${positionals.length}`);
       return diffCommand({ before: positionals[0], after: positionals[1], json: values.json });
     case 'models':
-      return modelsCommand({ config: source, models: values.models });
+      return modelsCommand({ config: source, models: values.models, degraded: values.degraded });
     case 'pool':
       return poolCommand({ pool: values.pool, catalog: values.catalog, models: values.models, port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host });
     case 'up':

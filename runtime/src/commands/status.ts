@@ -1,10 +1,11 @@
 /**
  * `botshard status`: a running platform's state, from its router's metrics port (a local `botshard up`, or
- * a `kubectl port-forward` to the router): one row per pool, then the failed bots and why; `--json` for
- * scripts.
+ * a `kubectl port-forward` to the router): one row per pool, then the failed bots and why, then the model
+ * rollouts; `--json` for scripts.
  */
 import { formatMemory } from '../catalog';
-import { PlatformStatus, STATUS_PATH } from '../status';
+import { PlatformStatus, STATUS_PATH, rolloutsOf } from '../status';
+import { figuresOf } from '../status/figures';
 import { SettingsError, exitWithFailure } from './failure';
 import { table } from './output';
 
@@ -28,10 +29,53 @@ export function formatStatus(s: PlatformStatus): string {
   if (failed.length > 0) lines.push('', 'failed bots:', ...failed);
   const versions = s.pools.flatMap((p) => ('versionsFailed' in p ? (p.versionsFailed ?? []).map((f) => `  ${p.pool}  ${f.bot}: ${f.head} (since ${f.since}, ${f.failures} failed load${f.failures === 1 ? '' : 's'}): ${f.error}`) : []));
   if (versions.length > 0) lines.push('', 'new versions that failed to load (the previous version serves):', ...versions);
+  const rollouts = formatRollouts(s);
+  if (rollouts) lines.push('', rollouts);
   const behind = s.pools.filter((p) => 'generation' in p && p.generation !== s.router.generation).map((p) => p.pool);
   if (behind.length > 0) lines.push('', `not on the router's generation yet: ${behind.join(', ')}`);
   return lines.join('\n');
 }
+
+/**
+ * The rollouts view: per bot with a candidate, its mode, share and state, and both versions' figures side
+ * by side, summed over the pool replicas that answered; then why a candidate was rolled back, failed or refused.
+ */
+export function formatRollouts(s: PlatformStatus): string | undefined {
+  const all = rolloutsOf(s.pools);
+  if (all.length === 0) return undefined;
+  const num = (x: number | null, unit = '') => (x === null ? '-' : `${x}${unit}`);
+  const rows = all.flatMap((r) =>
+    (['serving', 'candidate'] as const).map((role) => {
+      const f = figuresOf(r.figures[role]);
+      const first = role === 'serving';
+      return [
+        first ? r.bot : '',
+        role === 'serving' ? r.serving : r.candidate,
+        role,
+        first ? `${r.mode} ${Math.round(r.share * 1000) / 10}%` : '',
+        first ? r.state : '',
+        String(f.requests),
+        String(f.errors),
+        num(f.fallbackRatePct, '%'),
+        num(f.meanConfidence),
+        num(f.p50Ms),
+        num(f.p99Ms),
+        role === 'candidate' && r.mode === 'shadow' ? `${num(f.agreementPct, '%')}${f.dropped ? ` (${f.dropped} dropped)` : ''}` : '',
+      ];
+    }),
+  );
+  const header = ['BOT', 'VERSION', 'ROLE', 'ROLLOUT', 'STATE', 'REQUESTS', 'ERRORS', 'FALLBACK', 'CONFIDENCE', 'P50 MS', 'P99 MS', 'AGREEMENT'];
+  const replicas = Math.max(...all.map((r) => r.replicas));
+  const lines = [`rollouts (each pool replica judges its own traffic; figures summed over the ${plural(replicas, 'replica')} that answered; run times in the worker):`, table(header, rows, header.map((h) => ['REQUESTS', 'ERRORS', 'FALLBACK', 'CONFIDENCE', 'P50 MS', 'P99 MS'].includes(h)))];
+  for (const r of all) {
+    if (r.rolledBack) lines.push(`  ${r.bot}: candidate ${r.candidate} rolled back at ${r.rolledBack.at} by ${r.rolledBack.guard}: ${r.rolledBack.reason}`);
+    else if (r.error) lines.push(`  ${r.bot}: candidate ${r.candidate} ${r.state}: ${r.error}`);
+    else if (r.state === 'passing') lines.push(`  ${r.bot}: candidate ${r.candidate} passes its guards: promote it by making it the model in the catalog`);
+  }
+  return lines.join('\n');
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** Fetches the status from `url` (the router's metrics port) and prints it. */
 export async function fetchStatus(url: string): Promise<PlatformStatus> {

@@ -6,21 +6,22 @@
  *   Gather(table[buckets, D]) -> ReduceSum over tokens -> LpNormalization(p=2). Row 0 is zeros (padding).
  * - Head: `embedding` float32 [batch, D] -> `probabilities` float32 [batch, L]: MatMul W[D, L] + b -> Softmax.
  *   A bot without an encoder gets a head that takes `input_ids` and holds its own embedding bag.
+ * - A candidate (model.candidate) gets its head too; a degraded head (opts.degraded) loads and runs like
+ *   the good one and answers worse. The weights, and answers computed in JS, are in demo-heads.ts.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { DataType, encodeModel, floatTensor, int64Tensor, node, valueInfo } from './onnx';
-import { Bot, Catalog, Encoder } from '../catalog';
+import { Catalog, Encoder } from '../catalog';
 import { writeAtomic } from '../io/atomic-write';
-import { xxh64 } from '../placement';
-import { DEFAULT_TOKENIZER, tokenize } from '../pool/tokenizer';
-import { mulberry32 } from './random';
-import { TransformerOptions, buildTransformerEncoderModel } from './transformer';
+import { DemoModelOptions, degradedHeads, demoHead, encoderTable, headVersions } from './demo-heads';
+import { buildTransformerEncoderModel } from './transformer';
 
-/** Width of the embedding bag inside the head of a bot without an encoder. */
-export const STANDALONE_DIMENSIONS = 16;
+export { STANDALONE_DIMENSIONS, demoAgreement, demoAnswer, demoAnswerer, embed, embeddingTable, headWeights } from './demo-heads';
+export type { Degradation, Degradations, DemoModelOptions } from './demo-heads';
+
 /** The embedding-bag nodes: `input_ids` -> `out` (L2-normalised sum of the table rows). */
 function bagNodes(out: string): onnx.INodeProto[] {
   return [
@@ -99,76 +100,27 @@ export function buildHeadModel(opts: HeadModelOptions): Uint8Array {
   });
 }
 
-/** mulberry32 seeded from a string: the same values in every run. */
-function random(seed: number, key: string): () => number {
-  return mulberry32((xxh64(`${seed}/${key}`).lo ^ seed) >>> 0);
-}
-
-/** A seeded embedding table: Gaussian values / sqrt(D) (a random projection of the hashed bag of words), row 0 zeros. */
-export function embeddingTable(seed: number, key: string, buckets: number, dimensions: number): Float32Array {
-  const next = random(seed, key);
-  const table = new Float32Array(buckets * dimensions);
-  const scale = 1 / Math.sqrt(dimensions);
-  for (let i = dimensions; i < table.length; i += 2) {
-    // Box-Muller: two Gaussian values per pair of uniform ones.
-    const u = Math.max(next(), 1e-12);
-    const v = next();
-    const r = Math.sqrt(-2 * Math.log(u)) * scale;
-    table[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < table.length) table[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return table;
-}
-
-/** The embedding bag in JS, as the ONNX encoder computes it: sum of the rows of `ids`, L2-normalised. */
-export function embed(ids: readonly number[], table: Float32Array, dimensions: number): Float32Array {
-  const out = new Float32Array(dimensions);
-  for (const id of ids) for (let d = 0; d < dimensions; d++) out[d] += table[id * dimensions + d];
-  return normalise(out);
-}
-
-function normalise(v: Float32Array): Float32Array {
-  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
-  if (norm > 0) for (let d = 0; d < v.length; d++) v[d] /= norm;
-  return v;
-}
-
-export interface DemoModelOptions {
-  /** @default 1 */
-  seed?: number;
-  /** Scale of the head's weights: higher means more confident answers. @default 10 */
-  temperature?: number;
-  /** The encoders' kind: an embedding bag (a fraction of a millisecond a request), or transformer-shaped (milliseconds, for benchmarks). @default "bag" */
-  encoder?: 'bag' | { transformer: TransformerOptions };
-}
-
-/** Head weights W[D, L]: column j is the normalised mean embedding of intent j's examples (or of its name). */
-function headWeights(bot: Bot, table: Float32Array, tokenizer: { buckets: number; maxTokens: number }, D: number, temperature: number): Float32Array {
-  const L = bot.intents.length;
-  const W = new Float32Array(D * L);
-  bot.intents.forEach((intent, j) => {
-    const texts = intent.examples.length > 0 ? intent.examples : [intent.name.replace(/[_-]+/g, ' ')];
-    const mean = new Float32Array(D);
-    for (const text of texts) {
-      const e = embed(tokenize(text, tokenizer), table, D);
-      for (let d = 0; d < D; d++) mean[d] += e[d];
-    }
-    normalise(mean);
-    for (let d = 0; d < D; d++) W[d * L + j] = mean[d] * temperature;
-  });
-  return W;
-}
-
 const REMOTE = /^[a-z][a-z0-9+.-]*:\/\//i;
 
-/** Every demo model file of a catalog (local paths only): model-root-relative path -> ONNX bytes. */
+/** The local heads of a catalog (model.head and model.candidate.head, not s3:// or https://): what demoModels writes. */
+export function localHeads(catalog: Catalog): string[] {
+  return [...new Set(catalog.bots.flatMap((bot) => headVersions(bot).map((v) => v.head)))].filter((head) => !REMOTE.test(head));
+}
+
+/**
+ * Every demo model file of a catalog (local paths only): model-root-relative path -> ONNX bytes. Each bot's
+ * head, and its candidate's head when it has one (through the candidate's encoder); heads named in
+ * `opts.degraded` are trained degraded (an unknown or remote head there is an error).
+ */
 export function demoModels(catalog: Catalog, opts: DemoModelOptions = {}): Map<string, Uint8Array> {
   const seed = opts.seed ?? 1;
-  const temperature = opts.temperature ?? 10;
   const files = new Map<string, Uint8Array>();
   const tables = new Map<string, { encoder: Encoder; table: Float32Array }>();
+  const heads = new Set(localHeads(catalog));
+  const unknown = degradedHeads(opts.degraded).filter((head) => !heads.has(head));
+  if (unknown.length > 0) throw new Error(`degraded heads ${unknown.join(', ')} are not local heads of the catalog (a bot's model.head or model.candidate.head)`);
   for (const encoder of catalog.encoders) {
-    const table = embeddingTable(seed, `encoder/${encoder.id}`, encoder.tokenizer.buckets, encoder.dimensions);
+    const table = encoderTable(encoder, seed);
     tables.set(encoder.id, { encoder, table });
     if (REMOTE.test(encoder.path)) continue;
     const kind = opts.encoder ?? 'bag';
@@ -178,17 +130,11 @@ export function demoModels(catalog: Catalog, opts: DemoModelOptions = {}): Map<s
     );
   }
   for (const bot of catalog.bots) {
-    if (REMOTE.test(bot.model.head)) continue; // remote models are not generated
-    const shared = bot.model.encoder ? tables.get(bot.model.encoder) : undefined;
-    if (shared) {
-      const D = shared.encoder.dimensions;
-      const weights = headWeights(bot, shared.table, shared.encoder.tokenizer, D, temperature);
-      files.set(bot.model.head, buildHeadModel({ weights, dimensions: D, labels: bot.intents.length }));
-    } else {
-      const D = STANDALONE_DIMENSIONS;
-      const table = embeddingTable(seed, `head/${bot.id}`, DEFAULT_TOKENIZER.buckets, D);
-      const weights = headWeights(bot, table, DEFAULT_TOKENIZER, D, temperature);
-      files.set(bot.model.head, buildHeadModel({ weights, dimensions: D, labels: bot.intents.length, bag: { table, buckets: DEFAULT_TOKENIZER.buckets } }));
+    for (const version of headVersions(bot)) {
+      if (REMOTE.test(version.head)) continue; // remote models are not generated
+      const head = demoHead(bot, version, tables, opts);
+      const bag = head.encoder ? undefined : { table: head.table, buckets: head.tokenizer.buckets };
+      files.set(version.head, buildHeadModel({ weights: head.weights, dimensions: head.dimensions, labels: head.labels, bag }));
     }
   }
   return files;

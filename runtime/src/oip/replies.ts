@@ -13,6 +13,13 @@ export const POOL_HEADER = 'x-botshard-pool';
 export const RESIDENCY_HEADER = 'botshard-residency';
 
 /**
+ * A conversation key: a canary's share of a bot's requests is sticky per conversation (without one, the
+ * request id decides). The header (also gRPC metadata), or the inference request's parameter.
+ */
+export const CONVERSATION_HEADER = 'x-conversation-id';
+export const CONVERSATION_PARAMETER = 'conversation_id';
+
+/**
  * A request that is refused or failed, whatever the transport: REST sends `status` and `{"error": message}`,
  * gRPC the matching status code (`grpcCodeOf`) with the message as its details.
  */

@@ -18,7 +18,9 @@ import { BotEntry, Loader, Lookup, NotServableError, Task, coldEntry, forgetFail
 import { botCounts, gaugesOf } from './gauges';
 import type { PoolMetrics } from './metrics';
 import type { PlannedCatalog } from './plan';
-import { OnDemand, ResidencyHost, warmTasks } from './residency';
+import { OnDemand, engineResidencyHost, warmTasks } from './residency';
+import { Rollouts } from './rollout/rollouts';
+import { declaredBudget, residentBudget } from './rollout/budget';
 import type { ModelStore } from './store';
 
 export interface PoolEngineOptions {
@@ -56,6 +58,8 @@ export class PoolEngine {
   /** The first catalog has been applied (every assigned bot loaded or failed). */
   started = false;
   draining = false;
+  /** Candidate versions beside the serving ones (model rollouts). */
+  readonly rollouts: Rollouts;
   private readonly loader: Loader;
   private applying: Promise<void> = Promise.resolve();
   private pending?: CatalogIndex;
@@ -80,6 +84,25 @@ export class PoolEngine {
         unloaded: (id) => this.onDemand?.remove(id),
         encoderOf: (bot) => this.catalog?.encoders.find((e) => e.id === bot.model.encoder),
         retryVersion: (bot, encoder, hash) => this.replace(bot, encoder, hash, true),
+      },
+    });
+    this.rollouts = new Rollouts({
+      loader: this.loader,
+      lanes: opts.lanes,
+      metrics: opts.metrics,
+      log: opts.log,
+      host: {
+        resident: (id) => {
+          const entry = this.bots.get(id);
+          return entry !== undefined && isResident(entry);
+        },
+        encoderOf: (id) => this.encoderOf(id),
+        budget: () => {
+          const resident = this.onDemand?.bytes;
+          if (resident) return residentBudget(resident, this.bots);
+          return this.group && declaredBudget(this.group, this.bots, this.encoderById);
+        },
+        timeoutMs: () => this.timeoutMs,
       },
     });
     opts.metrics.collectFrom(gaugesOf(this));
@@ -129,6 +152,8 @@ export class PoolEngine {
     const { tasks, warm } = this.decideLoads(assigned);
     const warmCold = await this.warm(assigned, warm, tasks);
     await runBounded(tasks, this.opts.loadConcurrency);
+    // Candidates load once the serving versions have (they take the headroom the serving versions leave).
+    await runBounded(this.rollouts.follow(assigned), this.opts.loadConcurrency);
     if (warmCold.count > 0) this.opts.log.warn({ bots: warmCold.count, limitBytes: this.onDemand?.bytes.limit }, 'warm bots beyond the memory the pool keeps resident stay cold: they load on their first request');
     this.started = true;
     const counts = botCounts(this.bots);
@@ -256,44 +281,15 @@ export class PoolEngine {
     }
     const limit = fillLimit(group);
     if (this.onDemand) this.onDemand.setLimit(limit);
-    else this.onDemand = new OnDemand(this.residencyHost(), limit, group.poolOverhead, this.opts.loadConcurrency);
-  }
-
-  /** What the resident set asks of the engine: load a cold bot, evict a resident one, and their states. */
-  private residencyHost(): ResidencyHost {
-    return {
-      load: async (id) => {
-        const entry = this.bots.get(id);
-        if (!entry || entry.state !== 'cold') return { ready: false, error: 'changed while it waited for room' };
-        const encoder = entry.bot.model.encoder === undefined ? undefined : this.encoderById.get(entry.bot.model.encoder);
-        await this.loader.load(entry.bot, encoder, entry.definitionHash);
-        const after = this.bots.get(id);
-        return { ready: after?.state === 'ready', error: after?.error };
-      },
-      evict: (id) => this.evict(id),
-      idle: (id) => {
-        const e = this.bots.get(id);
-        return !!e && isResident(e) && e.inflight === 0;
-      },
-      cold: (id) => this.bots.get(id)?.state === 'cold',
-      encoderBytes: (id) => this.encoderById.get(id)?.memory ?? 0,
-      metrics: this.opts.metrics,
-    };
-  }
-
-  /** Unloads a resident bot to make room: it stays assigned here, cold. */
-  private evict(id: string): void {
-    const entry = this.bots.get(id);
-    if (!entry || !isResident(entry)) return;
-    if (entry.state === 'leaving') {
-      // Moved away and idle: gone, as after its grace period.
-      this.bots.delete(id);
-      this.loader.release(entry);
-    } else {
-      this.loader.release(entry);
-      Object.assign(entry, { state: 'cold', lane: -1, headKey: '', headBytes: 0, encoderKey: undefined });
+    else {
+      const { loader, rollouts, bots, opts } = this;
+      const host = engineResidencyHost({ bots, loader, rollouts, log: opts.log, metrics: opts.metrics, encoderOf: (id) => this.encoderOf(id) });
+      this.onDemand = new OnDemand(host, limit, group.poolOverhead, opts.loadConcurrency);
     }
-    this.opts.log.debug({ bot: id }, 'bot evicted (asked least lately)');
+  }
+
+  private encoderOf(id: string | undefined): Encoder | undefined {
+    return id === undefined ? undefined : this.encoderById.get(id);
   }
 
   /** A model a restarted lane could not load again: the bots that use it are failed (see Loader.modelLost). */

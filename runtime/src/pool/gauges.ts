@@ -1,5 +1,6 @@
 import { BotEntry, FailedVersion, isResident } from './loading';
 import type { BotState, PoolState } from './metrics';
+import type { Rollouts } from './rollout/rollouts';
 
 /** What the gauges (and the pool's status) read of the pool's engine. */
 export interface GaugeSource {
@@ -8,6 +9,7 @@ export interface GaugeSource {
   readonly residentBytes: { used: number; limit: number } | undefined;
   readonly ready: boolean;
   readonly lanes: { readonly quarantined: ReadonlySet<string> };
+  readonly rollouts: Pick<Rollouts, 'counts' | 'all'>;
 }
 
 /** What the state gauges show, read when metrics are read (a scrape): nothing to keep up to date on the request path. */
@@ -17,6 +19,7 @@ export function gaugesOf(engine: GaugeSource): PoolState {
     modelBytes: () => {
       let head = 0;
       for (const e of engine.bots.values()) if (isResident(e)) head += e.headBytes;
+      for (const r of engine.rollouts.all()) head += r.loaded?.headBytes ?? 0;
       return { head, encoder: engine.encoderBytes };
     },
     residentBytes: () => {
@@ -26,6 +29,7 @@ export function gaugesOf(engine: GaugeSource): PoolState {
     ready: () => engine.ready,
     quarantined: () => engine.lanes.quarantined.size,
     versionsFailed: () => failedVersions(engine.bots).length,
+    candidates: () => engine.rollouts.counts(),
   };
 }
 

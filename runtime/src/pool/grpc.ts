@@ -4,11 +4,12 @@
  * same way the request came (Triton's clients send raw and read raw).
  */
 import * as grpc from '@grpc/grpc-js';
-import { Datatype, ProtocolError, RESIDENCY_HEADER } from '../oip';
+import { CONVERSATION_HEADER, CONVERSATION_PARAMETER, Datatype, ProtocolError, RESIDENCY_HEADER } from '../oip';
 import { ModelMethod, deadlineOf } from '../oip/grpc';
 import { Tensor, TensorDataError, datatypeOf, decodeRaw, encodeRaw, tensorHeader } from '../oip/tensors';
 import type { GrpcReply, ModelHandler } from '../serve/grpc';
 import { InputTensor, ModelService } from './models';
+import { conversationOf } from './routes';
 
 type Contents = Record<string, unknown[]>;
 interface InferInputTensor { name: string; datatype: string; shape: number[]; contents: Contents | null }
@@ -19,6 +20,7 @@ interface ModelInferRequest {
   inputs: InferInputTensor[];
   outputs: Array<{ name: string }>;
   raw_input_contents: Buffer[];
+  parameters: Record<string, { string_param?: string; int64_param?: number }>;
 }
 type ModelRequest = { name: string; version: string };
 
@@ -35,20 +37,22 @@ export function poolGrpcMethods(serviceOf: () => ModelService): Record<ModelMeth
     ModelReady: async (call) => {
       const service = serviceOf();
       const r = call.request as ModelRequest;
-      return { message: { ready: service.ready(service.bot(r.name, r.version)).ready } };
+      const { entry, role } = service.resolve(r.name, r.version);
+      return { message: { ready: service.ready(entry, role).ready } };
     },
     ModelMetadata: async (call) => {
       const service = serviceOf();
       const r = call.request as ModelRequest;
-      const m = service.metadata(service.bot(r.name, r.version));
+      const m = service.metadata(service.resolve(r.name, r.version).entry);
       return { message: { name: m.name, versions: m.versions, platform: m.platform, inputs: m.inputs.map(tensorHeader), outputs: m.outputs.map(tensorHeader) } };
     },
-    ModelInfer: async (call, requestId) => infer(serviceOf(), call.request as ModelInferRequest, requestId, deadlineOf(call)),
+    ModelInfer: async (call, requestId) => infer(serviceOf(), call.request as ModelInferRequest, requestId, deadlineOf(call), call.metadata.get(CONVERSATION_HEADER)[0]),
   };
 }
 
-async function infer(service: ModelService, r: ModelInferRequest, requestId: string, deadline: number | undefined): Promise<GrpcReply> {
+async function infer(service: ModelService, r: ModelInferRequest, requestId: string, deadline: number | undefined, conversation: unknown): Promise<GrpcReply> {
   const raw = r.raw_input_contents.length > 0;
+  const parameter = r.parameters?.[CONVERSATION_PARAMETER];
   const result = await service.infer({
     bot: r.model_name,
     version: r.model_version,
@@ -57,12 +61,13 @@ async function infer(service: ModelService, r: ModelInferRequest, requestId: str
     outputs: r.outputs.map((o) => o.name),
     requestId,
     deadline,
+    conversation: conversationOf(conversation, parameter?.string_param ?? parameter?.int64_param),
   });
   const metadata = new grpc.Metadata();
   if (result.residency) metadata.set(RESIDENCY_HEADER, result.residency);
   const message = raw
-    ? { model_name: result.model_name, model_version: '1', id: r.id, outputs: result.outputs.map(tensorHeader), raw_output_contents: result.outputs.map((t) => encodeRaw(t.datatype, t.data)) }
-    : { model_name: result.model_name, model_version: '1', id: r.id, outputs: result.outputs.map((t) => ({ ...tensorHeader(t), contents: contentsOf(t) })) };
+    ? { model_name: result.model_name, model_version: result.model_version, id: r.id, outputs: result.outputs.map(tensorHeader), raw_output_contents: result.outputs.map((t) => encodeRaw(t.datatype, t.data)) }
+    : { model_name: result.model_name, model_version: result.model_version, id: r.id, outputs: result.outputs.map((t) => ({ ...tensorHeader(t), contents: contentsOf(t) })) };
   return { message, metadata };
 }
 

@@ -125,6 +125,11 @@ export class Lanes {
     return this.homes[index];
   }
 
+  /** Whether a home lane has nothing waiting or in flight: a shadow run may use it without delaying anyone. */
+  idle(lane: number): boolean {
+    return !this.closed && this.homes[lane]?.size === 0;
+  }
+
   /** Requests waiting or running, per lane (the quarantine lane last, when it exists). */
   depths(): number[] {
     return this.all().map((lane) => lane.size);

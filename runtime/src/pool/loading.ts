@@ -137,14 +137,40 @@ export class Loader {
     this.encoders = new Encoders({ store: o.store, lanes: o.lanes, metrics: o.metrics, assignment: this.assignment });
   }
 
+  /** A new entry for a bot's models, placed in the lane of its encoder (or a lane of its own key). */
+  private entryFor(bot: Bot, encoder: Encoder | undefined, hash: string): BotEntry {
+    const encoderKey = encoder ? this.encoders.keyOf(encoder) : undefined;
+    const lane = this.assignment.laneFor(encoderKey ?? `bot/${bot.id}`);
+    this.assignment.count(lane, 1);
+    return { bot, state: 'loading', definitionHash: hash, lane, headKey: `${bot.id}#${++this.headCount}`, encoderKey, headBytes: 0, inflight: 0 };
+  }
+
+  /**
+   * Loads models that are not the bot's entry (a candidate version beside the serving one): the entry
+   * comes back ready or failed (and why), and is never registered as the bot's. Release it with releaseVersion.
+   */
+  async loadVersion(bot: Bot, encoder: Encoder | undefined, hash: string): Promise<BotEntry> {
+    const entry = this.entryFor(bot, encoder, hash);
+    if (this.closed) return Object.assign(entry, { state: 'failed', error: 'the pool is stopping' });
+    await this.loadModels(entry, encoder);
+    if (entry.state === 'failed') this.assignment.count(entry.lane, -1);
+    return entry;
+  }
+
+  /** Unloads a version loaded by loadVersion (the bot's own entry and the resident set are left alone). */
+  releaseVersion(entry: BotEntry): void {
+    if (entry.state !== 'ready') return;
+    entry.state = 'cold'; // not loaded any more: released once
+    this.assignment.count(entry.lane, -1);
+    this.o.lanes.unload(entry.lane, entry.headKey).catch(() => undefined);
+    if (entry.encoderKey) this.encoders.release(entry.encoderKey);
+  }
+
   /** Loads a bot's models; `again`: a failed bot, which stays failed (and says why) until this load succeeds. */
   async load(bot: Bot, encoder: Encoder | undefined, hash: string, again = false): Promise<void> {
     if (this.closed) return;
     const { bots } = this.o;
-    const encoderKey = encoder ? this.encoders.keyOf(encoder) : undefined;
-    const lane = this.assignment.laneFor(encoderKey ?? `bot/${bot.id}`);
-    const entry: BotEntry = { bot, state: 'loading', definitionHash: hash, lane, headKey: `${bot.id}#${++this.headCount}`, encoderKey, headBytes: 0, inflight: 0 };
-    this.assignment.count(lane, 1);
+    const entry = this.entryFor(bot, encoder, hash);
     const previous = bots.get(bot.id);
     // A serving bot keeps serving its old version until the new one is ready.
     if (!again && (!previous || !isResident(previous))) {

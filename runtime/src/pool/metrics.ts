@@ -17,6 +17,8 @@ export interface PoolState {
   quarantined(): number;
   /** Serving bots whose new version failed to load. */
   versionsFailed(): number;
+  /** Candidate versions, by rollout state. */
+  candidates(): Record<string, number>;
 }
 
 export class PoolMetrics {
@@ -42,6 +44,13 @@ export class PoolMetrics {
   readonly coldLoadSeconds: Histogram;
   readonly evictions: Counter;
   readonly residentBytes: Gauge<'kind'>;
+  readonly versionRequests: Counter<'bot' | 'version' | 'outcome'>;
+  readonly versionTexts: Counter<'bot' | 'version'>;
+  readonly versionFallbacks: Counter<'bot' | 'version'>;
+  readonly shadowTexts: Counter<'bot' | 'result'>;
+  readonly shadowDropped: Counter<'bot'>;
+  readonly rollbacks: Counter<'bot' | 'guard'>;
+  readonly candidates: Gauge<'state'>;
   /** Where the state gauges read their values. */
   private state?: PoolState;
 
@@ -69,6 +78,14 @@ export class PoolMetrics {
     this.residency = new Counter({ name: 'botshard_pool_residency_total', help: 'Requests of an overcommitted pool, by whether their bot was resident (hit) or loaded for them (miss)', labelNames: ['result'], registers });
     this.coldLoadSeconds = new Histogram({ name: 'botshard_pool_cold_load_seconds', help: 'Time from the first request for a cold bot to the bot resident (waiting for room and for a load slot included)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
     this.evictions = new Counter({ name: 'botshard_pool_evictions_total', help: 'Resident bots unloaded to make room for a cold one (asked least lately first)', registers });
+    // Model rollouts: only bots with a candidate have these series, each with two versions (serving, candidate), never every version seen.
+    this.versionRequests = new Counter({ name: 'botshard_pool_version_requests_total', help: 'Requests of bots with a candidate version, by version (serving, candidate) and outcome (ok, error); a shadow\'s copies count as the candidate\'s', labelNames: ['bot', 'version', 'outcome'], registers });
+    this.versionTexts = new Counter({ name: 'botshard_pool_version_texts_total', help: 'Texts answered by bots with a candidate version, by version (serving, candidate)', labelNames: ['bot', 'version'], registers });
+    this.versionFallbacks = new Counter({ name: 'botshard_pool_version_fallback_texts_total', help: 'Texts answered below the bot\'s threshold (its fallback), by version (serving, candidate), for bots with a candidate', labelNames: ['bot', 'version'], registers });
+    this.shadowTexts = new Counter({ name: 'botshard_pool_shadow_texts_total', help: 'Texts a shadow candidate answered, by whether it chose the serving version\'s intent (agreed, disagreed)', labelNames: ['bot', 'result'], registers });
+    this.shadowDropped = new Counter({ name: 'botshard_pool_shadow_dropped_total', help: 'Shadow copies of requests dropped because the bot\'s worker had work waiting or running', labelNames: ['bot'], registers });
+    this.rollbacks = new Counter({ name: 'botshard_pool_rollbacks_total', help: 'Candidate versions rolled back, by the guard they breached', labelNames: ['bot', 'guard'], registers });
+    this.candidates = new Gauge({ name: 'botshard_pool_candidates', help: 'Candidate versions, by rollout state (loading, judging, passing, rolled-back, failed, refused, waiting)', labelNames: ['state'], registers, collect: () => this.collectCandidates() });
     this.residentBytes = new Gauge({ name: 'botshard_pool_resident_bytes', help: 'Declared memory of an overcommitted pool: resident now (overhead, heads, encoders) and its limit (memory at the fill factor)', labelNames: ['kind'], registers, collect: () => this.collectResidentBytes() });
   }
 
@@ -105,6 +122,10 @@ export class PoolMetrics {
 
   private collectVersionsFailed(): void {
     if (this.state) this.versionsFailed.set(this.state.versionsFailed());
+  }
+
+  private collectCandidates(): void {
+    if (this.state) for (const [state, n] of Object.entries(this.state.candidates())) this.candidates.set({ state }, n);
   }
 
   setGeneration(generation: string): void {

@@ -10,7 +10,8 @@ import { PoolMetrics } from './metrics';
 import type { PoolEngine } from './engine';
 import { BotEntry, NotServableError } from './loading';
 import { residencyOf } from './gauges';
-import { ModelError } from './lane';
+import { Answer, ModelError } from './lane';
+import { Role, Rollouts, servingVersion } from './rollout/rollouts';
 import { NotLoadedError } from './residency';
 import { DeadlineError, OverloadedError } from './shedding';
 
@@ -47,38 +48,83 @@ export interface InferCall {
   outputs?: string[];
   /** For messages and the log. */
   requestId: string;
+  /** The caller's conversation key: a canary's share is sticky per conversation (else per request id). */
+  conversation?: string;
   /** The caller's own deadline (ms since epoch), when it is sooner than the pool's timeout. */
   deadline?: number;
 }
 
 export interface InferAnswer {
   model_name: string;
+  /** The version that answered. */
+  model_version: string;
   id?: string;
   outputs: Tensor[];
   /** In an overcommitted pool: whether the bot was resident (hit) or loaded for this request (miss). */
   residency?: 'hit' | 'miss';
 }
 
+/** How a request runs: its ids, deadline, and the version it names (none: the bot's rollout decides). */
+interface RunOptions {
+  requestId: string;
+  /** The caller's own deadline (ms since epoch). */
+  deadline?: number;
+  role?: Role;
+  /** What a canary's share is decided by: the conversation key, else the request id. */
+  key: string;
+  entities?: boolean;
+}
+
+/** A request's bot, and the version it names (none: the bot's rollout decides). */
+export interface Resolved {
+  entry: BotEntry;
+  role?: Role;
+}
+
+/** A bot's versions: the serving one, and its candidate (taking traffic, or why not). */
+export function versionsOf(entry: BotEntry, rollouts: Rollouts): Array<{ version: string; role: Role; takesTraffic: boolean; state?: string; error?: string }> {
+  const serving = { version: servingVersion(entry.bot), role: 'serving' as const, takesTraffic: true };
+  const r = rollouts.of(entry.bot.id);
+  if (!r) return [serving];
+  return [serving, { version: r.candidate.version, role: 'candidate', takesTraffic: rollouts.active(entry.bot.id) !== undefined, state: r.state, error: r.error }];
+}
+
 export class ModelService {
   constructor(readonly o: ModelServiceOptions) {}
 
   /** The bot of a model request; throws the 404 (naming the pool that holds the bot) or 503 (loading). */
-  bot(bot: string, version?: string): BotEntry {
+  bot(bot: string): BotEntry {
     const found = this.o.engine.lookup(bot);
-    if (found.entry && (version === undefined || version === '' || version === '1')) return found.entry;
-    if (found.entry) throw new ProtocolError(404, `bot "${bot}" has no version "${version}"; botshard serves version "1" only`);
+    if (found.entry) return found.entry;
     // Placed here by the catalog being applied, not registered yet (the pool is starting or reconciling).
     if (found.holder === this.o.pool) throw loadingError(bot);
     if (found.holder) throw heldElsewhere(bot, this.o.pool, found.holder);
     throw new ProtocolError(404, `bot "${bot}" is not in the catalog (generation ${this.o.engine.catalog?.generation ?? 'none'})`);
   }
 
+  /**
+   * The bot and version a request names: no version (the bot's rollout decides), the serving version's
+   * label, or its candidate's while the candidate takes traffic. Any other version is a 404 naming the bot's.
+   */
+  resolve(bot: string, version?: string): Resolved {
+    const entry = this.bot(bot);
+    if (version === undefined || version === '') return { entry };
+    const versions = versionsOf(entry, this.o.engine.rollouts);
+    const named = versions.find((v) => v.version === version);
+    if (named?.takesTraffic) return { entry, role: named.role };
+    const list = versions.filter((v) => v.takesTraffic).map((v) => `"${v.version}" (${v.role})`).join(', ');
+    const why = named ? `: its candidate "${version}" is ${named.state}${named.error ? ` (${withoutPaths(named.error)})` : ''}` : '';
+    throw new ProtocolError(404, `bot "${entry.bot.id}" has no version "${version}" to serve${why}; its versions are ${list}`);
+  }
+
   metadata(entry: BotEntry): ModelMetadataResponse {
     const lane = this.o.engine.lanes.laneOf(entry.bot.id);
     const residency = residencyOf(entry, this.o.engine.residentBytes !== undefined);
+    const rollout = this.o.engine.rollouts.of(entry.bot.id);
+    const candidate = rollout && { candidate_version: rollout.candidate.version, candidate_mode: rollout.candidate.mode, candidate_share: rollout.candidate.share, candidate_state: rollout.state };
     return {
       name: entry.bot.id,
-      versions: ['1'],
+      versions: versionsOf(entry, this.o.engine.rollouts).filter((v) => v.takesTraffic).map((v) => v.version),
       platform: ONNX_PLATFORM,
       inputs: [{ name: 'text', datatype: 'BYTES', shape: [-1] }],
       outputs: [
@@ -87,13 +133,14 @@ export class ModelService {
         { name: 'probabilities', datatype: 'FP32', shape: [-1, entry.bot.intents.length], parameters: { labels: entry.bot.intents.map((i) => i.name).join(',') } },
       ],
       // botshard: where the bot runs, and its measured run time (what quarantine is decided on).
-      parameters: { quarantined: lane.quarantined, mean_run_ms: Math.round(lane.meanMs * 100) / 100, ...(residency ? { residency } : {}) },
+      parameters: { quarantined: lane.quarantined, mean_run_ms: Math.round(lane.meanMs * 100) / 100, ...(residency ? { residency } : {}), ...candidate },
     };
   }
 
-  ready(entry: BotEntry): ModelReadyResponse {
+  /** Whether the bot (or, asked by its version, its candidate) is ready. */
+  ready(entry: BotEntry, role?: Role): ModelReadyResponse {
     // A cold bot is ready: its first request loads it (within the request's deadline).
-    const ready = entry.state === 'ready' || entry.state === 'leaving' || entry.state === 'cold';
+    const ready = role === 'candidate' ? this.o.engine.rollouts.active(entry.bot.id) !== undefined : entry.state === 'ready' || entry.state === 'leaving' || entry.state === 'cold';
     const { quarantined } = this.o.engine.lanes.laneOf(entry.bot.id);
     const residency = residencyOf(entry, this.o.engine.residentBytes !== undefined);
     const failed = entry.failedVersion;
@@ -103,25 +150,25 @@ export class ModelService {
 
   /** Runs an inference request: its outputs, or a ProtocolError. */
   async infer(call: InferCall): Promise<InferAnswer> {
-    const entry = this.bot(call.bot, call.version);
+    const { entry, role } = this.resolve(call.bot, call.version);
     const texts = this.texts(entry, call.inputs);
     const wanted = call.outputs && call.outputs.length > 0 ? call.outputs : OUTPUTS;
     const unknown = wanted.find((n) => !(OUTPUTS as readonly string[]).includes(n));
     if (unknown !== undefined) throw this.badRequest(entry, `unknown output ${JSON.stringify(unknown)}; outputs are "intent", "confidence", "probabilities"`);
-    const { answer, residency } = await this.run(entry, texts, call.requestId, call.deadline);
+    const { answer, residency, version } = await this.run(entry, texts, { requestId: call.requestId, deadline: call.deadline, role, key: call.conversation ?? call.id ?? call.requestId });
     const N = texts.length;
     const all: Record<string, Tensor> = {
       intent: { name: 'intent', datatype: 'BYTES', shape: [N], data: answer.rows.map((r) => r.intent) },
       confidence: { name: 'confidence', datatype: 'FP32', shape: [N], data: answer.rows.map((r) => r.confidence) },
       probabilities: { name: 'probabilities', datatype: 'FP32', shape: [N, entry.bot.intents.length], data: answer.probabilities },
     };
-    return { model_name: entry.bot.id, ...(call.id ? { id: call.id } : {}), outputs: wanted.map((n) => all[n]), residency };
+    return { model_name: entry.bot.id, model_version: version, ...(call.id ? { id: call.id } : {}), outputs: wanted.map((n) => all[n]), residency };
   }
 
   /** `/v1/bots/{bot}/predict`: one text, its intent, confidence and entities. */
   async predict(bot: string, text: string, requestId: string) {
     const entry = this.bot(bot);
-    const { answer, residency } = await this.run(entry, [text], requestId, undefined, { entities: true });
+    const { answer, residency } = await this.run(entry, [text], { requestId, key: requestId, entities: true });
     const { intent, confidence } = answer.rows[0];
     return { answer: { bot: entry.bot.id, intent, confidence, entities: answer.entities?.[0] ?? [], pool: this.o.pool }, residency };
   }
@@ -146,17 +193,42 @@ export class ModelService {
     return input.data as string[];
   }
 
-  /** Runs the bot on the texts; every failure becomes a ProtocolError (and is counted). */
-  private async run(entry: BotEntry, texts: string[], requestId: string, callerDeadline?: number, o: { entities?: boolean } = {}) {
+  /**
+   * Runs the bot on the texts: the version named (`role`), or the one its rollout picks (a canary's share
+   * by `key`; a shadow copies the request after its answer). Every failure becomes a ProtocolError (and is
+   * counted); a canary's failure is counted against it and answered by the serving version.
+   */
+  private async run(entry: BotEntry, texts: string[], o: RunOptions): Promise<{ answer: Answer; residency?: 'hit' | 'miss'; version: string }> {
     const id = entry.bot.id;
-    const deadline = Math.min(Date.now() + this.o.engine.timeoutMs, callerDeadline ?? Infinity);
+    const { engine } = this.o;
+    const deadline = Math.min(Date.now() + engine.timeoutMs, o.deadline ?? Infinity);
     const allowedMs = Math.max(0, Math.round(deadline - Date.now()));
+    const rollout = engine.rollouts.active(id);
+    const counted = o.role === undefined ? rollout : undefined;
+    const opts = { entities: o.entities };
+    if (rollout && (o.role === 'candidate' || (counted && engine.rollouts.takesCanary(rollout, o.key)))) {
+      try {
+        const answer = await engine.rollouts.runCandidate(rollout, texts, deadline, opts);
+        if (counted) engine.rollouts.answered(rollout, 'candidate', answer);
+        this.o.metrics.botRequests.inc({ bot: id, outcome: 'ok' });
+        return { answer, version: rollout.candidate.version };
+      } catch (e) {
+        if (!counted || !(e instanceof ModelError)) throw this.failed(entry, e, o.requestId, allowedMs);
+        engine.rollouts.failed(rollout, 'candidate');
+        this.o.log.warn({ bot: id, version: rollout.candidate.version, err: e, reqId: o.requestId }, 'canary failed: the serving version answers');
+      }
+    }
     try {
-      const result = await this.o.engine.serve(id, texts, deadline, o);
+      const result = await engine.serve(id, texts, deadline, opts);
       this.o.metrics.botRequests.inc({ bot: id, outcome: 'ok' });
-      return result;
+      if (counted) {
+        engine.rollouts.answered(counted, 'serving', result.answer);
+        setImmediate(() => engine.rollouts.shadow(counted, texts, result.answer, o.key)); // after the answer is sent
+      }
+      return { ...result, version: servingVersion(entry.bot) };
     } catch (e) {
-      throw this.failed(entry, e, requestId, allowedMs);
+      if (counted && e instanceof ModelError) engine.rollouts.failed(counted, 'serving');
+      throw this.failed(entry, e, o.requestId, allowedMs);
     }
   }
 

@@ -4,6 +4,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
+  CONVERSATION_HEADER,
+  CONVERSATION_PARAMETER,
   ErrorResponse,
   InferenceResponse,
   ModelMetadataResponse,
@@ -32,11 +34,12 @@ export async function modelRoutes(app: FastifyInstance, opts: { service: ModelSe
   const { maxBatch, maxTextLength } = service.o;
   for (const prefix of ['/v2/models/:bot', '/v2/models/:bot/versions/:version']) {
     app.get(prefix, { schema: { params: ModelParams, response: withErrors(ModelMetadataResponse) } }, async (request: ModelRequest, reply) =>
-      answer(reply, () => service.metadata(service.bot(request.params.bot, request.params.version))),
+      answer(reply, () => service.metadata(service.resolve(request.params.bot, request.params.version).entry)),
     );
     app.get(`${prefix}/ready`, { schema: { params: ModelParams, response: { 200: ModelReadyResponse, 503: ModelReadyResponse, '4xx': ErrorResponse } } }, async (request: ModelRequest, reply) =>
       answer(reply, () => {
-        const body = service.ready(service.bot(request.params.bot, request.params.version));
+        const { entry, role } = service.resolve(request.params.bot, request.params.version);
+        const body = service.ready(entry, role);
         reply.code(body.ready ? 200 : 503);
         return body;
       }),
@@ -53,6 +56,7 @@ export async function modelRoutes(app: FastifyInstance, opts: { service: ModelSe
           inputs: [{ ...input, data: (input.data as Array<string | [string]>).map((d) => (Array.isArray(d) ? d[0] : d)) }],
           outputs: body.outputs?.map((o) => o.name),
           requestId: request.id,
+          conversation: conversationOf(request.headers[CONVERSATION_HEADER], body.parameters?.[CONVERSATION_PARAMETER]),
         });
         if (result.residency) reply.header(RESIDENCY_HEADER, result.residency);
         const { residency: _, ...response } = result;
@@ -70,6 +74,13 @@ export async function modelRoutes(app: FastifyInstance, opts: { service: ModelSe
       return answer;
     }),
   );
+}
+
+/** The conversation key of a request: its header, else its `conversation_id` parameter (a string or a number). */
+export function conversationOf(header: unknown, parameter: unknown): string | undefined {
+  if (typeof header === 'string' && header !== '') return header;
+  if ((typeof parameter === 'string' && parameter !== '') || typeof parameter === 'number') return String(parameter);
+  return undefined;
 }
 
 /** The handler's answer, or its ProtocolError as `{"error"}` with its status. */

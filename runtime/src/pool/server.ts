@@ -18,7 +18,8 @@ import { ModelService, withoutPaths } from './models';
 import { modelRoutes } from './routes';
 import { PoolEngine } from './engine';
 import { PlannedCatalog, planPool } from './plan';
-import { PoolStatus, STATUS_PATH } from '../status';
+import { PoolStatus, RolloutStatus, STATUS_PATH } from '../status';
+import { Rollout, servingVersion } from './rollout/rollouts';
 import { botCounts, failedBots, failedVersions } from './gauges';
 import { HotSet } from './hot-set';
 import { ModelStore, ModelStoreOptions } from './store';
@@ -212,9 +213,26 @@ function statusOf(engine: PoolEngine, pool: string): PoolStatus {
     bots: botCounts(engine.bots),
     failed: failedBots(engine.bots).slice(0, 50).map((f) => ({ bot: f.bot, error: withoutPaths(f.error) })),
     versionsFailed: failedVersions(engine.bots).slice(0, 50).map((f) => ({ bot: f.bot, head: f.head, error: withoutPaths(f.error), since: f.since, failures: f.failures })),
+    rollouts: [...engine.rollouts.all()].map(rolloutStatus),
     queue: engine.queueDepths(),
     memoryBytes: process.memoryUsage().rss,
     budgetBytes: own?.budget ?? null,
+  };
+}
+
+function rolloutStatus(r: Rollout): RolloutStatus {
+  const { candidate: c } = r;
+  return {
+    bot: r.bot.id,
+    serving: servingVersion(r.bot),
+    candidate: c.version,
+    mode: c.mode,
+    share: c.share,
+    state: r.state,
+    since: r.since,
+    ...(r.error ? { error: withoutPaths(r.error) } : {}),
+    ...(r.rolledBack ? { rolledBack: r.rolledBack } : {}),
+    figures: r.figures,
   };
 }
 

@@ -1,4 +1,26 @@
 /** What `GET /botshard/status` answers: a pool about itself, the router about every pool of its catalog. */
+import { RawFigures, addFigures } from './figures';
+
+/**
+ * A bot's model rollout as one pool replica sees it (each replica judges its own traffic): its candidate,
+ * the rollout's state, and both versions' figures as sums (summed over replicas by `rolloutsOf`).
+ */
+export interface RolloutStatus {
+  bot: string;
+  serving: string;
+  candidate: string;
+  mode: 'shadow' | 'canary';
+  share: number;
+  /** loading, judging, passing, rolled-back, failed, refused or waiting (see pool/rollout/rollouts.ts). */
+  state: string;
+  /** When the state last changed. */
+  since: string;
+  /** Why it failed to load or was refused. */
+  error?: string;
+  /** The guard it breached: its figure, the limit, the serving version's figure, why, and when. */
+  rolledBack?: { guard: string; candidate: number; limit: number; serving?: number; reason: string; at: string };
+  figures: { serving: RawFigures; candidate: RawFigures };
+}
 
 /** One pool's state, as the pool reports it. */
 export interface PoolStatus {
@@ -17,6 +39,8 @@ export interface PoolStatus {
   versionsFailed?: Array<{ bot: string; head: string; error: string; since: string; failures: number }>;
   /** Inference requests waiting or running, per worker thread (the quarantine lane last). */
   queue: number[];
+  /** Bots with a candidate version, as this replica sees them. */
+  rollouts?: RolloutStatus[];
   /** Resident memory of the pool process. */
   memoryBytes: number;
   /** The pool's memory budget from its group, when known. */
@@ -47,4 +71,26 @@ export async function poolStatuses(pools: readonly string[], address: (pool: str
       }
     }),
   );
+}
+
+/**
+ * Every bot's rollout over the replicas that answered: figures summed; the state of the replica that
+ * judged most (a rolled-back one wins: any replica's rollback is the rollout's), with the replicas' count.
+ */
+export function rolloutsOf(pools: PlatformStatus['pools']): Array<RolloutStatus & { pool: string; replicas: number }> {
+  const byBot = new Map<string, RolloutStatus & { pool: string; replicas: number }>();
+  for (const p of pools) {
+    if (!('rollouts' in p) || !p.rollouts) continue;
+    for (const r of p.rollouts) {
+      const seen = byBot.get(r.bot);
+      if (!seen || seen.candidate !== r.candidate) {
+        byBot.set(r.bot, { ...r, pool: p.pool, replicas: 1 });
+        continue;
+      }
+      const figures = { serving: addFigures(seen.figures.serving, r.figures.serving), candidate: addFigures(seen.figures.candidate, r.figures.candidate) };
+      const wins = r.state === 'rolled-back' && seen.state !== 'rolled-back';
+      byBot.set(r.bot, { ...(wins ? { ...r, pool: seen.pool } : seen), figures, replicas: seen.replicas + 1 });
+    }
+  }
+  return [...byBot.values()].sort((a, b) => (a.bot < b.bot ? -1 : 1));
 }

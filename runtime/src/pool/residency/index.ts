@@ -8,3 +8,4 @@ export type { ResidentCost } from './resident-set';
 export { NotLoadedError, OnDemand } from './on-demand';
 export type { ResidencyHost } from './on-demand';
 export { warmTasks } from './warm';
+export { engineResidencyHost } from './host';
