@@ -3,7 +3,7 @@
  * connections and sends its answer on to the caller, small answers in one write, large ones streamed.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProtocolError, holderOf, sendError, sendProblem } from '../oip';
+import { CONVERSATION_HEADER, ProtocolError, holderOf, sendError, sendProblem } from '../oip';
 import type { PoolAddress } from '../routing/addresses';
 import { Forwarder, Transport } from '../routing/forward';
 import { RouterMetrics } from '../routing/metrics';
@@ -13,7 +13,7 @@ import { Upstreams, responseHeaders } from './upstream';
 /** Responses up to this size are read whole and sent in one write; larger ones are streamed. */
 const SMALL_BODY = 64 * 1024;
 /** Request headers passed on to the pool. */
-const FORWARDED_HEADERS = ['content-type', 'accept', 'traceparent', 'tracestate', 'inference-header-content-length'];
+const FORWARDED_HEADERS = ['content-type', 'accept', 'traceparent', 'tracestate', 'inference-header-content-length', CONVERSATION_HEADER];
 
 type Upstream = Awaited<ReturnType<Upstreams['forward']>>;
 

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { CatalogIndex } from '../catalog';
-import { POOL_HEADER, ProtocolError, RESIDENCY_HEADER } from '../oip';
+import { CONVERSATION_HEADER, POOL_HEADER, ProtocolError, RESIDENCY_HEADER } from '../oip';
 import { BINARY_EXTENSION } from '../oip/binary';
 import { MODEL_METHODS, ModelMethod, RAW, deadlineOf, httpStatusOf, metadataValue, methodPath, stringField } from '../oip/grpc';
 import { APP_DEFAULTS } from '../serve/app';
@@ -22,7 +22,7 @@ import { routerParts } from './parts';
 import { TenantKeys } from './tenants';
 
 /** Metadata passed on to the pool (credentials stay at the router). */
-const FORWARDED_METADATA = ['traceparent', 'tracestate'];
+const FORWARDED_METADATA = ['traceparent', 'tracestate', CONVERSATION_HEADER];
 /** Pool metadata passed back to the caller. */
 const RETURNED_METADATA = [POOL_HEADER, RESIDENCY_HEADER, 'retry-after', 'grpc-retry-pushback-ms'];
 
