@@ -81,9 +81,12 @@ describe('guards', () => {
     expect(judge(serving, figures(100, { fallbacks: 10, agreed: 0 }), g, 'canary').verdict).toBe('passing');
   });
 
-  test('maxP99Ratio: within 1.5x of the serving p99 passes, slower rolls back', () => {
+  test('maxP99Ratio: within 1.5x of the serving p99, or within the tolerance above it, passes; slower rolls back', () => {
     expect(judge(serving, figures(100, { fallbacks: 10, ms: 1.4 }), g, 'canary').verdict).toBe('passing');
-    expect(judge(serving, figures(100, { fallbacks: 10, ms: 2 }), g, 'canary')).toMatchObject({ verdict: 'breach', breach: { guard: 'maxP99Ratio', limit: 1.5 } });
+    // 6 ms against 1 ms: 6x, yet only about 5 ms more (bucket bounds: 6.46 against 1.06 passes a tolerance of 5.5, not of 5).
+    expect(judge(serving, figures(100, { fallbacks: 10, ms: 6 }), { ...g, p99ToleranceMs: 5.5 }, 'canary').verdict).toBe('passing');
+    expect(judge(serving, figures(100, { fallbacks: 10, ms: 6 }), g, 'canary')).toMatchObject({ verdict: 'breach', breach: { guard: 'maxP99Ratio', limit: 1.5 } });
+    expect(judge(serving, figures(100, { fallbacks: 10, ms: 2 }), { ...g, p99ToleranceMs: 0 }, 'canary')).toMatchObject({ verdict: 'breach', breach: { guard: 'maxP99Ratio', limit: 1.5 } });
   });
 
   test('the comparisons with the serving version wait until it has as many requests', () => {

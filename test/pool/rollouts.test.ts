@@ -68,7 +68,7 @@ describe('model rollouts on a pool', () => {
     const slow = catalogWith({ head: 'heads/sage-slow.onnx' });
     const encoder = slow.encoders[0];
     const head = demoHead(slow.bots[0], { head: 'heads/sage-slow.onnx', encoder: encoder.id }, new Map([[encoder.id, { encoder, table: encoderTable(encoder, 1) }]]), {});
-    fs.writeFileSync(path.join(models, 'heads/sage-slow.onnx'), buildHeadModel({ weights: head.weights, dimensions: head.dimensions, labels: head.labels, slow: { size: 128, rounds: 10 } }));
+    fs.writeFileSync(path.join(models, 'heads/sage-slow.onnx'), buildHeadModel({ weights: head.weights, dimensions: head.dimensions, labels: head.labels, slow: { size: 256, rounds: 10 } }));
     writeMountedCatalog(folder, v1);
     const logger = { level: 'info', stream: { write: (line: string) => void logs.push(line) } };
     pool = await runPool({ pool: [...placement(v1).values()][0], catalog: folder, modelRoot: models, pollMs: 100, logger });
@@ -157,7 +157,7 @@ describe('model rollouts on a pool', () => {
     const f = { serving: figuresOf(r.figures.serving), candidate: figuresOf(r.figures.candidate) };
     if (guard === 'minAgreementPct') expect(f.candidate.agreementPct!).toBeLessThan(90);
     if (guard === 'maxFallbackRisePp') expect(f.candidate.fallbackRatePct! - f.serving.fallbackRatePct!).toBeGreaterThan(5);
-    if (guard === 'maxP99Ratio') expect(f.candidate.p99Ms! / f.serving.p99Ms!).toBeGreaterThan(1.5);
+    if (guard === 'maxP99Ratio') expect([f.candidate.p99Ms! / f.serving.p99Ms! > 1.5, f.candidate.p99Ms! - f.serving.p99Ms! > 5]).toEqual([true, true]);
     // Unloaded: no traffic, not a version any more, counted, logged, and shown by botshard status.
     expect((await getJson(`${pool.url}/v2/models/${BOT}`)).body.versions).toEqual(['2026-11']);
     const asked = await infer(TEXTS[0], { version: c.bots[0].model.candidate!.version });

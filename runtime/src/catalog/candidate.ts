@@ -52,5 +52,6 @@ function guards(c: Checker, v: unknown, p: string): Guards {
     maxFallbackRisePp: c.number(o.maxFallbackRisePp, `${p}.maxFallbackRisePp`, d.maxFallbackRisePp, { min: 0, max: 100, optional: true }),
     minAgreementPct: c.number(o.minAgreementPct, `${p}.minAgreementPct`, d.minAgreementPct, { min: 0, max: 100, optional: true }),
     maxP99Ratio: c.number(o.maxP99Ratio, `${p}.maxP99Ratio`, d.maxP99Ratio, { min: 1, max: 1000, optional: true }),
+    p99ToleranceMs: c.number(o.p99ToleranceMs, `${p}.p99ToleranceMs`, d.p99ToleranceMs, { min: 0, max: 3_600_000, optional: true }),
   };
 }

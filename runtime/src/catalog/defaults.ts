@@ -85,6 +85,7 @@ export const GUARD_DEFAULTS: Guards = {
   maxFallbackRisePp: 5,
   minAgreementPct: 90,
   maxP99Ratio: 1.5,
+  p99ToleranceMs: 5,
 };
 
 /** A candidate's share of requests when the catalog leaves it out: a shadow sees every request, a canary answers one in ten. */

@@ -191,6 +191,11 @@ export interface GuardsInput {
   readonly minAgreementPct?: number;
   /** Most its p99 run time may be, as a multiple of the serving version's. @default 1.5 */
   readonly maxP99Ratio?: number;
+  /**
+   * A p99 run time at most this many milliseconds above the serving version's never breaches maxP99Ratio:
+   * sub-millisecond runs vary by more than 1.5x with the machine's other work alone. @default 5
+   */
+  readonly p99ToleranceMs?: number;
 }
 
 export interface BotInput {

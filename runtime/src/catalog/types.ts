@@ -80,6 +80,7 @@ export interface Guards {
   maxFallbackRisePp: number;
   minAgreementPct: number;
   maxP99Ratio: number;
+  p99ToleranceMs: number;
 }
 /** A bot's new version on trial: its own head (and encoder), judged against the serving version. */
 export interface Candidate {

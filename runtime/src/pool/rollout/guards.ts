@@ -47,8 +47,8 @@ export function judge(serving: RawFigures, candidate: RawFigures, guards: Guards
   const p99 = { serving: quantileMs(serving, 0.99), candidate: quantileMs(candidate, 0.99) };
   if (p99.serving !== null && p99.candidate !== null && p99.serving > 0) {
     const ratio = p99.candidate / p99.serving;
-    if (ratio > guards.maxP99Ratio) {
-      return breach('maxP99Ratio', ratio, guards.maxP99Ratio, `its p99 run time is ${p99.candidate} ms against ${p99.serving} ms (at most ${guards.maxP99Ratio}x)`, p99.serving);
+    if (ratio > guards.maxP99Ratio && p99.candidate - p99.serving > guards.p99ToleranceMs) {
+      return breach('maxP99Ratio', ratio, guards.maxP99Ratio, `its p99 run time is ${p99.candidate} ms against ${p99.serving} ms (at most ${guards.maxP99Ratio}x, or ${guards.p99ToleranceMs} ms more)`, p99.serving);
     }
   }
   return { verdict: 'passing' };
