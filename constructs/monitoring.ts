@@ -107,6 +107,41 @@ export function alertRules(groups: readonly PoolGroup[], haproxy: boolean): Aler
         runbook_url: runbook('version-failed-to-load'),
       },
     },
+    // Model rollouts: a candidate's state lasts until the catalog changes the candidate (the pool never
+    // retries one), so these fire at once: a `for` would only delay them.
+    {
+      alert: 'BotshardCandidateRolledBack',
+      expr: 'botshard_pool_candidates{state="rolled-back"} > 0',
+      for: '0m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: '{{ $value }} candidate model versions in {{ $labels.pod }} were rolled back by their guards',
+        description: "A bot's candidate version (model.candidate in the catalog) breached one of its guards: this pool replica stopped sending it traffic and unloaded it, and the serving version answers all of the bot's requests. botshard status names the bot, the guard, the candidate's figure against the limit (and the serving version's) and the time. Fix the model, or drop or replace model.candidate in the catalog: the alert lasts until the catalog changes the candidate.",
+        runbook_url: runbook('candidate-rolled-back'),
+      },
+    },
+    {
+      alert: 'BotshardCandidateFailedToLoad',
+      expr: 'botshard_pool_candidates{state="failed"} > 0',
+      for: '0m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: '{{ $value }} candidate model versions in {{ $labels.pod }} failed to load',
+        description: "A bot's candidate version (model.candidate in the catalog) could not be loaded (missing, corrupt, failing its checks or its sha256): it takes no traffic and is not judged, and the serving version is untouched. The pool does not retry it. botshard status and the pool's log (\"candidate failed to load\") name the bot and the error. Fix the file and change the candidate in the catalog (its head, version or sha256), or drop model.candidate.",
+        runbook_url: runbook('candidate-failed-to-load'),
+      },
+    },
+    {
+      alert: 'BotshardCandidateRefused',
+      expr: 'botshard_pool_candidates{state="refused"} > 0',
+      for: '0m',
+      labels: { severity: 'warning' },
+      annotations: {
+        summary: '{{ $value }} candidate model versions in {{ $labels.pod }} were refused: the pool has no room for them',
+        description: "A bot's candidate version (model.candidate in the catalog) does not fit in its pool's memory budget beside the bots placed there, so it was not loaded: the rollout does not run and will never pass, and the serving version is untouched. The pool does not retry it. botshard status names the bot and the bytes it needs against the pool's free memory. Give the pool group more memory (or its pool fewer bots), check the candidate's declared memory, or drop model.candidate.",
+        runbook_url: runbook('candidate-refused'),
+      },
+    },
     {
       alert: 'BotshardCatalogRejected',
       expr: 'increase(botshard_pool_catalog_reloads_total{result="invalid"}[15m]) > 0 or increase(botshard_router_catalog_reloads_total{result="invalid"}[15m]) > 0 or increase(botshard_haproxy_catalog_reloads_total{result="invalid"}[15m]) > 0',
@@ -244,7 +279,8 @@ interface Query {
 
 /**
  * botshard's Grafana dashboard: per pool group, requests, p50/p99 against the group's deadline, shed and
- * error rates; per pool, bots loaded and failed, memory against its budget, and the catalog generation.
+ * error rates; per pool, bots loaded and failed, memory against its budget, and the catalog generation;
+ * model rollouts per bot and version (fallback, error and shadow agreement rates) and candidates by state.
  */
 export function dashboard(groups: readonly PoolGroup[]): object {
   const panels: Panel[] = [];
@@ -283,6 +319,19 @@ export function dashboard(groups: readonly PoolGroup[]): object {
     { expr: `sum by (pod, ${g}) (process_resident_memory_bytes{${g}!=""})`, legendFormat: '{{pod}}' },
     ...groups.map((group) => ({ expr: `vector(${group.memory})`, legendFormat: `${group.name} budget` })),
   ], { unit: 'bytes' });
+  // Model rollouts, summed over the pools' replicas (each judges its own traffic; the guards read the same figures per replica).
+  const byVersion = (metric: string, sel = '') => `sum by (bot, version) (rate(${metric}${sel}[5m]))`;
+  add('Model rollouts', [
+    { expr: `${byVersion('botshard_pool_version_fallback_texts_total')} / ${byVersion('botshard_pool_version_texts_total')}`, legendFormat: '{{bot}} {{version}} fallback' },
+    { expr: `${byVersion('botshard_pool_version_requests_total', '{outcome="error"}')} / ${byVersion('botshard_pool_version_requests_total')}`, legendFormat: '{{bot}} {{version}} errors' },
+    { expr: 'sum by (bot) (rate(botshard_pool_shadow_texts_total{result="agreed"}[5m])) / sum by (bot) (rate(botshard_pool_shadow_texts_total{result=~"agreed|disagreed"}[5m]))', legendFormat: '{{bot}} shadow agreement' },
+  ], {
+    unit: 'percentunit',
+    description: 'Bots with a candidate version, per version (serving, candidate): the fallback rate (texts answered below the bot\'s threshold), the error rate, and for a shadow the agreement (texts where the candidate chose the serving version\'s intent). Summed over pool replicas; botshard status shows them side by side with the guards\' verdict.',
+  });
+  add('Model rollouts: candidates by state', [{ expr: 'sum by (state) (botshard_pool_candidates)', legendFormat: '{{state}}' }], {
+    description: 'Candidate versions per rollout state, summed over pool pods (each replica of a pool holds its own copy of a rollout). rolled-back, failed and refused alert; botshard status names the bots.',
+  });
   add('Catalog generation per pool pod', [{ expr: 'max by (pod, generation) (botshard_pool_catalog_generation)', instant: true, format: 'table' as const }], { type: 'table', w: 24 });
   return {
     title: 'botshard',
