@@ -180,16 +180,22 @@ describe('degraded heads', () => {
     expect(() => demoAnswer(catalog, BOT, 'heads/acme-next.onnx', 'hi')).toThrow(/is not a head of bot acme-support-en/);
   });
 
-  test('writeDemoModels records a degraded head as its own: written, then refreshed when no longer degraded', () => {
+  test('writeDemoModels records a degraded head as degraded: a later run without --degraded (botshard up) leaves it; removed, it comes back good', () => {
     const dir = tempDir('degraded');
     const first = writeDemoModels(catalog, dir, half);
     expect(first.written).toContain(CANDIDATE);
     const record = JSON.parse(fs.readFileSync(path.join(dir, DEMO_RECORD), 'utf8'));
     expect(Buffer.from(fs.readFileSync(path.join(dir, CANDIDATE))).equals(Buffer.from(files.get(CANDIDATE)!))).toBe(true);
-    expect(record[CANDIDATE]).toMatch(/^[0-9a-f]{64}$/);
+    expect(record[CANDIDATE]).toMatch(/^degraded:[0-9a-f]{64}$/);
+    const again = writeDemoModels(catalog, dir, { seed: 7 });
+    expect([again.updated, again.kept, again.unchanged.includes(CANDIDATE)]).toEqual([[], [], true]);
+    expect(Buffer.from(fs.readFileSync(path.join(dir, CANDIDATE))).equals(Buffer.from(files.get(CANDIDATE)!))).toBe(true);
+    // Degraded again with other values: rewritten (it is still botshard's file).
+    expect(writeDemoModels(catalog, dir, { ...half, degraded: { [CANDIDATE]: { shuffle: 1 } } }).updated).toEqual([CANDIDATE]);
+    fs.rmSync(path.join(dir, CANDIDATE));
     const good = writeDemoModels(catalog, dir, { seed: 7 });
-    expect(good.updated).toEqual([CANDIDATE]);
-    expect(good.kept).toEqual([]);
+    expect(good.written).toEqual([CANDIDATE]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, DEMO_RECORD), 'utf8'))[CANDIDATE]).toMatch(/^[0-9a-f]{64}$/);
     expect(bytesEqual(fs.readFileSync(path.join(dir, CANDIDATE)), fs.readFileSync(path.join(dir, SERVING)))).toBe(true);
   });
 });

@@ -77,6 +77,12 @@ describe('rollouts in diffTopologies', () => {
     expect(diffOf(input(16), input(16)).d.rollouts).toEqual([]);
   });
 
+  test('a new version label alone is no reload (the pool relabels the loaded model); beside another change it is listed', () => {
+    expect(diffOf(smallCatalog(), withModel((m) => (m.version = 'v7'))).d.reloads).toEqual([]);
+    const both = diffOf(smallCatalog(), withModel((m) => Object.assign(m, { version: 'v7', head: 'heads/v7.onnx' })));
+    expect(both.d.reloads).toEqual([{ bot: 'acme-support', pool: both.pool, changed: ['model.head', 'model.version'] }]);
+  });
+
   test('stopped: the candidate dropped, the serving model as it was; no reload', () => {
     const { d, pool } = diffOf(withModel((m) => (m.candidate = candidate({ share: 0.25 }))), smallCatalog());
     expect(d.rollouts).toEqual([{ bot: 'acme-support', pool, change: 'stopped', from: { version: '2026-12-06', mode: 'canary', share: 0.25 } }]);

@@ -101,6 +101,20 @@ describe('model rollouts on a pool', () => {
     }
   });
 
+  test('a candidate added, changed or dropped, or a new label on the serving version, never reloads the serving version', async () => {
+    const headKey = () => pool.app.pool.bots.get(BOT)?.headKey;
+    const before = headKey();
+    expect(before).toMatch(/^sage#\d+$/);
+    for (const c of [catalogWith({ share: 0.1 }), catalogWith({ share: 0.2, mode: 'shadow' }), catalogWith(), catalogWith(undefined, { version: 'relabelled' })]) {
+      writeMountedCatalog(folder, c);
+      await until(() => pool.app.pool.catalog?.generation === c.generation, 20_000, `generation ${c.generation}`);
+      expect(headKey()).toBe(before);
+    }
+    expect((await infer(TEXTS[0])).body.model_version).toBe('relabelled');
+    await apply(catalogWith());
+    expect(headKey()).toBe(before);
+  });
+
   test('canary: the declared share of conversations, each always on the same version (header or parameter); only split traffic is counted', async () => {
     await apply(catalogWith({ share: 0.3, guards: { minRequests: 100_000 } }));
     const keys = Array.from({ length: 200 }, (_, i) => `conversation-${i}`);

@@ -16,7 +16,7 @@ import { onnx } from 'onnx-proto';
 import { DataType, encodeModel, floatTensor, int64Tensor, node, valueInfo } from './onnx';
 import { Catalog, Encoder } from '../catalog';
 import { writeAtomic } from '../io/atomic-write';
-import { DemoModelOptions, degradedHeads, demoHead, encoderTable, headVersions } from './demo-heads';
+import { DemoModelOptions, degradationOf, degradedHeads, demoHead, encoderTable, headVersions } from './demo-heads';
 import { buildTransformerEncoderModel } from './transformer';
 
 export { STANDALONE_DIMENSIONS, demoAgreement, demoAnswer, demoAnswerer, embed, embeddingTable, headWeights } from './demo-heads';
@@ -154,6 +154,9 @@ export interface WriteResult {
 /** The demo models written into a model root, by content hash: only these are ever rewritten. */
 export const DEMO_RECORD = '.botshard-demo-models.json';
 
+/** How the record marks a degraded head (`--degraded`): a later run without that flag leaves it degraded. */
+const DEGRADED = 'degraded:';
+
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /**
@@ -179,18 +182,22 @@ export function writeDemoModels(catalog: Catalog, modelRoot: string, opts: DemoM
       existing = undefined;
     }
     const demo = sha256(bytes);
-    if (existing === demo) {
+    const degraded = degradationOf(opts.degraded, relative) !== undefined;
+    const recorded = record[relative]?.replace(DEGRADED, '');
+    // A degraded head stays as it is until --degraded names it again (`botshard up` would write a good one).
+    const keepDegraded = !degraded && record[relative]?.startsWith(DEGRADED) && existing === recorded;
+    if (existing === demo || keepDegraded) {
       result.unchanged.push(relative);
-      record[relative] = demo;
+      if (!keepDegraded) record[relative] = degraded ? `${DEGRADED}${demo}` : demo;
       continue;
     }
-    if (existing !== undefined && existing !== record[relative]) {
+    if (existing !== undefined && existing !== recorded) {
       result.kept.push(relative);
       continue;
     }
     fs.mkdirSync(path.dirname(file), { recursive: true });
     writeAtomic(file, bytes); // a pool reading the file never sees half of it
-    record[relative] = demo;
+    record[relative] = degraded ? `${DEGRADED}${demo}` : demo;
     (existing === undefined ? result.written : result.updated).push(relative);
   }
   if (result.written.length + result.updated.length + result.unchanged.length > 0) {

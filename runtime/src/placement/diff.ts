@@ -123,7 +123,8 @@ const same = (x: unknown, y: unknown) => JSON.stringify(x) === JSON.stringify(y)
 
 /**
  * The fields of a bot's definition that differ (`model.head`, `intents`, ...), and `encoder` when its encoder changed.
- * Never `model.candidate`: a candidate is a rollout, the serving version does not reload for it.
+ * Never `model.candidate`: a candidate is a rollout, the serving version does not reload for it. `model.version`
+ * only beside another change: a new label alone is no reload (the pool relabels the loaded model).
  */
 function changedFields(a: Bot, b: Bot, oldEncoders: ReadonlyMap<string, Encoder>, newEncoders: ReadonlyMap<string, Encoder>): string[] {
   const changed: string[] = [];
@@ -138,7 +139,7 @@ function changedFields(a: Bot, b: Bot, oldEncoders: ReadonlyMap<string, Encoder>
   }
   const encoder = b.model.encoder;
   if (encoder !== undefined && encoder === a.model.encoder && !same(oldEncoders.get(encoder), newEncoders.get(encoder))) changed.push(`encoder ${encoder}`);
-  return changed;
+  return changed.length === 1 && changed[0] === 'model.version' ? [] : changed;
 }
 
 /** How a bot's candidate changed from `a` to `b` (Rollout without bot and pool), or undefined when it did not. */

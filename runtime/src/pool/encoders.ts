@@ -3,7 +3,7 @@
  * bots that use it and unloaded with the last of them.
  */
 import { createHash } from 'node:crypto';
-import type { Encoder } from '../catalog';
+import type { Bot, Encoder } from '../catalog';
 import type { Lanes } from './lanes';
 import { ModelError } from './lane';
 import type { PoolMetrics } from './metrics';
@@ -11,6 +11,16 @@ import type { ModelStore } from './store';
 
 /** A short hash of a definition: a change of it means a reload. */
 export const definitionHash = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+
+/**
+ * The hash of what a bot's serving version loads: the bot and its encoder, without the model's version
+ * label (a new label alone relabels the loaded model) and its candidate (loaded beside it, see rollout/).
+ * A bot without either hashes as it always has.
+ */
+export function servingHash(bot: Bot, encoder: Encoder | undefined): string {
+  const { candidate: _c, version: _v, ...model } = bot.model;
+  return definitionHash({ bot: { ...bot, model }, encoder });
+}
 
 interface EncoderEntry {
   key: string;

@@ -9,7 +9,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Bot, CatalogIndex, Encoder, PoolGroup } from '../catalog';
 import { Topology, fillLimit } from '../placement';
-import { definitionHash } from './encoders';
+import { servingHash } from './encoders';
 import type { HotSet } from './hot-set';
 import type { Answer } from './lane';
 import { Lanes, laneSettings } from './lanes';
@@ -219,7 +219,7 @@ export class PoolEngine {
     const warm: Bot[] = [];
     for (const bot of assigned) {
       const encoder = bot.model.encoder ? this.encoderById.get(bot.model.encoder) : undefined;
-      const hash = definitionHash({ bot, encoder });
+      const hash = servingHash(bot, encoder);
       const current = this.bots.get(bot.id);
       if (current && current.definitionHash === hash && current.state !== 'failed' && !(current.state === 'cold' && !onDemand)) {
         current.bot = bot;
