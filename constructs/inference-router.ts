@@ -92,6 +92,8 @@ export class InferenceRouter extends Construct {
   public readonly name: string;
   /** The pool URL template the router fills with a pool name. */
   public readonly poolUrlTemplate: string;
+  /** Where the router reaches every pool replica (a headless Service over all pool pods), for the status of model rollouts. */
+  public readonly poolReplicasUrl: string;
   /** Where the router reaches each pool's gRPC endpoint (`{pool}.<namespace>.svc.<domain>:8081`). */
   public readonly poolGrpcTemplate: string;
   /** Labels the Deployment selects its pods by. */
@@ -120,6 +122,8 @@ export class InferenceRouter extends Construct {
     if (props.priorityClassName !== undefined) checkName(props.priorityClassName, 'dns-1123-subdomain', `${what}: priorityClassName`, 'use a valid PriorityClass name');
     this.poolUrlTemplate = `http://{pool}.${namespace}.svc.${domain}:${HTTP_PORT}`;
     this.poolGrpcTemplate = `{pool}.${namespace}.svc.${domain}:${GRPC_PORT}`;
+    const replicasService = checkName(`${platform}-pool-replicas`, 'dns-1035-label', `${what}: pool replicas Service name`, 'shorten the platform name');
+    this.poolReplicasUrl = `http://${replicasService}.${namespace}.svc.${domain}:${HTTP_PORT}`;
 
     const dataPlane = props.dataPlane ?? 'haproxy';
     if (dataPlane !== 'haproxy' && dataPlane !== 'node') throw new Error(`${what}: dataPlane must be "haproxy" or "node", got ${JSON.stringify(dataPlane)}`);
@@ -158,6 +162,8 @@ export class InferenceRouter extends Construct {
           // gRPC is served by the router process in both modes (HAProxy carries REST only).
           { name: 'BOTSHARD_GRPC_PORT', value: String(GRPC_PORT) },
           { name: 'BOTSHARD_POOL_GRPC_URL', value: this.poolGrpcTemplate },
+          // Every pool replica (a headless Service): botshard status sums model rollouts over them.
+          { name: 'BOTSHARD_POOL_REPLICAS', value: this.poolReplicasUrl },
           { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
           { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
           ...(auth ? [{ name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT }] : []),
@@ -240,6 +246,15 @@ export class InferenceRouter extends Construct {
         { to: [{ podSelector: { matchLabels: poolPods } }], ports: _servingPorts() },
         _dnsEgress,
       ],
+    });
+    // Headless: its name resolves to every pool pod (each replica judges its own model rollouts; the status asks each).
+    new k8s.KubeService(this, 'pool-replicas', {
+      metadata: { name: replicasService, namespace, labels: objectLabels(platform, 'pool', replicasService) },
+      spec: {
+        clusterIp: 'None',
+        selector: poolPods,
+        ports: [{ name: 'http', port: HTTP_PORT, targetPort: k8s.IntOrString.fromString('http'), protocol: 'TCP', appProtocol: 'http' }],
+      },
     });
   }
 }

@@ -28,10 +28,10 @@ commands:
   pool --pool NAME --catalog PATH [--models DIR] [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--host 0.0.0.0]
                                           run one pool server (env: BOTSHARD_POOL, BOTSHARD_CATALOG, ...; docs/pool.md)
   router --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--pool-grpc-url TEMPLATE | --pool-grpc-urls FILE]
-         [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--tenant-keys DIR]
+         [--pool-replicas URL] [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--tenant-keys DIR]
                                           run the router (env: BOTSHARD_CATALOG, BOTSHARD_POOL_URL, ...; docs/router.md)
   haproxy --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--pool-grpc-url TEMPLATE | --pool-grpc-urls FILE]
-          [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--haproxy-metrics-port 9101] [--tenant-keys DIR]
+          [--pool-replicas URL] [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--haproxy-metrics-port 9101] [--tenant-keys DIR]
                                           the router with HAProxy carrying the requests (docs/router.md, "HAProxy mode")
 
 FILE is a bots.config.ts (default ./bots.config.ts) or a catalog .json; PATH a catalog file or folder.`;
@@ -53,6 +53,7 @@ function run(argv: string[]): string {
     'pool-urls': { type: 'string' },
     'pool-grpc-url': { type: 'string' },
     'pool-grpc-urls': { type: 'string' },
+    'pool-replicas': { type: 'string' },
     'haproxy-metrics-port': { type: 'string' },
     router: { type: 'string' },
     url: { type: 'string' },
@@ -84,11 +85,11 @@ function run(argv: string[]): string {
     case 'up':
       return upCommand({ config: source, port: values.port, grpcPort: values['grpc-port'], models: values.models, tenantKeys: values['tenant-keys'], router: values.router });
     case 'router':
-      return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host, tenantKeys: values['tenant-keys'] });
+      return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], poolReplicas: values['pool-replicas'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     case 'status':
       return statusCommand({ url: values.url, json: values.json });
     case 'haproxy':
-      return haproxyCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], haproxyMetricsPort: values['haproxy-metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
+      return haproxyCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], poolReplicas: values['pool-replicas'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], haproxyMetricsPort: values['haproxy-metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

@@ -123,6 +123,12 @@ describe('InferenceRouter', () => {
     expect(routerEnv).toContainEqual({ name: 'BOTSHARD_POOL_GRPC_URL', value: '{pool}.bots.svc.cluster.local:8081' });
     const routerPolicy = ofKind(objects, 'NetworkPolicy').find((o) => o.metadata.name === router.name)!;
     expect(routerPolicy.spec.egress[0].ports).toEqual([{ port: 8080, protocol: 'TCP' }, { port: 8081, protocol: 'TCP' }]);
+    // Every pool replica, for the status of model rollouts: a headless Service over all pool pods, which the router's egress reaches.
+    expect(routerEnv).toContainEqual({ name: 'BOTSHARD_POOL_REPLICAS', value: 'http://botshard-pool-replicas.bots.svc.cluster.local:8080' });
+    const replicas = ofKind(objects, 'Service').find((o) => o.metadata.name === 'botshard-pool-replicas')!;
+    expect(replicas.spec).toEqual({ clusterIP: 'None', selector: routerPolicy.spec.egress[0].to[0].podSelector.matchLabels, ports: [{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP', appProtocol: 'http' }] });
+    const pool = ofKind(objects, 'Deployment').find((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'pool')!;
+    for (const [k, v] of Object.entries(replicas.spec.selector)) expect(pool.spec.template.metadata.labels[k]).toBe(v);
   });
 
   it('refuses fewer than 2 replicas', () => {

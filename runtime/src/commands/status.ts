@@ -41,7 +41,7 @@ export function formatStatus(s: PlatformStatus): string {
  * by side, summed over the pool replicas that answered; then why a candidate was rolled back, failed or refused.
  */
 export function formatRollouts(s: PlatformStatus): string | undefined {
-  const all = rolloutsOf(s.pools);
+  const all = rolloutsOf(s);
   if (all.length === 0) return undefined;
   const num = (x: number | null, unit = '') => (x === null ? '-' : `${x}${unit}`);
   const rows = all.flatMap((r) =>

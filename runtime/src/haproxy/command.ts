@@ -17,7 +17,7 @@ import { RouterCommandFlags, RouterSettings, grpcAddresses, poolUrlsFile, router
 import { TenantKeys, checkKeysAtStart, keysRequired } from '../routing/tenants';
 import { catalogWatcher } from '../serve/catalog';
 import { Log, RunnableServer, integerSetting, runServer, runServerCommand } from '../serve/process';
-import { STATUS_PATH, poolStatuses } from '../status';
+import { STATUS_PATH, platformStatus, replicasAt } from '../status';
 import { HaproxyApi } from './api';
 import { HaproxyControl } from './control';
 
@@ -139,7 +139,7 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     },
   };
   const running = await runServer(controlPlane(port, control, grpcRouter, s, log, stop), s, Registry.merge([control.metrics.registry, grpcRouter.registry]), fields(catalog, control, haproxyMetricsPort, dir), {
-    [STATUS_PATH]: async () => ({ router: { generation: control.generation, dataPlane: 'haproxy' }, pools: await poolStatuses(control.pools(), address) }),
+    [STATUS_PATH]: () => platformStatus({ router: { generation: control.generation, dataPlane: 'haproxy' }, pools: control.pools(), address, replicas: s.poolReplicas ? replicasAt(s.poolReplicas) : undefined }),
   });
   return { port, metricsPort: running.metricsPort, grpcPort: running.grpcPort!, haproxyMetricsPort };
 }

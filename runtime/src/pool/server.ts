@@ -208,6 +208,7 @@ function statusOf(engine: PoolEngine, pool: string): PoolStatus {
   const own = engine.topology?.pools.find((p) => p.name === pool);
   return {
     pool,
+    replica: os.hostname(),
     ready: engine.ready,
     generation: engine.catalog?.generation ?? null,
     bots: botCounts(engine.bots),

@@ -14,6 +14,7 @@ export async function startRouter(s: RouterSettings): Promise<{ port: number; me
     catalog: s.catalog,
     poolUrl: s.poolUrlsFile ? poolUrlsFile(s.poolUrl) : s.poolUrl,
     poolGrpc: (pool) => grpc(pool),
+    poolReplicas: s.poolReplicas,
     tenantKeys: s.tenantKeys,
     tenantRate: s.tenantRate,
     pollMs: s.pollMs,

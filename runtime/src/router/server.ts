@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Catalog, CatalogIndex, openCatalog } from '../catalog';
 import { createApp } from '../serve/app';
 import { followCatalog } from '../serve/catalog';
-import { PlatformStatus, poolStatuses } from '../status';
+import { PlatformStatus, platformStatus, replicasAt } from '../status';
 import { PoolAddress, poolAddress, poolGrpcAddress } from '../routing/addresses';
 import { routerGrpcMethods } from '../routing/grpc';
 import { RouterMetrics } from '../routing/metrics';
@@ -24,6 +24,8 @@ export interface RouterOptions {
   catalog: string | Catalog;
   /** Where pools answer: a template with `{pool}` and `{namespace}`, or a function (local mode). */
   poolUrl: string | PoolAddress;
+  /** Where every pool replica answers (for the status: rollouts summed over replicas): a URL whose host resolves to them all, or a function. @default - only each pool's Service */
+  poolReplicas?: string | (() => Promise<string[]>);
   /** Where pools answer gRPC: a template `{pool}.{namespace}.svc.cluster.local:8081`, or a function. @default - the host of `poolUrl` (a template) on port 8081; none for a function */
   poolGrpc?: string | PoolAddress;
   /** Folder of tenant API key hashes (a mounted Secret: one file per tenant id), followed for changes. Used when the catalog's `platform.auth` is "tenant-keys"; without keys then, the router is not ready and refuses every request. @default - none */
@@ -81,6 +83,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
   // The router reads only the placement index: it never needs a bot's rules or model.
   const initial = typeof opts.catalog === 'string' ? openCatalog(opts.catalog).index : opts.catalog;
   const address: PoolAddress = typeof opts.poolUrl === 'string' ? poolAddress(opts.poolUrl, initial.platform.namespace) : opts.poolUrl;
+  const replicas = typeof opts.poolReplicas === 'string' ? replicasAt(opts.poolReplicas) : opts.poolReplicas;
   const grpcAddress: PoolAddress = typeof opts.poolGrpc === 'function' ? opts.poolGrpc : poolGrpcAddress(opts.poolGrpc ?? opts.poolUrl, initial.platform.namespace);
   const addresses = new PoolAddresses(address);
   let abortedBeforeDrain = 0;
@@ -128,7 +131,7 @@ export function buildRouter(opts: RouterOptions): FastifyInstance {
     },
     update: (catalog) => parts.update(catalog),
     async status() {
-      return { router: { generation: table.generation, dataPlane: 'node' }, pools: await poolStatuses([...table.pools()], address) };
+      return platformStatus({ router: { generation: table.generation, dataPlane: 'node' }, pools: [...table.pools()], address, replicas });
     },
   };
   app.decorate('router', state);

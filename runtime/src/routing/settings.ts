@@ -12,6 +12,7 @@ export interface RouterCommandFlags extends ServerFlags {
   poolUrls?: string;
   poolGrpcUrl?: string;
   poolGrpcUrls?: string;
+  poolReplicas?: string;
   tenantKeys?: string;
 }
 
@@ -22,6 +23,8 @@ export interface RouterSettings extends ServerSettings {
   /** Where pools answer gRPC: a template with {pool} (`host:port`), or a JSON file mapping pool names to `host:port`; unset: the pool URL template's host on port 8081. */
   poolGrpc?: string;
   poolGrpcFile: boolean;
+  /** A URL whose host resolves to every pool replica (the pools' headless Service): `botshard status` sums rollouts over them. */
+  poolReplicas?: string;
   tenantKeys?: string;
   tenantRate?: number;
 }
@@ -41,10 +44,26 @@ export function routerSettings(flags: RouterCommandFlags, env: NodeJS.ProcessEnv
     poolUrlsFile: map !== undefined,
     poolGrpc: grpcMap ?? (grpcTemplate || undefined),
     poolGrpcFile: grpcMap !== undefined,
+    poolReplicas: replicasUrl(flags.poolReplicas ?? env.BOTSHARD_POOL_REPLICAS),
     // Whether keys are required is the catalog's `platform.auth`, never whether this folder happens to exist.
     tenantKeys: keys || undefined,
     tenantRate: integerSetting('BOTSHARD_TENANT_RATE', env.BOTSHARD_TENANT_RATE, 1, 10_000_000),
   };
+}
+
+/** The pool replicas URL, checked: http(s)://host:port. */
+function replicasUrl(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(v);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.pathname.replace(/\/+$/, '') !== '') {
+    throw new SettingsError(`--pool-replicas / BOTSHARD_POOL_REPLICAS ${JSON.stringify(v)} is not a URL of the pools' replicas: write e.g. http://botshard-pool-replicas.botshard.svc.cluster.local:8080 (a headless Service over every pool pod)`);
+  }
+  return v.replace(/\/+$/, '');
 }
 
 /** Pool addresses from a JSON file `{ "<pool>": "http://127.0.0.1:port" }` (gRPC: `"127.0.0.1:port"`), re-read when the file changes

@@ -1,4 +1,5 @@
 /** What `GET /botshard/status` answers: a pool about itself, the router about every pool of its catalog. */
+import { promises as dns } from 'node:dns';
 import { RawFigures, addFigures } from './figures';
 
 /**
@@ -25,6 +26,8 @@ export interface RolloutStatus {
 /** One pool's state, as the pool reports it. */
 export interface PoolStatus {
   pool: string;
+  /** The replica that answered (its host name: the pod's name in Kubernetes). */
+  replica?: string;
   ready: boolean;
   /** Catalog generation the pool serves. */
   generation: string | null;
@@ -51,9 +54,49 @@ export interface PoolStatus {
 export interface PlatformStatus {
   router: { generation: string; dataPlane: 'node' | 'haproxy' };
   pools: Array<PoolStatus | { pool: string; unreachable: string }>;
+  /**
+   * Every pool replica's own status, when the router knows where they answer (`--pool-replicas`: in
+   * Kubernetes the pools' headless Service): what rollouts are summed over, each replica judging its own traffic.
+   */
+  replicas?: PoolStatus[];
 }
 
 export const STATUS_PATH = '/botshard/status';
+
+/**
+ * Where every pool replica answers: the addresses a URL's host resolves to (a headless Service's pod IPs),
+ * each on the URL's port; a replica's status names its pool.
+ */
+export function replicasAt(url: string): () => Promise<string[]> {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return async () => {
+    const found = await dns.lookup(host, { all: true });
+    return found.map((a) => `${u.protocol}//${a.family === 6 ? `[${a.address}]` : a.address}${u.port ? `:${u.port}` : ''}`);
+  };
+}
+
+/** Asks each replica for its status, all at once (at most `timeoutMs` each); a replica that does not answer is left out. */
+export async function replicaStatuses(replicas: () => Promise<string[]>, timeoutMs = 2000): Promise<PoolStatus[]> {
+  const urls = await replicas().catch(() => [] as string[]);
+  const answers = await Promise.all(
+    urls.map(async (url) => {
+      try {
+        const res = await fetch(`${url}${STATUS_PATH}`, { signal: AbortSignal.timeout(timeoutMs) });
+        return res.status === 200 ? ((await res.json()) as PoolStatus) : undefined;
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  return answers.filter((a): a is PoolStatus => a !== undefined).sort((a, b) => (a.pool === b.pool ? ((a.replica ?? '') < (b.replica ?? '') ? -1 : 1) : a.pool < b.pool ? -1 : 1));
+}
+
+/** The router's status: its own, each pool's (through its Service), and each replica's when it knows where they answer. */
+export async function platformStatus(o: { router: PlatformStatus['router']; pools: readonly string[]; address: (pool: string) => string | undefined; replicas?: () => Promise<string[]> }): Promise<PlatformStatus> {
+  const [pools, replicas] = await Promise.all([poolStatuses(o.pools, o.address), o.replicas ? replicaStatuses(o.replicas) : undefined]);
+  return { router: o.router, pools, ...(replicas ? { replicas } : {}) };
+}
 
 /** Asks every pool for its status, all at once, each answer awaited at most `timeoutMs`. */
 export async function poolStatuses(pools: readonly string[], address: (pool: string) => string | undefined, timeoutMs = 2000): Promise<PlatformStatus['pools']> {
@@ -77,9 +120,9 @@ export async function poolStatuses(pools: readonly string[], address: (pool: str
  * Every bot's rollout over the replicas that answered: figures summed; the state of the replica that
  * judged most (a rolled-back one wins: any replica's rollback is the rollout's), with the replicas' count.
  */
-export function rolloutsOf(pools: PlatformStatus['pools']): Array<RolloutStatus & { pool: string; replicas: number }> {
+export function rolloutsOf(status: PlatformStatus): Array<RolloutStatus & { pool: string; replicas: number }> {
   const byBot = new Map<string, RolloutStatus & { pool: string; replicas: number }>();
-  for (const p of pools) {
+  for (const p of status.replicas ?? status.pools) {
     if (!('rollouts' in p) || !p.rollouts) continue;
     for (const r of p.rollouts) {
       const seen = byBot.get(r.bot);
