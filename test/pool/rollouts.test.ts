@@ -69,6 +69,8 @@ describe('model rollouts on a pool', () => {
     const encoder = slow.encoders[0];
     const head = demoHead(slow.bots[0], { head: 'heads/sage-slow.onnx', encoder: encoder.id }, new Map([[encoder.id, { encoder, table: encoderTable(encoder, 1) }]]), {});
     fs.writeFileSync(path.join(models, 'heads/sage-slow.onnx'), buildHeadModel({ weights: head.weights, dimensions: head.dimensions, labels: head.labels, slow: { size: 256, rounds: 10 } }));
+    // One that loads and fails on every text at run time: it breaches the error guard.
+    fs.writeFileSync(path.join(models, 'heads/sage-failing.onnx'), buildHeadModel({ weights: head.weights, dimensions: head.dimensions, labels: head.labels, failing: true }));
     writeMountedCatalog(folder, v1);
     const logger = { level: 'info', stream: { write: (line: string) => void logs.push(line) } };
     pool = await runPool({ pool: [...placement(v1).values()][0], catalog: folder, modelRoot: models, pollMs: 100, logger });
@@ -160,17 +162,21 @@ describe('model rollouts on a pool', () => {
   test.each([
     ['minAgreementPct', { mode: 'shadow', head: 'heads/sage-shuffled.onnx' }],
     ['maxFallbackRisePp', { mode: 'canary', share: 0.5, head: 'heads/sage-unsure.onnx' }],
+    ['maxErrorRate', { mode: 'canary', share: 0.5, head: 'heads/sage-failing.onnx' }],
     ['maxP99Ratio', { mode: 'canary', share: 0.5, head: 'heads/sage-slow.onnx' }],
   ] as const)('the %s guard rolls a bad candidate back once it has its minimum of requests, and unloads it', async (guard, candidate) => {
     const c = catalogWith({ ...candidate, version: `bad-${guard.toLowerCase()}`, guards: { minRequests: 30 } });
     await apply(c);
     await trafficUntil(async () => (await rollout()).state === 'rolled-back', 3000, { conversation: (i) => `c${i}` });
     const r = await rollout();
-    expect(r.rolledBack).toMatchObject({ guard, limit: c.bots[0].model.candidate!.guards[guard] });
+    // (Limits as the status shows them: the error rate in percent.)
+    const limit = c.bots[0].model.candidate!.guards[guard] * (guard === 'maxErrorRate' ? 100 : 1);
+    expect(r.rolledBack).toMatchObject({ guard, limit });
     expect(r.figures.candidate.requests).toBeGreaterThanOrEqual(30);
     const f = { serving: figuresOf(r.figures.serving), candidate: figuresOf(r.figures.candidate) };
     if (guard === 'minAgreementPct') expect(f.candidate.agreementPct!).toBeLessThan(90);
     if (guard === 'maxFallbackRisePp') expect(f.candidate.fallbackRatePct! - f.serving.fallbackRatePct!).toBeGreaterThan(5);
+    if (guard === 'maxErrorRate') expect([f.candidate.errors, f.candidate.errorRatePct! > 2]).toEqual([f.candidate.requests, true]);
     if (guard === 'maxP99Ratio') expect([f.candidate.p99Ms! / f.serving.p99Ms! > 1.5, f.candidate.p99Ms! - f.serving.p99Ms! > 5]).toEqual([true, true]);
     // Unloaded: no traffic, not a version any more, counted, logged, and shown by botshard status.
     expect((await getJson(`${pool.url}/v2/models/${BOT}`)).body.versions).toEqual(['2026-11']);

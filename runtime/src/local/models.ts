@@ -56,6 +56,12 @@ export interface HeadModelOptions {
    * @default - none
    */
   slow?: { size: number; rounds: number };
+  /**
+   * A head that loads and passes its checks but fails at run time on any text: it reads an index far out
+   * of range from its logits (Gather on 2 values). For tests of the error guard of model rollouts.
+   * @default false
+   */
+  failing?: boolean;
 }
 
 /** A head ONNX model: MatMul + Add + Softmax, optionally with its own embedding bag. */
@@ -90,6 +96,18 @@ export function buildHeadModel(opts: HeadModelOptions): Uint8Array {
       node('Add', ['logits', 'slow_nothing'], ['logits_slow']),
     );
     logits = 'logits_slow';
+  }
+  if (opts.failing) {
+    initializer.push(floatTensor('fail_scale', [], new Float32Array([1e6])), floatTensor('fail_data', [2], new Float32Array(2)), floatTensor('fail_zero', [], new Float32Array([0])));
+    nodes.push(
+      node('ReduceL1', [logits], ['fail_sum'], [{ name: 'keepdims', i: 0 }]),
+      node('Mul', ['fail_sum', 'fail_scale'], ['fail_big']),
+      node('Cast', ['fail_big'], ['fail_index'], [{ name: 'to', i: DataType.INT64 }]),
+      node('Gather', ['fail_data', 'fail_index'], ['fail_value'], [{ name: 'axis', i: 0 }]),
+      node('Mul', ['fail_value', 'fail_zero'], ['fail_nothing']),
+      node('Add', [logits, 'fail_nothing'], ['logits_failing']),
+    );
+    logits = 'logits_failing';
   }
   nodes.push(node('Softmax', [logits], ['probabilities'], [{ name: 'axis', i: -1 }]));
   return encodeModel('head', {
