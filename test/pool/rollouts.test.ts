@@ -226,3 +226,42 @@ describe('model rollouts on a pool', () => {
     expect((await infer(TEXTS[0], { version: '2026-11' })).status).toBe(404);
   });
 });
+
+describe('a rollout in an overcommitted pool', () => {
+  const folder = tempDir('catalog');
+  const models = tempDir('models');
+  let pool: RunningPool;
+  // Two bots of 400Mi where the pool keeps 768Mi resident (1Gi at the fill factor, 100Mi overhead): one resident at a time.
+  const big = (id: string, candidate?: Partial<CandidateInput>): BotInput => {
+    const bot = supportBot(id);
+    return { ...bot, model: { ...bot.model, memory: '400Mi', ...(candidate ? { candidate: { version: 'next', head: `heads/${id}-next.onnx`, memory: '2Mi', encoder: 'encoder-en', mode: 'canary', share: 0, ...candidate } as CandidateInput } : {}) } };
+  };
+  const input = catalogInput([big(BOT, {}), big('thyme')]);
+  const catalog = parseCatalog({ ...input, groups: [{ ...input.groups[0], overcommit: 3 }] });
+  const rollout = async () => (await getJson(`${pool.url}/botshard/status`)).body.rollouts.find((r: any) => r.bot === BOT);
+  const ask = (bot: string) => postJson(`${pool.url}/v2/models/${bot}/infer`, { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [TEXTS[0]] }] });
+
+  beforeAll(async () => {
+    writeDemoModels(catalog, models);
+    writeMountedCatalog(folder, catalog);
+    pool = await runPool({ pool: [...placement(catalog).values()][0], catalog: folder, modelRoot: models, pollMs: 100 });
+  });
+  afterAll(() => pool?.close());
+
+  test('the candidate waits while its bot is cold, loads with it, and goes with it when the bot is evicted', async () => {
+    expect(pool.app.pool.bots.get(BOT)?.state).toBe('cold');
+    expect((await rollout()).state).toBe('waiting');
+    expect((await ask(BOT)).status).toBe(200);
+    await until(async () => (await rollout()).state === 'judging', 20_000, 'the candidate to load with its bot');
+    expect((await getJson(`${pool.url}/v2/models/${BOT}`)).body.versions).toEqual(['1', 'next']);
+    // thyme's first request evicts sage (and its candidate) to make room.
+    expect((await ask('thyme')).status).toBe(200);
+    expect(pool.app.pool.bots.get(BOT)?.state).toBe('cold');
+    expect((await rollout()).state).toBe('waiting');
+    expect((await getJson(`${pool.url}/v2/models/${BOT}`)).body.versions).toEqual(['1']);
+    expect((await ask(BOT)).status).toBe(200);
+    await until(async () => (await rollout()).state === 'judging', 20_000, 'the candidate to load again');
+    expect((await ask(BOT)).body.model_version).toBe('1');
+    expect((await postJson(`${pool.url}/v2/models/${BOT}/versions/next/infer`, { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1], data: [TEXTS[0]] }] })).body.model_version).toBe('next');
+  });
+});
