@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { RESULTS, ROOT } from './processes';
 
-const ALL = ['placement', 'synth', 'pool', 'router', 'approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale'];
+const ALL = ['placement', 'synth', 'pool', 'router', 'approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'rollout'];
 const only = process.env.BENCH_ONLY?.split(',').filter(Boolean);
 const TS_NODE = require.resolve('ts-node/dist/bin.js', { paths: [ROOT] });
 

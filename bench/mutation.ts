@@ -16,7 +16,7 @@
  * count as survivors in `score` (and in the headline); `scoreWithoutEquivalent` leaves them out of the
  * denominator.
  *
- * Arguments: module names (Placement, Catalog, Hash, Routing, Pool, Haproxy; any case) run only those and
+ * Arguments: module names (Placement, Catalog, Hash, Routing, Pool, Haproxy, Rollout; any case) run only those and
  * merge them into the existing results; `--incremental` reuses Stryker's previous results for code and
  * tests that did not change (reports/mutation/<module>.incremental.json), for iterating on tests;
  * `--summarize` runs nothing and summarises Stryker's last reports again (after editing the equivalents).
@@ -83,6 +83,11 @@ export const MODULES: Record<string, Module> = {
   Haproxy: {
     mutate: ['runtime/src/haproxy/config.ts'],
     tests: ['test/haproxy/config.test.ts'],
+  },
+  Rollout: {
+    // The rules of model rollouts: the guards, the canary split, the figures, and the catalog's candidate.
+    mutate: ['runtime/src/pool/rollout/guards.ts', 'runtime/src/pool/rollout/split.ts', 'runtime/src/status/figures.ts', 'runtime/src/catalog/candidate.ts'],
+    tests: ['test/pool/rollout-rules.test.ts', 'test/catalog/rollout.test.ts'],
   },
 };
 

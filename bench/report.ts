@@ -22,6 +22,15 @@ const readMd = (name: string): string | undefined => {
   }
 };
 
+/** A results file the figures do not read (bench/figures.ts RESULT_NAMES), for the list of benchmarks run. */
+const readJson = (name: string): any => {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(RESULTS, `${name}.json`), 'utf8'));
+  } catch {
+    return undefined;
+  }
+};
+
 function git(args: string[]): string {
   try {
     return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -222,9 +231,9 @@ function main(): void {
     charts.push('![healthy-bot p99 with and without a misbehaving neighbour](isolation-p99.svg)');
   }
 
-  const sources = ['approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth'] as const;
+  const sources = ['approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth', 'rollout'] as const;
   const ran = sources.map((s) => {
-    const j = results[s];
+    const j = s === 'rollout' ? readJson(s) : results[s];
     return `| ${s} | ${j ? 'yes' : '**not run**'} | ${j ? String(j.date ?? '').slice(0, 19).replace('T', ' ') || '-' : '-'} | ${j?.seconds ?? results.run?.durations?.[s] ?? '-'} |`;
   });
   const section = (name: string) => {

@@ -136,9 +136,14 @@ describe('model rollouts on a pool', () => {
     expect(share).toBeGreaterThan(0.2);
     expect(share).toBeLessThan(0.4);
     expect(await versions('parameter')).toEqual(first);
+    // /v1/bots/{bot}/predict takes the header too (its answer does not name the version: the counts tell).
+    const before = (await rollout()).figures.candidate.requests;
+    for (const key of keys.slice(0, 50)) expect((await postJson(`${pool.url}/v1/bots/${BOT}/predict`, { text: TEXTS[0] }, { 'x-conversation-id': key })).status).toBe(200);
+    const taken = keys.slice(0, 50).filter((k) => takesCandidate(BOT, k, 0.3)).length;
+    expect((await rollout()).figures.candidate.requests - before).toBe(taken);
     const { figures } = await rollout();
-    expect(figures.candidate.requests).toBe(2 * first.filter((v) => v === '2026-12').length);
-    expect(figures.serving.requests).toBe(2 * first.filter((v) => v === '2026-11').length);
+    expect(figures.candidate.requests).toBe(2 * first.filter((v) => v === '2026-12').length + taken);
+    expect(figures.serving.requests).toBe(2 * first.filter((v) => v === '2026-11').length + 50 - taken);
   });
 
   test('shadow: every answer comes from the serving version; the copies are compared (a shuffled candidate disagrees)', async () => {

@@ -125,9 +125,12 @@ export class Lanes {
     return this.homes[index];
   }
 
-  /** Whether a home lane has nothing waiting or in flight: a shadow run may use it without delaying anyone. */
-  idle(lane: number): boolean {
-    return !this.closed && this.homes[lane]?.size === 0;
+  /**
+   * Whether every lane (the quarantine lane too) has nothing waiting or in flight: a shadow run may take a
+   * worker without delaying a request, or taking a CPU from one.
+   */
+  idle(): boolean {
+    return !this.closed && this.all().every((lane) => lane.size === 0);
   }
 
   /** Requests waiting or running, per lane (the quarantine lane last, when it exists). */

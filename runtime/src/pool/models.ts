@@ -166,9 +166,9 @@ export class ModelService {
   }
 
   /** `/v1/bots/{bot}/predict`: one text, its intent, confidence and entities. */
-  async predict(bot: string, text: string, requestId: string) {
+  async predict(bot: string, text: string, requestId: string, conversation?: string) {
     const entry = this.bot(bot);
-    const { answer, residency } = await this.run(entry, [text], { requestId, key: requestId, entities: true });
+    const { answer, residency } = await this.run(entry, [text], { requestId, key: conversation ?? requestId, entities: true });
     const { intent, confidence } = answer.rows[0];
     return { answer: { bot: entry.bot.id, intent, confidence, entities: answer.entities?.[0] ?? [], pool: this.o.pool }, residency };
   }

@@ -69,7 +69,7 @@ export async function modelRoutes(app: FastifyInstance, opts: { service: ModelSe
   }
   app.post('/v1/bots/:bot/predict', { schema: { params: ModelParams, body: predictRequest(maxTextLength), response: withErrors(PredictResponse) } }, async (request: PredictRequest, reply) =>
     answer(reply, async () => {
-      const { answer, residency } = await service.predict(request.params.bot, request.body.text, request.id);
+      const { answer, residency } = await service.predict(request.params.bot, request.body.text, request.id, conversationOf(request.headers[CONVERSATION_HEADER], undefined));
       if (residency) reply.header(RESIDENCY_HEADER, residency);
       return answer;
     }),

@@ -43,8 +43,6 @@ export interface Rollout {
   /** The candidate's models while loaded. */
   loaded?: BotEntry;
   figures: Record<Role, RawFigures>;
-  /** A shadow copy is running (one at a time per bot). */
-  shadowRunning?: boolean;
 }
 
 /** What rollouts need of the pool's engine. */
@@ -79,6 +77,8 @@ export const servingVersion = (bot: Bot) => bot.model.version ?? DEFAULT_VERSION
 
 export class Rollouts {
   private readonly byBot = new Map<string, Rollout>();
+  /** Shadow copies running: one at a time in the pool, so that copies never take more than one worker. */
+  private shadowsRunning = 0;
 
   constructor(private readonly o: RolloutsOptions) {}
 
@@ -217,13 +217,13 @@ export class Rollouts {
   }
 
   /**
-   * After a request was answered: a shadow runs a copy of it (its share of requests) if its worker has
-   * nothing waiting or running, and compares the answers; otherwise the copy is dropped and counted.
+   * After a request was answered: a shadow runs a copy of it (its share of requests) when no worker of the
+   * pool has anything waiting or running and no other copy runs; otherwise the copy is dropped and counted.
    */
   shadow(r: Rollout, texts: string[], serving: Answer, key: string): void {
     if (r.candidate.mode !== 'shadow' || !takesCandidate(r.bot.id, key, r.candidate.share) || !this.active(r.bot.id)) return;
-    if (r.shadowRunning || !this.o.lanes.idle(r.loaded!.lane)) return this.dropShadow(r);
-    r.shadowRunning = true;
+    if (this.shadowsRunning > 0 || !this.o.lanes.idle()) return this.dropShadow(r);
+    this.shadowsRunning++;
     this.runCandidate(r, texts, Date.now() + this.o.host.timeoutMs(), {}, `${r.bot.id}@shadow`).then(
       (answer) => {
         countAgreement(r.figures.candidate, serving.rows, answer.rows);
@@ -237,7 +237,7 @@ export class Rollouts {
         else if (this.byBot.get(r.bot.id) === r) this.failed(r, 'candidate');
       },
     ).finally(() => {
-      r.shadowRunning = false;
+      this.shadowsRunning--;
     });
   }
 
