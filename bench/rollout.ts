@@ -24,7 +24,7 @@
  *    split is measured), 5,000 distinct `x-conversation-id`s: the observed share of answers from the
  *    candidate, and whether 500 of those conversations, asked again, stay on their side;
  * 7. shadow agreement: the degraded head as a shadow (share 1, guards that never roll it back), texts sent
- *    one after the other (so no copy is dropped): the pool's agreement against demoAgreement (the same
+ *    one after the other, each copy run before the next (a dropped copy's text is sent again): the pool's agreement against demoAgreement (the same
  *    heads computed offline in JS) on the same texts.
  *
  * Headline: rolloutSwapFailedRequests, rolloutBadVersionFailedRequests, shadowServingP99OverNoShadow,
@@ -599,11 +599,27 @@ async function shadowAgreement(url: string, folder: string, texts: string[], opt
   const client = new HttpPool(url, { connections: 1, pipelining: 1 });
   const t = new Tally();
   const servingIntents: string[] = [];
-  // One after the other: each copy runs on an idle worker before the next request arrives.
+  // One after the other, each request's copy run before the next is sent: a copy the pool dropped (its
+  // shadow time budget spent) is sent again after a pause, so the pool compares exactly these texts.
+  let seen = { runs: 0, dropped: 0 };
   for (const text of texts) {
-    const r = await infer(client, MAIN, text);
-    t.add(r);
-    servingIntents.push(r.intent ?? '');
+    for (;;) {
+      if (t.sent > 20 * texts.length) throw new Error(`the pool dropped the shadow copies of ${t.sent} requests for ${texts.length} texts: its shadow budget does not refill`);
+      const r = await infer(client, MAIN, text);
+      t.add(r);
+      let c = rolloutOf(await status(url))!.figures.candidate;
+      for (const end = Date.now() + 10_000; c.requests + c.dropped <= seen.runs + seen.dropped && Date.now() < end; ) {
+        await sleep(1);
+        c = rolloutOf(await status(url))!.figures.candidate;
+      }
+      const dropped = c.dropped > seen.dropped;
+      seen = { runs: c.requests, dropped: c.dropped };
+      if (!dropped) {
+        servingIntents.push(r.intent ?? '');
+        break;
+      }
+      await sleep(20);
+    }
   }
   await client.close();
   // Every answered request's copy is run (or dropped, and counted): wait for the last ones (a copy's deadline is the pool's timeout).
@@ -714,7 +730,7 @@ async function main(): Promise<void> {
         command: 'npm run bench:rollout',
         pool: { name: poolName, process: 'botshard pool on 127.0.0.1', workers: CORES, env: { BOTSHARD_POLL_MS: '100', BOTSHARD_TIMEOUT_MS: '30000', BOTSHARD_CONCURRENCY: '256' }, catalog: 'a mounted-style catalog folder (writeCatalogFolder) the pool polls' },
         bots: { [MAIN]: 'the bot whose versions change', [MATE]: 'a pool-mate that never changes (steady load during swap and bad version)', intents: INTENTS.length, threshold: THRESHOLD, encoder: 'shared bag encoder, 4,096 buckets x 64' },
-        requests: 'POST /v2/models/{bot}/infer, one text each, from a corpus of intent examples with 0-3 filler words (seeded)',
+        requests: 'POST /v2/models/{bot}/infer, one text each, from a corpus of intent examples with 0-3 filler words (deterministic)',
         corpus: CORPUS,
         capacity: { connections: CAPACITY_CONNECTIONS, seconds: CAPACITY_S, loop: 'closed' },
         steadyLoad: { connections: STEADY, loop: 'closed' },
