@@ -31,7 +31,7 @@ import { Pool as HttpPool } from 'undici';
 import { Catalog, Pool as PoolPlan, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import { fleetCatalog } from './fleet';
-import { CORES, Child, MiB, SMOKE, cpuMsOf, log, machine, percentile, round, rssOf, sleep, startPool, stopAll, tempDir, writeResult } from './processes';
+import { Child, CORES, cpuMsOf, log, machine, MiB, percentile, rng, round, rssOf, sleep, SMOKE, startPool, stopAll, tempDir, writeResult } from './processes';
 
 const BOTS = SMOKE ? 400 : Number(process.env.BENCH_BOTS ?? 10000);
 const OVERCOMMIT = 3;
@@ -49,16 +49,6 @@ const AT_ONCE = Number(process.env.BENCH_POOLS_AT_ONCE ?? 2);
 
 type Setting = 'allLoaded' | 'overcommit';
 
-/** A seeded xorshift32 in [0, 1). */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 /** Each bot's Zipf weight: 1 / rank^s, ranks a seeded shuffle of the bots. */
 function zipfWeights(ids: string[], seed: number): Map<string, number> {

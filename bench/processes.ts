@@ -21,6 +21,17 @@ export const RESULTS = process.env.BENCH_RESULTS_DIR ? path.resolve(process.env.
 export const SMOKE = process.env.BENCH_SMOKE === '1';
 export const CORES = os.availableParallelism();
 
+/** A seeded xorshift32 in [0, 1). */
+export function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 

@@ -39,7 +39,7 @@ import { Catalog, parseCatalog, plan, writeCatalogFolder } from '@botshard/runti
 import type { BotInput, CandidateInput, CatalogInput } from '@botshard/runtime/catalog';
 import { DemoModelOptions, demoAgreement, demoAnswerer, writeDemoModels } from '@botshard/runtime/local/models';
 import { Figures, RawFigures, figuresOf } from '@botshard/runtime/status/figures';
-import { CORES, Child, SMOKE, log, machine, percentile, round, sleep, spread, startPool, stopAll, tempDir, writeResult } from './processes';
+import { Child, CORES, log, machine, percentile, rng, round, sleep, SMOKE, spread, startPool, stopAll, tempDir, writeResult } from './processes';
 
 // ---------------------------------------------------------------- settings
 
@@ -78,7 +78,8 @@ const TARGETS = {
 
 // ---------------------------------------------------------------- catalog, models, texts
 
-const INTENTS = [
+/** Ten intents with three examples each: the demo bots of these benchmarks and of test/local/degraded-head.test.ts. */
+export const INTENTS = [
   { name: 'password_reset', examples: ['I forgot my password', 'reset my password please', 'cannot log in to my account'] },
   { name: 'billing', examples: ['why was I charged twice', 'question about my invoice', 'my bill is wrong'] },
   { name: 'cancel_subscription', examples: ['cancel my subscription', 'I want to stop my plan', 'end my membership'] },
@@ -128,16 +129,6 @@ function catalogOf(head: string, version: string, candidate?: CandidateInput): C
 
 const candidateOf = (version: string, head: string, mode: 'shadow' | 'canary', share: number, guards: CandidateInput['guards']): CandidateInput => ({ version, head, memory: '2Mi', encoder: 'encoder-en', mode, share, guards });
 
-/** A seeded xorshift32 in [0, 1). */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 /** The traffic: an intent's example with 0-3 filler words inserted (some fall below the threshold). */
 function corpus(n: number, seed: number): string[] {

@@ -12,20 +12,9 @@ import { modelsCommand, parseDegraded } from '@botshard/runtime/local/command';
 import { intentSources, seededRandom } from '@botshard/runtime/local/demo-heads';
 import { DEMO_RECORD, DemoModelOptions, demoAgreement, demoAnswer, demoAnswerer, demoModels, writeDemoModels } from '@botshard/runtime/local/models';
 import { BotProcessor, Prediction, processingOf } from '@botshard/runtime/pool/processors';
+import { INTENTS } from '../../bench/rollout';
 import { runOnnx, tempDir } from '../pool/support';
 
-const INTENTS = [
-  { name: 'password_reset', examples: ['I forgot my password', 'reset my password please', 'cannot log in to my account'] },
-  { name: 'billing', examples: ['why was I charged twice', 'question about my invoice', 'my bill is wrong'] },
-  { name: 'cancel_subscription', examples: ['cancel my subscription', 'I want to stop my plan', 'end my membership'] },
-  { name: 'greeting', examples: ['hello there', 'hi good morning', 'hey'] },
-  { name: 'balance', examples: ['what is my balance', 'how much money do I have', 'show my account balance'] },
-  { name: 'transfer', examples: ['send money to my sister', 'transfer 50 euros to savings', 'make a bank transfer'] },
-  { name: 'card_lost', examples: ['I lost my card', 'my credit card was stolen', 'block my card'] },
-  { name: 'book_flight', examples: ['book a flight to paris', 'I need a plane ticket', 'find flights to berlin tomorrow'] },
-  { name: 'cancel_booking', examples: ['cancel my booking', 'I cannot travel please cancel', 'refund my trip'] },
-  { name: 'baggage', examples: ['how many bags can I take', 'my luggage is lost', 'baggage allowance'] },
-];
 const EXAMPLES = INTENTS.flatMap((i) => i.examples);
 const BOT = 'acme-support-en';
 const SERVING = 'heads/acme-support-en.onnx';
