@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
-import { Auth, NODE_OPTIONS, RouterKind } from '@botshard/runtime';
+import { Auth, CONTROL_LIVE_PATH, CONTROL_READY_PATH, NODE_OPTIONS, RouterKind } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
 import { RunAsProps, _runAs, containerSecurityContext } from './security';
@@ -188,9 +188,12 @@ export class InferenceRouter extends Construct {
         ...(haproxy
           ? {
               ports: [_ports[1], _ports[2]],
+              // Live: its loop ends a pass every few seconds (one stuck on HAProxy's socket is restarted). Ready: HAProxy
+              // routes the current catalog (while it cannot update HAProxy the pod leaves the Service; HAProxy keeps its maps).
               probes: {
-                startupProbe: { httpGet: { path: '/metrics', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 60 },
-                livenessProbe: { httpGet: { path: '/metrics', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+                startupProbe: { httpGet: { path: CONTROL_LIVE_PATH, port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 60 },
+                readinessProbe: { httpGet: { path: CONTROL_READY_PATH, port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2, successThreshold: 1 },
+                livenessProbe: { httpGet: { path: CONTROL_LIVE_PATH, port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
               },
             }
           : {}),

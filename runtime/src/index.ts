@@ -3,3 +3,4 @@
 export * from './catalog';
 export * from './placement';
 export { NODE_OPTIONS, nodeArgs } from './node-options';
+export { CONTROL_LIVE_PATH, CONTROL_READY_PATH } from './status/probes';

@@ -120,6 +120,18 @@ describe('InferenceRouter', () => {
       expect(np.spec.ingress[0].ports).toEqual([{ port: 8080, protocol: 'TCP' }, { port: 8081, protocol: 'TCP' }]);
     }
     const routerEnv = ofKind(objects, 'Deployment').find((o) => o.metadata.name === router.name)!.spec.template.spec.containers[0].env;
+    // Every container has readiness and liveness probes that mean something: in the HAProxy mode the control
+    // container's say its loop is alive and HAProxy routes the current catalog (policy check R04).
+    const routerContainers = ofKind(objects, 'Deployment').find((o) => o.metadata.name === router.name)!.spec.template.spec.containers;
+    for (const c of routerContainers) expect([c.name, Boolean(c.readinessProbe?.httpGet), Boolean(c.livenessProbe?.httpGet)]).toEqual([c.name, true, true]);
+    if (dataPlane === 'haproxy') {
+      const control = routerContainers.find((c: any) => c.name === 'control');
+      expect([control.readinessProbe.httpGet, control.livenessProbe.httpGet, control.startupProbe.httpGet]).toEqual([
+        { path: '/botshard/ready', port: 'metrics' },
+        { path: '/botshard/live', port: 'metrics' },
+        { path: '/botshard/live', port: 'metrics' },
+      ]);
+    }
     expect(routerEnv).toContainEqual({ name: 'BOTSHARD_POOL_GRPC_URL', value: '{pool}.bots.svc.cluster.local:8081' });
     const routerPolicy = ofKind(objects, 'NetworkPolicy').find((o) => o.metadata.name === router.name)!;
     expect(routerPolicy.spec.egress[0].ports).toEqual([{ port: 8080, protocol: 'TCP' }, { port: 8081, protocol: 'TCP' }]);

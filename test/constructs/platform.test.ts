@@ -302,7 +302,8 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
     expect(haproxy.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['http', 8080], ['haproxy-metrics', 9101]]);
     // The control plane forwards gRPC itself (HAProxy carries REST).
     expect(control.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['metrics', 9090], ['grpc', 8081]]);
-    expect(control.readinessProbe).toBeUndefined(); // the pod is ready when HAProxy says so (its state map, kept by the control plane)
+    // Ready while HAProxy routes the current catalog (HAProxy's own readiness is its state map, kept by the control plane).
+    expect(control.readinessProbe.httpGet).toEqual({ path: '/botshard/ready', port: 'metrics' });
     // The configuration, maps and sockets: one in-memory folder, in both containers.
     expect(pod.volumes.find((v: any) => v.name === 'haproxy-run').emptyDir).toEqual({ medium: 'Memory', sizeLimit: '64Mi' });
     for (const c of pod.containers) expect(c.volumeMounts).toContainEqual({ name: 'haproxy-run', mountPath: '/run/haproxy' });

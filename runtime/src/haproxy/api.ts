@@ -4,6 +4,9 @@
  */
 import * as net from 'node:net';
 
+/** How long a command may wait for HAProxy's answer. */
+export const API_TIMEOUT_MS = 10_000;
+
 export class HaproxyApi {
   constructor(readonly socket: string) {}
 
@@ -14,7 +17,7 @@ export class HaproxyApi {
       const conn = net.connect(this.socket, () => conn.end(text));
       let out = '';
       conn.setEncoding('utf8');
-      conn.setTimeout(10_000, () => conn.destroy(new Error(`HAProxy's Runtime API (${this.socket}) did not answer "${line}" within 10 s`)));
+      conn.setTimeout(API_TIMEOUT_MS, () => conn.destroy(new Error(`HAProxy's Runtime API (${this.socket}) did not answer "${line}" within ${API_TIMEOUT_MS / 1000} s`)));
       conn.on('data', (d) => (out += d));
       conn.on('error', reject);
       conn.on('close', () => resolve(out.trim()));

@@ -16,8 +16,8 @@ import { StandaloneGrpcRouter, standaloneGrpcRouter } from '../routing/grpc';
 import { RouterCommandFlags, RouterSettings, grpcAddresses, poolUrlsFile, routerSettings } from '../routing/settings';
 import { TenantKeys, checkKeysAtStart, keysRequired } from '../routing/tenants';
 import { catalogWatcher } from '../serve/catalog';
-import { Log, RunnableServer, integerSetting, runServer, runServerCommand } from '../serve/process';
-import { STATUS_PATH, platformStatus, replicasAt } from '../status';
+import { Log, ProbeAnswer, RunnableServer, integerSetting, runServer, runServerCommand } from '../serve/process';
+import { CONTROL_LIVE_PATH, CONTROL_READY_PATH, STATUS_PATH, platformStatus, replicasAt } from '../status';
 import { HaproxyApi } from './api';
 import { HaproxyControl } from './control';
 
@@ -139,9 +139,18 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     },
   };
   const running = await runServer(controlPlane(port, control, grpcRouter, s, log, stop), s, Registry.merge([control.metrics.registry, grpcRouter.registry]), fields(catalog, control, haproxyMetricsPort, dir), {
+    // The control container's probes (docs/router.md, "HAProxy mode"): its loop alive, the catalog applied to HAProxy.
+    [CONTROL_LIVE_PATH]: async () => probe(control, 'live'),
+    [CONTROL_READY_PATH]: async () => probe(control, 'ready'),
     [STATUS_PATH]: () => platformStatus({ router: { generation: control.generation, dataPlane: 'haproxy' }, pools: control.pools(), address, replicas: s.poolReplicas ? replicasAt(s.poolReplicas) : undefined }),
   });
   return { port, metricsPort: running.metricsPort, grpcPort: running.grpcPort!, haproxyMetricsPort };
+}
+
+/** A probe of the control container: 200 or 503, with what it is based on. */
+function probe(control: HaproxyControl, which: 'live' | 'ready'): ProbeAnswer {
+  const h = control.health();
+  return new ProbeAnswer(h[which], h.body);
 }
 
 /** What the "listening" line adds to the ports. */

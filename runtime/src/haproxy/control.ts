@@ -16,7 +16,8 @@ import { routerReady } from '../routing/readiness';
 import { RoutingTable } from '../routing/table';
 import { TenantKeys, keysRequired } from '../routing/tenants';
 import type { Log } from '../serve/process';
-import { HaproxyApi } from './api';
+import { API_TIMEOUT_MS, HaproxyApi } from './api';
+import { Health, Heartbeat } from './heartbeat';
 import { Backend, ConfigInput, files, renderConfig, serverAddress } from './config';
 
 export interface ControlOptions {
@@ -75,6 +76,10 @@ export class HaproxyControl {
   private readonly pushed = new Map<string, string>();
   /** The generation the routes were last updated for: updating walks every bot, so once per generation. */
   private routedGeneration?: string;
+  /** The passes' heartbeat: what the control container's probes read. */
+  private readonly heartbeat = new Heartbeat();
+  /** When HAProxy last answered the heartbeat's question. */
+  private answeredAt = -Infinity;
 
   constructor(private readonly o: ControlOptions) {
     this.table = new RoutingTable(o.catalog);
@@ -133,8 +138,21 @@ export class HaproxyControl {
 
   /** One pass (never two at once): the configuration if the pools changed, then routes, keys and state. */
   sync(): Promise<void> {
-    this.syncing = this.syncing.then(() => this.pass()).catch((err: Error) => this.o.log.error({ err: err.message }, 'HAProxy could not be updated: retrying'));
+    this.syncing = this.syncing
+      .then(() => this.pass())
+      .then(
+        () => this.heartbeat.applied(this.generation),
+        (err: Error) => {
+          this.heartbeat.failed(err.message);
+          this.o.log.error({ err: err.message }, 'HAProxy could not be updated: retrying');
+        },
+      );
     return this.syncing;
+  }
+
+  /** The control container's probes (see Heartbeat). */
+  health(staleMs = Math.max(5000, 20 * (this.o.checkMs ?? 250))): Health {
+    return this.heartbeat.health({ generation: this.generation, running: this.timer !== undefined, staleMs, apiTimeoutMs: API_TIMEOUT_MS });
   }
 
   private async pass(): Promise<void> {
@@ -158,6 +176,11 @@ export class HaproxyControl {
     await this.flipReadyMoves();
     await this.noteServersUp();
     await this.pushIfChanged();
+    // Passes with nothing to change still ask HAProxy, once a second: the heartbeat says it answers.
+    if (performance.now() - this.answeredAt >= 1000) {
+      if (!(await this.api.alive())) throw new Error(`HAProxy's Runtime API (${this.api.socket}) does not answer`);
+      this.answeredAt = performance.now();
+    }
   }
 
   private writeConfig(): void {

@@ -71,8 +71,16 @@ export function runServerCommand<S>(name: string, settings: () => S, start: (s: 
   return '';
 }
 
-/** More JSON answers of the metrics port (operators' paths, such as `/botshard/status`): path -> body. */
+/** More JSON answers of the metrics port (operators' paths, such as `/botshard/status`): path -> body (200), or a ProbeAnswer. */
 export type MetricsPortRoutes = Record<string, () => Promise<object>>;
+
+/** A metrics port answer with a status of its own (a probe: 200 or 503). */
+export class ProbeAnswer {
+  constructor(
+    readonly ok: boolean,
+    readonly body: object,
+  ) {}
+}
 
 /** Serves `GET /metrics` of a registry on its own port (so NetworkPolicies can open it to monitoring only). */
 export async function serveMetrics(registry: Registry, port: number, host: string, routes: MetricsPortRoutes = {}): Promise<http.Server> {
@@ -81,8 +89,9 @@ export async function serveMetrics(registry: Registry, port: number, host: strin
     if (route) {
       route().then(
         (body) => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(body));
+          const probe = body instanceof ProbeAnswer ? body : undefined;
+          res.writeHead(probe && !probe.ok ? 503 : 200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(probe ? probe.body : body));
         },
         (err: Error) => {
           res.writeHead(500, { 'content-type': 'application/json' });

@@ -2,6 +2,8 @@
 import { promises as dns } from 'node:dns';
 import { RawFigures, addFigures } from './figures';
 
+export { CONTROL_LIVE_PATH, CONTROL_READY_PATH } from './probes';
+
 /**
  * A bot's model rollout as one pool replica sees it (each replica judges its own traffic): its candidate,
  * the rollout's state, and both versions' figures as sums (summed over replicas by `rolloutsOf`).
