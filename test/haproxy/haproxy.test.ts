@@ -276,4 +276,37 @@ describeWithHaproxy('HAProxy beside the control plane (two containers of a pod, 
       await b.close();
     }
   }, 60_000);
+  test('a control plane that crashed and restarts brings HAProxy\'s maps up to the catalog it missed; HAProxy served the old one meanwhile', async () => {
+    const dir = tempDir('catalog');
+    writeMountedCatalog(dir, one);
+    const more = parseCatalog(catalogInput([...bots, supportBot('bot-new')], 1));
+    const models = withModels(more);
+    const a = await runPool({ pool: first, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
+    const shared = tempDir('haproxy');
+    const state = path.join(shared, 'state');
+    const container = spawn('sh', ['-c', `until [ -f ${state}/haproxy.cfg ]; do sleep 0.1; done; exec ${HAPROXY} -W -db -q -S ${state}/master.sock -f ${state}/haproxy.cfg`], { stdio: 'ignore' });
+    const stopped = new Promise((resolve) => container.once('exit', resolve));
+    const pools = new Map([[plan(one).pools[0].name, a.url]]);
+    try {
+      const crashed = await runHaproxy({ catalog: dir, pools, dir: shared, env: { BOTSHARD_HAPROXY_EXTERNAL: '1' } });
+      expect((await postJson(`${crashed.url}/v1/bots/bot-0/predict`, { text: 'hi' })).status).toBe(200);
+      crashed.child.kill('SIGKILL');
+      await crashed.stop();
+      // A catalog with a new bot while no control plane runs: HAProxy serves the old maps (the new bot is unknown to them).
+      writeMountedCatalog(dir, more);
+      await until(() => a.app.pool.bots.get('bot-new')?.state === 'ready', 20_000, 'the pool to load the new bot');
+      expect((await postJson(`${crashed.url}/v1/bots/bot-0/predict`, { text: 'hi' })).status).toBe(200);
+      expect((await postJson(`${crashed.url}/v1/bots/bot-new/predict`, { text: 'hi' })).status).toBe(404);
+      const restarted = await runHaproxy({ catalog: dir, pools, dir: shared, env: { BOTSHARD_HAPROXY_EXTERNAL: '1' } });
+      try {
+        await until(async () => (await postJson(`${restarted.url}/v1/bots/bot-new/predict`, { text: 'hi' })).status === 200, 20_000, 'HAProxy to route the new bot');
+      } finally {
+        expect((await restarted.stop()).code).toBe(0);
+      }
+    } finally {
+      container.kill('SIGTERM');
+      await stopped;
+      await a.close();
+    }
+  }, 60_000);
 });

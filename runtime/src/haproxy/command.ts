@@ -254,10 +254,15 @@ async function underUs(bin: string, config: string, dir: string, api: HaproxyApi
 async function besideUs(dir: string, api: HaproxyApi): Promise<DataPlane> {
   await answering(api, 120_000);
   const master = new HaproxyApi(path.join(dir, 'master.sock'));
-  return {
-    reload: () => reloaded(api, () => master.command('reload')),
-    stop: async () => undefined,
-  };
+  for (const end = Date.now() + 10_000; !(await master.command('show proc').then((p) => p.includes('master'), () => false)); ) {
+    if (Date.now() > end) throw new Error(`HAProxy did not open its master socket (${master.socket}) within 10 s`);
+    await sleep(50);
+  }
+  const reload = () => reloaded(api, () => master.command('reload'));
+  // This control plane may be a restarted one, and HAProxy may hold maps older than the files it just
+  // wrote (a catalog applied while it was down): HAProxy loads them now.
+  await reload();
+  return { reload, stop: async () => undefined };
 }
 
 /** The `botshard haproxy` command: starts in the background; logs are JSON lines. */
