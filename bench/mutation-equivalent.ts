@@ -37,6 +37,17 @@ const KEY_TIE = "a tie-break between two keys with equal 64-bit rendezvous score
 const LAST_SEGMENT = "the last segment of a key ends at the key's weight, past every bot's middle: the walk never reaches the end, so the bound is never what stops it";
 const HIGH_SCORE_TIE = "only for two pools whose 32-bit high scores for a key are equal: about 1 in 4 billion comparisons, never reached by a test catalog (finding one takes about 2^32 tries)";
 
+const FIG = 'runtime/src/status/figures.ts';
+const GUARDS = 'runtime/src/pool/rollout/guards.ts';
+const SPLIT = 'runtime/src/pool/rollout/split.ts';
+const SORTED_RUNS = 'Object.entries(f.runMs).map(([k, n]) => [Number(k), n] as const).sort((x, y) => x[0] - y[0])';
+const P99S = 'p99.serving !== null && p99.candidate !== null && p99.serving > 0';
+const INTEGER_KEYS_SORTED = 'runMs is keyed by bucket numbers, integer keys, which Object.entries always lists in ascending order: the sort never changes it';
+const NAN_AGREEMENT = 'with nothing compared the agreement is 0 / 0 = NaN, and NaN < minAgreementPct is false: no breach either way';
+const BOTH_P99 = 'both versions have answered requests here (the texts of each are checked just before), so each has run times counted: both p99s are bucket bounds of at least 0.05 ms, never null nor 0';
+const SHARE_ONE = 'at a share of 1 the second test takes every key too: a point is always below 1';
+const SHARE_ZERO = 'at a share of 0 the point test takes no key either: a point is never below 0';
+
 export const EQUIVALENT: Equivalent[] = [
   // ---- Hash, Pool, Haproxy
   { file: 'runtime/src/hash.ts', mutator: 'ConditionalExpression', original: 'n === 32', replacement: 'false', reason: ROTL_UNREACHABLE },
@@ -265,6 +276,28 @@ export const EQUIVALENT: Equivalent[] = [
   { file: PLAN, mutator: "ConditionalExpression", original: "balanced", replacement: "true", where: "if (balanced) shared = fresh();", reason: "when the count is not balanced, shared was just made fresh: making it fresh again changes nothing" },
   { file: PLAN, mutator: "ConditionalExpression", original: "n >= hashed.length", replacement: "false", reason: "with at least as many pools as bots, hashing always places every bot (each fits an empty pool alone, and one is always left), so this throw is never reached" },
   { file: PLAN, mutator: "EqualityOperator", original: "n >= hashed.length", replacement: "n > hashed.length", reason: "with at least as many pools as bots, hashing always places every bot (each fits an empty pool alone, and one is always left), so this throw is never reached" },
+  // ---- Rollout: the guards, the canary split, the figures, the catalog's candidate
+  { file: FIG, mutator: 'MethodExpression', original: SORTED_RUNS, replacement: "Object.entries(f.runMs).map(([k, n]) => [Number(k), n] as const)", reason: INTEGER_KEYS_SORTED },
+  { file: FIG, mutator: 'ArithmeticOperator', original: 'x[0] - y[0]', replacement: 'x[0] + y[0]', reason: INTEGER_KEYS_SORTED },
+  { file: FIG, mutator: 'ArrowFunction', original: '(x, y) => x[0] - y[0]', replacement: '() => undefined', reason: INTEGER_KEYS_SORTED },
+  { file: FIG, mutator: 'ArithmeticOperator', original: 'entries.length - 1', replacement: 'entries.length + 1', reason: 'unreachable: the loop before it returns once the counted runs reach the rank, which they always do (the rank is at most their total)' },
+  { file: FIG, mutator: 'EqualityOperator', original: 'ms > FIRST_MS', replacement: 'ms >= FIRST_MS', reason: 'at ms = FIRST_MS both give bucket 0: the formula gives ceil(log(1) / log(1.1)) = 0 too' },
+  { file: 'runtime/src/catalog/candidate.ts', mutator: 'StringLiteral', original: "'shadow'", replacement: '""', where: 'MODES.includes', reason: 'the fallback mode of an invalid `mode`, which is reported: a catalog with any problem is refused, so no caller sees it' },
+  { file: 'runtime/src/catalog/candidate.ts', mutator: 'BooleanLiteral', original: 'true', replacement: 'false', where: 'optional: true', reason: OPTIONAL_SAME },
+  { file: GUARDS, mutator: 'ConditionalExpression', original: 'candidate.compared > 0', replacement: 'true', reason: NAN_AGREEMENT },
+  { file: GUARDS, mutator: 'EqualityOperator', original: 'candidate.compared > 0', replacement: 'candidate.compared >= 0', reason: NAN_AGREEMENT },
+  { file: GUARDS, mutator: 'ConditionalExpression', original: 'serving.texts === 0', replacement: 'false', reason: 'the serving version has answered requests here (checked just before), and every answered request has at least one text (N >= 1)' },
+  { file: GUARDS, mutator: 'LogicalOperator', original: P99S, replacement: 'p99.serving !== null && p99.candidate !== null || p99.serving > 0', reason: BOTH_P99 },
+  { file: GUARDS, mutator: 'ConditionalExpression', original: 'p99.serving !== null && p99.candidate !== null', replacement: 'true', reason: BOTH_P99 },
+  { file: GUARDS, mutator: 'LogicalOperator', original: 'p99.serving !== null && p99.candidate !== null', replacement: 'p99.serving !== null || p99.candidate !== null', reason: BOTH_P99 },
+  { file: GUARDS, mutator: 'ConditionalExpression', original: 'p99.serving !== null', replacement: 'true', reason: BOTH_P99 },
+  { file: GUARDS, mutator: 'ConditionalExpression', original: 'p99.candidate !== null', replacement: 'true', reason: BOTH_P99 },
+  { file: GUARDS, mutator: 'ConditionalExpression', original: 'p99.serving > 0', replacement: 'true', reason: BOTH_P99 },
+  { file: GUARDS, mutator: 'EqualityOperator', original: 'p99.serving > 0', replacement: 'p99.serving >= 0', reason: BOTH_P99 },
+  { file: SPLIT, mutator: 'ConditionalExpression', original: 'share >= 1', replacement: 'false', reason: SHARE_ONE },
+  { file: SPLIT, mutator: 'EqualityOperator', original: 'share >= 1', replacement: 'share > 1', reason: SHARE_ONE },
+  { file: SPLIT, mutator: 'ConditionalExpression', original: 'share > 0', replacement: 'true', reason: SHARE_ZERO },
+  { file: SPLIT, mutator: 'EqualityOperator', original: 'share > 0', replacement: 'share >= 0', reason: SHARE_ZERO },
 ];
 
 /**
@@ -272,6 +305,13 @@ export const EQUIVALENT: Equivalent[] = [
  * count against the score like any survivor.
  */
 export const NOT_KILLED: Equivalent[] = [
+  {
+    file: SPLIT,
+    mutator: 'ArithmeticOperator',
+    original: 'h.hi * 2 ** 21 + (h.lo >>> 11)',
+    replacement: 'h.hi * 2 ** 21 - (h.lo >>> 11)',
+    reason: 'moves each point by less than 2^-31 (twice the low 21 bits over 2^53): it changes the side of a key only when its point lies that close to the share, about one key in two billion; no test key found does, and the uniformity tests cannot see it',
+  },
   {
     file: BAL,
     mutator: 'ArithmeticOperator',

@@ -89,3 +89,37 @@ describe('a rollout moves no bot (placement reads the serving version only)', ()
     }
   });
 });
+
+describe('a candidate\'s fields at their edges (each assertion kills a mutant the cases above leave)', () => {
+  const cand = (o: Record<string, unknown>) => ({ candidate: { version: '2', head: 'heads/b.onnx', memory: '1Mi', mode: 'canary', ...o } });
+  const one = (model: Record<string, unknown>) => {
+    const ps = problems(model);
+    expect(ps).toHaveLength(1);
+    return ps[0];
+  };
+
+  test('every problem names its field, the value and the fix', () => {
+    expect(one({ version: 'v 2' })).toEqual({ path: `${B}.version`, message: '"v 2" is not a version label', hint: 'use up to 64 letters, digits, ".", "_" and "-", starting with a letter or digit (e.g. "2026-12-06" or "v3")' });
+    expect(one(cand({ version: '1' }))).toEqual({ path: `${B}.candidate.version`, message: 'is "1", the serving version\'s label (a model without a version is "1")', hint: 'give the candidate a label of its own, e.g. the date it was trained' });
+    expect(one(cand({ mode: 'blue' }))).toEqual({ path: `${B}.candidate.mode`, message: 'must be "shadow" or "canary", got "blue"', hint: '"shadow" runs copies of requests after they are answered; "canary" answers a share of them' });
+    expect(one(cand({ sha256: 'xyz' })).path).toBe(`${B}.candidate.sha256`);
+    expect(one(cand({ encoder: '' })).path).toBe(`${B}.candidate.encoder`);
+    expect(one(cand({ zzzzzzzz: 1 }))).toEqual({ path: `${B}.candidate.zzzzzzzz`, message: 'is not a known field', hint: 'remove it; known fields are version, head, sha256, memory, encoder, mode, share, guards' });
+    expect(one(cand({ guards: 'strict' }))).toEqual({ path: `${B}.candidate.guards`, message: 'must be an object, got "strict"', hint: `write ${B}.candidate.guards as { ... }` });
+    expect(one({ candidate: 'v2' }).path).toBe(`${B}.candidate`);
+    expect(one(cand({ version: 'v 2' }))).toMatchObject({ path: `${B}.candidate.version`, message: '"v 2" is not a version label' });
+    // An empty serving label and a candidate without one: two problems, not a third about equal labels.
+    expect(problems({ version: '', candidate: { head: 'heads/b.onnx', memory: '1Mi', mode: 'canary' } }).map((p) => p.path)).toEqual([`${B}.version`, `${B}.candidate.version`]);
+    for (const [k, bad] of [['maxErrorRate', 2], ['maxFallbackRisePp', 101], ['minAgreementPct', -1], ['p99ToleranceMs', -1], ['minRequests', 0], ['maxP99Ratio', 0.5]] as const) {
+      expect(one(cand({ guards: { [k]: bad } })).path).toBe(`${B}.candidate.guards.${k}`);
+    }
+  });
+
+  test('the values a candidate keeps: its sha256 lower-cased, its encoder, the share and every guard given', () => {
+    const sha = 'AB'.repeat(32);
+    const c = valid({ ...cand({ sha256: sha, encoder: 'enc', share: 0, guards: { minRequests: 1, maxErrorRate: 0, maxFallbackRisePp: 100, minAgreementPct: 0, maxP99Ratio: 1, p99ToleranceMs: 0 } }) }).candidate!;
+    expect(c).toEqual({ version: '2', head: 'heads/b.onnx', sha256: 'ab'.repeat(32), memory: 1024 * 1024, encoder: 'enc', mode: 'canary', share: 0, guards: { minRequests: 1, maxErrorRate: 0, maxFallbackRisePp: 100, minAgreementPct: 0, maxP99Ratio: 1, p99ToleranceMs: 0 } });
+    expect('sha256' in valid(cand({})).candidate!).toBe(false);
+    expect(valid(cand({ share: 1, mode: 'shadow' })).candidate!.share).toBe(1);
+  });
+});
