@@ -259,10 +259,14 @@ describe('a rollout in an overcommitted pool', () => {
     expect((await ask(BOT)).status).toBe(200);
     await until(async () => (await rollout()).state === 'judging', 20_000, 'the candidate to load with its bot');
     expect((await getJson(`${pool.url}/v2/models/${BOT}`)).body.versions).toEqual(['1', 'next']);
+    // The resident set counts the candidate with its bot: overhead, sage's head, its encoder and the candidate's 2 MiB.
+    const MiB = 1024 * 1024;
+    expect(pool.app.pool.residentBytes!.used).toBe(100 * MiB + 400 * MiB + 4 * MiB + 2 * MiB);
     // thyme's first request evicts sage (and its candidate) to make room.
     expect((await ask('thyme')).status).toBe(200);
     expect(pool.app.pool.bots.get(BOT)?.state).toBe('cold');
     expect((await rollout()).state).toBe('waiting');
+    expect(pool.app.pool.residentBytes!.used).toBe(100 * MiB + 400 * MiB + 4 * MiB); // thyme alone: the candidate's bytes went with sage
     expect((await getJson(`${pool.url}/v2/models/${BOT}`)).body.versions).toEqual(['1']);
     expect((await ask(BOT)).status).toBe(200);
     await until(async () => (await rollout()).state === 'judging', 20_000, 'the candidate to load again');

@@ -103,6 +103,7 @@ export class PoolEngine {
           return this.group && declaredBudget(this.group, this.bots, this.encoderById);
         },
         timeoutMs: () => this.timeoutMs,
+        counted: (id, bytes) => this.onDemand?.candidate(id, bytes),
       },
     });
     opts.metrics.collectFrom(gaugesOf(this));

@@ -69,6 +69,11 @@ export class OnDemand {
     this.residency.limit = limit;
   }
 
+  /** A resident bot's candidate loaded (bytes > 0) or unloaded (< 0): the resident set counts it with the bot. */
+  candidate(id: string, bytes: number): void {
+    this.residency.grow(id, bytes);
+  }
+
   /** The bot is no longer resident (evicted, failed, moved away or removed). */
   remove(id: string): void {
     this.residency.remove(id);

@@ -150,6 +150,17 @@ export class Residency {
     }
   }
 
+  /**
+   * A resident bot's candidate version loaded (bytes > 0) or unloaded (bytes < 0): counted with the bot, so
+   * that cold loads make room for it and evicting the bot frees it. Nothing for a bot that is not resident.
+   */
+  grow(id: string, bytes: number): void {
+    const cost = this.bots.get(id);
+    if (!cost) return;
+    cost.head += bytes;
+    this.bytes += bytes;
+  }
+
   /** Encoders resident now. */
   residentEncoders(): string[] {
     return [...this.encoders.keys()];

@@ -14,6 +14,8 @@ export interface Budget {
   encoders: ReadonlySet<string>;
   /** What the limit is, for the refusal message. */
   what: string;
+  /** Loaded candidates are counted in `used` already (the resident set counts them with their bots). */
+  counted?: boolean;
 }
 
 /** The budget of a pool that loads every bot it holds. */
@@ -33,5 +35,5 @@ export function declaredBudget(group: PoolGroup, bots: ReadonlyMap<string, BotEn
 export function residentBudget(resident: { used: number; limit: number }, bots: ReadonlyMap<string, BotEntry>): Budget {
   const encoders = new Set<string>();
   for (const e of bots.values()) if (isResident(e) && e.bot.model.encoder !== undefined) encoders.add(e.bot.model.encoder);
-  return { used: resident.used, limit: resident.limit, encoders, what: 'the memory it keeps resident' };
+  return { used: resident.used, limit: resident.limit, encoders, what: 'the memory it keeps resident', counted: true };
 }

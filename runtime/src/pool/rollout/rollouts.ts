@@ -50,8 +50,10 @@ export interface RolloutHost {
   /** Whether the bot's serving version is loaded (a candidate loads only beside it). */
   resident(id: string): boolean;
   encoderOf(id: string | undefined): Encoder | undefined;
-  /** Declared bytes of the pool without its candidates, the encoders they cover, and the limit candidates must fit under. */
-  budget(): { used: number; limit: number; encoders: ReadonlySet<string>; what: string } | undefined;
+  /** Declared bytes of the pool, the encoders they cover, and the limit candidates must fit under; `counted`: loaded candidates are in `used` already. */
+  budget(): { used: number; limit: number; encoders: ReadonlySet<string>; what: string; counted?: boolean } | undefined;
+  /** A candidate of the bot was loaded (bytes > 0) or unloaded (< 0): an overcommitted pool counts it in its resident set. */
+  counted(id: string, bytes: number): void;
   /** The deadline of a shadow run. */
   timeoutMs(): number;
 }
@@ -191,6 +193,7 @@ export class Rollouts {
     }
     r.loaded = entry;
     r.error = undefined;
+    this.o.host.counted(id, this.bytesOf(r));
     this.o.log.info({ bot: id, version: r.candidate.version, mode: r.candidate.mode, share: r.candidate.share }, 'candidate loaded');
     this.set(r, 'judging');
   }
@@ -203,6 +206,7 @@ export class Rollouts {
     let used = budget.used;
     for (const other of this.byBot.values()) {
       if (other === r || (other.state !== 'loading' && other.state !== 'judging' && other.state !== 'passing')) continue;
+      if (budget.counted && other.loaded) continue; // in the resident set's bytes already
       used += other.candidate.memory;
       const enc = other.candidate.encoder;
       if (enc !== undefined && !encoders.has(enc)) used += (encoders.add(enc), this.o.host.encoderOf(enc)?.memory ?? 0);
@@ -306,8 +310,17 @@ export class Rollouts {
   }
 
   private unload(r: Rollout): void {
-    if (r.loaded) this.o.loader.releaseVersion(r.loaded);
+    if (r.loaded) {
+      this.o.loader.releaseVersion(r.loaded);
+      this.o.host.counted(r.bot.id, -this.bytesOf(r));
+    }
     r.loaded = undefined;
+  }
+
+  /** The declared bytes a loaded candidate adds: its head, and its encoder when its bot's is another. */
+  private bytesOf(r: Rollout): number {
+    const enc = r.candidate.encoder;
+    return r.candidate.memory + (enc !== undefined && enc !== r.bot.model.encoder ? this.o.host.encoderOf(enc)?.memory ?? 0 : 0);
   }
 
   /** The rollout ends (its candidate left the catalog, or changed, or its bot left the pool). */
