@@ -240,6 +240,12 @@ describeWithHaproxy('rebalancing through HAProxy: a pool added while load runs',
   }, 90_000);
 });
 
+/** The HAProxy container's command, as the manifests run it: wait for the configuration, then run HAProxy on it. */
+function haproxyContainer(state: string) {
+  const container = spawn('sh', ['-c', `until [ -f ${state}/haproxy.cfg ]; do sleep 0.1; done; exec ${HAPROXY} -W -db -q -S ${state}/master.sock -f ${state}/haproxy.cfg`], { stdio: 'ignore' });
+  return { container, stopped: new Promise((resolve) => container.once('exit', resolve)) };
+}
+
 describeWithHaproxy('HAProxy beside the control plane (two containers of a pod, as the manifests run them)', () => {
   const bots = Array.from({ length: 6 }, (_, i) => supportBot(`bot-${i}`));
   const one = parseCatalog(catalogInput(bots, 1));
@@ -254,9 +260,7 @@ describeWithHaproxy('HAProxy beside the control plane (two containers of a pod, 
     const b = await runPool({ pool: second, catalog: two, modelRoot: models, workers: 1 });
     const shared = tempDir('haproxy');
     const state = path.join(shared, 'state');
-    // The HAProxy container's command: wait for the configuration, then run HAProxy on it.
-    const container = spawn('sh', ['-c', `until [ -f ${state}/haproxy.cfg ]; do sleep 0.1; done; exec ${HAPROXY} -W -db -q -S ${state}/master.sock -f ${state}/haproxy.cfg`], { stdio: 'ignore' });
-    const stopped = new Promise((resolve) => container.once('exit', resolve));
+    const { container, stopped } = haproxyContainer(state);
     try {
       const router = await runHaproxy({ catalog: dir, pools: new Map([[first, a.url], [second, b.url]]), dir: shared, env: { BOTSHARD_HAPROXY_EXTERNAL: '1' } });
       try {
@@ -284,8 +288,7 @@ describeWithHaproxy('HAProxy beside the control plane (two containers of a pod, 
     const a = await runPool({ pool: first, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
     const shared = tempDir('haproxy');
     const state = path.join(shared, 'state');
-    const container = spawn('sh', ['-c', `until [ -f ${state}/haproxy.cfg ]; do sleep 0.1; done; exec ${HAPROXY} -W -db -q -S ${state}/master.sock -f ${state}/haproxy.cfg`], { stdio: 'ignore' });
-    const stopped = new Promise((resolve) => container.once('exit', resolve));
+    const { container, stopped } = haproxyContainer(state);
     const pools = new Map([[plan(one).pools[0].name, a.url]]);
     try {
       const crashed = await runHaproxy({ catalog: dir, pools, dir: shared, env: { BOTSHARD_HAPROXY_EXTERNAL: '1' } });

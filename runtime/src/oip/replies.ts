@@ -19,6 +19,13 @@ export const RESIDENCY_HEADER = 'botshard-residency';
 export const CONVERSATION_HEADER = 'x-conversation-id';
 export const CONVERSATION_PARAMETER = 'conversation_id';
 
+/** The conversation key of a request: its header, else its `conversation_id` parameter (a string or a number). */
+export function conversationOf(header: unknown, parameter: unknown): string | undefined {
+  if (typeof header === 'string' && header !== '') return header;
+  if ((typeof parameter === 'string' && parameter !== '') || typeof parameter === 'number') return String(parameter);
+  return undefined;
+}
+
 /**
  * A request that is refused or failed, whatever the transport: REST sends `status` and `{"error": message}`,
  * gRPC the matching status code (`grpcCodeOf`) with the message as its details.

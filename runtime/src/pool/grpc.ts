@@ -4,12 +4,11 @@
  * same way the request came (Triton's clients send raw and read raw).
  */
 import * as grpc from '@grpc/grpc-js';
-import { CONVERSATION_HEADER, CONVERSATION_PARAMETER, Datatype, ProtocolError, RESIDENCY_HEADER } from '../oip';
+import { CONVERSATION_HEADER, CONVERSATION_PARAMETER, Datatype, ProtocolError, RESIDENCY_HEADER, conversationOf } from '../oip';
 import { ModelMethod, deadlineOf } from '../oip/grpc';
 import { Tensor, TensorDataError, datatypeOf, decodeRaw, encodeRaw, tensorHeader } from '../oip/tensors';
 import type { GrpcReply, ModelHandler } from '../serve/grpc';
 import { InputTensor, ModelService } from './models';
-import { conversationOf } from './routes';
 
 type Contents = Record<string, unknown[]>;
 interface InferInputTensor { name: string; datatype: string; shape: number[]; contents: Contents | null }

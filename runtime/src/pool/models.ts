@@ -82,7 +82,7 @@ export interface Resolved {
 }
 
 /** A bot's versions: the serving one, and its candidate (taking traffic, or why not). */
-export function versionsOf(entry: BotEntry, rollouts: Rollouts): Array<{ version: string; role: Role; takesTraffic: boolean; state?: string; error?: string }> {
+function versionsOf(entry: BotEntry, rollouts: Rollouts): Array<{ version: string; role: Role; takesTraffic: boolean; state?: string; error?: string }> {
   const serving = { version: servingVersion(entry.bot), role: 'serving' as const, takesTraffic: true };
   const r = rollouts.of(entry.bot.id);
   if (!r) return [serving];
@@ -223,7 +223,7 @@ export class ModelService {
       this.o.metrics.botRequests.inc({ bot: id, outcome: 'ok' });
       if (counted) {
         engine.rollouts.answered(counted, 'serving', result.answer);
-        setImmediate(() => engine.rollouts.shadow(counted, texts, result.answer, o.key)); // after the answer is sent
+        if (counted.candidate.mode === 'shadow') setImmediate(() => engine.rollouts.shadow(counted, texts, result.answer, o.key)); // after the answer is sent
       }
       return { ...result, version: servingVersion(entry.bot) };
     } catch (e) {

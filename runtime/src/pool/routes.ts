@@ -7,6 +7,7 @@ import {
   CONVERSATION_HEADER,
   CONVERSATION_PARAMETER,
   ErrorResponse,
+  conversationOf,
   InferenceResponse,
   ModelMetadataResponse,
   ModelParams,
@@ -74,13 +75,6 @@ export async function modelRoutes(app: FastifyInstance, opts: { service: ModelSe
       return answer;
     }),
   );
-}
-
-/** The conversation key of a request: its header, else its `conversation_id` parameter (a string or a number). */
-export function conversationOf(header: unknown, parameter: unknown): string | undefined {
-  if (typeof header === 'string' && header !== '') return header;
-  if ((typeof parameter === 'string' && parameter !== '') || typeof parameter === 'number') return String(parameter);
-  return undefined;
 }
 
 /** The handler's answer, or its ProtocolError as `{"error"}` with its status. */

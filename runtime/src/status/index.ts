@@ -79,7 +79,7 @@ export function replicasAt(url: string): () => Promise<string[]> {
 }
 
 /** Asks each replica for its status, all at once (at most `timeoutMs` each); a replica that does not answer is left out. */
-export async function replicaStatuses(replicas: () => Promise<string[]>, timeoutMs = 2000): Promise<PoolStatus[]> {
+async function replicaStatuses(replicas: () => Promise<string[]>, timeoutMs = 2000): Promise<PoolStatus[]> {
   const urls = await replicas().catch(() => [] as string[]);
   const answers = await Promise.all(
     urls.map(async (url) => {
@@ -101,7 +101,7 @@ export async function platformStatus(o: { router: PlatformStatus['router']; pool
 }
 
 /** Asks every pool for its status, all at once, each answer awaited at most `timeoutMs`. */
-export async function poolStatuses(pools: readonly string[], address: (pool: string) => string | undefined, timeoutMs = 2000): Promise<PlatformStatus['pools']> {
+async function poolStatuses(pools: readonly string[], address: (pool: string) => string | undefined, timeoutMs = 2000): Promise<PlatformStatus['pools']> {
   return Promise.all(
     [...pools].sort().map(async (pool) => {
       const url = address(pool);

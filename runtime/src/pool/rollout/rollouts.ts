@@ -73,10 +73,10 @@ const now = () => new Date().toISOString();
  * messages to and from its worker included): a tenth. On 2 cores at half load, copies run whenever every
  * worker was idle (about 670 a second) raised the serving p99 1.2x; a budget of about 325 a second, 1.07x.
  */
-export const SHADOW_SHARE = 0.1;
+const SHADOW_SHARE = 0.1;
 
 /** A budget of worker time, refilled at `share` ms per ms up to `capacityMs`: a token bucket. */
-export class WorkBudget {
+class WorkBudget {
   private left: number;
   private at = performance.now();
 
@@ -101,7 +101,7 @@ export class WorkBudget {
 const MiB = 1024 * 1024;
 
 /** A candidate as a bot: the bot's intents and rules with the candidate's model. */
-export function candidateBot(bot: Bot, c: Candidate): Bot {
+function candidateBot(bot: Bot, c: Candidate): Bot {
   return { ...bot, model: { head: c.head, ...(c.sha256 ? { sha256: c.sha256 } : {}), memory: c.memory, ...(c.encoder ? { encoder: c.encoder } : {}), version: c.version } };
 }
 
