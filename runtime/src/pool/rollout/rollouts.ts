@@ -70,8 +70,8 @@ const now = () => new Date().toISOString();
 
 /**
  * The share of the pool's time shadow copies may take, each counted from its submission to its answer (the
- * messages to and from its worker included): a tenth. On 2 cores at half load, copies run whenever every
- * worker was idle (about 670 a second) raised the serving p99 1.2x; a budget of about 325 a second, 1.07x.
+ * messages to and from its worker included): a tenth, so that copies stay a small share of a busy pool's
+ * work (bench:rollout measures what they cost the serving p99).
  */
 const SHADOW_SHARE = 0.1;
 
