@@ -433,12 +433,18 @@ const BULLETS: Bullet[] = [
           ` (${as(num(c.r, 'pool', 'headline.grpcThroughputOverRest'))} in \`bench:pool\`, where the pool spends ${as(num(c.r, 'pool', 'headline.grpcPoolCpuPerRequestOverRest'))}x the CPU per request: ` +
           `${as(num(c.r, 'pool', 'throughput.grpcInfer.poolCpuUsPerRequest'))} against ${as(num(c.r, 'pool', 'throughput.restInfer.poolCpuUsPerRequest'))} µs, inference included)`,
       ) ?? '';
-      const mode = maybe(() => ` and ${as(h('grpcHaproxyModeThroughputOverRest'))} through the HAProxy mode's control plane`) ?? '';
+      const mode = maybe(() => ` and ${as(h('grpcHaproxyModeThroughputOverRest'))} through the HAProxy mode, where HAProxy carries gRPC itself`) ?? '';
+      const overDirect = maybe(
+        () =>
+          `Against gRPC straight to the same pool, gRPC through the HAProxy mode keeps ${as(h('grpcHaproxyModeOverGrpcDirect'))} of the requests/s (${target(c.a, 'grpcHaproxyModeOverGrpcDirect', h('grpcHaproxyModeOverGrpcDirect'))}) ` +
+          `and through the Node router ${as(h('grpcRouterOverGrpcDirect'))} (${target(c.a, 'grpcRouterOverGrpcDirect', h('grpcRouterOverGrpcDirect'))}); the Node router's CPU per forwarded call is ${as(h('grpcRouterCpuPerRequestOverRest'))}x REST's (${target(c.a, 'grpcRouterCpuPerRequestOverRest', h('grpcRouterCpuPerRequestOverRest'))}). `,
+      ) ?? '';
       return (
         `\`ModelInfer\` with \`raw_input_contents\` against \`POST /v2/models/{bot}/infer\`, the same closed loop, ${as(num(c.r, 'router', 'load.connections'))} calls in flight: gRPC carries ${as(h('grpcDirectThroughputOverRest'))} of REST's requests/s straight to a pool${viaPool}, ` +
         `${as(h('grpcThroughputOverRest'))} through the Node router (its CPU per forwarded call ${as(h('grpcRouterCpuPerRequestOverRest'))}x REST's: ${as(p('router.grpc.cpuUsPerRequest'))} against ${as(p('router.rest.cpuUsPerRequest'))} µs)${mode}; ${as(errors)} failed. ` +
+        overDirect +
         `The floor is grpc-js itself: a bare grpc-js method answering a fixed message reaches ${as(h('grpcFloorThroughputOverRest'))} of a bare fastify route (${as(p('floor.grpc.cpuUsPerRequest'))} against ${as(p('floor.rest.cpuUsPerRequest'))} µs of CPU a call). ` +
-        "In the router's CPU profile (`PROFILE=<folder> npm run bench:router`) HTTP/2 framing, socket writes and grpc-js's call layers take most of it, our own code little."
+        "The Node router forwards each call's bytes over `node:http2` (5-byte framing) rather than through a grpc-js client; `PROFILE=<folder> npm run bench:router` writes its CPU profile."
       );
     },
   },

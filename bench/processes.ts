@@ -211,6 +211,32 @@ export function cpuMsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** CPU time of a process and every process under it (the HAProxy mode: its control plane, and HAProxy's master and worker), ms. */
+export function treeCpuMsOf(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // gone while listing
+    }
+  }
+  let total = 0;
+  for (const queue = [pid]; queue.length > 0; ) {
+    const next = queue.pop()!;
+    try {
+      total += cpuMsOf(next);
+    } catch {
+      continue;
+    }
+    queue.push(...(children.get(next) ?? []));
+  }
+  return total;
+}
+
 /** Proportional set size (shared pages divided among the processes sharing them), bytes; 0 when unavailable. */
 export function pssOf(pid: number): number {
   try {

@@ -25,7 +25,7 @@ import autocannon from 'autocannon';
 import { CatalogInput, normalizeCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { freePort } from '@botshard/runtime/io/free-port';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { GRPC_CHANNELS, cpuMsOf, grpcInferLoad, inferLoad, installed } from './processes';
+import { GRPC_CHANNELS, grpcInferLoad, inferLoad, installed, treeCpuMsOf } from './processes';
 
 const BIN = path.join(__dirname, '../runtime/bin/botshard.js');
 const RESULTS = path.join(__dirname, 'results');
@@ -209,7 +209,7 @@ async function main(): Promise<void> {
       children.push(mode.proc);
       await ready(mode.port);
       paths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (botshard haproxy)', port: mode.port });
-      protocolPaths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (REST: HAProxy; gRPC: its control plane)', port: mode.port, grpcPort: mode.grpcPort!, pid: mode.proc.pid! });
+      protocolPaths.push({ key: 'haproxyMode', label: 'botshard HAProxy mode (HAProxy carries REST and gRPC; CPU: HAProxy and its control plane)', port: mode.port, grpcPort: mode.grpcPort!, pid: mode.proc.pid! });
       const plain = await plainHaproxy(state, pool.port);
       children.push(plain.proc);
       paths.push({ key: 'haproxy', label: 'plain HAProxy, keep-alive, balance uri', port: plain.port });
@@ -240,9 +240,9 @@ async function main(): Promise<void> {
     // gRPC beside REST: the same closed loop for both, alternating rounds.
     const protocolRuns = new Map<string, Array<Loop & { cpuUs: number }>>();
     const measured = async (pid: number, run: () => Promise<Loop>) => {
-      const before = cpuMsOf(pid);
+      const before = treeCpuMsOf(pid);
       const r = await run();
-      return { ...r, cpuUs: ((cpuMsOf(pid) - before) * 1000) / Math.max(1, r.requests) };
+      return { ...r, cpuUs: ((treeCpuMsOf(pid) - before) * 1000) / Math.max(1, r.requests) };
     };
     const loops = (key: string) => protocolRuns.get(key) ?? protocolRuns.set(key, []).get(key)!;
     for (const p of protocolPaths) await grpcInferLoad(`127.0.0.1:${p.grpcPort}`, bots, 1, CONNECTIONS); // warm-up: channels, JIT
@@ -277,8 +277,9 @@ async function main(): Promise<void> {
       grpcThroughputOverRest: grpcOver('router')!,
       grpcDirectThroughputOverRest: grpcOver('direct')!,
       grpcFloorThroughputOverRest: grpcOver('floor')!,
-      ...(protocols.haproxyMode ? { grpcHaproxyModeThroughputOverRest: grpcOver('haproxyMode')! } : {}),
-      grpcRouterThroughputOverDirect: r2(protocols.router.grpc.rps / protocols.direct.grpc.rps),
+      // gRPC through each data plane against gRPC straight to the same pool.
+      ...(protocols.haproxyMode ? { grpcHaproxyModeThroughputOverRest: grpcOver('haproxyMode')!, grpcHaproxyModeOverGrpcDirect: r2(protocols.haproxyMode.grpc.rps / protocols.direct.grpc.rps) } : {}),
+      grpcRouterOverGrpcDirect: r2(protocols.router.grpc.rps / protocols.direct.grpc.rps),
       grpcRouterAddedP50Ms: r2(protocols.router.grpc.p50 - protocols.direct.grpc.p50),
       // The router's own CPU per forwarded call, gRPC over REST (the load generator shares the two cores).
       grpcRouterCpuPerRequestOverRest: r2(protocols.router.grpc.cpuUsPerRequest / protocols.router.rest.cpuUsPerRequest),

@@ -159,7 +159,7 @@ export class InferenceRouter extends Construct {
           { name: 'BOTSHARD_POOL_URL', value: this.poolUrlTemplate },
           { name: 'BOTSHARD_PORT', value: String(HTTP_PORT) },
           { name: 'BOTSHARD_METRICS_PORT', value: String(METRICS_PORT) },
-          // gRPC is served by the router process in both modes (HAProxy carries REST only).
+          // The Node router serves gRPC itself; in the HAProxy mode HAProxy binds it (the control plane writes its configuration).
           { name: 'BOTSHARD_GRPC_PORT', value: String(GRPC_PORT) },
           { name: 'BOTSHARD_POOL_GRPC_URL', value: this.poolGrpcTemplate },
           // Every pool replica (a headless Service): botshard status sums model rollouts over them.
@@ -184,10 +184,10 @@ export class InferenceRouter extends Construct {
           { name: 'tmp', mountPath: '/tmp' },
           ...(haproxy ? [{ name: 'haproxy-run', mountPath: HAPROXY_RUN }] : []),
         ],
-        // The control plane serves its metrics and gRPC; HAProxy serves REST and the health paths.
+        // The control plane serves its metrics and probes; HAProxy serves REST, gRPC and the health paths.
         ...(haproxy
           ? {
-              ports: [_ports[1], _ports[2]],
+              ports: [_ports[1]],
               // Live: its loop ends a pass every few seconds (one stuck on HAProxy's socket is restarted). Ready: HAProxy
               // routes the current catalog (while it cannot update HAProxy the pod leaves the Service; HAProxy keeps its maps).
               probes: {
@@ -206,7 +206,7 @@ export class InferenceRouter extends Construct {
               imagePullPolicy: 'IfNotPresent',
               // Starts once the control plane has written the configuration (whole: it is renamed into place).
               command: ['sh', '-c', `until [ -f ${HAPROXY_RUN}/haproxy.cfg ]; do sleep 0.2; done; exec haproxy -W -db -S ${HAPROXY_RUN}/master.sock -f ${HAPROXY_RUN}/haproxy.cfg`],
-              ports: [_ports[0], { name: 'haproxy-metrics', containerPort: HAPROXY_METRICS_PORT, protocol: 'TCP' }],
+              ports: [_ports[0], _ports[2], { name: 'haproxy-metrics', containerPort: HAPROXY_METRICS_PORT, protocol: 'TCP' }],
               resources: {
                 requests: { cpu: k8s.Quantity.fromString(haproxyCpu.request), memory: k8s.Quantity.fromString(haproxyMemory) },
                 limits: { cpu: k8s.Quantity.fromString(haproxyCpu.limit), memory: k8s.Quantity.fromString(haproxyMemory) },

@@ -112,7 +112,9 @@ describe('InferenceRouter', () => {
       const containers = d.spec.template.spec.containers;
       const serving = containers.find((c: any) => (c.ports ?? []).some((p: any) => p.name === 'grpc'));
       expect([component, serving?.ports.find((p: any) => p.name === 'grpc').containerPort]).toEqual([component, 8081]);
-      expect(serving.env).toContainEqual({ name: 'BOTSHARD_GRPC_PORT', value: '8081' });
+      // The HAProxy mode: HAProxy binds gRPC on the port the control plane's configuration names.
+      expect([component, serving.name]).toEqual([component, component === 'router' && dataPlane === 'haproxy' ? 'haproxy' : containers[0].name]);
+      expect(containers[0].env).toContainEqual({ name: 'BOTSHARD_GRPC_PORT', value: '8081' });
       for (const c of containers) for (const probe of ['livenessProbe', 'readinessProbe']) if (c[probe]?.httpGet) expect(c[probe].httpGet.port).not.toBe('grpc');
       const service = ofKind(objects, 'Service').find((o) => o.metadata.name === d.metadata.name)!;
       expect(service.spec.ports).toContainEqual({ name: 'grpc', port: 8081, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'grpc' });

@@ -299,9 +299,9 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
     const [control, haproxy] = pod.containers;
     expect(haproxy.image).toBe('haproxy:2.8.10-alpine');
     expect(haproxy.command.join(' ')).toContain('exec haproxy -W -db -S /run/haproxy/master.sock -f /run/haproxy/haproxy.cfg');
-    expect(haproxy.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['http', 8080], ['haproxy-metrics', 9101]]);
+    expect(haproxy.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['http', 8080], ['grpc', 8081], ['haproxy-metrics', 9101]]);
     // The control plane forwards gRPC itself (HAProxy carries REST).
-    expect(control.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['metrics', 9090], ['grpc', 8081]]);
+    expect(control.ports.map((p: any) => [p.name, p.containerPort])).toEqual([['metrics', 9090]]);
     // Ready while HAProxy routes the current catalog (HAProxy's own readiness is its state map, kept by the control plane).
     expect(control.readinessProbe.httpGet).toEqual({ path: '/botshard/ready', port: 'metrics' });
     // The configuration, maps and sockets: one in-memory folder, in both containers.

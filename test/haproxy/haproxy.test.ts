@@ -12,7 +12,7 @@ import { load } from '../router/support';
 import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir, until, withModels, writeMountedCatalog, runPoolsOf } from '../pool/support';
 import { HAPROXY, runHaproxy, withHaproxy } from './support';
 import * as grpc from '@grpc/grpc-js';
-import { GrpcClient, inferRequest } from '../support/grpc';
+import { GrpcClient, grpcLoad, inferRequest } from '../support/grpc';
 
 beforeAll(() => ensureBuilt());
 
@@ -54,7 +54,7 @@ describeWithHaproxy('the example catalog through HAProxy', () => {
     expect([meta.status, meta.body.name]).toEqual([200, bot.id]);
   });
 
-  test('gRPC goes through the control plane to the same pools; binary tensor data through HAProxy', async () => {
+  test('gRPC goes through HAProxy to the same pools; binary tensor data too', async () => {
     const client = new GrpcClient(router.grpc);
     try {
       expect((await client.call('ServerReady', {})).response).toEqual({ ready: true });
@@ -201,13 +201,13 @@ describeWithHaproxy('tenants through HAProxy', () => {
   });
 });
 
-describeWithHaproxy('rebalancing through HAProxy: a pool added while load runs', () => {
+describeWithHaproxy('rebalancing through HAProxy: a pool added while REST and gRPC load runs', () => {
   const bots = Array.from({ length: 12 }, (_, i) => supportBot(`bot-${i}`));
   const one = parseCatalog(catalogInput(bots, 1));
   const two = parseCatalog(catalogInput(bots, 2));
   const [first, second] = plan(two).pools.map((p) => p.name);
 
-  test('moved bots flip to the new pool once it has them ready, and no request fails', async () => {
+  test('moved bots flip to the new pool once it has them ready, in both protocols, and no request fails', async () => {
     expect(plan(one).pools.map((p) => p.name)).toEqual([first]);
     const moving = [...plan(two).assignment].filter(([, pool]) => pool === second).map(([bot]) => bot);
     expect(moving.length).toBeGreaterThan(0);
@@ -215,28 +215,32 @@ describeWithHaproxy('rebalancing through HAProxy: a pool added while load runs',
     writeMountedCatalog(dir, one);
     const models = withModels(two);
     const a = await runPool({ pool: first, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
-    const router = await runHaproxy({ catalog: dir, pools: new Map([[first, a.url]]) });
+    const router = await runHaproxy({ catalog: dir, pools: new Map([[first, a.url]]), grpcs: new Map([[first, a.grpc]]) });
     let b: RunningPool | undefined;
-    const traffic = load(router.url, bots.map((b) => b.id), 4);
+    const traffic = load(router.url, bots.map((b) => b.id), 3);
+    const calls = grpcLoad(router.grpc, bots.map((b) => b.id), 2);
     try {
-      await until(() => traffic.statuses.length > 40, 20_000, 'load to start');
+      await until(() => traffic.statuses.length > 40 && calls.statuses.length > 20, 20_000, 'load to start');
       // The new catalog lands before the new pool is up: moved bots must stay on the old pool.
       writeMountedCatalog(dir, two);
       await until(async () => (await (await fetch(router.metricsUrl)).text()).includes(`generation="${two.generation}"`), 10_000, 'the control plane to see the new catalog');
       const during = traffic.statuses.length;
       await until(() => traffic.statuses.length > during + 40, 20_000, 'requests while the new pool is down');
-      expect(moving.every((bot) => traffic.pools.get(bot) === first)).toBe(true);
+      expect(moving.every((bot) => traffic.pools.get(bot) === first && calls.pools.get(bot) === first)).toBe(true);
       b = await runPool({ pool: second, catalog: dir, modelRoot: models, workers: 1, pollMs: 100 });
-      router.setPool(second, b.url);
-      await until(() => moving.every((bot) => traffic.pools.get(bot) === second), 20_000, 'moved bots to be served by the new pool');
+      router.setPool(second, b.url, b.grpc);
+      await until(() => moving.every((bot) => traffic.pools.get(bot) === second && calls.pools.get(bot) === second), 20_000, 'moved bots to be served by the new pool over both protocols');
     } finally {
       await traffic.stop();
+      await calls.stop();
       await router.stop();
       await a.close();
       await b?.close();
     }
     expect(traffic.failures).toEqual([]);
+    expect(calls.failures).toEqual([]);
     expect(traffic.statuses.length).toBeGreaterThan(100);
+    expect(calls.statuses.length).toBeGreaterThan(50);
   }, 90_000);
 });
 
@@ -280,7 +284,7 @@ describeWithHaproxy('HAProxy beside the control plane (two containers of a pod, 
       await b.close();
     }
   }, 60_000);
-  test('a control plane that crashed and restarts brings HAProxy\'s maps up to the catalog it missed; HAProxy served the old one meanwhile', async () => {
+  test('a control plane that crashed: HAProxy serves REST and gRPC on the maps it has, the pod reports it; once restarted, the maps catch up with the catalog it missed', async () => {
     const dir = tempDir('catalog');
     writeMountedCatalog(dir, one);
     const more = parseCatalog(catalogInput([...bots, supportBot('bot-new')], 1));
@@ -290,11 +294,24 @@ describeWithHaproxy('HAProxy beside the control plane (two containers of a pod, 
     const state = path.join(shared, 'state');
     const { container, stopped } = haproxyContainer(state);
     const pools = new Map([[plan(one).pools[0].name, a.url]]);
+    const grpcs = new Map([[plan(one).pools[0].name, a.grpc]]);
     try {
-      const crashed = await runHaproxy({ catalog: dir, pools, dir: shared, env: { BOTSHARD_HAPROXY_EXTERNAL: '1' } });
+      const crashed = await runHaproxy({ catalog: dir, pools, grpcs, dir: shared, env: { BOTSHARD_HAPROXY_EXTERNAL: '1' } });
       expect((await postJson(`${crashed.url}/v1/bots/bot-0/predict`, { text: 'hi' })).status).toBe(200);
       crashed.child.kill('SIGKILL');
       await crashed.stop();
+      // The control container's probes no longer answer (the kubelet takes the pod out and restarts the container);
+      // gRPC's own readiness, which the control plane answers, says so too; HAProxy routes both protocols.
+      await expect(fetch(crashed.metricsUrl.replace(/\/metrics$/, '/botshard/ready'))).rejects.toThrow();
+      const client = new GrpcClient(crashed.grpc);
+      try {
+        const ready = await client.call('ServerReady', {});
+        expect([ready.code, ready.details]).toEqual([grpc.status.UNAVAILABLE, "the router's control plane does not answer; HAProxy keeps routing the catalog it has"]);
+        const out = await client.call('ModelInfer', inferRequest('bot-0', ['hi'], { raw: true }));
+        expect([out.code, out.metadata['x-botshard-pool']]).toEqual([grpc.status.OK, first]);
+      } finally {
+        client.close();
+      }
       // A catalog with a new bot while no control plane runs: HAProxy serves the old maps (the new bot is unknown to them).
       writeMountedCatalog(dir, more);
       await until(() => a.app.pool.bots.get('bot-new')?.state === 'ready', 20_000, 'the pool to load the new bot');

@@ -21,14 +21,14 @@ export interface HaproxyRouter {
   url: string;
   metricsUrl: string;
   haproxyMetricsUrl: string;
-  /** The control plane's gRPC endpoint, `127.0.0.1:<port>`. */
+  /** HAProxy's gRPC frontend, `127.0.0.1:<port>`. */
   grpc: string;
   /** JSON log lines so far. */
   logs: any[];
   /** HAProxy's Runtime API (its admin socket), as the control plane uses it. */
   api: HaproxyApi;
-  /** Pool addresses the router reads (a live file, as `botshard up` writes it). */
-  setPool(pool: string, url: string): void;
+  /** Pool addresses the router reads (live files, as `botshard up` writes them): REST, and gRPC when given. */
+  setPool(pool: string, url: string, grpc?: string): void;
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -44,7 +44,12 @@ export async function runHaproxy(o: { catalog: string; pools: Map<string, string
   writeUrls();
   const state = path.join(dir, 'state');
   const grpcFile = path.join(dir, 'pools-grpc.json');
-  fs.writeFileSync(grpcFile, JSON.stringify(Object.fromEntries(o.grpcs ?? [])));
+  const grpcs: Record<string, string> = Object.fromEntries(o.grpcs ?? []);
+  const writeGrpcs = () => {
+    fs.writeFileSync(`${grpcFile}.tmp`, JSON.stringify(grpcs));
+    fs.renameSync(`${grpcFile}.tmp`, grpcFile);
+  };
+  writeGrpcs();
   const args = ['haproxy', '--catalog', o.catalog, '--pool-urls', urlsFile, '--pool-grpc-urls', grpcFile, '--port', '0', '--grpc-port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1', ...(o.tenantKeys ? ['--tenant-keys', o.tenantKeys] : [])];
   const child = spawn(process.execPath, [path.join(ROOT, 'runtime/bin/botshard.js'), ...args], {
     cwd: ROOT,
@@ -68,7 +73,11 @@ export async function runHaproxy(o: { catalog: string; pools: Map<string, string
     grpc: `127.0.0.1:${entry.grpcPort}`,
     logs,
     api: new HaproxyApi(files(state).socket),
-    setPool(pool, poolUrl) {
+    setPool(pool, poolUrl, grpc) {
+      if (grpc) {
+        grpcs[pool] = grpc;
+        writeGrpcs();
+      }
       urls[pool] = poolUrl;
       writeUrls();
     },

@@ -13,6 +13,8 @@ import { ConfigInput, renderConfig } from '@botshard/runtime/haproxy/config';
 import { buildRouter } from '@botshard/runtime/router/server';
 import { ADMISSION_RULES, AdmissionRule, RULES, RefusalReason } from '@botshard/runtime/routing/admission-rules';
 import { hashKey } from '@botshard/runtime/routing/tenants';
+import { ProtocolError } from '@botshard/runtime/oip';
+import { grpcError } from '@botshard/runtime/oip/grpc';
 
 const bot = (id: string, tenant: string) => ({ id, tenant, realtime: true, model: { head: `heads/${id}.onnx`, memory: '2Mi' }, intents: [{ name: 'a' }] });
 const catalog = parseCatalog({
@@ -22,7 +24,7 @@ const catalog = parseCatalog({
   bots: [bot('acme-bot', 'acme'), bot('globex-bot', 'globex')],
 });
 
-const haproxyInput: ConfigInput = { host: '127.0.0.1', port: 8080, metricsPort: 9101, dir: '/run/botshard', backends: [], auth: true, tenantRate: 5, version: '0.1.0' };
+const haproxyInput: ConfigInput = { host: '127.0.0.1', port: 8080, grpcPort: 8081, controlGrpc: '127.0.0.1:40000', metricsPort: 9101, dir: '/run/botshard', backends: [], auth: true, tenantRate: 5, version: '0.1.0' };
 
 /** The Node router's answer to each rule's request, in the order of the list; `keysDir` empties last (no_keys). */
 async function nodeAnswers(app: FastifyInstance, keysDir: string): Promise<Map<RefusalReason, { status: number; error: string; headers: Record<string, unknown> }>> {
@@ -113,6 +115,26 @@ describe('the admission rules, rendered into both data planes', () => {
       for (const [name, value] of Object.entries(rule.headers ?? {})) expect(line).toContain(` hdr ${name} ${value} `);
       if (rule.retryAfterSeconds !== undefined) expect(line).toContain(` hdr retry-after ${rule.retryAfterSeconds} `);
     }
+  });
+
+  test("HAProxy's gRPC frontend answers each rule but the group limit with the status, message and metadata of the Node router's gRPC refusal", () => {
+    const config = renderConfig(haproxyInput);
+    // Each trailers-only refusal of the gRPC frontend: its headers (HAProxy's argument quoting undone), samples as `*`.
+    const refusals = config
+      .split('\n')
+      .filter((l) => l.startsWith('  http-request return status 200 hdr grpc-status '))
+      .map((l) => Object.fromEntries([...l.matchAll(/ hdr ([a-z-]+) ("(?:[^"\\]|\\.)*"|\S+)/g)].map(([, k, v]) => [k, (v.startsWith('"') ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v).replace(/%\[[^\]]*\]/g, '*')])));
+    for (const rule of ADMISSION_RULES) {
+      const found = refusals.find((r) => r['grpc-message'] === withStars(rule));
+      if (rule.reason === 'group_concurrency') {
+        expect(found).toBeUndefined();
+        continue;
+      }
+      const node = grpcError(new ProtocolError(rule.status, withStars(rule), { retryAfterSeconds: rule.retryAfterSeconds, overloaded: rule.overloaded, headers: rule.headers }));
+      const { 'grpc-status': code, 'grpc-message': message, ...metadata } = found!;
+      expect([rule.reason, Number(code), message, metadata]).toEqual([rule.reason, node.code, node.details, node.metadata!.getMap()]);
+    }
+    expect(refusals).toHaveLength(ADMISSION_RULES.length - 1);
   });
 
   describe('a message changed in the list', () => {

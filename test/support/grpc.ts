@@ -59,3 +59,39 @@ export function rawModelInfer(client: GrpcClient, bytes: Buffer): Promise<grpc.S
 export function malformedInfer(bot: string): Buffer {
   return Buffer.concat([Buffer.from([0x0a, bot.length]), Buffer.from(bot), Buffer.from([0x2a, 0x01, 0xff])]);
 }
+
+/**
+ * gRPC load: `workers` loops of ModelInfer calls over `bots` until stopped (or `maxMs`), each on its own
+ * client connection. The same shape as REST's `load` (test/router/support.ts): every status, the failures,
+ * and the pool that last answered each bot.
+ */
+export function grpcLoad(target: string, bots: string[], workers = 2, maxMs = 30_000) {
+  const statuses: number[] = [];
+  const failures: Array<{ code: grpc.status; bot: string; details?: string }> = [];
+  const pools = new Map<string, string>();
+  let running = true;
+  const end = Date.now() + maxMs;
+  const loops = Array.from({ length: workers }, async (_, w) => {
+    const client = new GrpcClient(target);
+    try {
+      for (let i = w; running && Date.now() < end; i += workers) {
+        const bot = bots[i % bots.length];
+        const out = await client.call('ModelInfer', inferRequest(bot, ['I forgot my password'], { raw: true }), { deadlineMs: 10_000 });
+        statuses.push(out.code);
+        if (out.code !== grpc.status.OK) failures.push({ code: out.code, bot, details: out.details });
+        else pools.set(bot, out.metadata['x-botshard-pool']);
+      }
+    } finally {
+      client.close();
+    }
+  });
+  return {
+    statuses,
+    failures,
+    pools,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}

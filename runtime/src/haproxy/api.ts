@@ -69,3 +69,8 @@ export class HaproxyApi {
     return entries;
   }
 }
+
+/** A map's file content: one `key value` line per entry. */
+export function mapText(entries: ReadonlyMap<string, string>): string {
+  return [...entries].map(([k, v]) => `${k} ${v}\n`).join('');
+}

@@ -1,25 +1,28 @@
 /**
- * `botshard haproxy`: the router's HAProxy mode. HAProxy carries the requests; this process plans the
- * catalog, writes HAProxy's configuration and maps, starts HAProxy (master-worker) and keeps its maps in
- * line with the catalog, the pools' readiness and the tenant keys through the Runtime API.
+ * `botshard haproxy`: the router's HAProxy mode. HAProxy carries the requests, REST and gRPC; this process
+ * plans the catalog, writes HAProxy's configuration and maps, starts HAProxy (master-worker) and keeps its
+ * maps in line with the catalog, the pools' readiness and the tenant keys through the Runtime API. It
+ * answers gRPC's health and server metadata for HAProxy, on a loopback port.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Registry } from 'prom-client';
 import { CatalogIndex, openCatalog } from '../catalog';
 import { SettingsError } from '../commands/failure';
 import { freePort } from '../io/free-port';
 import { poolAddress } from '../routing/addresses';
-import { StandaloneGrpcRouter, standaloneGrpcRouter } from '../routing/grpc';
 import { RouterCommandFlags, RouterSettings, grpcAddresses, poolUrlsFile, routerSettings } from '../routing/settings';
 import { TenantKeys, checkKeysAtStart, keysRequired } from '../routing/tenants';
 import { catalogWatcher } from '../serve/catalog';
+import { GrpcEndpoint } from '../serve/grpc';
+import { APP_DEFAULTS } from '../serve/app';
+import { BINARY_EXTENSION } from '../oip/binary';
 import { Log, ProbeAnswer, RunnableServer, integerSetting, runServer, runServerCommand } from '../serve/process';
 import { CONTROL_LIVE_PATH, CONTROL_READY_PATH, STATUS_PATH, platformStatus, replicasAt } from '../status';
 import { HaproxyApi } from './api';
 import { HaproxyControl } from './control';
+import { GRPC_FRONTEND } from './grpc-config';
 
 const VERSION: string = require('../../package.json').version;
 
@@ -89,26 +92,28 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
   fs.mkdirSync(dir, { recursive: true });
   // HAProxy needs numbers in its configuration: `--port 0` picks free ones here.
   const port = s.port === 0 ? await freePort(s.host) : s.port;
+  const grpcPort = s.grpcPort === 0 ? await freePort(s.host) : s.grpcPort;
   const haproxyMetricsPort = s.haproxyMetricsPort === 0 ? await freePort(s.host) : s.haproxyMetricsPort;
 
   let haproxy: DataPlane | undefined;
-  const control = new HaproxyControl({
+  // gRPC's health and server metadata, for HAProxy (which cannot answer a gRPC message itself) on loopback.
+  const own: GrpcEndpoint = new GrpcEndpoint({
+    name: 'botshard-router',
+    version: VERSION,
+    extensions: ['botshard_routing', 'botshard_haproxy', BINARY_EXTENSION],
+    ready: (): boolean => control.ready,
+    maxMessageBytes: APP_DEFAULTS.bodyLimit,
+    log,
+  });
+  const controlGrpc: string = `127.0.0.1:${await own.listen(0, '127.0.0.1')}`;
+  const control: HaproxyControl = new HaproxyControl({
     catalog,
     address,
-    keys,
-    log,
-    config: { host: s.host, port, metricsPort: haproxyMetricsPort, dir, tenantRate: s.tenantRate, version: VERSION },
-    reload: () => haproxy!.reload(),
-  });
-  // HAProxy carries REST; gRPC is forwarded by this process (the same placement, keys and fallbacks).
-  const grpcRouter = standaloneGrpcRouter({
-    catalog,
     grpcAddress: grpcAddresses(s, catalog.platform.namespace),
     keys,
-    tenantRate: s.tenantRate,
-    version: VERSION,
-    ready: () => control.ready,
     log,
+    config: { host: s.host, port, grpcPort, controlGrpc, metricsPort: haproxyMetricsPort, dir, tenantRate: s.tenantRate, version: VERSION },
+    reload: () => haproxy!.reload(),
   });
   const config = control.prepare();
   haproxy = s.external ? await besideUs(dir, control.api) : await underUs(s.bin, config, dir, control.api, log);
@@ -119,10 +124,7 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
     location: s.catalog,
     generation: catalog.generation,
     pollMs: s.pollMs,
-    apply: (next) => {
-      void control.update(next.index);
-      grpcRouter.update(next.index);
-    },
+    apply: (next) => void control.update(next.index),
     reloads: control.metrics.catalogReloads,
   });
   watcher.start();
@@ -138,13 +140,13 @@ export async function startHaproxyRouter(s: HaproxySettings): Promise<{ port: nu
       if (!s.stateDir) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-  const running = await runServer(controlPlane(port, control, grpcRouter, s, log, stop), s, Registry.merge([control.metrics.registry, grpcRouter.registry]), fields(catalog, control, haproxyMetricsPort, dir), {
+  const running = await runServer(controlPlane({ port, grpcPort }, control, own, log, stop), s, control.metrics.registry, fields(catalog, control, haproxyMetricsPort, dir), {
     // The control container's probes (docs/router.md, "HAProxy mode"): its loop alive, the catalog applied to HAProxy.
     [CONTROL_LIVE_PATH]: async () => probe(control, 'live'),
     [CONTROL_READY_PATH]: async () => probe(control, 'ready'),
     [STATUS_PATH]: () => platformStatus({ router: { generation: control.generation, dataPlane: 'haproxy' }, pools: control.pools(), address, replicas: s.poolReplicas ? replicasAt(s.poolReplicas) : undefined }),
   });
-  return { port, metricsPort: running.metricsPort, grpcPort: running.grpcPort!, haproxyMetricsPort };
+  return { port, metricsPort: running.metricsPort, grpcPort, haproxyMetricsPort };
 }
 
 /** A probe of the control container: 200 or 503, with what it is based on. */
@@ -159,24 +161,26 @@ function fields(catalog: CatalogIndex, control: HaproxyControl, haproxyMetricsPo
 }
 
 /**
- * The control plane as `runServer` runs it: HAProxy listens on `port` already; this process listens for
- * gRPC. Its drain: not ready first, then HAProxy stops taking connections and answers the requests in
- * flight; then it stops, closing the idle keep-alive connections (as the Node router does). A soft stop
- * would keep those until their next request, for as long as `hard-stop-after`. `stop`: following the catalog
- * and the keys (first: no change during the drain), and HAProxy itself (last).
+ * The control plane as `runServer` runs it: HAProxy listens on both ports already. Its drain: not ready
+ * first, then HAProxy stops taking connections and answers the requests in flight, REST and gRPC; then it
+ * stops, closing the idle keep-alive connections (as the Node router does). A soft stop would keep those
+ * until their next request, for as long as `hard-stop-after`. `stop`: following the catalog and the keys
+ * (first: no change during the drain), and HAProxy itself (last).
  */
-function controlPlane(port: number, control: HaproxyControl, grpcRouter: StandaloneGrpcRouter, s: HaproxySettings, log: Log, stop: { following(): void; haproxy(): Promise<void> }): RunnableServer {
+function controlPlane(ports: { port: number; grpcPort: number }, control: HaproxyControl, own: GrpcEndpoint, log: Log, stop: { following(): void; haproxy(): Promise<void> }): RunnableServer {
   return {
     lifecycle: log,
-    listen: async () => ({ port, grpcPort: await grpcRouter.endpoint.listen(s.grpcPort, s.host) }),
+    listen: async () => ports,
     async drain() {
       await control.drain();
-      grpcRouter.endpoint.drain();
       control.stop();
       stop.following();
-      await control.api.command('disable frontend botshard').catch(() => undefined); // HAProxy already gone: nothing in flight
-      while (/ fe=botshard /.test(await control.api.command('show sess').catch(() => ''))) await sleep(50);
-      await Promise.all([stop.haproxy(), grpcRouter.close()]);
+      // HAProxy already gone: nothing in flight.
+      for (const frontend of ['botshard', GRPC_FRONTEND]) await control.api.command(`disable frontend ${frontend}`).catch(() => undefined);
+      const inFlight = new RegExp(` fe=(botshard|${GRPC_FRONTEND}) `);
+      while (inFlight.test(await control.api.command('show sess').catch(() => ''))) await sleep(50);
+      await stop.haproxy();
+      await own.close(1000);
     },
     // HAProxy answers the requests: none is this process's to cut off.
     unfinishedResponses: 0,

@@ -1,20 +1,24 @@
 /**
- * The HAProxy configuration of the router's HAProxy mode: one frontend that answers what the Node router
+ * The HAProxy configuration of the router's HAProxy mode: a REST frontend that answers what the Node router
  * answers itself (health, server metadata, and the admission rules of routing/admission-rules.ts, rendered
- * from that list: bad ids, API keys, unknown bots, tenants, rate limits) with the same JSON errors, and one
- * backend per pool with its group's timeout and concurrency. Where each bot
+ * from that list: bad ids, API keys, unknown bots, tenants, rate limits) with the same JSON errors, a gRPC
+ * frontend that applies the same rules (grpc-config.ts), and per pool a backend for each protocol with its
+ * group's timeout and concurrency. Where each bot
  * goes is a map (`bots.map`: bot id -> pool), which the control plane changes live through the Runtime
  * API; a reload is only needed when the set of pools or their addresses change.
  */
 import * as path from 'node:path';
-import { MAX_BOT_ID } from '../catalog';
-import { ADMISSION_RULES, AdmissionRule, MODEL_VERSION_PATTERN, RefusalFields, RefusalReason } from '../routing/admission-rules';
+import { MODEL_VERSION_PATTERN } from '../routing/admission-rules';
+import { Refuse, admissionLines } from './checks';
+import { controlBackend, grpcBackend, grpcFrontend } from './grpc-config';
 
 /** A pool as HAProxy reaches it. */
 export interface Backend {
   pool: string;
   /** `http://host:port` (or https), or undefined while the pool has no address yet (local mode: not started). */
   url?: string;
+  /** Where the pool answers gRPC (`host:port`, plaintext HTTP/2), or undefined while it has no address. */
+  grpc?: string;
   /** The group's deadline: the pool answers 504 itself by then. */
   timeoutMs: number;
   /** Requests sent to the pool at once (the group's concurrency x its max replicas); more wait in a queue. */
@@ -24,6 +28,10 @@ export interface Backend {
 export interface ConfigInput {
   host: string;
   port: number;
+  /** Port of the gRPC frontend (Open Inference gRPC, HTTP/2 without TLS). */
+  grpcPort: number;
+  /** The control plane's own gRPC endpoint (`host:port`): it answers health and server metadata. */
+  controlGrpc: string;
   /** Port of HAProxy's Prometheus exporter (`/metrics`). */
   metricsPort: number;
   /** Folder of the maps and the Runtime API socket. */
@@ -59,55 +67,9 @@ function answer(status: number, message: string, condition: string, o: { lf?: bo
   return `  http-request return status ${status} content-type application/json ${o.headers ?? ''}${o.lf ? 'lf-string' : 'string'} '${body}' ${condition}`.replace(/  +/g, ' ').replace(/^ /, '  ');
 }
 
-const BOT_ID = `^[a-z0-9]([a-z0-9-]{0,${MAX_BOT_ID - 2}}[a-z0-9])?$`;
-
-/** How HAProxy checks one admission rule: the lines that fetch what it needs, the condition of its refusal, the fields its message names. */
-interface HaproxyCheck<R extends RefusalReason> {
-  /** Lines before the refusal (setting the variables it reads). */
-  before?: string[];
-  /** The refusal's condition (`if ...` or `unless ...`). */
-  condition: string;
-  fields: RefusalFields[R];
-  /** Lines after the refusal. */
-  after?: string[];
-}
-
-/**
- * Each admission rule as HAProxy checks it, or why it is not a frontend rule: a rule left out is off in
- * this configuration (API keys, rate limit) or enforced elsewhere (the group limit: each backend's
- * `maxconn` and queue, answered by the 503 `http-error`).
- */
-function haproxyChecks(c: ConfigInput, f: ReturnType<typeof files>): { [R in RefusalReason]?: HaproxyCheck<R> } {
-  const state = `map(${f.state})`;
-  const auth = c.auth;
-  return {
-    bad_id: { before: ['  http-request set-var(txn.bot) path,field(4,/)'], condition: `unless { var(txn.bot) -m reg ${BOT_ID} }`, fields: {} },
-    no_keys: auth
-      ? {
-          before: ['  http-request set-var(txn.key) req.hdr(x-api-key)', '  http-request set-var(txn.key) req.hdr(authorization),regsub("^Bearer +","") if { req.hdr(authorization) -m beg "Bearer " }'],
-          condition: `unless { str(keys),${state} -m str 1 }`,
-          fields: {},
-        }
-      : undefined,
-    no_key: auth ? { condition: 'unless { var(txn.key) -m len gt 0 }', fields: {} } : undefined,
-    bad_key: auth ? { before: [`  http-request set-var(txn.tenant) var(txn.key),digest(sha256),hex,lower,map(${f.keys})`], condition: 'unless { var(txn.tenant) -m found }', fields: {} } : undefined,
-    unknown_bot: {
-      before: [`  http-request set-var(txn.pool) var(txn.bot),map(${f.bots})`],
-      condition: 'unless { var(txn.pool) -m found }',
-      fields: { bot: '%[var(txn.bot)]', generation: `%[str(generation),${state}]` },
-      after: [`  http-request set-var(txn.owner) var(txn.bot),map(${f.owners})`],
-    },
-    other_tenant: auth ? { condition: 'unless { var(txn.tenant),strcmp(txn.owner) eq 0 }', fields: { bot: '%[var(txn.bot)]' } } : undefined,
-    rate_limit: c.tenantRate ? { before: ['  http-request track-sc0 var(txn.owner) table tenant_rates'], condition: `if { sc_http_req_rate(0) gt ${c.tenantRate} }`, fields: { tenant: '%[var(txn.owner)]' } } : undefined,
-  };
-}
-
-/** An admission rule's lines in the frontend. */
-function refusal<R extends RefusalReason>(rule: AdmissionRule<R>, check: HaproxyCheck<R>): string[] {
-  const message = rule.message(check.fields);
-  const headers = [...Object.entries(rule.headers ?? {}), ...(rule.retryAfterSeconds !== undefined ? [['retry-after', String(rule.retryAfterSeconds)]] : [])].map(([k, v]) => `hdr ${k} ${v} `).join('');
-  return [...(check.before ?? []), answer(rule.status, message, check.condition, { lf: message.includes('%['), headers }), ...(check.after ?? [])];
-}
+/** A REST refusal: the rule's status and its message as the Node router's JSON error. */
+const restRefusal: Refuse = (rule, message, headers, condition) =>
+  answer(rule.status, message, condition, { lf: message.includes('%['), headers: headers.map(([k, v]) => `hdr ${k} ${v} `).join('') });
 
 export function renderConfig(c: ConfigInput): string {
   const f = files(c.dir);
@@ -166,14 +128,12 @@ export function renderConfig(c: ConfigInput): string {
     '  acl known_route method POST predict_path',
     answer(404, 'no route %[method] %[path,json(utf8s)]', 'unless known_route', { lf: true }),
   ];
-  const checks = haproxyChecks(c, f) as Record<RefusalReason, HaproxyCheck<RefusalReason> | undefined>;
-  for (const rule of ADMISSION_RULES) {
-    const check = checks[rule.reason];
-    if (check) lines.push(...refusal(rule, check));
-  }
-  lines.push('  use_backend %[var(txn.pool)]', '');
-  if (c.tenantRate) lines.push('backend tenant_rates', '  stick-table type string len 64 size 100k expire 10s store http_req_rate(1s)', '');
-  for (const b of c.backends) lines.push(...backend(b));
+  lines.push(...admissionLines(c, f, { bot: 'path,field(4,/)', refuse: restRefusal }), '  use_backend %[var(txn.pool)]', '');
+  lines.push(...grpcFrontend(c, f));
+  // One table for both frontends: a tenant's rate counts its REST and gRPC requests together.
+  if (c.tenantRate) lines.push('backend tenant_rates', '  stick-table type string len 64 size 100k expire 10s store http_req_rate(1s),http_req_cnt', '');
+  for (const b of c.backends) lines.push(...backend(b), ...grpcBackend(b));
+  lines.push(...controlBackend(c));
   return `${lines.join('\n')}\n`;
 }
 

@@ -12,17 +12,20 @@ import { MOVE_GRACE_MS } from '../catalog/defaults';
 import { writeAtomic } from '../io/atomic-write';
 import type { PoolAddress } from '../routing/addresses';
 import { poolConcurrency } from '../routing/limits';
-import { routerReady } from '../routing/readiness';
+import { botState, routerReady } from '../routing/readiness';
 import { RoutingTable } from '../routing/table';
 import { TenantKeys, keysRequired } from '../routing/tenants';
 import type { Log } from '../serve/process';
-import { API_TIMEOUT_MS, HaproxyApi } from './api';
+import { API_TIMEOUT_MS, HaproxyApi, mapText } from './api';
 import { Health, Heartbeat } from './heartbeat';
 import { Backend, ConfigInput, files, renderConfig, serverAddress } from './config';
+import { grpcBackendOf, grpcServerAddress } from './grpc-config';
 
 export interface ControlOptions {
   catalog: CatalogIndex;
   address: PoolAddress;
+  /** Where each pool answers gRPC (`host:port`). */
+  grpcAddress: PoolAddress;
   /** Everything of the configuration but the backends. */
   config: Omit<ConfigInput, 'backends' | 'auth'>;
   keys?: TenantKeys;
@@ -65,8 +68,8 @@ export class HaproxyControl {
   private readonly groupOf = new Map<string, PoolGroup>();
   /** The configuration HAProxy runs, without the pools' addresses (those change through the Runtime API). */
   private shape = '';
-  /** The address HAProxy has for each pool. */
-  private readonly addressed = new Map<string, string | undefined>();
+  /** The addresses HAProxy has for each pool: REST and gRPC. */
+  private readonly addressed = new Map<string, Pick<Backend, 'url' | 'grpc'>>();
   /** Pools whose server HAProxy has seen up since it got their address: until all have, the router is not ready. */
   private readonly seenUp = new Set<string>();
   private timer?: NodeJS.Timeout;
@@ -187,27 +190,37 @@ export class HaproxyControl {
     const backends = this.backends();
     writeAtomic(this.f.config, this.render(backends, true));
     this.shape = this.render(backends, false);
-    for (const b of backends) this.addressed.set(b.pool, b.url);
+    for (const b of backends) this.addressed.set(b.pool, { url: b.url, grpc: b.grpc });
   }
 
   /**
    * Points pools' servers at addresses that changed (a local pool that started, or restarted on another
-   * port), without a reload. False when one cannot be changed that way (a host name: only IPs can).
+   * port), without a reload: REST and gRPC each. False when one cannot be changed that way (a host name: only
+   * IPs can; or a change of TLS).
    */
   private async readdress(backends: Backend[]): Promise<boolean> {
     for (const b of backends) {
-      if (b.url === this.addressed.get(b.pool) || b.url === undefined) continue;
-      const a = serverAddress(b.url);
-      if (net.isIP(a.host) === 0 || a.tls !== (this.addressed.get(b.pool) ? serverAddress(this.addressed.get(b.pool)!).tls : false)) return false;
-      const server = `${b.pool}/${b.pool}`;
-      const moved = await this.api.command(`set server ${server} addr ${a.host} port ${a.port}`);
-      if (!/changed|no need to change/i.test(moved)) throw new Error(`HAProxy refused the new address of ${server}: ${moved}`);
-      await this.api.command(`set server ${server} state ready`);
-      this.addressed.set(b.pool, b.url);
-      this.seenUp.delete(b.pool);
-      this.o.log.info({ pool: b.pool, url: b.url }, 'pool address set in HAProxy');
+      const had = this.addressed.get(b.pool) ?? {};
+      const rest = b.url !== undefined && b.url !== had.url ? serverAddress(b.url) : undefined;
+      const grpc = b.grpc !== undefined && b.grpc !== had.grpc ? grpcServerAddress(b.grpc) : undefined;
+      if (!rest && !grpc) continue;
+      if (rest && (net.isIP(rest.host) === 0 || rest.tls !== (had.url ? serverAddress(had.url).tls : false))) return false;
+      if (grpc && net.isIP(grpc.host) === 0) return false;
+      if (rest) await this.setServer(b.pool, b.pool, rest);
+      if (grpc) await this.setServer(grpcBackendOf(b.pool), b.pool, grpc);
+      this.addressed.set(b.pool, { url: b.url, grpc: b.grpc });
+      if (rest) this.seenUp.delete(b.pool);
+      this.o.log.info({ pool: b.pool, url: b.url, grpc: b.grpc }, 'pool address set in HAProxy');
     }
     return true;
+  }
+
+  /** Points one server at an address and takes it out of maintenance. */
+  private async setServer(backend: string, server: string, a: { host: string; port: number }): Promise<void> {
+    const name = `${backend}/${server}`;
+    const moved = await this.api.command(`set server ${name} addr ${a.host} port ${a.port}`);
+    if (!/changed|no need to change/i.test(moved)) throw new Error(`HAProxy refused the new address of ${name}: ${moved}`);
+    await this.api.command(`set server ${name} state ready`);
   }
 
   /**
@@ -369,27 +382,12 @@ export class HaproxyControl {
       const group = this.groupOf.get(pool);
       // Every pool a route names was remembered with its group: a pool without one is a bug here.
       if (!group) throw new Error(`pool "${pool}" has no pool group in the catalogs the control plane has seen`);
-      return { pool, url: this.o.address(pool), timeoutMs: group.timeoutMs, maxconn: poolConcurrency(group) };
+      return { pool, url: this.o.address(pool), grpc: this.o.grpcAddress(pool), timeoutMs: group.timeoutMs, maxconn: poolConcurrency(group) };
     });
   }
 
   /** The configuration; without `addresses`, its shape (what needs a reload when it changes). */
   private render(backends: Backend[], addresses: boolean): string {
-    return renderConfig({ ...this.o.config, backends: addresses ? backends : backends.map((b) => ({ ...b, url: undefined })), auth: this.auth });
+    return renderConfig({ ...this.o.config, backends: addresses ? backends : backends.map((b) => ({ ...b, url: undefined, grpc: undefined })), auth: this.auth });
   }
-}
-
-/** The state a pool reports for a bot (`GET /v2/models/{bot}/ready`), or undefined when it cannot be asked. */
-async function botState(url: string, bot: string): Promise<string | undefined> {
-  try {
-    const res = await fetch(`${url}/v2/models/${bot}/ready`, { signal: AbortSignal.timeout(2000) });
-    const body = (await res.json()) as { ready?: boolean; state?: string };
-    return body.ready ? 'ready' : body.state;
-  } catch {
-    return undefined;
-  }
-}
-
-function mapText(entries: ReadonlyMap<string, string>): string {
-  return [...entries].map(([k, v]) => `${k} ${v}\n`).join('');
 }

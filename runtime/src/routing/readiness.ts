@@ -54,3 +54,14 @@ export class PoolAddresses {
     return waiting;
   }
 }
+
+/** The state a pool reports for a bot (`GET /v2/models/{bot}/ready`), or undefined when it cannot be asked. */
+export async function botState(url: string, bot: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${url}/v2/models/${bot}/ready`, { signal: AbortSignal.timeout(2000) });
+    const body = (await res.json()) as { ready?: boolean; state?: string };
+    return body.ready ? 'ready' : body.state;
+  } catch {
+    return undefined;
+  }
+}

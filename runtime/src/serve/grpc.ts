@@ -32,8 +32,8 @@ export interface GrpcEndpointOptions {
   extensions: string[];
   /** Whether the server is ready (false while draining, whatever this says). */
   ready(): boolean;
-  /** The handlers of ModelReady, ModelMetadata and ModelInfer. */
-  models: Record<ModelMethod, ModelHandler>;
+  /** The handlers of ModelReady, ModelMetadata and ModelInfer; none: they answer UNIMPLEMENTED (HAProxy carries them). */
+  models?: Record<ModelMethod, ModelHandler>;
   /** Model methods take and give encoded bytes (the router forwards them undecoded). @default false */
   raw?: boolean;
   /** Metadata sent with every answer and error (the pool names itself). */
@@ -83,7 +83,8 @@ export class GrpcEndpoint {
       }
       return handle(Object.assign(call, { request }), requestId);
     };
-    const models = Object.fromEntries(MODEL_METHODS.map((m) => [m, o.raw ? o.models[m] : decoded(m, o.models[m])]));
+    const handlers = o.models;
+    const models = handlers ? Object.fromEntries(MODEL_METHODS.map((m) => [m, o.raw ? handlers[m] : decoded(m, handlers[m])])) : {};
     const own = {
       ServerLive: async () => ({ message: { live: true } }),
       ServerReady: async () => ({ message: { ready: !this.draining && o.ready() } }),
