@@ -216,9 +216,11 @@ describeWithHaproxy("the caller's deadline through HAProxy", () => {
     // (RESOURCE_EXHAUSTED, naming itself) rather than running it. The calls before are DEADLINE_EXCEEDED.
     const client = new GrpcClient(router.grpc);
     try {
+      // (On a loaded machine the pool, its one worker busy with the runs cut off, may also answer UNAVAILABLE for a while.)
       const outcomes = [];
-      for (let i = 0; i < 10 && outcomes.at(-1)?.code !== grpc.status.RESOURCE_EXHAUSTED; i++) outcomes.push(await client.call('ModelInfer', inferRequest('slow', ['yes']), { deadlineMs: 150 }));
-      expect(outcomes.slice(0, -1).map((o) => o.code)).toEqual(Array(outcomes.length - 1).fill(grpc.status.DEADLINE_EXCEEDED));
+      for (let i = 0; i < 20 && outcomes.at(-1)?.code !== grpc.status.RESOURCE_EXHAUSTED; i++) outcomes.push(await client.call('ModelInfer', inferRequest('slow', ['yes']), { deadlineMs: 150 }));
+      expect(outcomes[0].code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      for (const o of outcomes.slice(0, -1)) expect([grpc.status.DEADLINE_EXCEEDED, grpc.status.UNAVAILABLE]).toContain(o.code);
       expect([outcomes.at(-1)!.code, outcomes.at(-1)!.metadata['x-botshard-pool']]).toEqual([grpc.status.RESOURCE_EXHAUSTED, name]);
       expect((await client.call('ModelInfer', inferRequest('quick', ['yes please']))).code).toBe(grpc.status.OK);
     } finally {

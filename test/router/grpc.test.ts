@@ -10,7 +10,7 @@ import { parseCatalog, plan, poolFor } from '@botshard/runtime';
 import { hashKey } from '@botshard/runtime/routing/tenants';
 import { encodeRaw } from '@botshard/runtime/oip/tensors';
 import { GrpcClient, inferRequest, malformedInfer, rawModelInfer } from '../support/grpc';
-import { RunningPool, catalogInput, ensureBuilt, runPool, runPoolsOf, slowModels, standaloneBot, supportBot, tempDir, withModels } from '../pool/support';
+import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, runPoolsOf, slowModels, standaloneBot, supportBot, tempDir, withModels } from '../pool/support';
 import { runRouter } from './support';
 
 beforeAll(() => ensureBuilt());
@@ -150,6 +150,19 @@ describe('gRPC tenants', () => {
     expect((await ask('globex-bot', { 'x-api-key': 'globex-secret' })).code).toBe(grpc.status.OK); // another tenant's bucket
     const rejected = await router.app.router.metrics.rejected.get();
     expect(rejected.values.find((v) => v.labels.reason === 'rate_limit')?.value).toBe(3);
+  });
+
+  test("REST and gRPC draw from one bucket per tenant: globex's 8 tokens left pass 8 of 10 requests in either protocol, in order", async () => {
+    // globex made 2 calls above (of its burst of 10), on the stopped clock.
+    const outcomes: Array<[string, boolean]> = [];
+    for (let i = 0; i < 10; i++) {
+      if (i % 2 === 0) {
+        outcomes.push(['grpc', (await client.call('ModelInfer', inferRequest('globex-bot', ['hi']), { metadata: { 'x-api-key': 'globex-secret' } })).code === grpc.status.OK]);
+      } else {
+        outcomes.push(['rest', (await postJson(`${router.url}/v1/bots/globex-bot/predict`, { text: 'hi' }, { 'x-api-key': 'globex-secret' })).status === 200]);
+      }
+    }
+    expect(outcomes).toEqual([...Array.from({ length: 8 }, (_, i): [string, boolean] => [i % 2 === 0 ? 'grpc' : 'rest', true]), ['grpc', false], ['rest', false]]);
   });
 });
 

@@ -1,25 +1,20 @@
 /**
  * The router's gRPC model methods: read the bot from the request's bytes (field 1, without decoding the
  * tensors), admit it as REST requests are (API keys from metadata), and forward the message unchanged to
- * the bot's pool over a kept HTTP/2 connection, with the same fallbacks and circuits. The pool's answer,
- * status and metadata come back as they were.
+ * the bot's pool over a kept HTTP/2 connection (node:http2, grpc-call.ts), with the same fallbacks and
+ * circuits. The pool's answer, status and metadata come back as they were.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { Registry } from 'prom-client';
-import type { CatalogIndex } from '../catalog';
 import { CONVERSATION_HEADER, POOL_HEADER, ProtocolError, RESIDENCY_HEADER } from '../oip';
-import { BINARY_EXTENSION } from '../oip/binary';
-import { MODEL_METHODS, ModelMethod, RAW, deadlineOf, httpStatusOf, metadataValue, methodPath, stringField } from '../oip/grpc';
-import { APP_DEFAULTS } from '../serve/app';
-import { GrpcEndpoint, GrpcStatusError, ModelHandler } from '../serve/grpc';
+import { MODEL_METHODS, ModelMethod, deadlineOf, httpStatusOf, metadataValue, methodPath, stringField } from '../oip/grpc';
+import { GrpcStatusError, ModelHandler } from '../serve/grpc';
 import type { PoolAddress } from './addresses';
 import { Admission } from './admission';
 import { MODEL_VERSION } from './admission-rules';
-import { PoolChannels } from './channels';
+import { PoolChannels, PoolClient } from './channels';
 import { CallerGone, Forwarder, PoolAnswer, Transport, UpstreamError } from './forward';
+import { UnaryOutcome, headerValue, unaryCall } from './grpc-call';
 import { InFlight } from './metrics';
-import { routerParts } from './parts';
-import { TenantKeys } from './tenants';
 
 /** Metadata passed on to the pool (credentials stay at the router). */
 const FORWARDED_METADATA = ['traceparent', 'tracestate', CONVERSATION_HEADER];
@@ -27,52 +22,6 @@ const FORWARDED_METADATA = ['traceparent', 'tracestate', CONVERSATION_HEADER];
 const RETURNED_METADATA = [POOL_HEADER, RESIDENCY_HEADER, 'retry-after', 'grpc-retry-pushback-ms'];
 
 type Answer = { message: Buffer; metadata: grpc.Metadata } | { status: Partial<grpc.StatusObject> };
-
-/**
- * A gRPC router on its own, beside a data plane that carries REST only (HAProxy mode): its own routing
- * table, admission (the same tenant keys; its own rate limiter and group slots, so a tenant's limit applies
- * to REST and to gRPC separately) and forwarder, and its metrics in a registry to merge with the control
- * plane's.
- */
-export function standaloneGrpcRouter(o: {
-  catalog: CatalogIndex;
-  grpcAddress: PoolAddress;
-  keys?: TenantKeys;
-  tenantRate?: number;
-  version: string;
-  ready(): boolean;
-  log: { error(obj: object, msg: string): void };
-}): StandaloneGrpcRouter {
-  const parts = routerParts({ catalog: o.catalog, grpcAddress: o.grpcAddress, keys: o.keys, tenantRate: o.tenantRate, processMetrics: false });
-  const endpoint = new GrpcEndpoint({
-    name: 'botshard-router',
-    version: o.version,
-    extensions: ['botshard_routing', 'botshard_haproxy', BINARY_EXTENSION],
-    ready: o.ready,
-    models: routerGrpcMethods(() => parts),
-    raw: true,
-    maxMessageBytes: APP_DEFAULTS.bodyLimit,
-    log: o.log,
-  });
-  return {
-    endpoint,
-    registry: parts.metrics.registry,
-    update: (catalog) => parts.update(catalog),
-    async close() {
-      await endpoint.close();
-      parts.close();
-    },
-  };
-}
-
-export interface StandaloneGrpcRouter {
-  endpoint: GrpcEndpoint;
-  /** Its metrics, to merge with the control plane's. */
-  registry: Registry;
-  /** Applies a new catalog generation (as the control plane does). */
-  update(catalog: CatalogIndex): void;
-  close(): Promise<void>;
-}
 
 /** The model methods of the router's gRPC endpoint (raw: messages as bytes). */
 export function routerGrpcMethods(parts: () => { admission: Admission; forwarder: Forwarder; address: PoolAddress; channels: PoolChannels; inFlight: InFlight }): Record<ModelMethod, ModelHandler> {
@@ -136,41 +85,35 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
  * the pool (connection refused or reset, deadline) and are UpstreamErrors for the loop (and its circuit);
  * any other status (UNIMPLEMENTED from an older pool, ...) is relayed as the pool's answer.
  */
-function callPool(client: grpc.Client, pool: string, method: ModelMethod, message: Buffer, metadata: grpc.Metadata, deadline: number, signal: AbortSignal): Promise<PoolAnswer<Answer>> {
-  return new Promise((resolve, reject) => {
-    let initial = new grpc.Metadata();
-    const discard = async () => undefined;
-    const call = client.makeUnaryRequest(methodPath(method), RAW.serialize, RAW.deserialize, message, metadata, { deadline }, (err, response) => {
-      signal.removeEventListener('abort', cancel);
-      if (!err) {
-        // proto3 writes `ready: false` as an empty message: a pool not ready for the bot, as REST's 503.
-        const unavailable = method === 'ModelReady' && response!.length === 0;
-        return resolve({ answer: { message: response!, metadata: returned(initial) }, code: unavailable ? 503 : 200, unavailable, discard });
-      }
-      const trailers = err.metadata ?? new grpc.Metadata();
-      const answeredBy = metadataValue(trailers, POOL_HEADER) ?? metadataValue(initial, POOL_HEADER);
-      if (answeredBy === undefined) {
-        if (err.code === grpc.status.DEADLINE_EXCEEDED || err.code === grpc.status.CANCELLED) return reject(new UpstreamError('timeout', pool, `pool "${pool}" did not answer in time`));
-        if (err.code === grpc.status.UNAVAILABLE) return reject(new UpstreamError('connect', pool, `pool "${pool}" is unreachable over gRPC (${err.details})`));
-      }
-      resolve({
-        answer: { status: { code: err.code, details: err.details, metadata: returned(trailers) } },
-        code: httpStatusOf(err.code),
-        // As over REST: a NOT_FOUND names the pool that holds the bot (itself, when the bot is not in its catalog).
-        holder: err.code === grpc.status.NOT_FOUND ? answeredBy : undefined,
-        unavailable: answeredBy !== undefined && (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.RESOURCE_EXHAUSTED),
-        discard,
-      });
-    });
-    const cancel = () => call.cancel();
-    signal.addEventListener('abort', cancel);
-    call.on('metadata', (m) => (initial = m));
-  });
+export async function callPool(client: PoolClient, pool: string, method: ModelMethod, message: Buffer, metadata: grpc.Metadata, deadline: number, signal: AbortSignal): Promise<PoolAnswer<Answer>> {
+  const out = await unaryCall(client, methodPath(method), message, metadata, deadline, signal);
+  const discard = async () => undefined;
+  if (out.code === grpc.status.OK) {
+    // proto3 writes `ready: false` as an empty message: a pool not ready for the bot, as REST's 503.
+    const unavailable = method === 'ModelReady' && out.message!.length === 0;
+    return { answer: { message: out.message!, metadata: returned(out) }, code: unavailable ? 503 : 200, unavailable, discard };
+  }
+  const answeredBy = headerValue(out.trailers, POOL_HEADER) ?? headerValue(out.headers, POOL_HEADER);
+  if (answeredBy === undefined) {
+    if (out.code === grpc.status.DEADLINE_EXCEEDED || out.code === grpc.status.CANCELLED) throw new UpstreamError('timeout', pool, `pool "${pool}" did not answer in time`);
+    if (out.code === grpc.status.UNAVAILABLE) throw new UpstreamError('connect', pool, `pool "${pool}" is unreachable over gRPC (${out.details})`);
+  }
+  return {
+    answer: { status: { code: out.code, details: out.details, metadata: returned(out) } },
+    code: httpStatusOf(out.code),
+    // As over REST: a NOT_FOUND names the pool that holds the bot (itself, when the bot is not in its catalog).
+    holder: out.code === grpc.status.NOT_FOUND ? answeredBy : undefined,
+    unavailable: answeredBy !== undefined && (out.code === grpc.status.UNAVAILABLE || out.code === grpc.status.RESOURCE_EXHAUSTED),
+    discard,
+  };
 }
 
-/** The pool metadata a caller gets back. */
-function returned(from: grpc.Metadata): grpc.Metadata {
+/** The pool metadata a caller gets back: each key's values from the trailers, else from the headers. */
+function returned(from: UnaryOutcome): grpc.Metadata {
   const out = new grpc.Metadata();
-  for (const key of RETURNED_METADATA) for (const v of from.get(key)) out.add(key, v);
+  for (const key of RETURNED_METADATA) {
+    const v = from.trailers[key] ?? from.headers[key];
+    if (v !== undefined) for (const one of Array.isArray(v) ? v : [v]) out.add(key, one);
+  }
   return out;
 }

@@ -1,8 +1,7 @@
 /**
  * The one set-up of the router's forwarding parts: the routing table, admission (tenant keys, rate limit,
- * group slots), the forwarding loop with its circuits, gRPC connections to pools and the metrics. The Node
- * router (router/server.ts) adds REST on top; the HAProxy mode runs them for gRPC only (grpc.ts
- * `standaloneGrpcRouter`), beside HAProxy, which carries REST.
+ * group slots: one of each for REST and gRPC), the forwarding loop with its circuits, gRPC connections to
+ * pools and the metrics, for the Node router (router/server.ts), which serves both protocols over them.
  */
 import type { CatalogIndex } from '../catalog';
 import type { PoolAddress } from './addresses';
