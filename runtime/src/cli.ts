@@ -1,14 +1,21 @@
 import { parseArgs } from 'node:util';
 import { UsageError, exitCodeOf, explain, isKnown } from './commands/failure';
-import { catalogCommand } from './commands/catalog';
-import { diffCommand } from './commands/diff';
-import { planCommand } from './commands/plan';
-import { statusCommand } from './commands/status';
-import { modelsCommand } from './local/command';
-import { poolCommand } from './pool/command';
-import { haproxyCommand } from './haproxy/command';
-import { routerCommand } from './router/command';
-import { upCommand } from './local/up';
+
+/**
+ * Each command's code, loaded when the command runs: a pool process does not load the local platform,
+ * the router or HAProxy's control plane (their modules and dependencies would stay in its memory).
+ */
+const commands = {
+  catalog: () => require('./commands/catalog') as typeof import('./commands/catalog'),
+  diff: () => require('./commands/diff') as typeof import('./commands/diff'),
+  plan: () => require('./commands/plan') as typeof import('./commands/plan'),
+  status: () => require('./commands/status') as typeof import('./commands/status'),
+  models: () => require('./local/command') as typeof import('./local/command'),
+  pool: () => require('./pool/command') as typeof import('./pool/command'),
+  haproxy: () => require('./haproxy/command') as typeof import('./haproxy/command'),
+  router: () => require('./router/command') as typeof import('./router/command'),
+  up: () => require('./local/up') as typeof import('./local/up'),
+};
 
 const USAGE = `usage: botshard <command> [options]
 
@@ -16,6 +23,8 @@ commands:
   catalog [--config FILE]                 print the normalised catalog JSON (what the ConfigMaps hold)
   plan [--config FILE | --catalog PATH] [--json]
                                           one row per pool: group, bots, memory used / budget, encoders
+  plan --sizes STATUS [--json]            a memory per bot (and encoder) from the sizes the pools measured, where it differs
+                                          from the declared one (STATUS: a saved \`botshard status --json\`)
   diff OLD NEW [--json]                   which bots move between two configs or catalogs, and why
   up [--config FILE] [--port 8080] [--grpc-port 8081] [--models DIR] [--tenant-keys DIR] [--router node|haproxy]
                                           run the whole platform locally: a process per pool and the router
@@ -59,6 +68,7 @@ function run(argv: string[]): string {
     url: { type: 'string' },
     'tenant-keys': { type: 'string' },
     degraded: { type: 'string', multiple: true },
+    sizes: { type: 'string' },
   } as const;
   let parsed;
   try {
@@ -71,25 +81,26 @@ function run(argv: string[]): string {
   const source = values.catalog ?? values.config ?? 'bots.config.ts';
   switch (command) {
     case 'catalog':
-      return catalogCommand({ config: source });
+      return commands.catalog().catalogCommand({ config: source });
     case 'plan':
       if (values.catalog && values.config) throw new UsageError('give --config or --catalog, not both');
-      return planCommand({ config: source, json: values.json });
+      if (values.sizes !== undefined) return commands.plan().sizesCommand({ file: values.sizes, json: values.json });
+      return commands.plan().planCommand({ config: source, json: values.json });
     case 'diff':
       if (positionals.length !== 2) throw new UsageError(`diff takes two configs or catalogs (OLD NEW), got ${positionals.length}`);
-      return diffCommand({ before: positionals[0], after: positionals[1], json: values.json });
+      return commands.diff().diffCommand({ before: positionals[0], after: positionals[1], json: values.json });
     case 'models':
-      return modelsCommand({ config: source, models: values.models, degraded: values.degraded });
+      return commands.models().modelsCommand({ config: source, models: values.models, degraded: values.degraded });
     case 'pool':
-      return poolCommand({ pool: values.pool, catalog: values.catalog, models: values.models, port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host });
+      return commands.pool().poolCommand({ pool: values.pool, catalog: values.catalog, models: values.models, port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host });
     case 'up':
-      return upCommand({ config: source, port: values.port, grpcPort: values['grpc-port'], models: values.models, tenantKeys: values['tenant-keys'], router: values.router });
+      return commands.up().upCommand({ config: source, port: values.port, grpcPort: values['grpc-port'], models: values.models, tenantKeys: values['tenant-keys'], router: values.router });
     case 'router':
-      return routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], poolReplicas: values['pool-replicas'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host, tenantKeys: values['tenant-keys'] });
+      return commands.router().routerCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], poolReplicas: values['pool-replicas'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     case 'status':
-      return statusCommand({ url: values.url, json: values.json });
+      return commands.status().statusCommand({ url: values.url, json: values.json });
     case 'haproxy':
-      return haproxyCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], poolReplicas: values['pool-replicas'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], haproxyMetricsPort: values['haproxy-metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
+      return commands.haproxy().haproxyCommand({ catalog: values.catalog, poolUrl: values['pool-url'], poolUrls: values['pool-urls'], poolGrpcUrl: values['pool-grpc-url'], poolGrpcUrls: values['pool-grpc-urls'], poolReplicas: values['pool-replicas'], port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], haproxyMetricsPort: values['haproxy-metrics-port'], host: values.host, tenantKeys: values['tenant-keys'] });
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
