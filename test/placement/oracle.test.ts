@@ -151,10 +151,15 @@ function add(pool: OraclePool, bot: Bot, encoderBytes: EncoderBytes, rules: Orac
   if (bot.model.encoder !== undefined) pool.encoders.add(bot.model.encoder);
 }
 
-/** The names of a group's shared pools 0..n-1. */
+/** The names of a group's shared pools 0..n-1: each drawn against the dedicated pools and the pools before it. */
 function sharedNames(catalog: Catalog, group: PoolGroup, n: number): string[] {
   const taken = new Set(catalog.groups.flatMap((g) => g.dedicatedPools));
-  return Array.from({ length: n }, (_, i) => poolName(group.name, i, taken));
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) {
+    names.push(poolName(group.name, i, taken));
+    taken.add(names[i]);
+  }
+  return names;
 }
 
 const groupBots = new WeakMap<Catalog, Map<string, Bot[]>>();

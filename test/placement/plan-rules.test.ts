@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Catalog, parseCatalog } from '@botshard/runtime/catalog';
 import { scoreHi, scoreLo, toHex, xxh64 } from '@botshard/runtime/hash';
-import { PlacementError, Topology, countMoves, diffTopologies, fillLimit, placementWarnings, plan, poolFor, poolName, topologyToJson } from '@botshard/runtime/placement';
+import { PlacementError, Topology, countMoves, diffTopologies, fillLimit, placementWarnings, plan, poolFor, poolName, poolNames, topologyToJson } from '@botshard/runtime/placement';
 import { costIn, localityKey, newPool, put, scaled } from '@botshard/runtime/placement/pools';
 import { syntheticCatalog } from '../../bench/synthetic';
 import { GOLDEN_CATALOGS } from '../golden/generate';
@@ -192,6 +192,48 @@ describe('pool names', () => {
     // In a plan: a dedicated pool named like the first shared pool.
     const c = catalogOf({ bots: [...bots(3, 1000), { id: 'vip-bot', memory: 1000, pin: first }], group: { pools: 1, dedicatedPools: [first] } });
     expect(plan(c).groups[0].pools).toEqual([ruleName('g', 0, 1), first]);
+  });
+
+  test('never two alike: a group whose suffixes collide gets a salted name for the later pool, and earlier names stay', () => {
+    // The first group name (g0, g1, ...) with two of its first 20,000 indices on one suffix (odds per group ~3 in 1).
+    let found: { group: string; first: number; second: number } | undefined;
+    for (let g = 0; !found; g++) {
+      const seen = new Map<string, number>();
+      for (let i = 0; i < 20_000 && !found; i++) {
+        const name = ruleName(`g${g}`, i);
+        if (seen.has(name)) found = { group: `g${g}`, first: seen.get(name)!, second: i };
+        seen.set(name, i);
+      }
+    }
+    const { group, first, second } = found;
+    const names = poolNames(group, second + 1);
+    expect(new Set(names).size).toBe(second + 1);
+    expect(names[first]).toBe(ruleName(group, first));
+    expect(names[second]).not.toBe(names[first]);
+    expect(names[second]).toMatch(new RegExp(`^${group}-[0-9a-z]{5}$`));
+    // Every other name is the unsalted one: the catalogs that plan today keep their names.
+    expect(names.filter((n, i) => n !== ruleName(group, i))).toEqual([names[second]]);
+    // Stable as pools are added: the first k names of k + 1 pools are the names of k pools.
+    expect(poolNames(group, second + 5).slice(0, second + 1)).toEqual(names);
+    // In a plan: as many pools as the collision needs, each with its own name (before: "used twice").
+    const t = plan(catalogOf({ bots: bots(2, 1000), group: { name: group, pools: second + 1 } }));
+    expect(t.pools.map((p) => p.name).sort()).toEqual([...names].sort());
+  });
+
+  test('pool names over many groups and counts: distinct, prefix-stable, and the plain hash wherever it is free', () => {
+    for (let g = 0; g < 40; g++) {
+      const group = `group-${g}`;
+      const taken = new Set([ruleName(group, g % 7), 'unrelated']);
+      const names = poolNames(group, 200 + g * 10, taken);
+      expect(new Set(names).size).toBe(names.length);
+      for (const n of names) expect(taken.has(n)).toBe(false);
+      expect(poolNames(group, 50, taken)).toEqual(names.slice(0, 50));
+      const before = new Set<string>();
+      names.forEach((n, i) => {
+        if (!taken.has(ruleName(group, i)) && !before.has(ruleName(group, i))) expect([i, n]).toEqual([i, ruleName(group, i)]);
+        before.add(n);
+      });
+    }
   });
 
   test('two pools of the same name are refused (strategy dedicated: a bot named like a dedicated pool)', () => {

@@ -1,6 +1,6 @@
 export { xxh64, scoreHi, scoreLo, fmix32, toHex } from '../hash';
 export type { U64 } from '../hash';
-export { plan, poolFor, poolName, PlacementError } from './plan';
+export { plan, poolFor, poolName, poolNames, PlacementError } from './plan';
 export type { Pool, GroupTopology, Topology, PlanOptions } from './plan';
 export { diffTopologies, countMoves } from './diff';
 export type { Move, MoveReason, Reload, Rollout, RolloutChange, RolloutVersion, TopologyDiff } from './diff';

@@ -59,13 +59,31 @@ export interface PlanOptions {
 const SUFFIX_SPACE = 36 ** 5;
 const ORDER_SALT = xxh64('botshard/order');
 
-/** Name of shared pool `index` of a group: `<group>-<5 base-36 characters of a hash>`, stable as pools are added. */
+/**
+ * Name of shared pool `index` of a group: `<group>-<5 base-36 characters of a hash>`, stable as pools are
+ * added. A name in `taken` is drawn again with a salt (`poolNames` passes the names before it).
+ */
 export function poolName(group: string, index: number, taken?: ReadonlySet<string>): string {
   for (let salt = 0; ; salt++) {
     const h = xxh64(salt === 0 ? `${group}#${index}` : `${group}#${index}#${salt}`);
     const name = `${group}-${(h.lo % SUFFIX_SPACE).toString(36).padStart(5, '0')}`;
     if (!taken?.has(name)) return name;
   }
+}
+
+/**
+ * The names of a group's first `count` shared pools, never two alike: pool i is drawn against the dedicated
+ * pools' names (`taken`) and the names of pools 0..i-1, so adding pools never renames one, and a group whose
+ * suffixes would collide (about k²/(2·36⁵) for k pools) gets a salted name for the later pool instead of an
+ * error. Where no suffix collides, every name is `poolName(group, i)`.
+ */
+export function poolNames(group: string, count: number, taken: ReadonlySet<string> = new Set()): string[] {
+  const drawn = new Set(taken);
+  return Array.from({ length: count }, (_, i) => {
+    const name = poolName(group, i, drawn);
+    drawn.add(name);
+    return name;
+  });
 }
 
 /** The pool that holds a bot in this topology, or undefined for a bot not in the catalog. */
@@ -295,7 +313,7 @@ function sharedPools(group: PoolGroup, hashed: IndexBot[], strategy: Strategy, t
   const placing = capacityGroup(group);
   const fixed = options.pools?.[group.name] ?? (group.pools === 'auto' ? undefined : group.pools);
   for (let n = fixed ?? autoPoolCount(placing, hashed, encoderBytes); ; n++) {
-    const fresh = () => Array.from({ length: n }, (_, i) => newPool(poolName(group.name, i, taken), placing));
+    const fresh = () => poolNames(group.name, n, taken).map((name) => newPool(name, placing));
     let shared = fresh();
     // A fixed count with a locality key: balanced (an auto count is sized by memory, which keeps its pools full).
     const balanced = fixed !== undefined && group.locality !== 'none';
