@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { App, Testing } from 'cdk8s';
-import { loadCatalog, openCatalog, parseCatalog, plan } from '@botshard/runtime';
+import { NODE_OPTIONS, loadCatalog, openCatalog, parseCatalog, plan } from '@botshard/runtime';
 import {
   BotPlatform,
   CatalogConfigMaps,
@@ -50,7 +50,7 @@ describe('InferencePool', () => {
     expect(c.resources).toEqual({ requests: { cpu: '1', memory: '3Gi' }, limits: { cpu: '3', memory: '3Gi' } });
     expect(hpa.spec.minReplicas).toBe(1);
     expect(c.env.find((e: any) => e.name === 'BOTSHARD_DRAIN_SECONDS').value).toBe('70');
-    expect(c.env.find((e: any) => e.name === 'NODE_OPTIONS').value).toBe('--max-semi-space-size=4');
+    expect(c.env.find((e: any) => e.name === 'NODE_OPTIONS').value).toBe(NODE_OPTIONS);
     expect(d.spec.template.spec.terminationGracePeriodSeconds).toBe(80);
     expect(d.spec.template.spec.topologySpreadConstraints[1].whenUnsatisfiable).toBe('ScheduleAnyway');
   });
