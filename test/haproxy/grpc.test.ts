@@ -4,17 +4,15 @@
  * with the statuses and metadata of the Node router; a tenant has one rate over both protocols; the
  * caller's deadline is passed on and cuts the call at HAProxy too.
  */
-import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parseCatalog, plan, poolFor } from '@botshard/runtime';
 import { healthService } from '@botshard/runtime/oip/grpc';
-import { hashKey } from '@botshard/runtime/routing/tenants';
 import example from '../../bots.config';
-import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, runPoolsOf, slowModels, standaloneBot, supportBot, tempDir, withModels, writeMountedCatalog } from '../pool/support';
+import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, runPoolsOf, slowModels, standaloneBot, tempDir, withModels, writeMountedCatalog } from '../pool/support';
 import { GrpcClient, inferRequest } from '../support/grpc';
 import { runHaproxy, withHaproxy } from './support';
+import { twoTenants } from '../support/tenants';
 
 beforeAll(() => ensureBuilt());
 
@@ -98,18 +96,13 @@ describeWithHaproxy('Open Inference gRPC through HAProxy', () => {
 });
 
 describeWithHaproxy('tenants over gRPC through HAProxy: keys from metadata, one rate per tenant over both protocols', () => {
-  const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
-  const catalog = parseCatalog({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
+  const { catalog, keys, pool: name } = twoTenants();
   const RATE = 3;
   let pool: RunningPool;
   let router: Awaited<ReturnType<typeof runHaproxy>>;
   let client: GrpcClient;
-  const keys = tempDir('keys');
 
   beforeAll(async () => {
-    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
-    fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n`);
-    const name = plan(catalog).pools[0].name;
     pool = await runPool({ pool: name, catalog, modelRoot: withModels(catalog), workers: 1 });
     const dir = tempDir('catalog');
     writeMountedCatalog(dir, catalog);

@@ -13,6 +13,7 @@ import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, sup
 import { HAPROXY, runHaproxy, withHaproxy } from './support';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcClient, grpcLoad, inferRequest } from '../support/grpc';
+import { twoTenants } from '../support/tenants';
 
 beforeAll(() => ensureBuilt());
 
@@ -117,18 +118,13 @@ describeWithHaproxy('the example catalog through HAProxy', () => {
 });
 
 describeWithHaproxy('tenants through HAProxy', () => {
-  const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
-  const catalog = parseCatalog({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
+  const { catalog, keys, pool: name } = twoTenants();
   let pool: RunningPool;
   let router: Awaited<ReturnType<typeof runHaproxy>>;
-  const keys = tempDir('keys');
   const ask = (bot: string, headers: Record<string, string> = {}) => postJson(`${router.url}/v1/bots/${bot}/predict`, { text: 'hi' }, headers);
   const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
   beforeAll(async () => {
-    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
-    fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n${hashKey('globex-second')}\n`);
-    const name = plan(catalog).pools[0].name;
     pool = await runPool({ pool: name, catalog, modelRoot: withModels(catalog), workers: 1 });
     const dir = tempDir('catalog');
     writeMountedCatalog(dir, catalog);

@@ -3,15 +3,13 @@
  * keys as REST, statuses mapped from REST's, deadlines, failing pools, and REST's binary tensor data passed
  * through. (A live catalog change under gRPC and REST traffic at once: router.test.ts, "rebalancing".)
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parseCatalog, plan, poolFor } from '@botshard/runtime';
-import { hashKey } from '@botshard/runtime/routing/tenants';
 import { encodeRaw } from '@botshard/runtime/oip/tensors';
 import { GrpcClient, inferRequest, malformedInfer, rawModelInfer } from '../support/grpc';
-import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, runPoolsOf, slowModels, standaloneBot, supportBot, tempDir, withModels } from '../pool/support';
+import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, runPoolsOf, slowModels, standaloneBot, supportBot, withModels } from '../pool/support';
 import { runRouter } from './support';
+import { twoTenants } from '../support/tenants';
 
 beforeAll(() => ensureBuilt());
 
@@ -107,17 +105,12 @@ describe('routing gRPC', () => {
 });
 
 describe('gRPC tenants', () => {
-  const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
-  const catalog = parseCatalog({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
+  const { catalog, keys, pool: name } = twoTenants();
   let pool: RunningPool;
   let router: Awaited<ReturnType<typeof runRouter>>;
   let client: GrpcClient;
-  const keys = tempDir('keys');
 
   beforeAll(async () => {
-    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
-    fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n`);
-    const name = plan(catalog).pools[0].name;
     pool = await runPool({ pool: name, catalog, modelRoot: withModels(catalog), workers: 1 });
     // The rate limit reads a clock that never moves: buckets refill only when a test says so.
     router = await runRouter({ catalog, urls: new Map([[name, pool.url]]), grpcs: new Map([[name, pool.grpc]]), tenantKeys: keys, tenantRate: 5, now: () => 1_000_000 });

@@ -7,6 +7,7 @@ import { hashKey } from '@botshard/runtime/routing/tenants';
 import example from '../../bots.config';
 import { RunningPool, catalogInput, ensureBuilt, postJson, runPool, slowModels, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog, runPoolsOf } from '../pool/support';
 import { grpcLoad, load, poolRequestCount, runRouter } from './support';
+import { twoTenants } from '../support/tenants';
 
 beforeAll(() => ensureBuilt());
 
@@ -199,17 +200,12 @@ describe('readiness', () => {
 });
 
 describe('tenants', () => {
-  const input = catalogInput([supportBot('acme-bot'), supportBot('globex-bot', { tenant: 'globex' })]);
-  const catalog = parseCatalog({ ...input, tenants: [{ id: 'acme' }, { id: 'globex' }], platform: { auth: 'tenant-keys' } });
+  const { catalog, keys, pool: name } = twoTenants();
   let pool: RunningPool;
   let router: Awaited<ReturnType<typeof runRouter>>;
-  const keys = tempDir('keys');
   const ask = (bot: string, key?: string) => postJson(`${router.url}/v1/bots/${bot}/predict`, { text: 'hi' }, key ? { authorization: `Bearer ${key}` } : {});
 
   beforeAll(async () => {
-    fs.writeFileSync(path.join(keys, 'acme'), `${hashKey('acme-secret')}\n`);
-    fs.writeFileSync(path.join(keys, 'globex'), `${hashKey('globex-secret')}\n${hashKey('globex-second')}\n`);
-    const name = plan(catalog).pools[0].name;
     pool = await runPool({ pool: name, catalog, modelRoot: withModels(catalog), workers: 1 });
     router = await runRouter({ catalog, urls: new Map([[name, pool.url]]), tenantKeys: keys, tenantRate: 5 });
   });
