@@ -71,7 +71,7 @@ describe('botshard up', () => {
     }
     const text = execFileSync(process.execPath, [BIN, 'status', '--url', statusUrl], { cwd: dir, encoding: 'utf8' });
     expect(text).toContain(`router: catalog generation ${json.router.generation}, data plane node`);
-    expect(text).toMatch(/^POOL +READY +BOTS +LOADING +FAILED +LEAVING +QUEUE +GENERATION +MEMORY \/ BUDGET$/m);
+    expect(text).toMatch(/^POOL +READY +BOTS +LOADING +FAILED +LEAVING +QUEUE +GENERATION +DECLARED +MEASURED +MEMORY \/ BUDGET$/m);
     for (const p of json.pools) expect(text).toMatch(new RegExp(`^${p.pool} +yes +${p.bots.ready} +0 +0 `, 'm'));
     // Not the metrics port: a clear error and exit 1.
     let failed: any;

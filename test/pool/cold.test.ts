@@ -50,7 +50,7 @@ describe('cold bots (overcommit)', () => {
     expect(status.body.bots).toMatchObject({ ready: 1, cold: 7 });
     // `botshard status` shows a COLD column when a pool has cold bots, and none otherwise.
     const table = (bots: object) => formatStatus({ router: { generation: 'g', dataPlane: 'node' }, pools: [{ ...status.body, bots }] }).split('\n');
-    expect(table(status.body.bots)[2]).toMatch(/^POOL +READY +BOTS +LOADING +FAILED +LEAVING +COLD +QUEUE +GENERATION +MEMORY \/ BUDGET$/);
+    expect(table(status.body.bots)[2]).toMatch(/^POOL +READY +BOTS +LOADING +FAILED +LEAVING +COLD +QUEUE +GENERATION +DECLARED +MEASURED +MEMORY \/ BUDGET$/);
     expect(table(status.body.bots)[3]).toMatch(new RegExp(`^${poolName} +yes +1 +0 +0 +0 +7 +0 `));
     expect(table({ ...status.body.bots, cold: 0 })[2]).not.toContain('COLD');
   });

@@ -48,7 +48,11 @@ describe('a pool over gRPC', () => {
     const rest = (await getJson(`${pool.url}/v2/models/alpha`)).body;
     const tensor = ({ name, datatype, shape }: { name: string; datatype: string; shape: number[] }) => ({ name, datatype, shape });
     expect(rest.outputs.map((t: { shape: number[] }) => t.shape)).toEqual([[-1], [-1], [-1, 3]]);
-    expect(meta.response).toEqual({ name: 'alpha', versions: rest.versions, platform: rest.platform, inputs: rest.inputs.map(tensor), outputs: rest.outputs.map(tensor) });
+    const { parameters, ...header } = meta.response;
+    expect(header).toEqual({ name: 'alpha', versions: rest.versions, platform: rest.platform, inputs: rest.inputs.map(tensor), outputs: rest.outputs.map(tensor) });
+    // REST's parameters (the model's sizes among them), each in its InferParameter field.
+    expect(Object.fromEntries(Object.entries(parameters as Record<string, any>).map(([k, v]) => [k, v[v.parameter_choice]]))).toEqual(rest.parameters);
+    expect(rest.parameters).toMatchObject({ declared_bytes: 2 * 1024 * 1024, measured_bytes: expect.any(Number) });
     expect(meta.metadata['x-botshard-pool']).toBe(here);
     expect((await client.call('ModelReady', { name: 'alpha' })).response).toEqual({ ready: true });
     // gRPC's standard health check (what Kubernetes gRPC probes ask) says the same as ServerReady.

@@ -45,7 +45,7 @@ describe('a pool loads only its own bots', () => {
   test('an encoder is loaded once per pool however many bots use it', async () => {
     const text = await (await fetch(`${running[0].url}/v2/health/ready`)).text();
     expect(text).toBe('{"ready":true}');
-    const bytes = await running[0].app.poolMetrics.modelBytes.get();
+    const bytes = await running[0].app.poolMetrics.modelFileBytes.get();
     const encoder = bytes.values.find((v) => v.labels.kind === 'encoder')!.value;
     expect(encoder).toBe(fs.statSync(path.join(models, 'encoders/en.onnx')).size);
   });
@@ -99,7 +99,8 @@ describe('the OIP endpoints', () => {
         { name: 'confidence', datatype: 'FP32', shape: [-1] },
         { name: 'probabilities', datatype: 'FP32', shape: [-1, 3], parameters: { labels: 'password_reset,billing,greeting' } },
       ],
-      parameters: { quarantined: false, mean_run_ms: expect.any(Number) },
+      // Its head's size: declared in the catalog, and measured when it loaded (at least its file).
+      parameters: { quarantined: false, mean_run_ms: expect.any(Number), declared_bytes: 2 * 1024 * 1024, measured_bytes: expect.any(Number) },
     });
     expect((await get(`/v2/models/support/ready`)).body).toEqual({ name: 'support', ready: true, state: 'ready', quarantined: false });
     expect((await get(`/v2/models/support/versions/1/ready`)).status).toBe(200);
@@ -247,7 +248,7 @@ describe('the OIP endpoints', () => {
     try {
       const port = (server.address() as net.AddressInfo).port;
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      for (const metric of ['botshard_pool_bots_assigned', 'botshard_pool_bots{', 'botshard_pool_model_bytes', 'botshard_pool_model_load_seconds', 'botshard_pool_inference_seconds', 'botshard_pool_bot_requests_total', 'botshard_pool_queue_depth', 'botshard_pool_catalog_generation', 'botshard_pool_ready']) {
+      for (const metric of ['botshard_pool_bots_assigned', 'botshard_pool_bots{', 'botshard_pool_model_bytes', 'botshard_pool_model_file_bytes', 'botshard_pool_model_load_seconds', 'botshard_pool_inference_seconds', 'botshard_pool_bot_requests_total', 'botshard_pool_queue_depth', 'botshard_pool_catalog_generation', 'botshard_pool_ready']) {
         expect(text).toContain(metric);
       }
       expect(text).toContain(`botshard_pool_catalog_generation{generation="${catalog.generation}"`);

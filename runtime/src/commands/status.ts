@@ -1,11 +1,12 @@
 /**
  * `botshard status`: a running platform's state, from its router's metrics port (a local `botshard up`, or
- * a `kubectl port-forward` to the router): one row per pool, then the failed bots and why, then the model
- * rollouts; `--json` for scripts.
+ * a `kubectl port-forward` to the router): one row per pool, then the failed bots and why, the models
+ * measured more than 2x off their declared size, then the model rollouts; `--json` for scripts.
  */
 import { formatMemory } from '../catalog';
 import { PlatformStatus, STATUS_PATH, rolloutsOf } from '../status';
 import { figuresOf } from '../status/figures';
+import { OFF_FACTOR, measuredModels, offBy } from '../status/sizes';
 import { SettingsError, exitWithFailure } from './failure';
 import { table } from './output';
 
@@ -13,27 +14,51 @@ import { table } from './output';
 export function formatStatus(s: PlatformStatus): string {
   // A COLD column only where some pool overcommits (has bots loaded on their first request).
   const cold = s.pools.some((p) => 'bots' in p && (p.bots.cold ?? 0) > 0);
+  const size = (bytes: number | undefined) => (bytes === undefined ? '-' : formatMemory(bytes));
   const rows = s.pools.map((p) => {
-    if ('unreachable' in p) return [p.pool, 'unreachable', '-', '-', '-', '-', ...(cold ? ['-'] : []), '-', '-', p.unreachable];
+    if ('unreachable' in p) return [p.pool, 'unreachable', '-', '-', '-', '-', ...(cold ? ['-'] : []), '-', '-', '-', '-', p.unreachable];
     const memory = `${formatMemory(p.memoryBytes)}${p.budgetBytes ? ` / ${formatMemory(p.budgetBytes)}` : ''}`;
     const queue = String(p.queue.reduce((a, b) => a + b, 0));
-    return [p.pool, p.ready ? 'yes' : 'no', String(p.bots.ready), String(p.bots.loading), String(p.bots.failed), String(p.bots.leaving), ...(cold ? [String(p.bots.cold ?? 0)] : []), queue, p.generation ?? '-', memory];
+    return [p.pool, p.ready ? 'yes' : 'no', String(p.bots.ready), String(p.bots.loading), String(p.bots.failed), String(p.bots.leaving), ...(cold ? [String(p.bots.cold ?? 0)] : []), queue, p.generation ?? '-', size(p.sizes?.declared), size(p.sizes?.measured), memory];
   });
-  const header = ['POOL', 'READY', 'BOTS', 'LOADING', 'FAILED', 'LEAVING', ...(cold ? ['COLD'] : []), 'QUEUE', 'GENERATION', 'MEMORY / BUDGET'];
+  const header = ['POOL', 'READY', 'BOTS', 'LOADING', 'FAILED', 'LEAVING', ...(cold ? ['COLD'] : []), 'QUEUE', 'GENERATION', 'DECLARED', 'MEASURED', 'MEMORY / BUDGET'];
   const lines = [
     `router: catalog generation ${s.router.generation}, data plane ${s.router.dataPlane}`,
     '',
     table(header, rows, header.map((h) => !['POOL', 'READY', 'GENERATION', 'MEMORY / BUDGET'].includes(h))),
+    'DECLARED, MEASURED: the models a pool holds, as the catalog declares them (what its budget counts) and as it measured them loading',
   ];
   const failed = s.pools.flatMap((p) => ('failed' in p ? p.failed.map((f) => `  ${p.pool}  ${f.bot}: ${f.error}`) : []));
   if (failed.length > 0) lines.push('', 'failed bots:', ...failed);
   const versions = s.pools.flatMap((p) => ('versionsFailed' in p ? (p.versionsFailed ?? []).map((f) => `  ${p.pool}  ${f.bot}: ${f.head} (since ${f.since}, ${f.failures} failed load${f.failures === 1 ? '' : 's'}): ${f.error}`) : []));
   if (versions.length > 0) lines.push('', 'new versions that failed to load (the previous version serves):', ...versions);
+  const off = formatOffSizes(s);
+  if (off) lines.push('', off);
   const rollouts = formatRollouts(s);
   if (rollouts) lines.push('', rollouts);
   const behind = s.pools.filter((p) => 'generation' in p && p.generation !== s.router.generation).map((p) => p.pool);
   if (behind.length > 0) lines.push('', `not on the router's generation yet: ${behind.join(', ')}`);
   return lines.join('\n');
+}
+
+/** Models listed at most by `botshard status` (`botshard plan --sizes` lists every one). */
+const OFF_LISTED = 20;
+
+/** The models whose measured size is off their declared size by more than 2x, the furthest off first. */
+export function formatOffSizes(s: PlatformStatus): string | undefined {
+  const off = measuredModels(s).filter((m) => offBy(m) > OFF_FACTOR).sort((a, b) => offBy(b) - offBy(a));
+  if (off.length === 0) return undefined;
+  const rows = off.slice(0, OFF_LISTED).map((m) => {
+    const times = offBy(m);
+    const shown = times >= 10 ? Math.round(times) : Number(times.toFixed(1));
+    return [m.pool, m.kind === 'bot' ? m.id : `encoder ${m.id}`, formatMemory(m.declared), formatMemory(m.measured), `${shown}x ${m.measured >= m.declared ? 'more' : 'less'}`];
+  });
+  const more = off.length > OFF_LISTED ? [`  and ${off.length - OFF_LISTED} more`] : [];
+  return [
+    `measured more than ${OFF_FACTOR}x off the declared size (${plural(off.length, 'model')}; save \`botshard status --json\`, then \`botshard plan --sizes FILE\` suggests each \`memory\`):`,
+    table(['POOL', 'MODEL', 'DECLARED', 'MEASURED', 'MEASURED IS'], rows, [false, false, true, true, false]),
+    ...more,
+  ].join('\n');
 }
 
 /**

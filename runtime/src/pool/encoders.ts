@@ -24,9 +24,14 @@ export function servingHash(bot: Bot, encoder: Encoder | undefined): string {
 
 interface EncoderEntry {
   key: string;
+  /** The encoder's id, and the size the catalog declares for it. */
+  id: string;
+  declaredBytes: number;
   lane: number;
   refs: number;
+  /** Its file's size, and what it measured when it loaded (measure.ts); 0 until loaded. */
   bytes: number;
+  measuredBytes: number;
   loaded: Promise<void>;
 }
 
@@ -81,6 +86,11 @@ export class Encoders {
     return n;
   }
 
+  /** The encoders loaded: each one's declared and measured bytes (counted once, however many bots use it). */
+  sizes(): Array<{ encoder: string; declared: number; measured: number }> {
+    return [...this.entries.values()].filter((e) => e.measuredBytes > 0).map((e) => ({ encoder: e.id, declared: e.declaredBytes, measured: e.measuredBytes }));
+  }
+
   /** Counts a bot as a user of the encoder, loading it first if no bot uses it yet. Throws ModelError if it cannot load. */
   async acquire(encoder: Encoder, key: string, lane: number): Promise<void> {
     let entry = this.entries.get(key);
@@ -100,13 +110,14 @@ export class Encoders {
   private startLoad(encoder: Encoder, key: string, lane: number): EncoderEntry {
     const { store, lanes, metrics } = this.o;
     const started = performance.now();
-    const e: EncoderEntry = { key, lane, refs: 0, bytes: 0, loaded: Promise.resolve() };
+    const e: EncoderEntry = { key, id: encoder.id, declaredBytes: encoder.memory, lane, refs: 0, bytes: 0, measuredBytes: 0, loaded: Promise.resolve() };
     e.loaded = store.resolve(encoder.path, encoder.sha256).then((file) => lanes.load(lane, key, { file })).then(
       (r) => {
         if (!r.inputs.includes('input_ids') || !r.outputs.includes('embedding')) {
           throw new ModelError(`encoder "${encoder.id}" (${encoder.path}) must take "input_ids" and output "embedding", it takes ${JSON.stringify(r.inputs)} and outputs ${JSON.stringify(r.outputs)}`);
         }
         e.bytes = r.bytes;
+        e.measuredBytes = r.measuredBytes;
         metrics.loadSeconds.observe({ kind: 'encoder' }, (performance.now() - started) / 1000);
       },
       (err: Error) => {

@@ -9,7 +9,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Bot, CatalogIndex, Encoder, PoolGroup } from '../catalog';
 import { Topology, fillLimit } from '../placement';
-import { servingHash } from './encoders';
+import { Encoders, servingHash } from './encoders';
 import type { HotSet } from './hot-set';
 import type { Answer } from './lane';
 import { Lanes, laneSettings } from './lanes';
@@ -372,9 +372,9 @@ export class PoolEngine {
     return this.opts.lanes.depths();
   }
 
-  /** Bytes of the encoders loaded. */
-  get encoderBytes(): number {
-    return this.loader.encoders.bytes;
+  /** The encoders loaded (their bytes, declared and measured sizes). */
+  get encoders(): Encoders {
+    return this.loader.encoders;
   }
 
   /** Reports not ready from now on (SIGTERM). */

@@ -1,11 +1,13 @@
+import type { Encoders } from './encoders';
 import { BotEntry, FailedVersion, isResident } from './loading';
 import type { BotState, PoolState } from './metrics';
 import type { Rollouts } from './rollout/rollouts';
+import { sizesOf } from './sizes';
 
 /** What the gauges (and the pool's status) read of the pool's engine. */
 export interface GaugeSource {
   readonly bots: ReadonlyMap<string, BotEntry>;
-  readonly encoderBytes: number;
+  readonly encoders: Pick<Encoders, 'bytes' | 'sizes'>;
   readonly residentBytes: { used: number; limit: number } | undefined;
   readonly ready: boolean;
   readonly lanes: { readonly quarantined: ReadonlySet<string> };
@@ -16,11 +18,15 @@ export interface GaugeSource {
 export function gaugesOf(engine: GaugeSource): PoolState {
   return {
     bots: () => botCounts(engine.bots),
-    modelBytes: () => {
+    modelFileBytes: () => {
       let head = 0;
       for (const e of engine.bots.values()) if (isResident(e)) head += e.headBytes;
       for (const r of engine.rollouts.all()) head += r.loaded?.headBytes ?? 0;
-      return { head, encoder: engine.encoderBytes };
+      return { head, encoder: engine.encoders.bytes };
+    },
+    modelBytes: () => {
+      const { declared, measured } = sizesOf(engine);
+      return { declared, measured };
     },
     residentBytes: () => {
       const r = engine.residentBytes;

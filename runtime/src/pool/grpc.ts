@@ -30,6 +30,13 @@ const CONTENTS: Record<Exclude<Datatype, 'FP16'>, string> = {
   FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
 };
 
+/** REST's parameters as InferParameter messages: a string, a boolean, an integer (int64) or another number (double). */
+function inferParameters(parameters: Record<string, string | number | boolean>): Record<string, Record<string, string | number | boolean>> {
+  const typed = (v: string | number | boolean): Record<string, string | number | boolean> =>
+    typeof v === 'string' ? { string_param: v } : typeof v === 'boolean' ? { bool_param: v } : Number.isSafeInteger(v) ? { int64_param: v } : { double_param: v };
+  return Object.fromEntries(Object.entries(parameters).map(([k, v]) => [k, typed(v)]));
+}
+
 /** The model methods of the pool's gRPC endpoint. */
 export function poolGrpcMethods(serviceOf: () => ModelService): Record<ModelMethod, ModelHandler> {
   return {
@@ -43,7 +50,7 @@ export function poolGrpcMethods(serviceOf: () => ModelService): Record<ModelMeth
       const service = serviceOf();
       const r = call.request as ModelRequest;
       const m = service.metadata(service.resolve(r.name, r.version).entry);
-      return { message: { name: m.name, versions: m.versions, platform: m.platform, inputs: m.inputs.map(tensorHeader), outputs: m.outputs.map(tensorHeader) } };
+      return { message: { name: m.name, versions: m.versions, platform: m.platform, inputs: m.inputs.map(tensorHeader), outputs: m.outputs.map(tensorHeader), parameters: inferParameters(m.parameters ?? {}) } };
     },
     ModelInfer: async (call, requestId) => infer(serviceOf(), call.request as ModelInferRequest, requestId, deadlineOf(call), call.metadata.get(CONVERSATION_HEADER)[0]),
   };

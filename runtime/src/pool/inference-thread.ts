@@ -10,10 +10,11 @@
  * padded to the longest), then each through its own head, and its answer is decided here too.
  */
 import * as fs from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { BotProcessor, TokenIds } from './processors';
-import type { LaneReply, LaneRequest, RunJob, RunResult } from './lane';
+import type { LaneReply, LaneRequest, RunJob, RunResult, ThreadData } from './lane';
+import { Measurer, START_UP_MODEL } from './measure';
 
 /** Sessions of encoders (and of anything that is not a bot's head). */
 export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
@@ -39,6 +40,10 @@ export const HEAD_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { ...SE
 const sessions = new Map<string, ort.InferenceSession>();
 /** The pipelines of the heads loaded here, by the head's key. */
 const processors = new Map<string, BotProcessor>();
+/** Measures each load (see measure.ts), one thread of the process at a time. */
+const measurer = new Measurer((workerData as ThreadData | undefined)?.measureLock, threadId, async () => {
+  await (await ort.InferenceSession.create(START_UP_MODEL, SESSION_OPTIONS)).release();
+});
 
 function session(key: string): ort.InferenceSession {
   const s = sessions.get(key);
@@ -50,7 +55,7 @@ async function unload(key: string): Promise<void> {
   const s = sessions.get(key);
   sessions.delete(key);
   processors.delete(key);
-  await s?.release();
+  if (s) await measurer.exclusive(() => s.release());
 }
 
 async function handle(msg: LaneRequest): Promise<LaneReply> {
@@ -59,18 +64,19 @@ async function handle(msg: LaneRequest): Promise<LaneReply> {
       for (const key of msg.release ?? []) await unload(key);
       const bytes = fs.readFileSync(msg.file);
       const processor = msg.processing ? new BotProcessor(msg.processing) : undefined;
-      const s = await ort.InferenceSession.create(bytes, processor ? HEAD_SESSION_OPTIONS : SESSION_OPTIONS);
+      const { value: s, measuredBytes } = await measurer.load(bytes.length, () => ort.InferenceSession.create(bytes, processor ? HEAD_SESSION_OPTIONS : SESSION_OPTIONS));
       if (processor && msg.check) {
         const first = await checkHead(s, processor, msg.check.encoder);
         if (first) {
-          await s.release();
+          await measurer.exclusive(() => s.release());
           throw new Error(first);
         }
       }
-      await sessions.get(msg.key)?.release();
+      const replaced = sessions.get(msg.key);
+      if (replaced) await measurer.exclusive(() => replaced.release());
       sessions.set(msg.key, s);
       if (processor) processors.set(msg.key, processor);
-      return { type: 'loaded', id: msg.id, bytes: bytes.length, inputs: [...s.inputNames], outputs: [...s.outputNames] };
+      return { type: 'loaded', id: msg.id, bytes: bytes.length, measuredBytes, inputs: [...s.inputNames], outputs: [...s.outputNames] };
     }
     case 'unload':
       await unload(msg.key);
@@ -79,7 +85,7 @@ async function handle(msg: LaneRequest): Promise<LaneReply> {
       const all = [...sessions.values()];
       sessions.clear();
       processors.clear();
-      await Promise.all(all.map((s) => s.release()));
+      await measurer.exclusive(() => Promise.all(all.map((s) => s.release())));
       return { type: 'closed', id: msg.id };
     }
     case 'run':

@@ -21,9 +21,16 @@ export type LaneRequest =
   /** Release every session and end the thread (after the messages before it). */
   | { type: 'close'; id: number };
 
+/** What a lane's thread is started with (its workerData). */
+export interface ThreadData {
+  /** The process's lock around loads and unloads, so that each load's measured bytes are its own (measure.ts). */
+  measureLock: SharedArrayBuffer;
+}
+
 /** Answers of a lane's thread, one per message. */
 export type LaneReply =
-  | { type: 'loaded'; id: number; bytes: number; inputs: string[]; outputs: string[] }
+  /** `bytes`: the model file's size; `measuredBytes`: what the process's memory grew by when it loaded, at least `bytes` (measure.ts). */
+  | { type: 'loaded'; id: number; bytes: number; measuredBytes: number; inputs: string[]; outputs: string[] }
   | { type: 'unloaded'; id: number }
   | { type: 'closed'; id: number }
   | { type: 'ran'; id: number; results: RunResult[] }

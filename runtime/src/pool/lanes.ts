@@ -10,8 +10,9 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { PoolGroup } from '../catalog';
 import { Batcher, MAX_JOBS_PER_MESSAGE } from './batcher';
-import { Answer, InferPayload, Job, Lane, LaneReply, LaneRequest, Model, ModelError, Payload, RunJob, RunResult, uses } from './lane';
+import { Answer, InferPayload, Job, Lane, LaneReply, LaneRequest, Model, ModelError, Payload, RunJob, RunResult, ThreadData, uses } from './lane';
 import { controlInFlight, nextControl, waitingForLoad, withLoad } from './load-order';
+import { measureLock, releaseHeldBy } from './measure';
 import { QuarantineChange, QuarantineLane } from './quarantine';
 import { Clock, ServiceTimes } from './scheduler';
 import { DeadlineError, QueueLimits, Shedding, closingError, queueLimits } from './shedding';
@@ -144,11 +145,15 @@ export class Lanes {
   }
 
   private start(index: number, models: Map<string, Model>, maxInflight = this.opts.inflight ?? 2, perMessage = MAX_JOBS_PER_MESSAGE): Lane {
-    const thread = new Worker(threadScript(), { name: `botshard-inference-${index}` });
+    const workerData: ThreadData = { measureLock: measureLock() };
+    const thread = new Worker(threadScript(), { name: `botshard-inference-${index}`, workerData });
     const lane = new Lane(index, thread, models, maxInflight, perMessage);
+    // Its id now: a thread that has ended has none. One that ends in a load leaves the lock free.
+    const threadId = thread.threadId;
     thread.on('message', (msg: LaneReply) => this.answer(lane, msg));
     thread.on('error', (e) => this.died(lane, e));
     thread.on('exit', (code) => {
+      releaseHeldBy(workerData.measureLock, threadId);
       lane.exited = true;
       this.died(lane, new Error(`worker exited with code ${code}`));
     });
@@ -328,9 +333,9 @@ export class Lanes {
   /**
    * Loads a model into a home lane under `key` (a head with its bot's text pipeline). `check`: the load
    * fails if the head cannot answer for its bot (its inputs, outputs and label count; its encoder, loaded
-   * before it in the same lane). Resolves with its size in bytes.
+   * before it in the same lane). Resolves with its file's size and its measured size in bytes.
    */
-  async load(lane: number, key: string, model: Model, o: { check?: { encoder?: string } } = {}): Promise<{ bytes: number; inputs: string[]; outputs: string[] }> {
+  async load(lane: number, key: string, model: Model, o: { check?: { encoder?: string } } = {}): Promise<{ bytes: number; measuredBytes: number; inputs: string[]; outputs: string[] }> {
     const r = (await this.submit(this.homes[lane], { type: 'load', key, ...model, ...(o.check ? { check: o.check } : {}) }, {})) as LaneReply;
     if (r.type !== 'loaded') throw new ModelError(`unexpected answer ${r.type}`);
     this.homes[lane].models.set(key, model);

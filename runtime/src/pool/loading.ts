@@ -25,7 +25,9 @@ export interface BotEntry {
   lane: number;
   headKey: string;
   encoderKey?: string;
+  /** Its head's file size, and what the head measured when it loaded (measure.ts); 0 while not loaded. */
   headBytes: number;
+  headMeasuredBytes: number;
   leaveTimer?: NodeJS.Timeout;
   /** While failed: when it is loaded again. */
   retryTimer?: NodeJS.Timeout;
@@ -63,7 +65,7 @@ export interface FailedVersion {
 
 /** A bot assigned here and not resident: loaded on its first request. */
 export function coldEntry(bot: Bot, definitionHash: string): BotEntry {
-  return { bot, state: 'cold', definitionHash, lane: -1, headKey: '', headBytes: 0, inflight: 0 };
+  return { bot, state: 'cold', definitionHash, lane: -1, headKey: '', headBytes: 0, headMeasuredBytes: 0, inflight: 0 };
 }
 
 /** The bot's models are loaded: it serves (ready, or leaving for another pool). */
@@ -142,7 +144,7 @@ export class Loader {
     const encoderKey = encoder ? this.encoders.keyOf(encoder) : undefined;
     const lane = this.assignment.laneFor(encoderKey ?? `bot/${bot.id}`);
     this.assignment.count(lane, 1);
-    return { bot, state: 'loading', definitionHash: hash, lane, headKey: `${bot.id}#${++this.headCount}`, encoderKey, headBytes: 0, inflight: 0 };
+    return { bot, state: 'loading', definitionHash: hash, lane, headKey: `${bot.id}#${++this.headCount}`, encoderKey, headBytes: 0, headMeasuredBytes: 0, inflight: 0 };
   }
 
   /**
@@ -161,6 +163,7 @@ export class Loader {
   releaseVersion(entry: BotEntry): void {
     if (entry.state !== 'ready') return;
     entry.state = 'cold'; // not loaded any more: released once
+    entry.headMeasuredBytes = 0;
     this.assignment.count(entry.lane, -1);
     this.o.lanes.unload(entry.lane, entry.headKey).catch(() => undefined);
     if (entry.encoderKey) this.encoders.release(entry.encoderKey);
@@ -232,6 +235,7 @@ export class Loader {
       });
       headLoaded = true;
       entry.headBytes = r.bytes;
+      entry.headMeasuredBytes = r.measuredBytes;
       entry.state = 'ready';
       this.failures.delete(bot.id);
       metrics.loadSeconds.observe({ kind: 'head' }, (performance.now() - started) / 1000);
@@ -286,6 +290,7 @@ export class Loader {
       if (entry.encoderKey) this.encoders.release(entry.encoderKey);
       this.o.host.unloaded(entry.bot.id);
     }
+    entry.headMeasuredBytes = 0;
   }
 
   /** The bot left the catalog: its count of failures goes with it. */

@@ -10,7 +10,9 @@ export type BotState = 'loading' | 'ready' | 'failed' | 'leaving' | 'cold';
 /** What the state gauges read when metrics are read (a scrape): each gauge only what it shows. */
 export interface PoolState {
   bots(): Record<BotState, number>;
-  modelBytes(): { head: number; encoder: number };
+  modelFileBytes(): { head: number; encoder: number };
+  /** Sizes of the models loaded: declared by the catalog, measured when they loaded (sizes.ts). */
+  modelBytes(): { declared: number; measured: number };
   /** Overcommitted pools only. */
   residentBytes(): { resident: number; limit: number } | undefined;
   ready(): boolean;
@@ -25,6 +27,7 @@ export class PoolMetrics {
   readonly registry = new Registry();
   readonly botsAssigned: Gauge;
   readonly bots: Gauge<'state'>;
+  readonly modelFileBytes: Gauge<'kind'>;
   readonly modelBytes: Gauge<'kind'>;
   readonly loadSeconds: Histogram<'kind'>;
   readonly loadFailures: Counter<'kind'>;
@@ -60,7 +63,8 @@ export class PoolMetrics {
     const registers = [this.registry];
     this.botsAssigned = new Gauge({ name: 'botshard_pool_bots_assigned', help: 'Bots the catalog assigns to this pool', registers });
     this.bots = new Gauge({ name: 'botshard_pool_bots', help: 'Bots held by this pool, by state (loading, ready, failed, leaving, cold)', labelNames: ['state'], registers, collect: () => this.collectBots() });
-    this.modelBytes = new Gauge({ name: 'botshard_pool_model_bytes', help: 'Bytes of model files loaded, by kind (encoder, head)', labelNames: ['kind'], registers, collect: () => this.collectModelBytes() });
+    this.modelFileBytes = new Gauge({ name: 'botshard_pool_model_file_bytes', help: 'Bytes of model files loaded, by kind (encoder, head)', labelNames: ['kind'], registers, collect: () => this.collectModelFileBytes() });
+    this.modelBytes = new Gauge({ name: 'botshard_pool_model_bytes', help: 'Memory of the models loaded (each encoder once), by kind: declared in the catalog, or measured when they loaded (the memory the process grew by, at least the file size)', labelNames: ['kind'], registers, collect: () => this.collectModelBytes() });
     this.loadSeconds = new Histogram({ name: 'botshard_pool_model_load_seconds', help: 'Time to load a model into an inference worker', labelNames: ['kind'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
     this.loadFailures = new Counter({ name: 'botshard_pool_model_load_failures_total', help: 'Models that failed to load, by kind', labelNames: ['kind'], registers });
     this.inferenceSeconds = new Histogram({ name: 'botshard_pool_inference_seconds', help: 'Model time of an inference request (encoder + head) in a worker, by pool group', labelNames: ['group'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
@@ -98,11 +102,18 @@ export class PoolMetrics {
     if (this.state) for (const [state, n] of Object.entries(this.state.bots())) this.bots.set({ state }, n);
   }
 
+  private collectModelFileBytes(): void {
+    if (!this.state) return;
+    const { head, encoder } = this.state.modelFileBytes();
+    this.modelFileBytes.set({ kind: 'head' }, head);
+    this.modelFileBytes.set({ kind: 'encoder' }, encoder);
+  }
+
   private collectModelBytes(): void {
     if (!this.state) return;
-    const { head, encoder } = this.state.modelBytes();
-    this.modelBytes.set({ kind: 'head' }, head);
-    this.modelBytes.set({ kind: 'encoder' }, encoder);
+    const { declared, measured } = this.state.modelBytes();
+    this.modelBytes.set({ kind: 'declared' }, declared);
+    this.modelBytes.set({ kind: 'measured' }, measured);
   }
 
   private collectResidentBytes(): void {

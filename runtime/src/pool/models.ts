@@ -10,6 +10,7 @@ import { PoolMetrics } from './metrics';
 import type { PoolEngine } from './engine';
 import { BotEntry, NotServableError } from './loading';
 import { residencyOf } from './gauges';
+import { headSize } from './sizes';
 import { Answer, ModelError } from './lane';
 import { Role, Rollouts, servingVersion } from './rollout/rollouts';
 import { NotLoadedError } from './residency';
@@ -132,8 +133,9 @@ export class ModelService {
         { name: 'confidence', datatype: 'FP32', shape: [-1] },
         { name: 'probabilities', datatype: 'FP32', shape: [-1, entry.bot.intents.length], parameters: { labels: entry.bot.intents.map((i) => i.name).join(',') } },
       ],
-      // botshard: where the bot runs, and its measured run time (what quarantine is decided on).
-      parameters: { quarantined: lane.quarantined, mean_run_ms: Math.round(lane.meanMs * 100) / 100, ...(residency ? { residency } : {}), ...candidate },
+      // botshard: where the bot runs, its measured run time (what quarantine is decided on), and its head's
+      // size: declared in the catalog, and measured when it loaded (while loaded; sizes.ts).
+      parameters: { quarantined: lane.quarantined, mean_run_ms: Math.round(lane.meanMs * 100) / 100, ...(residency ? { residency } : {}), ...candidate, ...sizeParameters(entry) },
     };
   }
 
@@ -259,6 +261,12 @@ export class ModelService {
     this.o.log.error({ bot: id, err: e, reqId: requestId }, 'inference failed');
     return new ProtocolError(500, e instanceof ModelError ? `bot "${id}" failed: ${withoutPaths(e.message)} (request id ${requestId})` : 'internal error');
   }
+}
+
+/** `declared_bytes`, and `measured_bytes` once the head is loaded. */
+function sizeParameters(entry: BotEntry): { declared_bytes: number; measured_bytes?: number } {
+  const { declared, measured } = headSize(entry);
+  return { declared_bytes: declared, ...(measured !== undefined ? { measured_bytes: measured } : {}) };
 }
 
 /**

@@ -22,10 +22,12 @@ import { PoolStatus, RolloutStatus, STATUS_PATH } from '../status';
 import { Rollout, servingVersion } from './rollout/rollouts';
 import { botCounts, failedBots, failedVersions } from './gauges';
 import { HotSet } from './hot-set';
+import { sizesOf } from './sizes';
 import { ModelStore, ModelStoreOptions } from './store';
 import { LaneSettings, Lanes, laneSettings } from './lanes';
 import { reportQuarantine } from './quarantine';
 import { MOVE_GRACE_MS } from '../catalog/defaults';
+import { availableCpus } from '../io/cpus';
 
 export const SERVER_NAME = 'botshard-pool';
 
@@ -111,7 +113,8 @@ export async function buildPoolServer(opts: PoolServerOptions): Promise<FastifyI
     },
   });
   const log = app.log;
-  const workerCount = opts.workers ?? Math.max(1, Math.min(4, os.availableParallelism()));
+  // One inference worker per CPU the pool may use (a container's limit, not the node's cores), at most 4.
+  const workerCount = opts.workers ?? Math.max(1, Math.min(4, availableCpus()));
   const { first, refused } = planFirst(source, opts, log);
   const group = first?.group;
   // Before the first catalog with this pool in its plan, the pool serves nothing: no settings needed.
@@ -218,6 +221,7 @@ function statusOf(engine: PoolEngine, pool: string): PoolStatus {
     queue: engine.queueDepths(),
     memoryBytes: process.memoryUsage().rss,
     budgetBytes: own?.budget ?? null,
+    sizes: sizesOf(engine),
   };
 }
 

@@ -25,6 +25,22 @@ export interface RolloutStatus {
   figures: { serving: RawFigures; candidate: RawFigures };
 }
 
+/** A model's size in bytes: what the catalog declares (`memory`), and what the pool measured when it loaded it. */
+export interface ModelSize {
+  declared: number;
+  measured: number;
+}
+
+/**
+ * The models a pool holds, declared against measured: summed over the models loaded (each encoder once,
+ * candidate versions included), then per bot (its head) and per encoder. The pool's budget counts the
+ * declared sizes (placement must stay deterministic); `botshard plan --sizes` suggests sizes from these.
+ */
+export interface PoolSizes extends ModelSize {
+  bots: Array<ModelSize & { bot: string }>;
+  encoders: Array<ModelSize & { encoder: string }>;
+}
+
 /** One pool's state, as the pool reports it. */
 export interface PoolStatus {
   pool: string;
@@ -50,6 +66,8 @@ export interface PoolStatus {
   memoryBytes: number;
   /** The pool's memory budget from its group, when known. */
   budgetBytes: number | null;
+  /** Its models' declared and measured sizes (absent from pools older than these figures). */
+  sizes?: PoolSizes;
 }
 
 /** The router's view: its own catalog generation, and each pool of it (or why it could not be asked). */

@@ -48,7 +48,7 @@ function evict(e: EngineParts, id: string): void {
     e.loader.release(entry);
   } else {
     e.loader.release(entry);
-    Object.assign(entry, { state: 'cold', lane: -1, headKey: '', headBytes: 0, encoderKey: undefined });
+    Object.assign(entry, { state: 'cold', lane: -1, headKey: '', headBytes: 0, headMeasuredBytes: 0, encoderKey: undefined });
   }
   e.log.debug({ bot: id }, 'bot evicted (asked least lately)');
 }
