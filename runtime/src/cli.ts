@@ -30,10 +30,11 @@ commands:
                                           run the whole platform locally: a process per pool and the router
   status [--url URL] [--json]             a running platform: each pool's readiness, bots, queue, generation, memory
                                           (URL: the router's metrics port, default http://127.0.0.1:9090)
-  models [--config FILE] [--models DIR] [--degraded HEAD[=SHUFFLE[,TEMPERATURE]]]...
+  models [--config FILE] [--models DIR] [--degraded HEAD[=SHUFFLE[,TEMPERATURE]]]... [--sized]
                                           write demo ONNX models for the catalog's bots and candidates (default DIR:
                                           its modelRoot); --degraded trains a head worse: SHUFFLE (0-1, default 0.5) of
-                                          its intents learn another's examples, TEMPERATURE (default 10) lower is less sure
+                                          its intents learn another's examples, TEMPERATURE (default 10) lower is less sure;
+                                          --sized writes each head at its declared memory (real weights, same answers)
   pool --pool NAME --catalog PATH [--models DIR] [--port 8080] [--grpc-port 8081] [--metrics-port 9090] [--host 0.0.0.0]
                                           run one pool server (env: BOTSHARD_POOL, BOTSHARD_CATALOG, ...; docs/pool.md)
   router --catalog PATH (--pool-url TEMPLATE | --pool-urls FILE) [--pool-grpc-url TEMPLATE | --pool-grpc-urls FILE]
@@ -68,6 +69,7 @@ function run(argv: string[]): string {
     url: { type: 'string' },
     'tenant-keys': { type: 'string' },
     degraded: { type: 'string', multiple: true },
+    sized: { type: 'boolean', default: false },
     sizes: { type: 'string' },
   } as const;
   let parsed;
@@ -90,7 +92,7 @@ function run(argv: string[]): string {
       if (positionals.length !== 2) throw new UsageError(`diff takes two configs or catalogs (OLD NEW), got ${positionals.length}`);
       return commands.diff().diffCommand({ before: positionals[0], after: positionals[1], json: values.json });
     case 'models':
-      return commands.models().modelsCommand({ config: source, models: values.models, degraded: values.degraded });
+      return commands.models().modelsCommand({ config: source, models: values.models, degraded: values.degraded, sized: values.sized });
     case 'pool':
       return commands.pool().poolCommand({ pool: values.pool, catalog: values.catalog, models: values.models, port: values.port, metricsPort: values['metrics-port'], grpcPort: values['grpc-port'], host: values.host });
     case 'up':

@@ -4,6 +4,7 @@ import { Checker, isObj } from './checker';
 import { MAX_BOT_ID } from './names';
 import { show } from './problems';
 import { PropertyValue } from './input';
+import { orNone, postprocessOf } from './plain-bot';
 import { Bot, EntityRule, Intent, RewriteRule } from './types';
 
 const BOT_FIELDS = ['id', 'tenant', 'realtime', 'properties', 'model', 'intents', 'preprocess', 'postprocess', 'pin', 'warm'];
@@ -36,11 +37,11 @@ export function normalizeBot(c: Checker, b: unknown, p: string): Bot | undefined
     model,
     intents,
     preprocess,
-    postprocess: {
-      threshold: c.number(post.threshold, `${pp}.threshold`, 0, { min: 0, max: 1, optional: true }),
-      fallback: c.string(post.fallback, `${pp}.fallback`, 'fallback', true),
+    postprocess: postprocessOf(
+      c.number(post.threshold, `${pp}.threshold`, 0, { min: 0, max: 1, optional: true }),
+      c.string(post.fallback, `${pp}.fallback`, 'fallback', true),
       entities,
-    },
+    ),
   };
   if (o.pin !== undefined) bot.pin = c.string(o.pin, `${p}.pin`, '');
   if (o.warm !== undefined && c.boolean(o.warm, `${p}.warm`, false)) bot.warm = true;
@@ -82,7 +83,7 @@ function botIntents(c: Checker, v: unknown, p: string): Intent[] {
     if (!io) return;
     intents.push({
       name: c.string(io.name, `${ip}.name`, ''),
-      examples: c.array(io.examples, `${ip}.examples`, true).map((e, j) => c.string(e, `${ip}.examples[${j}]`, '')),
+      examples: orNone(c.array(io.examples, `${ip}.examples`, true).map((e, j) => c.string(e, `${ip}.examples[${j}]`, ''))),
     });
   });
   c.unique(intents.map((t, i) => ({ id: t.name, path: `${p}[${i}].name` })), 'intent name');
@@ -90,7 +91,7 @@ function botIntents(c: Checker, v: unknown, p: string): Intent[] {
 }
 
 function rewriteRules(c: Checker, v: unknown, p: string): RewriteRule[] {
-  return c.array(v, p, true).flatMap((r, i) => {
+  return orNone(c.array(v, p, true).flatMap((r, i) => {
     const rp = `${p}[${i}]`;
     const ro = c.object(r, rp, ['pattern', 'replace', 'flags'], ['pattern', 'replace']);
     if (!ro) return [];
@@ -98,15 +99,15 @@ function rewriteRules(c: Checker, v: unknown, p: string): RewriteRule[] {
     const replace = typeof ro.replace === 'string' ? ro.replace : '';
     if (ro.replace !== undefined && typeof ro.replace !== 'string') c.add(`${rp}.replace`, `must be a string, got ${show(ro.replace)}`, 'use "" to delete the match');
     return [{ pattern: re.pattern, replace, flags: re.flags }];
-  });
+  }));
 }
 
 function entityRules(c: Checker, v: unknown, p: string): EntityRule[] {
-  return c.array(v, p, true).flatMap((r, i) => {
+  return orNone(c.array(v, p, true).flatMap((r, i) => {
     const rp = `${p}[${i}]`;
     const ro = c.object(r, rp, ['name', 'pattern', 'flags'], ['name', 'pattern']);
     if (!ro) return [];
     const re = c.regex(ro.pattern, ro.flags, rp);
     return [{ name: c.string(ro.name, `${rp}.name`, ''), pattern: re.pattern, flags: re.flags }];
-  });
+  }));
 }

@@ -18,6 +18,40 @@ export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/*
+ * The rules of single values, shared by the Checker (which reports what breaks them) and `plainBot`
+ * (which reads a bot that breaks none without building a path).
+ */
+
+/** Letters, digits, "_", "." and "-", starting with a letter or "_". */
+export function isPropertyKey(key: string): boolean {
+  return PROPERTY_KEY.test(key);
+}
+
+/** RE2 flags among i, m and s. */
+export function isRegexFlags(flags: unknown): flags is string {
+  return typeof flags === 'string' && REGEX_FLAGS.test(flags);
+}
+
+export function isSha256(v: unknown): v is string {
+  return typeof v === 'string' && SHA256.test(v);
+}
+
+/** A number within the bounds of `Checker.number`. */
+export function inRange(v: unknown, opts: { min: number; max: number; integer?: boolean }): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= opts.min && v <= opts.max && (!opts.integer || Number.isInteger(v));
+}
+
+/** What is wrong with a non-empty model path: an unsupported URI, one that escapes the model root, or nothing. */
+export function modelPathFault(s: string): 'location' | 'escapes' | undefined {
+  if (s.includes(':') && /^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return /^(s3|https):\/\/[^/]+\/.+/.test(s) ? undefined : 'location';
+  if (s.includes('\\') || path.posix.isAbsolute(s)) return 'escapes';
+  // Only a ".." segment can take a normalised path out of the root.
+  if (!s.includes('..')) return undefined;
+  const normal = path.posix.normalize(s);
+  return normal === '..' || normal.startsWith('../') ? 'escapes' : undefined;
+}
+
 /** Collects problems while walking the input; every check reports and carries on. */
 export class Checker {
   readonly problems: Problem[] = [];
@@ -28,7 +62,7 @@ export class Checker {
 
   /** Reports a property name (of a bot or a selector) that is not letters, digits, "_", "." and "-". */
   propertyKey(key: string, path: string): void {
-    if (!PROPERTY_KEY.test(key)) this.add(path, `${show(key)} is not a valid property name`, 'use letters, digits, "_", "." and "-", starting with a letter or "_"');
+    if (!isPropertyKey(key)) this.add(path, `${show(key)} is not a valid property name`, 'use letters, digits, "_", "." and "-", starting with a letter or "_"');
   }
 
   /** An object with only the known keys; reports unknown keys (with a likely typo) and returns {} when not an object. */
@@ -84,7 +118,7 @@ export class Checker {
 
   number(v: unknown, path: string, fallback: number, opts: { min: number; max: number; integer?: boolean; optional?: boolean }): number {
     if (v === undefined && opts.optional) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < opts.min || v > opts.max || (opts.integer && !Number.isInteger(v))) {
+    if (!inRange(v, opts)) {
       if (v !== undefined) {
         this.add(
           path,
@@ -125,14 +159,20 @@ export class Checker {
 
   /** The first of each duplicated id is kept; later ones are reported. */
   unique(ids: Array<{ id: string; path: string }>, what: string): void {
-    const seen = new Map<string, string>();
-    for (const { id, path } of ids) {
-      if (id === '') continue;
+    this.uniqueAt(ids.length, (i) => ids[i].id, (i) => ids[i].path, what);
+  }
+
+  /** As `unique`, over `count` ids read by index (undefined: none there); a path is built only for a problem. */
+  uniqueAt(count: number, idAt: (i: number) => string | undefined, pathAt: (i: number) => string, what: string): void {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < count; i++) {
+      const id = idAt(i);
+      if (id === undefined || id === '') continue;
       const first = seen.get(id);
       if (first !== undefined) {
-        this.add(path, `duplicate ${what} ${show(id)}, already used at ${first}`, `give each ${what} a unique value`);
+        this.add(pathAt(i), `duplicate ${what} ${show(id)}, already used at ${pathAt(first)}`, `give each ${what} a unique value`);
       } else {
-        seen.set(id, path);
+        seen.set(id, i);
       }
     }
   }
@@ -141,7 +181,7 @@ export class Checker {
     const p = this.string(pattern, `${path}.pattern`, '');
     let f = '';
     if (flags !== undefined) {
-      if (typeof flags !== 'string' || !REGEX_FLAGS.test(flags)) {
+      if (!isRegexFlags(flags)) {
         this.add(`${path}.flags`, `must be a combination of "i", "m" and "s", got ${show(flags)}`, 'use only i (ignore case), m (multi-line) and s (dot matches newline)');
       } else {
         f = flags;
@@ -157,7 +197,7 @@ export class Checker {
   /** An optional SHA-256 digest of a model file, lower-cased; undefined when absent or invalid (reported). */
   sha256(v: unknown, p: string): string | undefined {
     if (v === undefined) return undefined;
-    if (typeof v !== 'string' || !SHA256.test(v)) {
+    if (!isSha256(v)) {
       const hint = typeof v === 'string' && /^sha256[:-]/i.test(v)
         ? `drop the prefix: write only the 64 hex characters`
         : 'write the 64 hex characters that `sha256sum FILE` prints (or remove sha256 to skip verification)';
@@ -171,14 +211,10 @@ export class Checker {
   modelPath(v: unknown, p: string): string {
     const s = this.string(v, p, '');
     if (s === '') return s;
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
-      if (!/^(s3|https):\/\/[^/]+\/.+/.test(s)) {
-        this.add(p, `${show(s)} is not a supported model location`, 'use a path relative to the model root, or an s3://bucket/key or https://host/path URI');
-      }
-      return s;
-    }
-    const normal = path.posix.normalize(s.replace(/\\/g, '/'));
-    if (s.includes('\\') || path.posix.isAbsolute(s) || normal === '..' || normal.startsWith('../')) {
+    const fault = modelPathFault(s);
+    if (fault === 'location') {
+      this.add(p, `${show(s)} is not a supported model location`, 'use a path relative to the model root, or an s3://bucket/key or https://host/path URI');
+    } else if (fault === 'escapes') {
       this.add(p, `${show(s)} escapes the model root`, 'use a relative path inside platform.modelRoot, without "../" or a leading "/"');
     }
     return s;

@@ -10,8 +10,11 @@ import { normalizeEncoders } from './encoders';
 import { normalizeGroups } from './groups';
 import { normalizePlatform, normalizeTenants } from './platform';
 import { CatalogError, Problem, show } from './problems';
+import { Shared, plainBot, plainObjectsAreOwn } from './plain-bot';
 import { checkReferences } from './references';
 import { Bot, CATALOG_API_VERSION, Catalog } from './types';
+
+const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /** The outcome of validating a catalog: the normalised catalog, or every problem found. */
 export type NormalizeResult = { ok: true; catalog: Catalog } | { ok: false; problems: Problem[] };
@@ -44,16 +47,20 @@ export function normalizeCatalog(input: unknown): NormalizeResult {
     const tenants = normalizeTenants(c, o.tenants);
     const encoders = normalizeEncoders(c, o.encoders);
     const groups = normalizeGroups(c, o.groups);
-    const bots = c.array(o.bots, 'bots').map((b, i) => normalizeBot(c, b, botPath(i, b)));
+    const bots = normalizeBots(c, o.bots, new Shared([...tenants.map((t) => t.id), ...encoders.map((e) => e.id)]));
     const content = { platform, tenants, encoders, groups, bots: bots.filter((b): b is Bot => b !== undefined) };
-    c.unique(bots.flatMap((b, i) => (b ? [{ id: b.id, path: `${botPath(i, b)}.id` }] : [])), 'bot id');
+    // Sorted by id here, once: equal ids are then neighbours, and only when some are does the exact
+    // check (in input order, with paths) run.
+    const sorted = content.bots.slice().sort(byId);
+    if (sorted.some((b, i) => i > 0 && b.id === sorted[i - 1].id)) {
+      c.uniqueAt(bots.length, (i) => bots[i]?.id, (i) => `${botPath(i, bots[i])}.id`, 'bot id');
+    }
     checkReferences(c, { apiVersion: CATALOG_API_VERSION, kind: 'Catalog', ...content });
     if (c.problems.length > 0) return { ok: false, problems: c.problems };
 
-    const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
     content.tenants.sort(byId);
     content.encoders.sort(byId);
-    content.bots.sort(byId);
+    content.bots = sorted;
     const generation = canonicalGeneration(content);
     if (o.generation !== undefined && o.generation !== generation) {
       c.add('generation', `${show(o.generation)} does not match the content (computed ${show(generation)})`, 'the file was edited by hand or is incomplete: regenerate it with `botshard catalog`');
@@ -65,4 +72,13 @@ export function normalizeCatalog(input: unknown): NormalizeResult {
     c.add('catalog', `could not be validated: ${(e as Error)?.message ?? show(e)}`, 'report this input as a botshard bug');
     return { ok: false, problems: c.problems };
   }
+}
+
+/**
+ * The bots, in input order (undefined where one is not an object): each read by `plainBot` when it
+ * breaks no rule, else by the Checker, which reports its problems.
+ */
+function normalizeBots(c: Checker, v: unknown, shared: Shared): Array<Bot | undefined> {
+  const plain = plainObjectsAreOwn();
+  return c.array(v, 'bots').map((b, i) => (plain ? plainBot(b, shared) : undefined) ?? normalizeBot(c, b, botPath(i, b)));
 }

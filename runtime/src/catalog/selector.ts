@@ -36,9 +36,12 @@ export function normalizeSelector(c: Checker, v: unknown, p: string, realtime: b
  */
 export function selectorMatches(selector: Selector, bot: IndexBot): boolean {
   if (selector.realtime !== undefined && selector.realtime !== bot.realtime) return false;
-  for (const [key, values] of Object.entries(selector.properties)) {
+  // for ... in, not Object.entries: called for every bot of the catalog, it allocates nothing.
+  const properties = selector.properties;
+  for (const key in properties) {
+    if (!Object.prototype.hasOwnProperty.call(properties, key)) continue;
     const v = bot.properties[key];
-    if (v === undefined || !values.includes(v)) return false;
+    if (v === undefined || !properties[key].includes(v)) return false;
   }
   return true;
 }

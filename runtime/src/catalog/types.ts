@@ -161,7 +161,11 @@ export interface CatalogIndex extends Omit<Catalog, 'bots'> {
   bots: IndexBot[];
 }
 
-/** The normalised catalog. `generation` is the hash of everything else, in canonical form. */
+/**
+ * The normalised catalog. `generation` is the hash of everything else, in canonical form. Read it, never
+ * edit it in place: bots share what they hold alike (empty lists, intents of a name and no examples and
+ * lists of them), frozen, so that bots do not each hold a copy (edit the input and normalise again).
+ */
 export interface Catalog {
   apiVersion: typeof CATALOG_API_VERSION;
   kind: 'Catalog';

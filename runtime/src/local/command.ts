@@ -45,14 +45,16 @@ function checkDegradedHeads(catalog: Catalog, degraded: ReadonlyMap<string, Degr
   }
 }
 
-export function modelsCommand(opts: { config: string; models?: string; seed?: number; degraded?: readonly string[] }): string {
+/** `sized`: each head at its declared memory (DemoModelOptions.sized). */
+export function modelsCommand(opts: { config: string; models?: string; seed?: number; degraded?: readonly string[]; sized?: boolean }): string {
   const degraded = parseDegraded(opts.degraded);
   const catalog = loadAnyCatalog(opts.config);
   checkDegradedHeads(catalog, degraded);
   const base = fs.statSync(opts.config).isDirectory() ? opts.config : path.dirname(opts.config);
   const root = opts.models ?? path.resolve(base, catalog.platform.modelRoot);
-  const result = writeDemoModels(catalog, root, { seed: opts.seed, degraded });
+  const result = writeDemoModels(catalog, root, { seed: opts.seed, degraded, sized: opts.sized });
   const kept = result.kept.length > 0 ? `, ${result.kept.length} of your own kept (never overwritten): ${result.kept.join(', ')}` : '';
   const degradedNote = degraded.size > 0 ? `; degraded: ${[...degraded].map(([head, d]) => `${head} (shuffle ${d.shuffle}${d.temperature !== undefined ? `, temperature ${d.temperature}` : ''})`).join(', ')}` : '';
-  return `demo models for generation ${catalog.generation} in ${path.relative(process.cwd(), root) || '.'}: ${result.written.length} written, ${result.updated.length} updated, ${result.unchanged.length} unchanged${kept}${degradedNote}`;
+  const sized = opts.sized ? ' (heads at their declared size)' : '';
+  return `demo models${sized} for generation ${catalog.generation} in ${path.relative(process.cwd(), root) || '.'}: ${result.written.length} written, ${result.updated.length} updated, ${result.unchanged.length} unchanged${kept}${degradedNote}`;
 }

@@ -37,6 +37,12 @@ export interface DemoModelOptions {
   encoder?: 'bag' | { transformer: TransformerOptions };
   /** Heads (a bot's model.head or model.candidate.head) to train degraded. @default - none */
   degraded?: Degradations;
+  /**
+   * Heads as large as their bots declare (model.memory, or the candidate's): a hidden layer of real
+   * weights, multiplied at every run, sized so that the head's file is its declared size (see hiddenLayer).
+   * They answer exactly as the small heads do. Encoders keep their size. @default false: heads of a few KiB
+   */
+  sized?: boolean;
 }
 
 /** mulberry32 seeded from a string: the same values in every run. */
@@ -139,17 +145,19 @@ export function trainingTexts(intents: readonly Intent[], degradation: Degradati
   return intentSources(intents.length, degradation.shuffle, seededRandom(seed, `degraded/${head}`)).map((j) => own[j]);
 }
 
-/** One version of a bot's model: its head path and the encoder it takes embeddings from. */
+/** One version of a bot's model: its head path, the encoder it takes embeddings from, its declared bytes. */
 export interface HeadVersion {
   head: string;
   encoder?: string;
+  /** Its declared bytes (model.memory or model.candidate.memory): a sized head's size. @default - the head at its smallest */
+  memory?: number;
 }
 
 /** The serving head of a bot, and its candidate's when it has one. */
 export function headVersions(bot: Bot): HeadVersion[] {
   const { model } = bot;
-  const versions: HeadVersion[] = [{ head: model.head, encoder: model.encoder }];
-  if (model.candidate) versions.push({ head: model.candidate.head, encoder: model.candidate.encoder });
+  const versions: HeadVersion[] = [{ head: model.head, encoder: model.encoder, memory: model.memory }];
+  if (model.candidate) versions.push({ head: model.candidate.head, encoder: model.candidate.encoder, memory: model.candidate.memory });
   return versions;
 }
 
@@ -177,7 +185,47 @@ export function demoHead(bot: Bot, version: HeadVersion, tables: ReadonlyMap<str
   return { weights, dimensions, labels: bot.intents.length, table, tokenizer, ...(shared ? { encoder: shared.encoder } : {}) };
 }
 
-/** A head's probabilities for an embedding: softmax(e W), rounded to float32 as the ONNX head outputs them. */
+/**
+ * The hidden layer of a sized head, W1[D, H] and W2[H, L], such that Relu(e W1) W2 = e W for every e:
+ * W1 = [I, -I, R] and W2 = [W; -W; 0], since Relu(x) - Relu(-x) = x. The first 2D hidden units carry the
+ * embedding's positive and negative parts; the other H - 2D have seeded random weights R in W1 (real
+ * activations, computed at every run) and zero rows in W2, so they add exactly nothing to the logits.
+ * Every weight is multiplied at every run: onnxruntime folds only nodes whose inputs are all constant,
+ * and both MatMuls take the request's embedding (or what it became); zeros are multiplied like any value.
+ */
+export function hiddenLayer(W: Float32Array, D: number, L: number, H: number, next: () => number): { input: Float32Array; output: Float32Array } {
+  if (H < 2 * D) throw new Error(`a hidden layer of ${H} units cannot carry an embedding of ${D} (at least ${2 * D})`);
+  const input = new Float32Array(D * H);
+  const scale = 1 / Math.sqrt(D);
+  for (let d = 0; d < D; d++) {
+    const row = d * H;
+    input[row + d] = 1;
+    input[row + D + d] = -1;
+    for (let k = 2 * D; k < H; k++) input[row + k] = (2 * next() - 1) * scale;
+  }
+  const output = new Float32Array(H * L); // rows 2D.. stay zero
+  for (let d = 0; d < D; d++) {
+    for (let j = 0; j < L; j++) {
+      output[d * L + j] = W[d * L + j];
+      output[(D + d) * L + j] = -W[d * L + j];
+    }
+  }
+  return { input, output };
+}
+
+/**
+ * The hidden width H that makes a head's file `bytes` long: its float32 weights are H (D + L) values,
+ * beside `fixedBytes` (the bias, its own embedding table, the graph). At least 2D (a head declared
+ * smaller than that is written at its smallest).
+ */
+export function hiddenWidth(bytes: number, D: number, L: number, fixedBytes: number): number {
+  return Math.max(2 * D, Math.floor((bytes - fixedBytes) / (4 * (D + L))));
+}
+
+/**
+ * A head's probabilities for an embedding: softmax(e W), rounded to float32 as the ONNX head outputs them.
+ * A sized head computes the same e W through its hidden layer (hiddenLayer), so this is its answer too.
+ */
 export function headProbabilities(head: DemoHead, embedding: Float32Array): Float32Array {
   const { weights: W, labels: L, dimensions: D } = head;
   const logits = new Array<number>(L).fill(0);
@@ -191,7 +239,8 @@ export function headProbabilities(head: DemoHead, embedding: Float32Array): Floa
 /**
  * What a demo head answers, as the pool does: the bot's rewrite rules, its tokenizer, the bag encoder,
  * the head, then its threshold and fallback. `head`: the bot's model.head or model.candidate.head.
- * Computed in JS from the weights demoModels writes with the same options (bag encoders only).
+ * Computed in JS from the weights demoModels writes with the same options (bag encoders only; sized heads
+ * or not: they answer alike).
  */
 export function demoAnswerer(catalog: Catalog, bot: Bot | string, head: string, opts: DemoModelOptions = {}): (text: string) => Prediction {
   const b = typeof bot === 'string' ? catalog.bots.find((x) => x.id === bot) : bot;

@@ -6,6 +6,8 @@
  *   Gather(table[buckets, D]) -> ReduceSum over tokens -> LpNormalization(p=2). Row 0 is zeros (padding).
  * - Head: `embedding` float32 [batch, D] -> `probabilities` float32 [batch, L]: MatMul W[D, L] + b -> Softmax.
  *   A bot without an encoder gets a head that takes `input_ids` and holds its own embedding bag.
+ *   A sized head (opts.sized) is as large as its bot declares: MatMul W1[D, H] -> Relu -> MatMul W2[H, L]
+ *   + b -> Softmax, which computes the same e W (demo-heads.ts, hiddenLayer).
  * - A candidate (model.candidate) gets its head too; a degraded head (opts.degraded) loads and runs like
  *   the good one and answers worse. The weights, and answers computed in JS, are in demo-heads.ts.
  */
@@ -16,7 +18,7 @@ import { onnx } from 'onnx-proto';
 import { DataType, encodeModel, floatTensor, int64Tensor, node, valueInfo } from './onnx';
 import { Catalog, Encoder } from '../catalog';
 import { writeAtomic } from '../io/atomic-write';
-import { DemoModelOptions, degradationOf, degradedHeads, demoHead, encoderTable, headVersions } from './demo-heads';
+import { DemoModelOptions, degradationOf, degradedHeads, demoHead, encoderTable, headVersions, hiddenLayer, hiddenWidth, seededRandom } from './demo-heads';
 import { buildTransformerEncoderModel } from './transformer';
 
 export { STANDALONE_DIMENSIONS, demoAgreement, demoAnswer, demoAnswerer, embed, embeddingTable, headWeights } from './demo-heads';
@@ -51,6 +53,11 @@ export interface HeadModelOptions {
   /** The head's own embedding bag, for a bot without an encoder: the head then takes `input_ids`. @default - takes `embedding` */
   bag?: { table: Float32Array; buckets: number };
   /**
+   * A hidden layer of `width` units that computes the same e W (hiddenLayer; `random` draws the weights of
+   * the units beyond 2D): the head's weights are then H (D + L) float32 values. @default - one MatMul by W
+   */
+  hidden?: { width: number; random: () => number };
+  /**
    * Extra work that does not change the result: `rounds` products of `size` x `size` matrices built
    * from the input (so they are not folded away when the session loads). For tests of slow bots.
    * @default - none
@@ -64,19 +71,22 @@ export interface HeadModelOptions {
   failing?: boolean;
 }
 
-/** A head ONNX model: MatMul + Add + Softmax, optionally with its own embedding bag. */
+/** A head ONNX model: MatMul (or a hidden layer) + Add + Softmax, optionally with its own embedding bag. */
 export function buildHeadModel(opts: HeadModelOptions): Uint8Array {
   const { dimensions: D, labels: L } = opts;
   const nodes: onnx.INodeProto[] = [];
-  const initializer: onnx.ITensorProto[] = [
-    floatTensor('W', [D, L], opts.weights),
-    floatTensor('b', [L], opts.bias ?? new Float32Array(L)),
-  ];
+  const bias = floatTensor('b', [L], opts.bias ?? new Float32Array(L));
+  const layer = opts.hidden && { width: opts.hidden.width, ...hiddenLayer(opts.weights, D, L, opts.hidden.width, opts.hidden.random) };
+  const initializer: onnx.ITensorProto[] = layer
+    ? [floatTensor('W1', [D, layer.width], layer.input), floatTensor('W2', [layer.width, L], layer.output), bias]
+    : [floatTensor('W', [D, L], opts.weights), bias];
   if (opts.bag) {
     nodes.push(...bagNodes('embedding'));
     initializer.push(floatTensor('table', [opts.bag.buckets, D], opts.bag.table), int64Tensor('token_axis', [1]));
   }
-  nodes.push(node('MatMul', ['embedding', 'W'], ['scores']), node('Add', ['scores', 'b'], ['logits']));
+  if (layer) nodes.push(node('MatMul', ['embedding', 'W1'], ['hidden_in']), node('Relu', ['hidden_in'], ['hidden']), node('MatMul', ['hidden', 'W2'], ['scores']));
+  else nodes.push(node('MatMul', ['embedding', 'W'], ['scores']));
+  nodes.push(node('Add', ['scores', 'b'], ['logits']));
   let logits = 'logits';
   if (opts.slow) {
     // Expand a scalar drawn from the input to [size, size], multiply it by itself `rounds` times (a
@@ -120,6 +130,9 @@ export function buildHeadModel(opts: HeadModelOptions): Uint8Array {
 
 const REMOTE = /^[a-z][a-z0-9+.-]*:\/\//i;
 
+/** What a hidden layer adds to a head's file beside its weights (two nodes, two tensors' names and shapes): a bound, so sized heads stay just under their size. */
+const HIDDEN_GRAPH_BYTES = 256;
+
 /** The local heads of a catalog (model.head and model.candidate.head, not s3:// or https://): what demoModels writes. */
 export function localHeads(catalog: Catalog): string[] {
   return [...new Set(catalog.bots.flatMap((bot) => headVersions(bot).map((v) => v.head)))].filter((head) => !REMOTE.test(head));
@@ -131,8 +144,12 @@ export function localHeads(catalog: Catalog): string[] {
  * `opts.degraded` are trained degraded (an unknown or remote head there is an error).
  */
 export function demoModels(catalog: Catalog, opts: DemoModelOptions = {}): Map<string, Uint8Array> {
+  return new Map(demoModelFiles(catalog, opts));
+}
+
+/** The files of demoModels one at a time, built as they are read (sized heads of thousands of bots do not fit in memory at once). */
+export function* demoModelFiles(catalog: Catalog, opts: DemoModelOptions = {}): Generator<[string, Uint8Array]> {
   const seed = opts.seed ?? 1;
-  const files = new Map<string, Uint8Array>();
   const tables = new Map<string, { encoder: Encoder; table: Float32Array }>();
   const heads = new Set(localHeads(catalog));
   const unknown = degradedHeads(opts.degraded).filter((head) => !heads.has(head));
@@ -142,20 +159,27 @@ export function demoModels(catalog: Catalog, opts: DemoModelOptions = {}): Map<s
     tables.set(encoder.id, { encoder, table });
     if (REMOTE.test(encoder.path)) continue;
     const kind = opts.encoder ?? 'bag';
-    files.set(
+    yield [
       encoder.path,
       kind === 'bag' ? buildEncoderModel(table, encoder.tokenizer.buckets, encoder.dimensions) : buildTransformerEncoderModel(table, encoder.tokenizer.buckets, encoder.dimensions, { seed, ...kind.transformer }),
-    );
+    ];
   }
   for (const bot of catalog.bots) {
     for (const version of headVersions(bot)) {
       if (REMOTE.test(version.head)) continue; // remote models are not generated
       const head = demoHead(bot, version, tables, opts);
       const bag = head.encoder ? undefined : { table: head.table, buckets: head.tokenizer.buckets };
-      files.set(version.head, buildHeadModel({ weights: head.weights, dimensions: head.dimensions, labels: head.labels, bag }));
+      const model = { weights: head.weights, dimensions: head.dimensions, labels: head.labels, bag };
+      if (!opts.sized) {
+        yield [version.head, buildHeadModel(model)];
+        continue;
+      }
+      // The head without its weights W (D x L floats) is what stays beside the hidden layer's H (D + L).
+      const fixedBytes = buildHeadModel(model).length - 4 * head.dimensions * head.labels;
+      const width = hiddenWidth(version.memory ?? 0, head.dimensions, head.labels, fixedBytes + HIDDEN_GRAPH_BYTES);
+      yield [version.head, buildHeadModel({ ...model, hidden: { width, random: seededRandom(seed, `hidden/${version.head}`) } })];
     }
   }
-  return files;
 }
 
 export interface WriteResult {
@@ -191,7 +215,7 @@ export function writeDemoModels(catalog: Catalog, modelRoot: string, opts: DemoM
   } catch {
     record = {};
   }
-  for (const [relative, bytes] of demoModels(catalog, opts)) {
+  for (const [relative, bytes] of demoModelFiles(catalog, opts)) {
     const file = path.resolve(modelRoot, relative);
     let existing: string | undefined;
     try {

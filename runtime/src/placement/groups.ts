@@ -6,5 +6,6 @@ import { Catalog, IndexBot, PoolGroup, selectorMatches } from '../catalog';
  */
 export function groupOf(catalog: Pick<Catalog, 'groups'>, bot: IndexBot): PoolGroup | undefined {
   if (bot.pin !== undefined) return catalog.groups.find((g) => g.dedicatedPools.includes(bot.pin!));
-  return catalog.groups.find((g) => selectorMatches(g.selector, bot));
+  for (const g of catalog.groups) if (selectorMatches(g.selector, bot)) return g;
+  return undefined;
 }

@@ -1,8 +1,9 @@
 import { Catalog, CatalogIndex, IndexBot, PoolGroup, Problem, Strategy, formatProblems } from '../catalog';
 import { groupOf } from './groups';
-import { U64, compareU64, scoreHi, scoreLo, xxh64 } from '../hash';
+import { xxh64 } from '../hash';
+import { assign } from './assign';
 import { balance } from './balance';
-import { PoolState, costIn, fillLimit, localityKey, newPool, put, scaled } from './pools';
+import { PoolState, costIn, fillLimit, newPool, put, scaled } from './pools';
 
 /** One pool: a Deployment in Kubernetes, a process locally. Memory figures are bytes. */
 export interface Pool {
@@ -57,7 +58,6 @@ export interface PlanOptions {
 }
 
 const SUFFIX_SPACE = 36 ** 5;
-const ORDER_SALT = xxh64('botshard/order');
 
 /**
  * Name of shared pool `index` of a group: `<group>-<5 base-36 characters of a hash>`, stable as pools are
@@ -91,92 +91,6 @@ export function poolFor(bot: string | Pick<IndexBot, 'id'>, topology: Topology):
   return topology.assignment.get(typeof bot === 'string' ? bot : bot.id);
 }
 
-/** Pool indices by descending score of the key; equal scores (never seen, but possible) by the bot id's own score. */
-function rank(hi: Uint32Array, lo: Uint32Array, idHash: U64, pools: readonly PoolState[]): number[] {
-  const tie = (i: number) => {
-    const l = scoreLo(idHash.lo, pools[i].hash.lo);
-    return [scoreHi(idHash.hi, pools[i].hash.hi, l), l];
-  };
-  return Array.from({ length: pools.length }, (_, i) => i).sort((a, b) => {
-    const c = compareU64(hi[b], lo[b], hi[a], lo[a]);
-    if (c !== 0) return c;
-    const [ta, tb] = [tie(a), tie(b)];
-    return compareU64(tb[0], tb[1], ta[0], ta[1]);
-  });
-}
-
-/**
- * Bounded-load rendezvous hashing weighted by memory: bots in a fixed hash order, each taking the
- * first pool in its ranking (by the integer score of its key and the pool) whose budget still fits
- * it. Returns a bot that fits nowhere, or undefined when all are placed.
- */
-function assign(group: PoolGroup, bots: readonly IndexBot[], pools: PoolState[], encoderBytes: ReadonlyMap<string, number>): IndexBot | undefined {
-  const n = pools.length;
-  const keyHashes = new Map<string, U64>();
-  const ordered = bots.map((bot) => {
-    const idHash = xxh64(bot.id);
-    const key = localityKey(group, bot);
-    let keyHash = keyHashes.get(key);
-    if (!keyHash) {
-      keyHash = key === bot.id ? idHash : xxh64(key);
-      keyHashes.set(key, keyHash);
-    }
-    const orderLo = scoreLo(idHash.lo, ORDER_SALT.lo);
-    return { bot, idHash, keyHash, orderHi: scoreHi(idHash.hi, ORDER_SALT.hi, orderLo), orderLo };
-  });
-  ordered.sort((a, b) => compareU64(a.orderHi, a.orderLo, b.orderHi, b.orderLo) || (a.bot.id < b.bot.id ? -1 : 1));
-
-  // The head alone not fitting rejects a full pool without looking at its encoders.
-  const fits = (pool: PoolState, bot: IndexBot, limit = pool.budget) => pool.used + bot.model.memory <= limit && pool.used + costIn(pool, bot, encoderBytes) <= limit;
-  // Bots sharing a locality key would fill their first pool to the brim before spilling; fill it only
-  // to the group's fill factor first, so co-located pools keep the same headroom as the others.
-  const soft = fillLimit(group);
-  const hi = new Uint32Array(n);
-  const lo = new Uint32Array(n);
-  const poolHi = Uint32Array.from(pools, (p) => p.hash.hi);
-  const poolLo = Uint32Array.from(pools, (p) => p.hash.lo);
-  // Bots sharing a locality key share a ranking: computed once per key.
-  const rankings = new Map<U64, number[]>();
-  for (const { bot, idHash, keyHash } of ordered) {
-    const shared = keyHash !== idHash;
-    let ranking = shared ? rankings.get(keyHash) : undefined;
-    if (!ranking) {
-      const kHi = keyHash.hi;
-      const kLo = keyHash.lo;
-      if (!shared) {
-        // The common case: the top pool has room, and no full ranking is needed.
-        let best = 0;
-        let bestHi = -1;
-        let bestLo = -1;
-        for (let i = 0; i < n; i++) {
-          const l = scoreLo(kLo, poolLo[i]);
-          const h = scoreHi(kHi, poolHi[i], l);
-          if (h > bestHi || (h === bestHi && l > bestLo)) {
-            best = i;
-            bestHi = h;
-            bestLo = l;
-          }
-        }
-        if (fits(pools[best], bot)) {
-          put(pools[best], bot, costIn(pools[best], bot, encoderBytes));
-          continue;
-        }
-      }
-      for (let i = 0; i < n; i++) {
-        lo[i] = scoreLo(kLo, poolLo[i]);
-        hi[i] = scoreHi(kHi, poolHi[i], lo[i]);
-      }
-      ranking = rank(hi, lo, idHash, pools);
-      if (shared) rankings.set(keyHash, ranking);
-    }
-    let index = shared ? ranking.find((i) => fits(pools[i], bot, soft)) : undefined;
-    if (index === undefined) index = ranking.find((i) => fits(pools[i], bot));
-    if (index === undefined) return bot;
-    put(pools[index], bot, costIn(pools[index], bot, encoderBytes));
-  }
-  return undefined;
-}
-
 /** The group as hashing sees it: with overcommit, each pool's memory times the overcommit (integer bytes). */
 function capacityGroup(group: PoolGroup): PoolGroup {
   if (group.overcommit === undefined) return group;
@@ -193,10 +107,10 @@ function autoPoolCount(group: PoolGroup, bots: readonly IndexBot[], encoderBytes
     heads += bot.model.memory;
     const enc = bot.model.encoder;
     if (enc === undefined) continue;
-    const u = users.get(enc) ?? { bots: 0, heads: 0 };
+    let u = users.get(enc);
+    if (!u) users.set(enc, (u = { bots: 0, heads: 0 }));
     u.bots += 1;
     u.heads += bot.model.memory;
-    users.set(enc, u);
   }
   const colocated = group.locality === 'encoder';
   for (let n = 1; n < bots.length; n++) {
@@ -277,9 +191,13 @@ function botsByGroup(catalog: CatalogIndex): Map<string, { pinned: IndexBot[]; h
 /** Throws listing every bot too big for any pool of its group, all at once (not for "single": its one pool grows to fit). */
 function checkBotsFit(groups: readonly PoolGroup[], byGroup: Map<string, { pinned: IndexBot[]; hashed: IndexBot[] }>, encoderBytes: Map<string, number>): void {
   const tooBig: Problem[] = [];
+  // A head that fits beside the largest encoder fits beside its own: most bots need no encoder lookup.
+  let largestEncoder = 0;
+  for (const bytes of encoderBytes.values()) largestEncoder = Math.max(largestEncoder, bytes);
   for (const group of groups) {
     const { pinned, hashed } = byGroup.get(group.name)!;
-    for (const bot of [...pinned, ...hashed]) {
+    for (const bot of pinned.concat(hashed)) {
+      if (group.poolOverhead + bot.model.memory + largestEncoder <= group.memory) continue;
       const encoder = bot.model.encoder !== undefined ? encoderBytes.get(bot.model.encoder) ?? 0 : 0;
       const alone = group.poolOverhead + bot.model.memory + encoder;
       if (alone <= group.memory) continue;
