@@ -12,7 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { RESULTS, ROOT } from './processes';
 
-const ALL = ['placement', 'synth', 'pool', 'router', 'approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'rollout'];
+// 'fleet-scale' writes results/fleet.json (bench/fleet.ts is the catalog the others share, not a benchmark).
+const ALL = ['placement', 'synth', 'pool', 'router', 'approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'rollout', 'fleet-scale', 'memory'];
 const only = process.env.BENCH_ONLY?.split(',').filter(Boolean);
 const TS_NODE = require.resolve('ts-node/dist/bin.js', { paths: [ROOT] });
 

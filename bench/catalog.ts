@@ -12,6 +12,8 @@
  *   mounts them), its RSS once ready, and how long a new catalog generation takes to be applied: from
  *   the folder's atomic swap (the new files already written, as kubelet does) to the router's "catalog
  *   changed: applied" line (fs.watch, debounce, read, plan, routing table). Against the same with the whole catalog as one file (no index).
+ * - Pipeline (issue #33, bench/catalog-pipeline.ts): normalizeCatalog and plan() of 100,000 to 1,000,000
+ *   synthetic bots in a fresh process each: time, CPU and peak RSS.
  * Writes bench/results/catalog.{json,md} with a `headline`.
  */
 import * as fs from 'node:fs';
@@ -21,6 +23,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Catalog, isIndexFile, parseCatalog, plan, stageCatalogFolder, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
+import { PIPELINE_CATALOG, PipelineRow, measurePipeline, pipelineHeadline } from './catalog-pipeline';
 import { fleetBot, fleetCatalog } from './fleet';
 import { Child, MiB, SMOKE, fmt, installed, log, machine, rssOf, sleep, spread, startBotshard, startPool, stopAll, tempDir, writeResult } from './processes';
 
@@ -108,7 +111,8 @@ async function main(): Promise<void> {
   const startedAt = Date.now();
   const work = tempDir('catalog');
   const sizes: Record<string, unknown>[] = [];
-  const headline: Record<string, number> = {};
+  const pipeline: PipelineRow[] = measurePipeline();
+  const headline: Record<string, number> = pipelineHeadline(pipeline);
   try {
     const models = path.join(work, 'models');
     writeDemoModels(parseCatalog(fleetCatalog({ bots: Math.max(...SIZES) + 1 })), models);
@@ -237,7 +241,7 @@ async function main(): Promise<void> {
     fs.rmSync(work, { recursive: true, force: true });
   }
   const seconds = Math.round((Date.now() - startedAt) / 1000);
-  const result = { benchmark: 'catalog', date: new Date().toISOString(), command: 'npm run bench:catalog', seconds, machine: machine(), rounds: ROUNDS, workersPerPool: WORKERS, headline, sizes };
+  const result = { benchmark: 'catalog', date: new Date().toISOString(), command: 'npm run bench:catalog', seconds, machine: machine(), rounds: ROUNDS, workersPerPool: WORKERS, headline, sizes, pipeline: { catalog: PIPELINE_CATALOG, rows: pipeline } };
   const r = result as any;
   const md = [
     '# The catalog at fleet scale: what pools and router pay for it',
@@ -268,10 +272,24 @@ async function main(): Promise<void> {
           '',
         ]
       : []),
+    ...pipelineMd(pipeline),
     `Headline: ${Object.entries(headline).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
   ].join('\n');
   writeResult('catalog', result, md);
   log(md);
+}
+
+/** The pipeline rows as a table (bench/catalog-pipeline.ts). */
+function pipelineMd(rows: PipelineRow[]): string[] {
+  const perBot = (ms: number, bots: number) => ((ms * 1000) / bots).toFixed(1);
+  return [
+    `The catalog pipeline (issue #33): \`normalizeCatalog\` then \`plan()\` of a synthetic catalog (${PIPELINE_CATALOG.generator}: locality ${PIPELINE_CATALOG.locality}, groups ${PIPELINE_CATALOG.groups}, pools of ${PIPELINE_CATALOG.poolMemory}), in a fresh process per round that does only that and drops the input once normalised. Wall time (and the process's CPU time: the machine is shared), peak RSS (VmHWM, the process's own ${rows[0]?.processRssMiB.median ?? '?'} MiB included), the generation alone (canonical JSON and XXH64, part of normalize) and the catalog's size as JSON. Median (min-max) over ${rows[0]?.normalizeMs.runs ?? 0} rounds. The last row: every bot with two rewrite rules and an entity rule, the same patterns for all.`,
+    '',
+    '| bots | pools | catalog JSON | normalize ms (CPU) | µs a bot | of which the generation, ms | plan ms (CPU) | µs a bot | peak RSS MiB |',
+    '|---:|---:|---:|---|---:|---|---|---:|---|',
+    ...rows.map((x) => `| ${x.bots}${x.rules ? ', 3 rules each' : ''} | ${x.pools} | ${(x.catalogJsonBytes / 1e6).toFixed(0)} MB | ${fmt(x.normalizeMs)} (${x.normalizeCpuMs.median}) | ${perBot(x.normalizeMs.median, x.bots)} | ${fmt(x.generationMs)} | ${fmt(x.planMs)} (${x.planCpuMs.median}) | ${perBot(x.planMs.median, x.bots)} | ${fmt(x.peakRssMiB)} |`),
+    '',
+  ];
 }
 
 main().catch((e) => {

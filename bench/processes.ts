@@ -203,6 +203,11 @@ export function rssOf(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
+/** Memory this machine can still give without swapping (MemAvailable), bytes: what a benchmark may take is checked against it. */
+export function memAvailable(): number {
+  return Number(/MemAvailable:\s+(\d+) kB/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;
+}
+
 /** CPU time (user + system) a process has used so far, ms (clock ticks of 10 ms). */
 export function cpuMsOf(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -231,7 +231,7 @@ function main(): void {
     charts.push('![healthy-bot p99 with and without a misbehaving neighbour](isolation-p99.svg)');
   }
 
-  const sources = ['approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth', 'rollout'] as const;
+  const sources = ['approaches', 'catalog', 'cold', 'isolation', 'batching', 'scale', 'router', 'placement', 'pool', 'synth', 'rollout', 'fleet', 'memory'] as const;
   const ran = sources.map((s) => {
     const j = s === 'rollout' ? readJson(s) : results[s];
     return `| ${s} | ${j ? 'yes' : '**not run**'} | ${j ? String(j.date ?? '').slice(0, 19).replace('T', ' ') || '-' : '-'} | ${j?.seconds ?? results.run?.durations?.[s] ?? '-'} |`;

@@ -1,0 +1,204 @@
+/**
+ * `npm run bench:memory`: where an idle pool's memory goes.
+ *
+ * 1. The floor of the stack: child processes that load, in order, what a pool loads (Node; fastify;
+ *    grpc-js and proto-loader with the protocol's .proto; prom-client and re2; one worker thread that
+ *    loads onnxruntime-node, as a pool's inference thread does), with RSS after each step.
+ * 2. An idle pool: a pool name that holds no bot of a 1,000-bot synthetic catalog, so it loads no model,
+ *    started as the manifests start pools (botshard's Node options). RSS with 1 and 2 inference workers;
+ *    PSS alone, and PSS with 4 idle pools running at once (pools on one node share the libraries' pages);
+ *    its breakdown from /proc/<pid>/smaps (Node's binary, onnxruntime, other libraries, anonymous memory)
+ *    and its V8 heap from its own metrics (`nodejs_heap_size_*`).
+ * Rounds alternate 1 and 2 workers; medians (min-max).
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { nodeArgs, parseCatalog, writeCatalogFolder } from '@botshard/runtime';
+import { BIN, MiB, ROOT, SMOKE, Spread, fmt, log, machine, pssOf, round, rssOf, sleep, spread, stopAll, tempDir, writeResult } from './processes';
+import { syntheticCatalog } from './synthetic';
+
+const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 3);
+/** After ready, before measuring: start-up garbage collected, timers settled. */
+const SETTLE_MS = SMOKE ? 500 : 3000;
+const COLOCATED = 4;
+
+interface Pool {
+  proc: ChildProcess;
+  pid: number;
+  metricsPort: number;
+}
+
+/** A `botshard pool` process, as the manifests run it (botshard's Node options), once it reports ready. */
+async function startPool(catalog: string, models: string, pool: string, workers: number): Promise<Pool> {
+  const proc = spawn(process.execPath, [...nodeArgs(), BIN, 'pool', '--pool', pool, '--catalog', catalog, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
+    env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_WORKERS: String(workers) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const listening = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`pool ${pool} exited with ${code} before listening`)));
+    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (line.includes('"listening"')) resolve(JSON.parse(line));
+    });
+  });
+  for (let i = 0; i < 600; i++) {
+    const ready = await fetch(`http://127.0.0.1:${listening.port}/v2/health/ready`).then((r) => r.ok, () => false);
+    if (ready) return { proc, pid: proc.pid!, metricsPort: listening.metricsPort };
+    await sleep(50);
+  }
+  throw new Error(`pool ${pool} was not ready within 30 s`);
+}
+
+/** RSS of a process by mapping: Node's binary, onnxruntime, other libraries, anonymous memory (heaps, stacks, allocations); MiB. */
+function breakdown(pid: number): Record<string, number> {
+  const out: Record<string, number> = { node: 0, onnxruntime: 0, libraries: 0, anonymous: 0 };
+  let kind = 'anonymous';
+  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (mapping) {
+      const name = mapping[1];
+      kind = name === '' || name.startsWith('[') ? 'anonymous' : name === process.execPath || /\/node$/.test(name) ? 'node' : /onnxruntime/.test(name) ? 'onnxruntime' : 'libraries';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] += Number(rss[1]) / 1024;
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, round(v)]));
+}
+
+/** The main thread's V8 heap, from the pool's own metrics: used and total, MiB. */
+async function v8Heap(metricsPort: number): Promise<{ usedMiB: number; totalMiB: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / MiB;
+  return { usedMiB: round(value('nodejs_heap_size_used_bytes')), totalMiB: round(value('nodejs_heap_size_total_bytes')) };
+}
+
+/** The stack's floor: RSS after each step of loading what a pool loads, in one child process per round. */
+function floor(): Array<{ step: string; rssMiB: number }> {
+  const proto = path.join(ROOT, 'runtime/proto/open_inference_grpc.proto');
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;
+    const steps = [
+      ['Node', () => {}],
+      ['+ fastify', () => require('fastify')],
+      ['+ grpc-js, proto-loader and the protocol', () => { require('@grpc/grpc-js'); require('@grpc/proto-loader').loadSync(${JSON.stringify(proto)}); }],
+      ['+ prom-client and re2', () => { require('prom-client'); require('re2'); }],
+    ];
+    (async () => {
+      const out = [];
+      for (const [step, load] of steps) { load(); global.gc(); await new Promise((r) => setTimeout(r, 300)); out.push({ step, rssMiB: rss() }); }
+      const worker = new Worker("require('onnxruntime-node'); require('node:worker_threads').parentPort.postMessage(1)", { eval: true });
+      await new Promise((r) => worker.once('message', r));
+      await new Promise((r) => setTimeout(r, 500));
+      out.push({ step: '+ one worker thread with onnxruntime-node', rssMiB: rss() });
+      console.log(JSON.stringify(out));
+      process.exit(0);
+    })();`;
+  const r = spawnSync(process.execPath, [...nodeArgs(), '--expose-gc', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`the floor script failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+async function main(): Promise<void> {
+  const work = tempDir('memory');
+  const catalog = parseCatalog(syntheticCatalog({ bots: 1000 }));
+  const dir = path.join(work, 'catalog');
+  writeCatalogFolder(dir, catalog);
+  log('catalog ready');
+
+  const floors: Record<string, number[]> = {};
+  const rss: Record<string, number[]> = { 1: [], 2: [] };
+  const pssAlone: number[] = [];
+  const pssColocated: number[] = [];
+  const parts: Record<string, number[]> = {};
+  const heap: Record<string, number[]> = { usedMiB: [], totalMiB: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const f of floor()) (floors[f.step] ??= []).push(f.rssMiB);
+    for (const workers of r % 2 ? [2, 1] : [1, 2]) {
+      const pool = await startPool(dir, work, 'idle-pool', workers);
+      try {
+        await sleep(SETTLE_MS);
+        rss[workers].push(rssOf(pool.pid) / MiB);
+        if (workers !== 1) continue;
+        pssAlone.push(pssOf(pool.pid) / MiB);
+        for (const [k, v] of Object.entries(breakdown(pool.pid))) (parts[k] ??= []).push(v);
+        const h = await v8Heap(pool.metricsPort);
+        heap.usedMiB.push(h.usedMiB);
+        heap.totalMiB.push(h.totalMiB);
+      } finally {
+        await stopAll([pool.proc]);
+      }
+    }
+    // Pools on one node: 4 idle pools at once, the PSS of each.
+    const colocated: Pool[] = [];
+    try {
+      for (let i = 0; i < COLOCATED; i++) colocated.push(await startPool(dir, work, `idle-pool-${i}`, 1));
+      await sleep(SETTLE_MS);
+      for (const p of colocated) pssColocated.push(pssOf(p.pid) / MiB);
+    } finally {
+      await stopAll(colocated.map((p) => p.proc));
+    }
+    log(`round ${r + 1}: idle pool ${round(rss[1].at(-1)!)} MiB RSS with 1 worker, ${round(rss[2].at(-1)!)} with 2`);
+  }
+
+  const floorSteps = Object.entries(floors).map(([step, xs]) => ({ step, rssMiB: spread(xs) }));
+  const stackFloor = floorSteps.at(-1)!.rssMiB.median;
+  const idle1 = spread(rss[1]);
+  const headline = {
+    idlePoolRssMiB1Worker: idle1.median,
+    idlePoolRssMiB2Workers: spread(rss[2]).median,
+    idlePoolPssMiB1Worker: spread(pssColocated).median,
+    idlePoolPssMiB1WorkerAlone: spread(pssAlone).median,
+    stackFloorRssMiB: stackFloor,
+    idlePoolOverFloorMiB: round(idle1.median - stackFloor),
+  };
+  const result = {
+    benchmark: 'memory',
+    date: new Date().toISOString(),
+    machine: machine(),
+    rounds: ROUNDS,
+    setup: { catalogBots: catalog.bots.length, idlePool: 'a pool name that holds no bot of the catalog (it loads no model)', colocatedPools: COLOCATED, nodeOptions: nodeArgs().join(' ') },
+    headline,
+    floor: floorSteps,
+    idlePool: {
+      rssMiB1Worker: idle1,
+      rssMiB2Workers: spread(rss[2]),
+      pssMiB1WorkerAlone: spread(pssAlone),
+      pssMiB1WorkerColocated: spread(pssColocated),
+      breakdownMiB1Worker: Object.fromEntries(Object.entries(parts).map(([k, xs]) => [k, spread(xs)])),
+      v8HeapMiB1Worker: { used: spread(heap.usedMiB), total: spread(heap.totalMiB) },
+    },
+  };
+  writeResult('memory', result, markdown(result));
+  fs.rmSync(work, { recursive: true, force: true });
+  console.log(markdown(result));
+}
+
+function markdown(r: { date: string; rounds: number; setup: { catalogBots: number; nodeOptions: string }; floor: Array<{ step: string; rssMiB: Spread }>; idlePool: Record<string, any> }): string {
+  const p = r.idlePool;
+  return [
+    '# Pool memory benchmark',
+    '',
+    `${r.date}. Command: \`npm run bench:memory\`. ${r.rounds} rounds; median (min-max). Node options: \`${r.setup.nodeOptions}\`.`,
+    '',
+    '## The floor of the stack (one process, loading in this order)',
+    '',
+    '| step | RSS MiB |',
+    '|---|---:|',
+    ...r.floor.map((f) => `| ${f.step} | ${fmt(f.rssMiB)} |`),
+    '',
+    `## An idle pool (no model; a ${r.setup.catalogBots}-bot catalog)`,
+    '',
+    `- RSS: ${fmt(p.rssMiB1Worker, ' MiB')} with 1 inference worker, ${fmt(p.rssMiB2Workers, ' MiB')} with 2.`,
+    `- PSS with 1 worker: ${fmt(p.pssMiB1WorkerColocated, ' MiB')} with ${COLOCATED} idle pools running at once, ${fmt(p.pssMiB1WorkerAlone, ' MiB')} alone.`,
+    `- RSS by mapping (1 worker): ${Object.entries(p.breakdownMiB1Worker as Record<string, Spread>).map(([k, s]) => `${k} ${fmt(s, ' MiB')}`).join(', ')}.`,
+    `- The main thread's V8 heap: ${fmt(p.v8HeapMiB1Worker.used, ' MiB')} used of ${fmt(p.v8HeapMiB1Worker.total, ' MiB')}.`,
+  ].join('\n');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
