@@ -71,6 +71,10 @@ function num(results: Results, name: ResultName, dotted: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new Missing(`${name}.json: ${dotted} is not a number`);
   return v;
 }
+/** A reader of one results file's headline figures: `h('figure')`, or throws Missing. */
+function headlineOf(results: Results, name: ResultName): (figure: string) => number {
+  return (figure) => num(results, name, `headline.${figure}`);
+}
 /** An element of the array at `dotted` matching `pred`, or throws Missing (`what` names it). */
 function find(results: Results, name: ResultName, dotted: string, what: string, pred: (x: any) => boolean): any {
   const xs = field(results, name, dotted);
@@ -183,7 +187,7 @@ function intro(c: Ctx): string {
  */
 function catalogPipeline(c: Ctx): string {
   const row = (bots: number, rules = false) => find(c.r, 'catalog', 'pipeline.rows', `${bots} bots${rules ? ' with rules' : ''}`, (x) => x.bots === bots && x.rules === rules);
-  const h = (k: string) => num(c.r, 'catalog', `headline.${k}`);
+  const h = headlineOf(c.r, 'catalog');
   const s = (ms: number) => `${as(ms / 1000)} s`;
   const us = (ms: number, bots: number) => fix((ms * 1000) / bots, 1);
   const [m, k100, k300, rules] = [row(1_000_000), row(100_000), row(300_000), row(100_000, true)];
@@ -217,7 +221,7 @@ const BULLETS: Bullet[] = [
     source: 'approaches',
     results: 'approaches',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'approaches', `headline.${k}`);
+      const h = headlineOf(c.r, 'approaches');
       const n = h('largestSingleBotsRealSized');
       const [g, s] = [cellOf(c, n, 'single'), cellOf(c, n, 'sharded')];
       const ratio = h('shardedOverSingleMemoryRealSized');
@@ -244,7 +248,7 @@ const BULLETS: Bullet[] = [
     commands: ['npm run bench:approaches'],
     source: 'approaches',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'approaches', `headline.${k}`);
+      const h = headlineOf(c.r, 'approaches');
       const o = field(c.r, 'approaches', 'overhead');
       const pct = h('shardingOverheadPct');
       const mmap = maybe(() => {
@@ -352,7 +356,7 @@ const BULLETS: Bullet[] = [
     commands: ['npm run bench:pool'],
     source: 'pool',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'pool', `headline.${k}`);
+      const h = headlineOf(c.r, 'pool');
       const real = field(c.r, 'pool', 'throughput.realistic');
       const tiny = h('tinyThroughputOverFixedRoute');
       const hop = h('hopRouteOverFixedRoute');
@@ -371,7 +375,7 @@ const BULLETS: Bullet[] = [
     commands: ['npm run bench:batching'],
     source: 'batching',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'batching', `headline.${k}`);
+      const h = headlineOf(c.r, 'batching');
       const budget = h('batchingP99BudgetMs');
       const sweep = field(c.r, 'batching', 'sweep') as any[];
       // The same selection as the benchmark's batchingSpeedupBatch: the most requests/s with p99 within budget and no failure.
@@ -396,7 +400,7 @@ const BULLETS: Bullet[] = [
     source: 'cold',
     results: 'cold',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'cold', `headline.${k}`);
+      const h = headlineOf(c.r, 'cold');
       const s = (k: string) => num(c.r, 'cold', `settings.${k}`);
       const all = field(c.r, 'cold', 'allLoaded');
       const over = field(c.r, 'cold', 'overcommit');
@@ -436,7 +440,7 @@ const BULLETS: Bullet[] = [
     source: 'rollout',
     results: 'rollout',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'rollout', `headline.${k}`);
+      const h = headlineOf(c.r, 'rollout');
       const sc = (k: string) => num(c.r, 'rollout', `shadowCost.${k}`);
       const r = (k: string) => target(c.a, k, h(k));
       return (
@@ -496,7 +500,7 @@ const BULLETS: Bullet[] = [
     source: 'router',
     results: 'router',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'router', `headline.${k}`);
+      const h = headlineOf(c.r, 'router');
       const o = (k: string) => maybe(() => h(k));
       const mode = o('haproxyModeThroughputOverDirect');
       const plain = o('haproxyThroughputOverDirect');
@@ -523,7 +527,7 @@ const BULLETS: Bullet[] = [
     commands: ['npm run bench:router', 'npm run bench:pool'],
     source: 'router',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'router', `headline.${k}`);
+      const h = headlineOf(c.r, 'router');
       const p = (k: string) => num(c.r, 'router', `protocols.${k}`);
       const protocols = field(c.r, 'router', 'protocols');
       const errors = Object.values(protocols).reduce((n: number, x: any) => n + (x.rest?.errors ?? 0) + (x.grpc?.errors ?? 0), 0);
@@ -553,7 +557,7 @@ const BULLETS: Bullet[] = [
     source: 'synth',
     results: 'synth',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'synth', `headline.${k}`);
+      const h = headlineOf(c.r, 'synth');
       const ten = h('synthMs10k');
       return (
         `the manifests of 10,000 bots in ${fix(ten / 1000, 1)} s (${target(c.a, 'synthMs10k', ten, (ms) => `${as(ms / 1000)} s`)}), of 20,000 in ${fix(h('synthMs20k') / 1000, 1)} s with a peak RSS of ${fix(h('synthPeakRssMiB20k'), 0)} MiB; ` +
@@ -567,7 +571,7 @@ const BULLETS: Bullet[] = [
     source: 'memory',
     results: 'memory',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'memory', `headline.${k}`);
+      const h = headlineOf(c.r, 'memory');
       const part = (k: string) => num(c.r, 'memory', `idlePool.breakdownMiB1Worker.${k}.median`);
       const heap = (k: string) => num(c.r, 'memory', `idlePool.v8HeapMiB1Worker.${k}.median`);
       const mib = (x: number) => `${as(x)} MiB`;
@@ -586,7 +590,7 @@ const BULLETS: Bullet[] = [
     source: 'fleet',
     results: 'fleet',
     body: (c) => {
-      const h = (k: string) => num(c.r, 'fleet', `headline.${k}`);
+      const h = headlineOf(c.r, 'fleet');
       const big = find(c.r, 'fleet', 'sizes', 'the largest size', (x) => x.bots === num(c.r, 'fleet', 'setup.bots'));
       const doc = c.target === 'readme' ? 'docs/fleet-scale.md' : '../../docs/fleet-scale.md';
       return (

@@ -7,17 +7,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { Catalog, CatalogError, CatalogIndex, PlacementError, Topology, buildIndex, indexFileName, indexText, openCatalog, parseCatalog, partFileName, plan, readIndex, splitCatalog, writeCatalogFolder } from '@botshard/runtime';
-import { syntheticCatalog } from '../../bench/synthetic';
+import { Catalog, CatalogError, CatalogIndex, PlacementError, Topology, buildIndex, indexFileName, indexText, openCatalog, partFileName, plan, readIndex, splitCatalog, writeCatalogFolder } from '@botshard/runtime';
+import { catalogOf, catalogShapeFields, catalogShapeMemory } from '../support/catalogs';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'botshard-index-'));
-
-/** A synthetic catalog (pools of 2Gi unless said); with `byTier`, a group that selects on a property (so the index must keep it). */
-function catalogOf(o: { bots: number; seed: number; locality: 'none' | 'encoder' | 'language'; pinned: number; pools: number | 'auto'; byTier: boolean; memory?: string }): Catalog {
-  const input = syntheticCatalog({ bots: o.bots, seed: o.seed, locality: o.locality === 'language' ? { property: 'language' } : o.locality, pinned: o.pinned, pools: o.pools, memory: o.memory ?? '2Gi' });
-  const gold = { ...input.groups[0], name: 'gold', selector: { properties: { tier: ['gold'] } }, dedicatedPools: [] };
-  return parseCatalog(o.byTier ? { ...input, groups: [gold, ...input.groups] } : input);
-}
 
 /** The index as a reader gets it: each index part serialized and parsed back. */
 const indexOf = (catalog: Catalog, maxBytes: number) =>
@@ -40,15 +33,9 @@ describe('placement index', () => {
     fc.assert(
       fc.property(
         fc.record({
-          bots: fc.integer({ min: 1, max: 400 }),
-          seed: fc.integer({ min: 1, max: 1e6 }),
-          locality: fc.constantFrom('none' as const, 'encoder' as const, 'language' as const),
-          pinned: fc.constantFrom(0, 0.05),
-          pools: fc.constantFrom<number | 'auto'>('auto', 3),
-          byTier: fc.boolean(),
+          ...catalogShapeFields,
           maxBytes: fc.constantFrom(4096, 64 * 1024),
-          // 3 pools of 512Mi cannot hold a few hundred bots: some catalogs cannot be placed.
-          memory: fc.constantFrom('2Gi', '2Gi', '2Gi', '512Mi'),
+          memory: catalogShapeMemory,
         }),
         (o) => {
           const catalog = catalogOf(o);

@@ -9,21 +9,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { Catalog, CatalogError, CatalogIndex, PlacementError, catalogSource, indexBotOf, parseCatalog, placementProperties, plan, toHex, xxh64 } from '@botshard/runtime';
+import { CatalogError, CatalogIndex, PlacementError, catalogSource, indexBotOf, placementProperties, plan, toHex, xxh64 } from '@botshard/runtime';
 import { HEADER_BYTES, RECORD_BYTES } from '@botshard/runtime/catalog/packed-format';
 import { PackedIndex, PackedManifest, packIndex, partsToFetch, readPackedIndex } from '@botshard/runtime/catalog/packed-index';
 import { planPool } from '@botshard/runtime/pool/plan';
 import { DOC_BEGIN, DOC_END, loadResults, renderFleetTable } from '../../bench/figures';
-import { syntheticCatalog } from '../../bench/synthetic';
+import { catalogOf, catalogShapeFields, catalogShapeMemory } from '../support/catalogs';
 
 const ROOT = path.resolve(__dirname, '../..');
-
-/** A synthetic catalog; with `byTier`, a first group that selects on a property (so the index must keep it). */
-function catalogOf(o: { bots: number; seed: number; locality: 'none' | 'encoder' | 'language'; pinned: number; pools: number | 'auto'; byTier: boolean; memory?: string }): Catalog {
-  const input = syntheticCatalog({ bots: o.bots, seed: o.seed, locality: o.locality === 'language' ? { property: 'language' } : o.locality, pinned: o.pinned, pools: o.pools, memory: o.memory ?? '2Gi' });
-  const gold = { ...input.groups[0], name: 'gold', selector: { properties: { tier: ['gold'] } }, dedicatedPools: [] };
-  return parseCatalog(o.byTier ? { ...input, groups: [gold, ...input.groups] } : input);
-}
 
 /** The manifest as a reader gets it (JSON), and its objects by name. */
 const read = (p: PackedIndex, groups?: string[]) => readPackedIndex(JSON.parse(p.manifestBytes.toString('utf8')), (name) => p.blobs.get(name), { groups });
@@ -88,14 +81,9 @@ describe('packed placement index', () => {
     fc.assert(
       fc.property(
         fc.record({
-          bots: fc.integer({ min: 1, max: 400 }),
-          seed: fc.integer({ min: 1, max: 1e6 }),
-          locality: fc.constantFrom('none' as const, 'encoder' as const, 'language' as const),
-          pinned: fc.constantFrom(0, 0.05),
-          pools: fc.constantFrom<number | 'auto'>('auto', 3),
-          byTier: fc.boolean(),
+          ...catalogShapeFields,
           recordsPerPart: fc.constantFrom(1, 16, 1024),
-          memory: fc.constantFrom('2Gi', '2Gi', '2Gi', '512Mi'),
+          memory: catalogShapeMemory,
         }),
         (o) => {
           const c = catalogOf(o);

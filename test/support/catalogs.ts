@@ -1,4 +1,6 @@
-import { CatalogInput, normalizeCatalog } from '@botshard/runtime';
+import fc from 'fast-check';
+import { Catalog, CatalogInput, normalizeCatalog, parseCatalog } from '@botshard/runtime';
+import { syntheticCatalog } from '../../bench/synthetic';
 
 /** A small valid catalog to start each test from (a deep copy: mutate freely). */
 export function smallCatalog(): any {
@@ -55,4 +57,35 @@ export function problemsOf(input: unknown) {
   const result = normalizeCatalog(input);
   if (result.ok) throw new Error('expected the catalog to be invalid');
   return result.problems;
+}
+
+/** The shape of a random synthetic catalog, as the placement index property tests draw it. */
+export interface CatalogShape {
+  bots: number;
+  seed: number;
+  locality: 'none' | 'encoder' | 'language';
+  pinned: number;
+  pools: number | 'auto';
+  byTier: boolean;
+  memory?: string;
+}
+
+/** The arbitraries of a CatalogShape's fields but memory (in this order: fast-check draws the keys in order). */
+export const catalogShapeFields = {
+  bots: fc.integer({ min: 1, max: 400 }),
+  seed: fc.integer({ min: 1, max: 1e6 }),
+  locality: fc.constantFrom('none' as const, 'encoder' as const, 'language' as const),
+  pinned: fc.constantFrom(0, 0.05),
+  pools: fc.constantFrom<number | 'auto'>('auto', 3),
+  byTier: fc.boolean(),
+};
+
+/** Pools of 2Gi mostly; 3 pools of 512Mi cannot hold a few hundred bots, so some catalogs cannot be placed. */
+export const catalogShapeMemory = fc.constantFrom('2Gi', '2Gi', '2Gi', '512Mi');
+
+/** A synthetic catalog (pools of 2Gi unless said); with `byTier`, a first group that selects on a property (so an index must keep it). */
+export function catalogOf(o: CatalogShape): Catalog {
+  const input = syntheticCatalog({ bots: o.bots, seed: o.seed, locality: o.locality === 'language' ? { property: 'language' } : o.locality, pinned: o.pinned, pools: o.pools, memory: o.memory ?? '2Gi' });
+  const gold = { ...input.groups[0], name: 'gold', selector: { properties: { tier: ['gold'] } }, dedicatedPools: [] };
+  return parseCatalog(o.byTier ? { ...input, groups: [gold, ...input.groups] } : input);
 }

@@ -3,8 +3,7 @@
  * written as UTF-8 bytes into a buffer handed on whenever it fills: the generation hashes each buffer
  * and drops it, so a catalog's text is never held whole, and building it makes no string per value.
  */
-import { toHex } from '../hash';
-import { Xxh64Stream } from './xxh64-stream';
+import { Xxh64Stream, toHex } from '../hash';
 
 /** Bytes handed on at a time. */
 const BUFFER = 1 << 16;

@@ -1,5 +1,4 @@
 import { IndexBot, PoolGroup } from '../catalog';
-import { xxh64Of } from '../catalog/xxh64-stream';
 import { U64, compareU64, scoreHi, scoreLo, xxh64 } from '../hash';
 import { PoolState, fillLimit, localityKey } from './pools';
 
@@ -49,7 +48,7 @@ function walk(group: PoolGroup, bots: readonly IndexBot[], encoderBytes: Readonl
   const encoderKey: number[] = [];
   for (let b = 0; b < m; b++) {
     const bot = bots[b];
-    const h = xxh64Of(bot.id);
+    const h = xxh64(bot.id);
     w.idHi[b] = h.hi;
     w.idLo[b] = h.lo;
     orderLo[b] = scoreLo(h.lo, ORDER_SALT.lo);

@@ -2,8 +2,8 @@
  * XXH64's main loop in WebAssembly, where a 64-bit multiplication is one instruction (JavaScript needs
  * about a dozen 32-bit ones for it): the loop that hashes a catalog's canonical JSON, most of the bytes
  * the generation reads. The module is assembled here from its instructions (below, with the text form
- * of each), not shipped as a binary. Without WebAssembly (`node --jitless`) `wasmStripes` is undefined
- * and xxh64-stream.ts runs the loop in JavaScript; test/catalog/canonical.test.ts checks both against
+ * of each), not shipped as a binary. Without WebAssembly (`node --jitless`) `wasmStripes()` is undefined
+ * and xxh64.ts runs the loop in JavaScript; test/catalog/canonical.test.ts checks both against
  * `xxh64()`.
  */
 
@@ -83,9 +83,22 @@ interface WebAssemblyApi {
 
 /**
  * Runs XXH64's stripes over `bytes[p, end)` (end - p a multiple of 32) with the lanes in `v` (hi, lo
- * int32 halves, as xxh64-stream.ts keeps them), updating `v`; undefined without WebAssembly.
+ * int32 halves, as xxh64.ts keeps them), updating `v`.
  */
-export const wasmStripes = ((): ((v: Int32Array, bytes: Uint8Array, p: number, end: number) => void) | undefined => {
+type Stripes = (v: Int32Array, bytes: Uint8Array, p: number, end: number) => void;
+
+let made: Stripes | undefined | null = null;
+
+/**
+ * The stripes in WebAssembly, the module assembled on the first call (a process that never hashes a long
+ * input never makes it); undefined without WebAssembly (`node --jitless`).
+ */
+export function wasmStripes(): Stripes | undefined {
+  if (made === null) made = makeStripes();
+  return made;
+}
+
+function makeStripes(): Stripes | undefined {
   const wasm = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
   if (!wasm) return undefined;
   let instance: { exports: Record<string, unknown> };
@@ -115,4 +128,4 @@ export const wasmStripes = ((): ((v: Int32Array, bytes: Uint8Array, p: number, e
       v[2 * k + 1] = lanes.getInt32(8 * k, true);
     }
   };
-})();
+}

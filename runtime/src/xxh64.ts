@@ -1,13 +1,12 @@
 /**
- * XXH64 (seed 0) over bytes given in pieces: the catalog's generation hashes its canonical JSON as it is
- * written, never holding the whole text. The value is `xxh64()` of the pieces joined (hash.ts, the
- * reference the placement vectors pin), computed faster: the main loop over 32-byte stripes runs in
- * WebAssembly (xxh64-wasm.ts) when it can; the rest, and the loop without WebAssembly, stay in 32-bit
- * integer arithmetic (Math.imul, 16-bit limbs whose sums stay below 2^31), where hash.ts's floating-point
- * limbs and module-level scratch allocate a heap number per step. A 64-bit value is two int32 halves
- * (hi, lo), made unsigned only in `digest()`.
+ * XXH64 (seed 0, https://github.com/Cyan4973/xxHash): `xxh64()` of a string's UTF-8 bytes or of bytes,
+ * and `Xxh64Stream` over bytes given in pieces (the catalog's generation hashes its canonical JSON as it
+ * is written, never holding the whole text). Integer arithmetic only: a 64-bit value is two int32 halves
+ * (hi, lo), products from 16-bit limbs with Math.imul, made unsigned only in `digest()`, so any xxHash
+ * library gives the same values (test/placement/hash-rules.test.ts checks them against the authors' code).
+ * Long inputs run their 32-byte stripes in WebAssembly (xxh64-wasm.ts) when it can.
  */
-import { U64 } from '../hash';
+import type { U64 } from './hash';
 import { wasmStripes } from './xxh64-wasm';
 
 // XXH64 primes as int32 (hi, lo).
@@ -86,6 +85,9 @@ const V1H = R[0], V1L = R[1];
 add(~P1H, ~P1L, 0, 1);
 const V4H = R[0], V4L = R[1];
 
+/** Pieces shorter than this stay in JavaScript: copying them into WebAssembly's memory costs more than it saves. */
+const WASM_FROM = 1024;
+
 /** XXH64 of a stream: `update` with each piece in order, then `digest`. */
 export class Xxh64Stream {
   /** The four lanes (hi, lo each), from v1 = P1 + P2, v2 = P2, v3 = 0, v4 = -P1. */
@@ -96,11 +98,11 @@ export class Xxh64Stream {
   private held = 0;
   private total = 0;
 
-  /** The stripes in WebAssembly when it can (xxh64-wasm.ts); `wasm: false` keeps them in JavaScript (tests check both). */
-  private readonly wasm: typeof wasmStripes;
+  /** Whether long pieces run in WebAssembly when it can (xxh64-wasm.ts); `wasm: false` keeps them in JavaScript (tests check both). */
+  private readonly wasm: boolean;
 
   constructor(o: { wasm?: boolean } = {}) {
-    this.wasm = o.wasm === false ? undefined : wasmStripes;
+    this.wasm = o.wasm !== false;
     this.reset();
   }
 
@@ -126,7 +128,8 @@ export class Xxh64Stream {
       this.held = 0;
     }
     const end = p + ((length - p) & ~31);
-    if (end > p && this.wasm) this.wasm(this.v, bytes, p, end);
+    const wasm = this.wasm && end - p >= WASM_FROM ? wasmStripes() : undefined;
+    if (wasm) wasm(this.v, bytes, p, end);
     else if (end > p) this.stripes(new DataView(bytes.buffer, bytes.byteOffset, end), p, end);
     for (let i = end; i < length; i++) pending[i - end] = bytes[i];
     this.held = length - end;
@@ -206,11 +209,12 @@ const oneShot = new Xxh64Stream();
 const utf8 = new TextEncoder();
 const scratch = new Uint8Array(256);
 
-/** `xxh64()` of a string's UTF-8 bytes (hash.ts's value) in this module's arithmetic: for the hot loops that hash every bot id. */
-export function xxh64Of(s: string): U64 {
+/** XXH64 of the bytes, or of a string's UTF-8 bytes (a short one encoded into a reused buffer: hashing ids allocates nothing but the result). */
+export function xxh64(input: string | Uint8Array): U64 {
   oneShot.reset();
-  if (s.length * 3 > scratch.length) oneShot.update(utf8.encode(s));
-  else oneShot.update(scratch, ascii(s) ? s.length : utf8.encodeInto(s, scratch).written);
+  if (typeof input !== 'string') oneShot.update(input);
+  else if (input.length * 3 > scratch.length) oneShot.update(utf8.encode(input));
+  else oneShot.update(scratch, ascii(input) ? input.length : utf8.encodeInto(input, scratch).written);
   return oneShot.digest();
 }
 
