@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
-import { Catalog, ModelStoreEgress, NODE_OPTIONS, Toleration, groupDefaults } from '@botshard/runtime';
+import { Catalog, ModelStoreEgress, NODE_OPTIONS, PROCESS_ENV, Toleration, groupDefaults } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_POOL_GROUP, LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
 import { RunAsProps, _runAs } from './security';
@@ -134,6 +134,7 @@ export class InferencePool extends Construct {
       { name: 'BOTSHARD_GRPC_PORT', value: String(GRPC_PORT) },
       { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
       { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
+      ...Object.entries(PROCESS_ENV).map(([name, value]) => ({ name, value })),
       // No BOTSHARD_TIMEOUT_MS / BOTSHARD_CONCURRENCY: the catalog is the one source of group settings.
       // Node sees the node's CPUs, not the container's quota: one inference worker per CPU of the limit.
       { name: 'BOTSHARD_WORKERS', value: String(Math.max(1, Math.floor(cpuMillis(cpu.limit, what) / 1000))) },

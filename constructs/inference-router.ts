@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import * as k8s from 'cdk8s-plus-27/lib/imports/k8s';
-import { Auth, CONTROL_LIVE_PATH, CONTROL_READY_PATH, NODE_OPTIONS, RouterKind } from '@botshard/runtime';
+import { Auth, CONTROL_LIVE_PATH, CONTROL_READY_PATH, NODE_OPTIONS, PROCESS_ENV, RouterKind } from '@botshard/runtime';
 import { CatalogConfigMaps } from './catalog-config-maps';
 import { LABEL_VERSION, checkName, objectLabels, selectorLabels } from './names';
 import { RunAsProps, _runAs, containerSecurityContext } from './security';
@@ -166,6 +166,7 @@ export class InferenceRouter extends Construct {
           { name: 'BOTSHARD_POOL_REPLICAS', value: this.poolReplicasUrl },
           { name: 'BOTSHARD_DRAIN_SECONDS', value: String(drain) },
           { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
+          ...Object.entries(PROCESS_ENV).map(([name, value]) => ({ name, value })),
           ...(auth ? [{ name: 'BOTSHARD_TENANT_KEYS', value: TENANT_KEYS_MOUNT }] : []),
           ...(haproxy
             ? [

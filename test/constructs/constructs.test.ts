@@ -51,6 +51,8 @@ describe('InferencePool', () => {
     expect(hpa.spec.minReplicas).toBe(1);
     expect(c.env.find((e: any) => e.name === 'BOTSHARD_DRAIN_SECONDS').value).toBe('70');
     expect(c.env.find((e: any) => e.name === 'NODE_OPTIONS').value).toBe(NODE_OPTIONS);
+    // glibc returns a freed model buffer of 1 MiB or more at once (node-options.ts).
+    expect(c.env.find((e: any) => e.name === 'MALLOC_MMAP_THRESHOLD_').value).toBe('1048576');
     expect(d.spec.template.spec.terminationGracePeriodSeconds).toBe(80);
     expect(d.spec.template.spec.topologySpreadConstraints[1].whenUnsatisfiable).toBe('ScheduleAnyway');
   });

@@ -275,6 +275,7 @@ describe('BotPlatform on the example catalog (bots.config.ts)', () => {
       BOTSHARD_HAPROXY_DIR: '/run/haproxy',
       BOTSHARD_HAPROXY_METRICS_PORT: '9101',
       NODE_OPTIONS: NODE_OPTIONS,
+      MALLOC_MMAP_THRESHOLD_: '1048576',
     });
     // The router mounts only the placement index's ConfigMaps.
     const sources = router.spec.template.spec.volumes.find((v: any) => v.name === 'catalog').projected.sources.map((x: any) => x.configMap.name);

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { SettingsError } from '../commands/failure';
-import { nodeArgs } from '../node-options';
+import { PROCESS_ENV, nodeArgs } from '../node-options';
 
 /** The wait before the first restart of a child (doubled at each quick exit). */
 export const FIRST_BACKOFF_MS = 500;
@@ -107,7 +107,7 @@ export class Supervisor {
     const proc = spawn(process.execPath, [...nodeArgs(), ...this.opts.args(child)], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...this.opts.env, BOTSHARD_PARENT_PID: String(process.pid) },
+      env: { ...PROCESS_ENV, ...this.opts.env, BOTSHARD_PARENT_PID: String(process.pid) },
     });
     child.proc = proc;
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {

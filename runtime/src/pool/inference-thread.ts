@@ -58,13 +58,25 @@ async function unload(key: string): Promise<void> {
   if (s) await measurer.exclusive(() => s.release());
 }
 
+/** A file's size, opened as a read would open it (a missing file fails as a read would: "ENOENT ... open"). */
+function fileSize(file: string): number {
+  const fd = fs.openSync(file, 'r');
+  try {
+    return fs.fstatSync(fd).size;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 async function handle(msg: LaneRequest): Promise<LaneReply> {
   switch (msg.type) {
     case 'load': {
       for (const key of msg.release ?? []) await unload(key);
-      const bytes = fs.readFileSync(msg.file);
+      // onnxruntime reads the file itself and frees what it read once the session is made: a buffer read
+      // here would stay in this thread's heap until its next garbage collection (a model's size again).
+      const fileBytes = fileSize(msg.file);
       const processor = msg.processing ? new BotProcessor(msg.processing) : undefined;
-      const { value: s, measuredBytes } = await measurer.load(bytes.length, () => ort.InferenceSession.create(bytes, processor ? HEAD_SESSION_OPTIONS : SESSION_OPTIONS));
+      const { value: s, measuredBytes } = await measurer.load(fileBytes, () => ort.InferenceSession.create(msg.file, processor ? HEAD_SESSION_OPTIONS : SESSION_OPTIONS));
       if (processor && msg.check) {
         const first = await checkHead(s, processor, msg.check.encoder);
         if (first) {
@@ -76,7 +88,7 @@ async function handle(msg: LaneRequest): Promise<LaneReply> {
       if (replaced) await measurer.exclusive(() => replaced.release());
       sessions.set(msg.key, s);
       if (processor) processors.set(msg.key, processor);
-      return { type: 'loaded', id: msg.id, bytes: bytes.length, measuredBytes, inputs: [...s.inputNames], outputs: [...s.outputNames] };
+      return { type: 'loaded', id: msg.id, bytes: fileBytes, measuredBytes, inputs: [...s.inputNames], outputs: [...s.outputNames] };
     }
     case 'unload':
       await unload(msg.key);
