@@ -8,13 +8,9 @@
  * xxHash library reproduces `xxh64()`; `fmix32()` is MurmurHash3's 32-bit finalizer.
  */
 
-/** A 64-bit unsigned integer as two unsigned 32-bit halves. */
-export interface U64 {
-  readonly hi: number;
-  readonly lo: number;
-}
-
 export { Xxh64Stream, xxh64 } from './xxh64';
+import type { U64 } from './xxh64';
+export type { U64 };
 
 /** MurmurHash3's 32-bit finalizer. */
 export function fmix32(h: number): number {

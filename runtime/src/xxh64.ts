@@ -6,7 +6,6 @@
  * library gives the same values (test/placement/hash-rules.test.ts checks them against the authors' code).
  * Long inputs run their 32-byte stripes in WebAssembly (xxh64-wasm.ts) when it can.
  */
-import type { U64 } from './hash';
 import { wasmStripes } from './xxh64-wasm';
 
 // XXH64 primes as int32 (hi, lo).
@@ -84,6 +83,12 @@ add(P1H, P1L, P2H, P2L);
 const V1H = R[0], V1L = R[1];
 add(~P1H, ~P1L, 0, 1);
 const V4H = R[0], V4L = R[1];
+
+/** A 64-bit unsigned integer as two unsigned 32-bit halves. */
+export interface U64 {
+  readonly hi: number;
+  readonly lo: number;
+}
 
 /** Pieces shorter than this stay in JavaScript: copying them into WebAssembly's memory costs more than it saves. */
 const WASM_FROM = 1024;

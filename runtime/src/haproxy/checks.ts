@@ -5,7 +5,7 @@
  */
 import { MAX_BOT_ID } from '../catalog';
 import { ADMISSION_RULES, AdmissionRule, RefusalFields, RefusalReason } from '../routing/admission-rules';
-import type { ConfigInput, files } from './config';
+import type { ConfigInput, files } from './input';
 
 const BOT_ID = `^[a-z0-9]([a-z0-9-]{0,${MAX_BOT_ID - 2}}[a-z0-9])?$`;
 

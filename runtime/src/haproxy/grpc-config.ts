@@ -11,7 +11,7 @@ import { ProtocolError } from '../oip';
 import { MODEL_METHODS, grpcCodeOf, methodPath } from '../oip/grpc';
 import { AdmissionRule } from '../routing/admission-rules';
 import { admissionLines } from './checks';
-import type { Backend, ConfigInput, files } from './config';
+import type { Backend, ConfigInput, files } from './input';
 
 /** The gRPC frontend's name (pool backends are named after pools, which never hold "_"). */
 export const GRPC_FRONTEND = 'botshard_grpc';
