@@ -21,8 +21,9 @@
  * workers, the cost of a request on either kind of head, and the overhead of sharding at 1,000
  * real-sized bots: (sharded RSS - the bots' own bytes) / the bots' own bytes, where the bots' own bytes
  * are the RSS of the single process holding them less that of an idle pool process (same workers); and
- * the same at 1,000 real-sized bots with glibc's mmap threshold fixed (MMAP_ENV), which the manifests do
- * not set, to show what the pools' allocator leaves behind. Writes bench/results/approaches.{json,md}.
+ * the same at 1,000 real-sized bots with glibc's default malloc (GLIBC_DEFAULT_ENV: without the fixed mmap
+ * threshold every botshard process runs with, PROCESS_ENV), to show what the pools' allocator would leave
+ * behind. Writes bench/results/approaches.{json,md}.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -71,13 +72,12 @@ const workersFor = (s: Strategy) => (s === 'dedicated' ? 1 : CORES);
 type Heads = 'sized' | 'tiny';
 
 /**
- * The pools' environment measured beside the shipped one at OVERHEAD_BOTS real-sized bots: glibc's malloc
- * with a fixed mmap threshold. By default glibc raises its threshold to the largest block freed so far, so
- * once the first model files are read and freed, the later files' buffers and onnxruntime's copies of their
- * weights come from the threads' heaps, and what they free there stays in the process.
+ * The pools' environment measured beside the shipped one at OVERHEAD_BOTS real-sized bots: glibc's
+ * default malloc, without the fixed mmap threshold of PROCESS_ENV (runtime/src/node-options.ts says why
+ * it is fixed). An undefined value removes the variable from the child's environment.
  */
-const MMAP_ENV = { MALLOC_MMAP_THRESHOLD_: '1048576' };
-const MMAP_LABEL = 'sized-mmap-threshold';
+const GLIBC_DEFAULT_ENV: Record<string, string | undefined> = { MALLOC_MMAP_THRESHOLD_: undefined };
+const GLIBC_DEFAULT_LABEL = 'sized-glibc-default';
 /** Rounds of that variant (0: not run). */
 const VARIANT_ROUNDS = SMOKE ? 0 : Number(process.env.BENCH_VARIANT_ROUNDS ?? Math.min(ROUNDS, 2));
 /** What each kind of head is, as the results and figures name it. */
@@ -143,7 +143,7 @@ function sampleOf(pools: PoolPlan[]): PoolPlan[] {
 }
 
 /** Starts pools at most CORES at a time; returns them with the CPU each used until ready. */
-async function startMany(catalogDir: string, models: string, pools: string[], strategy: Strategy, into: Started[], env?: Record<string, string>): Promise<number> {
+async function startMany(catalogDir: string, models: string, pools: string[], strategy: Strategy, into: Started[], env?: Record<string, string | undefined>): Promise<number> {
   const t0 = performance.now();
   await mapLimit(pools, CORES, async (pool) => {
     const child = await startPool({ pool, catalog: catalogDir, models, workers: workersFor(strategy), env });
@@ -172,7 +172,7 @@ function measure(started: Started[], wallMs: number): Run {
  * evenly spread sample of SAMPLE_POOLS of them runs, each loading exactly its own bots from the full
  * catalog as it would in a cluster, and the sums (memory, CPU, wall time) are scaled by pools / sample.
  */
-async function runApproach(setup: Setup, models: string, strategy: Strategy, env?: Record<string, string>): Promise<Run> {
+async function runApproach(setup: Setup, models: string, strategy: Strategy, env?: Record<string, string | undefined>): Promise<Run> {
   const started: Started[] = [];
   const chosen = sampleOf(setup.pools);
   try {
@@ -259,7 +259,7 @@ function record(runs: Runs, label: string, bots: number, strategy: Strategy, run
 }
 
 /** Single and sharded at `bots`, `rounds` rounds, alternating which goes first (sharded first in odd rounds, counted from `first`). */
-async function runPair(setups: Setups, runs: Runs, label: string, models: string, bots: number, rounds: number, first = 0, env?: Record<string, string>): Promise<void> {
+async function runPair(setups: Setups, runs: Runs, label: string, models: string, bots: number, rounds: number, first = 0, env?: Record<string, string | undefined>): Promise<void> {
   for (let r = first; r < first + rounds; r++) {
     for (const strategy of (r % 2 ? ['sharded', 'single'] : ['single', 'sharded']) as Strategy[]) {
       record(runs, label, bots, strategy, await runApproach(setups.get(bots, strategy), models, strategy, env));
@@ -514,7 +514,7 @@ async function requestCost(setups: Setups, models: Record<Heads, string>): Promi
 /** Real-sized heads: the small and large sizes, the largest single and its sharded fleet, then sharded at SIZED_FLEET (sampled). */
 async function runSized(setups: Setups, runs: Runs, models: string, idleMiB: number): Promise<LargestSingle | undefined> {
   await runSizes(setups, runs, 'sized', models, SIZED_LARGE);
-  if (VARIANT_ROUNDS > 0 && SIZED_LARGE.includes(OVERHEAD_BOTS)) await runPair(setups, runs, MMAP_LABEL, models, OVERHEAD_BOTS, VARIANT_ROUNDS, 0, MMAP_ENV);
+  if (VARIANT_ROUNDS > 0 && SIZED_LARGE.includes(OVERHEAD_BOTS)) await runPair(setups, runs, GLIBC_DEFAULT_LABEL, models, OVERHEAD_BOTS, VARIANT_ROUNDS, 0, GLIBC_DEFAULT_ENV);
   const largest = largestSingle(setups, runs, idleMiB);
   if (largest && largest.bots > OVERHEAD_BOTS) {
     writeSized(models, setups.get(largest.bots, 'single').catalog);
@@ -537,7 +537,7 @@ async function main(): Promise<void> {
   let base: Record<string, Spread>;
   let largest: LargestSingle | undefined;
   let overhead: Overhead | undefined;
-  let mmapOverhead: Overhead | undefined;
+  let defaultOverhead: Overhead | undefined;
   let cost: Record<string, unknown>;
   try {
     if (KINDS.includes('tiny')) writeDemoModels(setups.get(Math.max(...SMALL, ...LARGE), 'single').catalog, models.tiny);
@@ -548,7 +548,7 @@ async function main(): Promise<void> {
     if (KINDS.includes('sized')) largest = await runSized(setups, runs, models.sized, base.rssMiB2Workers.median);
     if (KINDS.includes('tiny')) await runSizes(setups, runs, 'tiny', models.tiny, LARGE);
     if (KINDS.includes('sized')) overhead = overheadOf(cellsOf(runs, 'sized'), base, setups, models.sized);
-    if (KINDS.includes('sized')) mmapOverhead = overheadOf(cellsOf(runs, MMAP_LABEL), base, setups, models.sized);
+    if (KINDS.includes('sized')) defaultOverhead = overheadOf(cellsOf(runs, GLIBC_DEFAULT_LABEL), base, setups, models.sized);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -562,7 +562,7 @@ async function main(): Promise<void> {
   const result = {
     benchmark: 'approaches',
     date: new Date().toISOString(),
-    headline: { ...headlineOf(ratios, tinyRatios, largest, overhead), shardingOverheadPctFixedMmapThreshold: mmapOverhead?.pct },
+    headline: { ...headlineOf(ratios, tinyRatios, largest, overhead), shardingOverheadPctGlibcDefault: defaultOverhead?.pct },
     machine: machine(),
     setup: setupOf(largest),
     baseProcess: base,
@@ -573,7 +573,7 @@ async function main(): Promise<void> {
     cells,
     ratios,
     tinyHeads: { heads: HEADS.tiny, cells: tinyCells, ratios: tinyRatios },
-    fixedMmapThreshold: mmapOverhead && { env: MMAP_ENV, heads: HEADS.sized, cells: cellsOf(runs, MMAP_LABEL), overhead: mmapOverhead },
+    glibcDefault: defaultOverhead && { without: Object.keys(GLIBC_DEFAULT_ENV), heads: HEADS.sized, cells: cellsOf(runs, GLIBC_DEFAULT_LABEL), overhead: defaultOverhead },
     seconds: Math.round((Date.now() - startedAt) / 1000),
   };
   writeResult('approaches', result, markdown(result));
@@ -620,12 +620,12 @@ function setupOf(largest: LargestSingle | undefined) {
   };
 }
 
-/** The variant with a fixed mmap threshold, in a sentence. */
-function mmapText(v: { env: Record<string, string>; cells: Cell[]; overhead: Overhead }): string {
+/** The variant with glibc's default malloc, in a sentence. */
+function glibcDefaultText(v: { without: string[]; cells: Cell[]; overhead: Overhead }): string {
   const o = v.overhead;
   const ready = (s: Strategy) => v.cells.find((c) => c.bots === o.bots && c.strategy === s)?.slowestReadyMs;
   return (
-    `**The same ${o.bots} bots with \`${Object.entries(v.env).map(([k, x]) => `${k}=${x}`).join(' ')}\`** in the pools' environment (glibc's malloc then keeps its mmap threshold fixed: by default it rises to the largest block freed, so after the first model files the later ones' buffers come from the threads' heaps, and what is freed stays there; the manifests do not set it): ` +
+    `**The same ${o.bots} bots with glibc's default malloc** (without \`${v.without.join(' ')}\` in the pools' environment: glibc's mmap threshold then rises to the largest block freed, so after the first model files the later ones' buffers come from the threads' heaps, and what is freed stays there): ` +
     `single ${o.singleRssMiB} MiB, sharded ${o.shardedRssMiB} MiB, the bots' own ${o.botsMeasuredMiB} MiB, overhead of sharding **${o.pct}%**; slowest process ready ${fmt(ready('single'), ' ms')} single, ${fmt(ready('sharded'), ' ms')} sharded.`
   );
 }
@@ -669,7 +669,7 @@ function markdown(r: any): string {
           `**Overhead of sharding at ${o.bots} bots**: sharded ${o.shardedRssMiB} MiB in ${o.pools} pools against the bots' own ${o.botsMeasuredMiB} MiB (single's ${o.singleRssMiB} MiB less an idle pool process's ${o.idlePoolRssMiB} MiB): **${o.pct}%** (pool bases plus each pool's copy of the encoders its bots use: ${o.encoderCopies.sharded} encoder sessions against ${o.encoderCopies.single} in single). The bots' files: ${o.headFilesMiB} MiB of heads (declared ${o.declaredHeadsMiB} MiB) and ${o.encoderFilesMiB} MiB of encoders; loaded, they take ${o.loadedOverFileBytes}x their files' bytes (onnxruntime pre-packs MatMul weights for its kernels).`,
         ]
       : []),
-    ...(r.fixedMmapThreshold ? ['', mmapText(r.fixedMmapThreshold)] : []),
+    ...(r.glibcDefault ? ['', glibcDefaultText(r.glibcDefault)] : []),
     '',
     ...tables(r.cells, r.ratios),
     `## ${HEADS.tiny}`,

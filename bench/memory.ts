@@ -9,13 +9,18 @@
  *    PSS alone, and PSS with 4 idle pools running at once (pools on one node share the libraries' pages);
  *    its breakdown from /proc/<pid>/smaps (Node's binary, onnxruntime, other libraries, anonymous memory)
  *    and its V8 heap from its own metrics (`nodejs_heap_size_*`).
+ * 3. Measured against actual, per model: a pool with one inference worker holds a tiny bot, is warmed by
+ *    requests, then its catalog gains a bot whose head is as large as it declares (`--sized` demo heads of
+ *    MEASURE_MIB); what the process grew by, after its first requests, is the independent
+ *    measurement the pool's own `measured_bytes` is compared with.
  * Rounds alternate 1 and 2 workers; medians (min-max).
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { nodeArgs, parseCatalog, writeCatalogFolder } from '@botshard/runtime';
+import { Catalog, CatalogInput, PROCESS_ENV, nodeArgs, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
+import { writeDemoModels } from '@botshard/runtime/local/models';
 import { BIN, MiB, ROOT, SMOKE, Spread, fmt, log, machine, pssOf, round, rssOf, sleep, spread, stopAll, tempDir, writeResult } from './processes';
 import { syntheticCatalog } from './synthetic';
 
@@ -23,17 +28,20 @@ const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 3);
 /** After ready, before measuring: start-up garbage collected, timers settled. */
 const SETTLE_MS = SMOKE ? 500 : 3000;
 const COLOCATED = 4;
+/** Declared sizes of the heads measured in part 3, MiB. */
+const MEASURE_MIB = SMOKE ? [16] : [16, 64];
 
 interface Pool {
   proc: ChildProcess;
   pid: number;
+  port: number;
   metricsPort: number;
 }
 
 /** A `botshard pool` process, as the manifests run it (botshard's Node options), once it reports ready. */
 async function startPool(catalog: string, models: string, pool: string, workers: number): Promise<Pool> {
   const proc = spawn(process.execPath, [...nodeArgs(), BIN, 'pool', '--pool', pool, '--catalog', catalog, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
-    env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_WORKERS: String(workers) },
+    env: { ...PROCESS_ENV, ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_WORKERS: String(workers) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const listening = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
@@ -44,7 +52,7 @@ async function startPool(catalog: string, models: string, pool: string, workers:
   });
   for (let i = 0; i < 600; i++) {
     const ready = await fetch(`http://127.0.0.1:${listening.port}/v2/health/ready`).then((r) => r.ok, () => false);
-    if (ready) return { proc, pid: proc.pid!, metricsPort: listening.metricsPort };
+    if (ready) return { proc, pid: proc.pid!, port: listening.port, metricsPort: listening.metricsPort };
     await sleep(50);
   }
   throw new Error(`pool ${pool} was not ready within 30 s`);
@@ -96,9 +104,70 @@ function floor(): Array<{ step: string; rssMiB: number }> {
       console.log(JSON.stringify(out));
       process.exit(0);
     })();`;
-  const r = spawnSync(process.execPath, [...nodeArgs(), '--expose-gc', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...nodeArgs(), '--expose-gc', '-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...PROCESS_ENV, ...process.env } });
   if (r.status !== 0) throw new Error(`the floor script failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
+}
+
+/** One pool of one group: a tiny bot, and with `heavy` a second one declared `mib` MiB. */
+function measureCatalog(mib: number, heavy: boolean): Catalog {
+  const bot = (id: string, memory: string) => ({
+    id,
+    tenant: 'acme',
+    realtime: true,
+    model: { head: `heads/${id}.onnx`, memory },
+    intents: [
+      { name: 'yes', examples: ['yes please', 'sure thing', 'absolutely yes'] },
+      { name: 'no', examples: ['no thanks', 'not at all', 'absolutely not'] },
+    ],
+  });
+  const input: CatalogInput = { tenants: [{ id: 'acme' }], groups: [{ name: 'rt', realtime: true, memory: '2Gi', pools: 1, locality: 'none' }], bots: [bot('tiny', '1Mi'), ...(heavy ? [bot('heavy', `${mib}Mi`)] : [])] };
+  return parseCatalog(input);
+}
+
+/** Predictions for `bot`, `n` of them one after another. */
+async function predict(port: number, bot: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const r = await fetch(`http://127.0.0.1:${port}/v1/bots/${bot}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'yes please' }) });
+    if (r.status !== 200) throw new Error(`predict ${bot}: ${r.status} ${await r.text()}`);
+  }
+}
+
+/**
+ * A head of `mib` MiB loaded into a warmed pool: its `measured_bytes` and what the process grew by (RSS,
+ * after its first requests).
+ */
+async function measureOne(work: string, mib: number): Promise<{ fileBytes: number; measuredBytes: number; grewBytes: number }> {
+  const [tinyOnly, both] = [measureCatalog(mib, false), measureCatalog(mib, true)];
+  const models = path.join(work, `measure-${mib}`);
+  writeDemoModels(both, models, { sized: true });
+  const fileBytes = fs.statSync(path.join(models, 'heads/heavy.onnx')).size;
+  const dir = path.join(work, `measure-catalog-${mib}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  writeCatalogFolder(dir, tinyOnly);
+  const name = plan(both).pools[0].name;
+  if (plan(tinyOnly).pools[0].name !== name) throw new Error('the measured pool changed its name');
+  const pool = await startPool(dir, models, name, 1);
+  try {
+    // Warmed first (heaps and compiled code grown by serving), so that what the process grows by next is the model.
+    await predict(pool.port, 'tiny', SMOKE ? 200 : 1500);
+    await sleep(SETTLE_MS / 3);
+    const before = rssOf(pool.pid);
+    writeCatalogFolder(dir, both);
+    for (let i = 0; ; i++) {
+      if ((await fetch(`http://127.0.0.1:${pool.port}/v2/models/heavy/ready`)).status === 200) break;
+      if (i > 600) throw new Error('heavy did not load within 30 s');
+      await sleep(50);
+    }
+    // Its first requests, whose allocations are the model's too (onnxruntime's buffers for its tensors).
+    await predict(pool.port, 'heavy', 100);
+    const grewBytes = rssOf(pool.pid) - before;
+    const meta = (await (await fetch(`http://127.0.0.1:${pool.port}/v2/models/heavy`)).json()) as { parameters: { measured_bytes: number } };
+    return { fileBytes, measuredBytes: meta.parameters.measured_bytes, grewBytes };
+  } finally {
+    await stopAll([pool.proc]);
+    fs.rmSync(models, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -114,6 +183,7 @@ async function main(): Promise<void> {
   const pssColocated: number[] = [];
   const parts: Record<string, number[]> = {};
   const heap: Record<string, number[]> = { usedMiB: [], totalMiB: [] };
+  const measures: Record<number, Array<{ fileBytes: number; measuredBytes: number; grewBytes: number }>> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const f of floor()) (floors[f.step] ??= []).push(f.rssMiB);
     for (const workers of r % 2 ? [2, 1] : [1, 2]) {
@@ -141,11 +211,23 @@ async function main(): Promise<void> {
       await stopAll(colocated.map((p) => p.proc));
     }
     log(`round ${r + 1}: idle pool ${round(rss[1].at(-1)!)} MiB RSS with 1 worker, ${round(rss[2].at(-1)!)} with 2`);
+    for (const mib of MEASURE_MIB) {
+      const m = await measureOne(work, mib);
+      (measures[mib] ??= []).push(m);
+      log(`round ${r + 1}: a ${mib} MiB head: measured ${round(m.measuredBytes / MiB)} MiB, the process grew by ${round(m.grewBytes / MiB)} MiB (file ${round(m.fileBytes / MiB)} MiB)`);
+    }
   }
 
   const floorSteps = Object.entries(floors).map(([step, xs]) => ({ step, rssMiB: spread(xs) }));
   const stackFloor = floorSteps.at(-1)!.rssMiB.median;
   const idle1 = spread(rss[1]);
+  const measured = MEASURE_MIB.map((mib) => ({
+    declaredMiB: mib,
+    fileMiB: spread(measures[mib].map((m) => m.fileBytes / MiB)),
+    measuredMiB: spread(measures[mib].map((m) => m.measuredBytes / MiB)),
+    grewMiB: spread(measures[mib].map((m) => m.grewBytes / MiB)),
+    measuredOverGrew: spread(measures[mib].map((m) => m.measuredBytes / m.grewBytes), 2),
+  }));
   const headline = {
     idlePoolRssMiB1Worker: idle1.median,
     idlePoolRssMiB2Workers: spread(rss[2]).median,
@@ -153,6 +235,7 @@ async function main(): Promise<void> {
     idlePoolPssMiB1WorkerAlone: spread(pssAlone).median,
     stackFloorRssMiB: stackFloor,
     idlePoolOverFloorMiB: round(idle1.median - stackFloor),
+    measuredOverActualModelBytes: spread(Object.values(measures).flat().map((m) => m.measuredBytes / m.grewBytes), 2).median,
   };
   const result = {
     benchmark: 'memory',
@@ -170,13 +253,16 @@ async function main(): Promise<void> {
       breakdownMiB1Worker: Object.fromEntries(Object.entries(parts).map(([k, xs]) => [k, spread(xs)])),
       v8HeapMiB1Worker: { used: spread(heap.usedMiB), total: spread(heap.totalMiB) },
     },
+    measured,
   };
   writeResult('memory', result, markdown(result));
   fs.rmSync(work, { recursive: true, force: true });
   console.log(markdown(result));
 }
 
-function markdown(r: { date: string; rounds: number; setup: { catalogBots: number; nodeOptions: string }; floor: Array<{ step: string; rssMiB: Spread }>; idlePool: Record<string, any> }): string {
+type Measured = Array<{ declaredMiB: number; fileMiB: Spread; measuredMiB: Spread; grewMiB: Spread; measuredOverGrew: Spread }>;
+
+function markdown(r: { date: string; rounds: number; setup: { catalogBots: number; nodeOptions: string }; floor: Array<{ step: string; rssMiB: Spread }>; idlePool: Record<string, any>; measured: Measured }): string {
   const p = r.idlePool;
   return [
     '# Pool memory benchmark',
@@ -195,6 +281,12 @@ function markdown(r: { date: string; rounds: number; setup: { catalogBots: numbe
     `- PSS with 1 worker: ${fmt(p.pssMiB1WorkerColocated, ' MiB')} with ${COLOCATED} idle pools running at once, ${fmt(p.pssMiB1WorkerAlone, ' MiB')} alone.`,
     `- RSS by mapping (1 worker): ${Object.entries(p.breakdownMiB1Worker as Record<string, Spread>).map(([k, s]) => `${k} ${fmt(s, ' MiB')}`).join(', ')}.`,
     `- The main thread's V8 heap: ${fmt(p.v8HeapMiB1Worker.used, ' MiB')} used of ${fmt(p.v8HeapMiB1Worker.total, ' MiB')}.`,
+    '',
+    "## Measured against actual: a head as large as it declares, loaded into a warmed pool (1 worker)",
+    '',
+    "| declared | file MiB | the pool's measured_bytes, MiB | the process grew by, MiB | measured / grew |",
+    '|---:|---:|---:|---:|---:|',
+    ...r.measured.map((m) => `| ${m.declaredMiB} MiB | ${fmt(m.fileMiB)} | ${fmt(m.measuredMiB)} | ${fmt(m.grewMiB)} | ${fmt(m.measuredOverGrew)} |`),
   ].join('\n');
 }
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { Pool as HttpPool } from 'undici';
-import { nodeArgs } from '@botshard/runtime';
+import { PROCESS_ENV, nodeArgs } from '@botshard/runtime';
 import { inferenceService } from '@botshard/runtime/oip/grpc';
 
 export const ROOT = path.resolve(__dirname, '..');
@@ -68,7 +68,7 @@ function hookExit(): void {
 }
 
 export interface StartOptions {
-  env?: Record<string, string>;
+  env?: Record<string, string | undefined>;
   /** Give up after this long (ms). @default 300000 */
   timeoutMs?: number;
   /** Extra arguments after the command. */
@@ -82,7 +82,7 @@ export async function startBotshard(opts: StartOptions): Promise<Child> {
   const spawnedAt = performance.now();
   // As in the manifests: botshard's Node options (NODE_OPTIONS there).
   const proc = spawn(process.execPath, [...nodeArgs(), BIN, ...opts.args], {
-    env: { ...process.env, BOTSHARD_LOG_LEVEL: 'warn', ...opts.env },
+    env: { ...PROCESS_ENV, ...process.env, BOTSHARD_LOG_LEVEL: 'warn', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
@@ -136,14 +136,14 @@ export interface PoolStart {
   catalog: string;
   models: string;
   workers?: number;
-  env?: Record<string, string>;
+  env?: Record<string, string | undefined>;
   /** CPU list for taskset (e.g. "0"), to give a pool its own core as a CPU limit would. */
   cpus?: string;
 }
 
 /** A `botshard pool` process on 127.0.0.1 (random ports), ready. */
 export function startPool(p: PoolStart): Promise<Child> {
-  const env: Record<string, string> = { BOTSHARD_TIMEOUT_MS: '30000', BOTSHARD_CONCURRENCY: '256', ...p.env };
+  const env: Record<string, string | undefined> = { BOTSHARD_TIMEOUT_MS: '30000', BOTSHARD_CONCURRENCY: '256', ...p.env };
   if (p.workers) env.BOTSHARD_WORKERS = String(p.workers);
   return startBotshard({
     name: p.pool,

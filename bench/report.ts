@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_RESULTS, figuresBlock, loadAnchors, loadResults, renderFigures, renderReportExtras, replaceBlock } from './figures';
+import { DEFAULT_RESULTS, loadAnchors, loadResults, renderFigures, renderReportExtras, rewriteReadme } from './figures';
 import { RESULTS, ROOT, Spread, log, round } from './processes';
 
 const readMd = (name: string): string | undefined => {
@@ -271,9 +271,9 @@ function main(): void {
   if (path.resolve(RESULTS) === path.resolve(DEFAULT_RESULTS)) {
     const file = path.join(ROOT, 'README.md');
     const before = fs.readFileSync(file, 'utf8');
-    const after = replaceBlock(before, figuresBlock(results, anchors));
+    const after = rewriteReadme(before, results, anchors);
     if (after !== before) fs.writeFileSync(file, after);
-    log(`${after !== before ? 'rewrote' : 'unchanged:'} the figures block of ${file}`);
+    log(`${after !== before ? 'rewrote' : 'unchanged:'} the figures blocks of ${file}`);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BEGIN, END, Results, extractBlock, figuresBlock, loadAnchors, loadResults, renderFigures, replaceBlock } from '../../bench/figures';
+import { BEGIN, END, Results, SECTION_BLOCKS, extractBlock, figuresBlock, loadAnchors, loadResults, renderFigures, replaceBlock, sectionBlock, sectionMarkers } from '../../bench/figures';
 
 const ROOT = path.resolve(__dirname, '../..');
 const results = loadResults(path.join(ROOT, 'bench/results'));
@@ -32,6 +32,22 @@ test('the README performance block is what npm run bench:report writes from benc
   expect(readme.indexOf(BEGIN)).toBeGreaterThan(readme.indexOf('## Performance'));
   expect(readme.indexOf(END)).toBeLessThan(readme.indexOf('## Benchmarks'));
   expectSameText(block, figuresBlock(results, anchors), "README.md's performance block");
+});
+
+test.each(SECTION_BLOCKS.map((b) => [b.name, b.section]))('the README block %s, in its section "%s", is what npm run bench:report writes', (name, section) => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const block = extractBlock(readme, sectionMarkers(name));
+  if (block === undefined) throw new Error(`README.md has no ${name} block: run npm run bench:report`);
+  const at = readme.indexOf(block);
+  const heading = readme.indexOf(`\n${section}\n`);
+  expect(heading).toBeGreaterThan(0);
+  expect(at).toBeGreaterThan(heading);
+  // Before the next heading of the same or a higher level.
+  const next = readme.slice(heading + section.length + 2).search(new RegExp(`^#{1,${section.indexOf(' ')}} `, 'm'));
+  expect(at).toBeLessThan(heading + section.length + 2 + next);
+  expectSameText(block, sectionBlock(results, anchors, name), `README.md's ${name} block`);
+  // It follows the results: without them, not measured, and no figure.
+  expect(sectionBlock({}, anchors, name)).toMatch(/Not measured at a million bots \(no \w+\.json\)\./);
 });
 
 test('REPORT.md carries the same figures as the README block', () => {
