@@ -711,7 +711,16 @@ export const SECTION_BLOCKS: ReadonlyArray<{ name: string; section: string; rend
   {
     name: 'placement-index',
     section: '### The placement index',
-    render: (c) => `**Measured at a million bots** (\`npm run bench:fleet\`, [results](${c.res}fleet.md)): ${BULLETS.find((b) => b.title === 'Fleet scale')!.body(c)}`,
+    render: (c) => {
+      const size = (bots: number) => find(c.r, 'catalog', 'sizes', `${bots} bots`, (x) => x.bots === bots);
+      const mib = (bytes: number) => fix(bytes / 1048576, 1);
+      const [k10, k100] = [size(10000), size(100000)];
+      const sizes =
+        `**Its size** (\`npm run bench:catalog\`, [results](${c.res}catalog.md)): at 10,000 bots the index is ${mib(k10.indexBytes)} MiB against ${mib(k10.catalogBytes)} MiB of parts; ` +
+        `at 100,000, ${mib(k100.indexBytes)} MiB against ${mib(k100.catalogBytes)}.`;
+      const fleet = maybe(() => ` **Measured at a million bots** (\`npm run bench:fleet\`, [results](${c.res}fleet.md)): ${BULLETS.find((b) => b.title === 'Fleet scale')!.body(c)}`) ?? ' At a million bots: not measured (no fleet.json).';
+      return sizes + fleet;
+    },
   },
 ];
 

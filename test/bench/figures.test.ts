@@ -48,6 +48,7 @@ test.each(SECTION_BLOCKS.map((b) => [b.name, b.section]))('the README block %s, 
   expectSameText(block, sectionBlock(results, anchors, name), `README.md's ${name} block`);
   // It follows the results: without them, not measured, and no figure.
   expect(sectionBlock({}, anchors, name)).toMatch(/Not measured at a million bots \(no \w+\.json\)\./);
+  expect(sectionBlock({}, anchors, name)).not.toMatch(/\d+(\.\d+)? ?(s|MiB|KiB|µs)\b/);
 });
 
 test('REPORT.md carries the same figures as the README block', () => {
