@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Catalog, CatalogInput, PROCESS_ENV, nodeArgs, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { BIN, MiB, ROOT, SMOKE, Spread, fmt, log, machine, pssOf, round, rssOf, sleep, spread, stopAll, tempDir, writeResult } from './processes';
+import { BIN, MiB, ROOT, SMOKE, Spread, fmt, killedOnExit, log, machine, pssOf, round, rssOf, sleep, spread, stopAll, tempDir, writeResult } from './processes';
 import { syntheticCatalog } from './synthetic';
 
 const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 3);
@@ -44,6 +44,7 @@ async function startPool(catalog: string, models: string, pool: string, workers:
     env: { ...PROCESS_ENV, ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_WORKERS: String(workers) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  killedOnExit(proc);
   const listening = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`pool ${pool} exited with ${code} before listening`)));
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {

@@ -76,6 +76,13 @@ export interface StartOptions {
   name: string;
 }
 
+/** A child this process kills when it ends, however it ends (a bench stopped halfway leaves no pool behind). */
+export function killedOnExit(proc: ChildProcess): void {
+  hookExit();
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+}
+
 /** Spawns `botshard <args>`, waits for its `listening` line, then for /v2/health/ready to answer 200. */
 export async function startBotshard(opts: StartOptions): Promise<Child> {
   hookExit();
@@ -85,8 +92,7 @@ export async function startBotshard(opts: StartOptions): Promise<Child> {
     env: { ...PROCESS_ENV, ...process.env, BOTSHARD_LOG_LEVEL: 'warn', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  live.add(proc);
-  proc.once('exit', () => live.delete(proc));
+  killedOnExit(proc);
   let stderr = '';
   proc.stderr!.on('data', (d) => {
     stderr = (stderr + d).slice(-4000);
