@@ -9,7 +9,8 @@ import { planPool } from '@botshard/runtime/pool/plan';
 import { demoModels } from '@botshard/runtime/local/models';
 import { ModelFetchError, ModelStore } from '@botshard/runtime/pool/store';
 import { RunningPool, catalogInput, ensureBuilt, getJson, postJson, runPool, supportBot, tempDir } from '../pool/support';
-import { BUCKET, Proxy, S3Server, closedPort, sha256, startProxy, startS3, useS3rverCredentials } from './support';
+import { refusedPort } from '../support/refused';
+import { BUCKET, Proxy, S3Server, sha256, startProxy, startS3, useS3rverCredentials } from './support';
 
 const IDS = ['s3-verified', 's3-plain', 's3-tampered'];
 const headKey = (id: string) => `heads/${id}.onnx`;
@@ -126,7 +127,7 @@ describe('a pool whose models are in S3', () => {
 
 describe('an unreachable model store', () => {
   test('is retried with backoff, then reported on the bot, in bounded time; the pool stays up', async () => {
-    const port = await closedPort();
+    const port = await refusedPort();
     const retries: Array<{ attempt: number; delayMs: number }> = [];
     const catalog = s3Catalog();
     const started = Date.now();

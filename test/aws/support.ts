@@ -104,13 +104,4 @@ export async function startProxy(upstream: string, opts: { fail?: number; delayM
   return proxy;
 }
 
-/** A loopback port nothing listens on. */
-export async function closedPort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

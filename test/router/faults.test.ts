@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { Catalog, parseCatalog, plan } from '@botshard/runtime';
 import { RunningPool, catalogInput, ensureBuilt, inWorker, postJson, runPool, slowModels, spawnPool, standaloneBot, supportBot, tempDir, until, withModels, writeMountedCatalog } from '../pool/support';
 import { freePort } from '../e2e/support';
+import { refusedPort } from '../support/refused';
 import { runRouter } from './support';
 
 const BIN = path.resolve(__dirname, '../../runtime/bin/botshard.js');
@@ -49,7 +50,7 @@ describe('router fallbacks while a bot moves', () => {
   test('a refused connection to the new pool falls back to the previous one, and the circuit counts it', async () => {
     const old = await runPool({ pool: 'alpha', catalog: before, modelRoot: models, workers: 1 });
     pools.push(old);
-    const refused = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+    const refused = `http://127.0.0.1:${await refusedPort()}`; // nothing listens there
     const router = await runRouter({ catalog: before, urls: new Map([['alpha', old.url], ['beta', refused]]), circuitThreshold: 2, circuitCooldownMs: 60_000 });
     try {
       router.app.router.update(after); // mover: beta now, alpha before

@@ -5,13 +5,13 @@
  */
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { freePort } from '@botshard/runtime/io/free-port';
 import { methodPath } from '@botshard/runtime/oip/grpc';
 import { PoolChannels } from '@botshard/runtime/routing/channels';
 import { UpstreamError } from '@botshard/runtime/routing/forward';
 import { callPool } from '@botshard/runtime/routing/grpc';
 import { unaryCall } from '@botshard/runtime/routing/grpc-call';
 import { until } from '../pool/support';
+import { refusedPort } from '../support/refused';
 
 const same = (b: Buffer) => b;
 const soon = () => Date.now() + 10_000;
@@ -113,7 +113,7 @@ describe('callPool over node:http2', () => {
   });
 
   test('an address nothing listens on: UpstreamError connect', async () => {
-    const address = `127.0.0.1:${await freePort()}`;
+    const address = `127.0.0.1:${await refusedPort()}`;
     const err = await call('ModelInfer', Buffer.from('echo'), { address }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UpstreamError);
     expect(err).toMatchObject({ kind: 'connect', pool: 'pool-a', message: expect.stringContaining('is unreachable over gRPC (') });
