@@ -15,13 +15,12 @@
  *    measurement the pool's own `measured_bytes` is compared with.
  * Rounds alternate 1 and 2 workers; medians (min-max).
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { Catalog, CatalogInput, PROCESS_ENV, nodeArgs, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { BIN, MiB, ROOT, SMOKE, Spread, fmt, killedOnExit, log, machine, pssOf, round, rssOf, sleep, spread, stopAll, tempDir, writeResult } from './processes';
+import { Child, MiB, ROOT, SMOKE, Spread, fmt, log, machine, pssOf, round, rssOf, sleep, spread, startBotshard, stopAll, tempDir, writeResult } from './processes';
 import { syntheticCatalog } from './synthetic';
 
 const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 3);
@@ -31,32 +30,17 @@ const COLOCATED = 4;
 /** Declared sizes of the heads measured in part 3, MiB. */
 const MEASURE_MIB = SMOKE ? [16] : [16, 64];
 
-interface Pool {
-  proc: ChildProcess;
-  pid: number;
-  port: number;
-  metricsPort: number;
-}
+type Pool = Child & { metricsPort: number };
 
-/** A `botshard pool` process, as the manifests run it (botshard's Node options), once it reports ready. */
+/** A `botshard pool` process, as the manifests run it (botshard's Node options and environment), once it reports ready. */
 async function startPool(catalog: string, models: string, pool: string, workers: number): Promise<Pool> {
-  const proc = spawn(process.execPath, [...nodeArgs(), BIN, 'pool', '--pool', pool, '--catalog', catalog, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
-    env: { ...PROCESS_ENV, ...process.env, BOTSHARD_LOG_LEVEL: 'warn', BOTSHARD_WORKERS: String(workers) },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const child = await startBotshard({
+    name: pool,
+    env: { BOTSHARD_WORKERS: String(workers) },
+    args: ['pool', '--pool', pool, '--catalog', catalog, '--models', models, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'],
   });
-  killedOnExit(proc);
-  const listening = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`pool ${pool} exited with ${code} before listening`)));
-    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (line.includes('"listening"')) resolve(JSON.parse(line));
-    });
-  });
-  for (let i = 0; i < 600; i++) {
-    const ready = await fetch(`http://127.0.0.1:${listening.port}/v2/health/ready`).then((r) => r.ok, () => false);
-    if (ready) return { proc, pid: proc.pid!, port: listening.port, metricsPort: listening.metricsPort };
-    await sleep(50);
-  }
-  throw new Error(`pool ${pool} was not ready within 30 s`);
+  if (child.metricsPort === undefined) throw new Error(`pool ${pool} reported no metrics port`);
+  return child as Pool;
 }
 
 /** RSS of a process by mapping: Node's binary, onnxruntime, other libraries, anonymous memory (heaps, stacks, allocations); MiB. */

@@ -40,6 +40,8 @@ export interface Child {
   proc: ChildProcess;
   pid: number;
   port: number;
+  /** Its metrics port, when it has one (pools, routers). */
+  metricsPort?: number;
   url: string;
   /** performance.now() when spawned, when listening, when /v2/health/ready first answered 200. */
   spawnedAt: number;
@@ -99,7 +101,7 @@ export async function startBotshard(opts: StartOptions): Promise<Child> {
   });
   const timeoutMs = opts.timeoutMs ?? 300_000;
   try {
-    const port = await new Promise<number>((resolve, reject) => {
+    const { port, metricsPort } = await new Promise<{ port: number; metricsPort?: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${opts.name}: no "listening" line within ${timeoutMs} ms`)), timeoutMs);
       proc.once('exit', (code, signal) => {
         clearTimeout(timer);
@@ -111,7 +113,7 @@ export async function startBotshard(opts: StartOptions): Promise<Child> {
           const entry = JSON.parse(line);
           if (entry.msg === 'listening') {
             clearTimeout(timer);
-            resolve(entry.port);
+            resolve({ port: entry.port, metricsPort: entry.metricsPort });
           }
         } catch {
           // not JSON
@@ -130,7 +132,7 @@ export async function startBotshard(opts: StartOptions): Promise<Child> {
       await sleep(20);
     }
     const readyAt = performance.now();
-    return { name: opts.name, proc, pid: proc.pid!, port, url, spawnedAt, readyAt, readyMs: readyAt - spawnedAt };
+    return { name: opts.name, proc, pid: proc.pid!, port, metricsPort, url, spawnedAt, readyAt, readyMs: readyAt - spawnedAt };
   } catch (e) {
     proc.kill('SIGKILL');
     throw e;
