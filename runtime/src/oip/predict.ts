@@ -1,25 +1,38 @@
 /** botshard's thin prediction API beside the OIP: `POST /v1/bots/{bot}/predict {"text": "..."}`, for people with curl. */
-import { Static, Type } from '@sinclair/typebox';
+import { array, integer, number, object, string } from './json-schema';
 
 export function predictRequest(maxTextLength: number) {
-  return Type.Object({ text: Type.String({ maxLength: maxTextLength }) }, { additionalProperties: false });
+  return object({ text: string({ maxLength: maxTextLength }) }, { additionalProperties: false });
 }
-export type PredictRequest = Static<ReturnType<typeof predictRequest>>;
+export interface PredictRequest {
+  text: string;
+}
 
-export const Entity = Type.Object({
-  name: Type.String(),
-  value: Type.String(),
+export const Entity = object({
+  name: string(),
+  value: string(),
   /** Offsets in the request's text (UTF-16 code units, as JavaScript strings count). */
-  start: Type.Integer(),
-  end: Type.Integer(),
+  start: integer(),
+  end: integer(),
 });
-export type Entity = Static<typeof Entity>;
+export interface Entity {
+  name: string;
+  value: string;
+  start: number;
+  end: number;
+}
 
-export const PredictResponse = Type.Object({
-  bot: Type.String(),
-  intent: Type.String(),
-  confidence: Type.Number(),
-  entities: Type.Array(Entity),
-  pool: Type.String(),
+export const PredictResponse = object({
+  bot: string(),
+  intent: string(),
+  confidence: number(),
+  entities: array(Entity),
+  pool: string(),
 });
-export type PredictResponse = Static<typeof PredictResponse>;
+export interface PredictResponse {
+  bot: string;
+  intent: string;
+  confidence: number;
+  entities: Entity[];
+  pool: string;
+}

@@ -1,9 +1,9 @@
 /**
- * Open Inference Protocol v2 (REST) request and response schemas, as TypeBox schemas: one definition
- * gives fastify its validation and fast serialization and TypeScript its types. Shared by pool and router.
- * Source: KServe's open-inference-protocol specification (docs in /work/shared/OIP.md).
+ * Open Inference Protocol v2 (REST) request and response schemas: JSON Schema for fastify's validation
+ * and fast serialization (built with json-schema.ts), and the TypeScript type of each beside it. Shared
+ * by pool and router. Source: KServe's open-inference-protocol specification (docs in /work/shared/OIP.md).
  */
-import { Static, TSchema, Type } from '@sinclair/typebox';
+import { JsonSchema, anyOf, array, boolean, integer, literal, number, object, optional, record, string, tuple, unknown } from './json-schema';
 
 /** Tensor datatypes of the protocol. */
 export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
@@ -12,91 +12,122 @@ export type Datatype = (typeof DATATYPES)[number];
 /** Platform string of ONNX models. */
 export const ONNX_PLATFORM = 'onnx_onnxv1';
 
-export const Parameters = Type.Record(Type.String({ maxLength: 256 }), Type.Union([Type.String(), Type.Number(), Type.Boolean()]));
-export type Parameters = Static<typeof Parameters>;
+export const Parameters = record(anyOf([string(), number(), boolean()]));
+export type Parameters = Record<string, string | number | boolean>;
 
-export const ErrorResponse = Type.Object({ error: Type.String() });
-export type ErrorResponse = Static<typeof ErrorResponse>;
+export const ErrorResponse = object({ error: string() });
+export interface ErrorResponse {
+  error: string;
+}
 
-export const LiveResponse = Type.Object({ live: Type.Boolean() });
-export const ReadyResponse = Type.Object({ ready: Type.Boolean() });
+export const LiveResponse = object({ live: boolean() });
+export const ReadyResponse = object({ ready: boolean() });
 
-export const ServerMetadataResponse = Type.Object({
-  name: Type.String(),
-  version: Type.String(),
-  extensions: Type.Array(Type.String()),
+export const ServerMetadataResponse = object({
+  name: string(),
+  version: string(),
+  extensions: array(string()),
 });
-export type ServerMetadataResponse = Static<typeof ServerMetadataResponse>;
+export interface ServerMetadataResponse {
+  name: string;
+  version: string;
+  extensions: string[];
+}
 
-export const TensorMetadata = Type.Object({
-  name: Type.String(),
-  datatype: Type.String(),
+export const TensorMetadata = object({
+  name: string(),
+  datatype: string(),
   /** -1 for a variable dimension. */
-  shape: Type.Array(Type.Integer()),
-  parameters: Type.Optional(Parameters),
+  shape: array(integer()),
+  parameters: optional(Parameters),
 });
-export type TensorMetadata = Static<typeof TensorMetadata>;
+export interface TensorMetadata {
+  name: string;
+  datatype: string;
+  shape: number[];
+  parameters?: Parameters;
+}
 
-export const ModelMetadataResponse = Type.Object({
-  name: Type.String(),
-  versions: Type.Optional(Type.Array(Type.String())),
-  platform: Type.String(),
-  inputs: Type.Array(TensorMetadata),
-  outputs: Type.Array(TensorMetadata),
-  parameters: Type.Optional(Parameters),
+export const ModelMetadataResponse = object({
+  name: string(),
+  versions: optional(array(string())),
+  platform: string(),
+  inputs: array(TensorMetadata),
+  outputs: array(TensorMetadata),
+  parameters: optional(Parameters),
 });
-export type ModelMetadataResponse = Static<typeof ModelMetadataResponse>;
+export interface ModelMetadataResponse {
+  name: string;
+  versions?: string[];
+  platform: string;
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+  parameters?: Parameters;
+}
 
-export const ModelReadyResponse = Type.Object({
-  name: Type.String(),
-  ready: Type.Boolean(),
+export const ModelReadyResponse = object({
+  name: string(),
+  ready: boolean(),
   /** botshard: loading, ready, failed, leaving (moved to another pool, served for a grace period) or cold (loaded on its first request). */
-  state: Type.Optional(Type.String()),
+  state: optional(string()),
   /** botshard, in an overcommitted pool: resident, cold or loading. */
-  residency: Type.Optional(Type.String()),
+  residency: optional(string()),
   /** Why the model is not ready (a load failure). */
-  error: Type.Optional(Type.String()),
+  error: optional(string()),
   /** botshard: the bot runs in the quarantine lane (its runs took too long a share of its group's timeout). */
-  quarantined: Type.Optional(Type.Boolean()),
+  quarantined: optional(boolean()),
   /**
    * botshard: the catalog's new version of this bot failed to load, and its previous version serves (the
    * bot stays ready): the model file it names, why it failed, since when, failed loads in a row.
    */
-  failedVersion: Type.Optional(Type.Object({ head: Type.String(), error: Type.String(), since: Type.String(), failures: Type.Integer() })),
+  failedVersion: optional(object({ head: string(), error: string(), since: string(), failures: integer() })),
 });
-export type ModelReadyResponse = Static<typeof ModelReadyResponse>;
+export interface ModelReadyResponse {
+  name: string;
+  ready: boolean;
+  state?: string;
+  residency?: string;
+  error?: string;
+  quarantined?: boolean;
+  failedVersion?: { head: string; error: string; since: string; failures: number };
+}
 
-const Shape = Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 8 });
+const Shape = array(integer({ minimum: 0 }), { maxItems: 8 });
 
 /**
  * Request objects allow fields of their own, as the protocol's schema does (client libraries add
  * extensions): they are ignored. Keys that pollute prototypes are refused by the JSON parser.
  * Any tensor: `data` row-major, flat or nested.
  */
-export const RequestInput = Type.Object(
+export const RequestInput = object(
   {
-    name: Type.String({ maxLength: 256 }),
+    name: string({ maxLength: 256 }),
     shape: Shape,
-    datatype: Type.Union(DATATYPES.map((d) => Type.Literal(d))),
-    parameters: Type.Optional(Parameters),
-    data: Type.Array(Type.Unknown()),
+    datatype: anyOf(DATATYPES.map((d) => literal(d))),
+    parameters: optional(Parameters),
+    data: array(unknown()),
   },
 );
 
-export const RequestOutput = Type.Object(
-  { name: Type.String({ maxLength: 256 }), parameters: Type.Optional(Parameters) },
+export const RequestOutput = object(
+  { name: string({ maxLength: 256 }), parameters: optional(Parameters) },
 );
 
 /** A generic inference request (any tensors): what the router validates before forwarding. */
-export const InferenceRequest = Type.Object(
+export const InferenceRequest = object(
   {
-    id: Type.Optional(Type.String({ maxLength: 256 })),
-    parameters: Type.Optional(Parameters),
-    inputs: Type.Array(RequestInput, { minItems: 1, maxItems: 64 }),
-    outputs: Type.Optional(Type.Array(RequestOutput, { maxItems: 64 })),
+    id: optional(string({ maxLength: 256 })),
+    parameters: optional(Parameters),
+    inputs: array(RequestInput, { minItems: 1, maxItems: 64 }),
+    outputs: optional(array(RequestOutput, { maxItems: 64 })),
   },
 );
-export type InferenceRequest = Static<typeof InferenceRequest>;
+export interface InferenceRequest {
+  id?: string;
+  parameters?: Parameters;
+  inputs: Array<{ name: string; shape: number[]; datatype: Datatype; parameters?: Parameters; data: unknown[] }>;
+  outputs?: Array<{ name: string; parameters?: Parameters }>;
+}
 
 export interface TextRequestLimits {
   /** Most texts in one request. */
@@ -111,57 +142,77 @@ export interface TextRequestLimits {
  * text is a 400 before any model runs. (That the element count equals the shape is checked by the server.)
  */
 export function textInferenceRequest(limits: TextRequestLimits) {
-  const text = Type.String({ maxLength: limits.maxTextLength });
-  return Type.Object(
+  const text = string({ maxLength: limits.maxTextLength });
+  return object(
     {
-      id: Type.Optional(Type.String({ maxLength: 256 })),
-      parameters: Type.Optional(Parameters),
-      inputs: Type.Array(
-        Type.Object({
-          name: Type.Literal('text'),
-          shape: Type.Union([
-            Type.Tuple([Type.Integer({ minimum: 1, maximum: limits.maxBatch })]),
-            Type.Tuple([Type.Integer({ minimum: 1, maximum: limits.maxBatch }), Type.Literal(1)]),
+      id: optional(string({ maxLength: 256 })),
+      parameters: optional(Parameters),
+      inputs: array(
+        object({
+          name: literal('text'),
+          shape: anyOf([
+            tuple([integer({ minimum: 1, maximum: limits.maxBatch })]),
+            tuple([integer({ minimum: 1, maximum: limits.maxBatch }), literal(1)]),
           ]),
-          datatype: Type.Literal('BYTES'),
-          parameters: Type.Optional(Parameters),
-          data: Type.Union([
-            Type.Array(text, { minItems: 1, maxItems: limits.maxBatch }),
-            Type.Array(Type.Tuple([text]), { minItems: 1, maxItems: limits.maxBatch }),
+          datatype: literal('BYTES'),
+          parameters: optional(Parameters),
+          data: anyOf([
+            array(text, { minItems: 1, maxItems: limits.maxBatch }),
+            array(tuple([text]), { minItems: 1, maxItems: limits.maxBatch }),
           ]),
         }),
         { minItems: 1, maxItems: 1 },
       ),
-      outputs: Type.Optional(Type.Array(RequestOutput, { maxItems: 8 })),
+      outputs: optional(array(RequestOutput, { maxItems: 8 })),
     },
   );
 }
-export type TextInferenceRequest = Static<ReturnType<typeof textInferenceRequest>>;
+export interface TextInferenceRequest {
+  id?: string;
+  parameters?: Parameters;
+  inputs: Array<{ name: 'text'; shape: [number] | [number, 1]; datatype: 'BYTES'; parameters?: Parameters; data: string[] | Array<[string]> }>;
+  outputs?: Array<{ name: string; parameters?: Parameters }>;
+}
 
-export const ResponseOutput = Type.Object({
-  name: Type.String(),
-  shape: Type.Array(Type.Integer()),
-  datatype: Type.String(),
-  parameters: Type.Optional(Parameters),
-  data: Type.Array(Type.Union([Type.String(), Type.Number(), Type.Boolean()])),
+export const ResponseOutput = object({
+  name: string(),
+  shape: array(integer()),
+  datatype: string(),
+  parameters: optional(Parameters),
+  data: array(anyOf([string(), number(), boolean()])),
 });
-export type ResponseOutput = Static<typeof ResponseOutput>;
+export interface ResponseOutput {
+  name: string;
+  shape: number[];
+  datatype: string;
+  parameters?: Parameters;
+  data: Array<string | number | boolean>;
+}
 
-export const InferenceResponse = Type.Object({
-  model_name: Type.String(),
-  model_version: Type.Optional(Type.String()),
-  id: Type.Optional(Type.String()),
-  parameters: Type.Optional(Parameters),
-  outputs: Type.Array(ResponseOutput),
+export const InferenceResponse = object({
+  model_name: string(),
+  model_version: optional(string()),
+  id: optional(string()),
+  parameters: optional(Parameters),
+  outputs: array(ResponseOutput),
 });
-export type InferenceResponse = Static<typeof InferenceResponse>;
+export interface InferenceResponse {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  parameters?: Parameters;
+  outputs: ResponseOutput[];
+}
 
 /** Path parameters of the model routes. */
-export const ModelParams = Type.Object({ bot: Type.String({ maxLength: 253 }), version: Type.Optional(Type.String({ maxLength: 64 })) });
-export type ModelParams = Static<typeof ModelParams>;
+export const ModelParams = object({ bot: string({ maxLength: 253 }), version: optional(string({ maxLength: 64 })) });
+export interface ModelParams {
+  bot: string;
+  version?: string;
+}
 
 /** Responses of a route: the success schema plus `{"error"}` for every error status. */
-export function withErrors<T extends TSchema>(ok: T, okStatus = 200): Record<string, TSchema> {
+export function withErrors(ok: JsonSchema, okStatus = 200): Record<string, JsonSchema> {
   return { [okStatus]: ok, '4xx': ErrorResponse, '5xx': ErrorResponse };
 }
 
