@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import * as protobuf from 'protobufjs';
 import { POOL_HEADER, ProtocolError } from './replies';
 
 export const SERVICE = 'inference.GRPCInferenceService';
@@ -16,16 +16,41 @@ const PROTO = path.join(__dirname, '..', '..', 'proto', 'open_inference_grpc.pro
 /** gRPC's standard health checking service, beside it. */
 const HEALTH_PROTO = path.join(__dirname, '..', '..', 'proto', 'health.proto');
 
-let loaded: { service: grpc.ServiceDefinition; client: grpc.ServiceClientConstructor; health: grpc.ServiceClientConstructor } | undefined;
+/** Messages as plain objects: fields as the .proto spells them (snake_case), int64 as numbers, enums by name, unset fields at their defaults. */
+const AS_OBJECTS: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true, oneofs: true };
 
-/** The services and client constructors, fields as the .proto spells them (snake_case), int64 as numbers. */
-function load() {
-  if (!loaded) {
-    const options = { keepCase: true, longs: Number, enums: String, defaults: true, arrays: true, oneofs: true };
-    const client = (grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, options)).inference as grpc.GrpcObject).GRPCInferenceService as grpc.ServiceClientConstructor;
-    const health = ((grpc.loadPackageDefinition(protoLoader.loadSync(HEALTH_PROTO, options)).grpc as grpc.GrpcObject).health as grpc.GrpcObject).v1 as grpc.GrpcObject;
-    loaded = { service: client.service, client, health: health.Health as grpc.ServiceClientConstructor };
+/** protobufjs writes Buffers in Node already: no copy. */
+const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+
+let loaded: { client: grpc.ServiceClientConstructor; health: grpc.ServiceClientConstructor } | undefined;
+
+/**
+ * A service of a .proto as grpc-js takes it, read with protobufjs (what @grpc/proto-loader does, without
+ * loading all of `descriptor.proto` beside it into every process).
+ */
+function serviceOf(file: string, name: string): grpc.ServiceClientConstructor {
+  const root = new protobuf.Root().loadSync(file, { keepCase: true });
+  root.resolveAll();
+  const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const method of root.lookupService(name).methodsArray) {
+    const [request, response] = [method.resolvedRequestType!, method.resolvedResponseType!];
+    definition[method.name] = {
+      path: `/${name}/${method.name}`,
+      requestStream: !!method.requestStream,
+      responseStream: !!method.responseStream,
+      requestSerialize: (value: object) => asBuffer(request.encode(request.fromObject(value)).finish()),
+      requestDeserialize: (bytes: Buffer) => request.toObject(request.decode(bytes), AS_OBJECTS),
+      responseSerialize: (value: object) => asBuffer(response.encode(response.fromObject(value)).finish()),
+      responseDeserialize: (bytes: Buffer) => response.toObject(response.decode(bytes), AS_OBJECTS),
+      // The method's name in a generated client as well: client.modelInfer beside client.ModelInfer.
+      originalName: method.name[0].toLowerCase() + method.name.slice(1),
+    };
   }
+  return grpc.makeGenericClientConstructor(definition, name);
+}
+
+function load() {
+  loaded ??= { client: serviceOf(PROTO, SERVICE), health: serviceOf(HEALTH_PROTO, 'grpc.health.v1.Health') };
   return loaded;
 }
 
@@ -36,7 +61,7 @@ export function healthService(): grpc.ServiceClientConstructor {
 
 /** The service definition (for `server.addService`). */
 export function inferenceService(): grpc.ServiceDefinition {
-  return load().service;
+  return load().client.service;
 }
 
 /** A generated client of the service (tests, benchmarks, and users' code can do the same with the .proto). */
