@@ -19,6 +19,12 @@ const HEALTH_PROTO = path.join(__dirname, '..', '..', 'proto', 'health.proto');
 /** Messages as plain objects: fields as the .proto spells them (snake_case), int64 as numbers, enums by name, unset fields at their defaults. */
 const AS_OBJECTS: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true, oneofs: true };
 
+/** A message to encode must be an object: protobufjs would encode an array as an empty message. */
+function messageOf(value: object, type: protobuf.Type): object {
+  if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
+  return value;
+}
+
 /** protobufjs writes Buffers in Node already: no copy. */
 const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
@@ -38,11 +44,12 @@ function serviceOf(file: string, name: string): grpc.ServiceClientConstructor {
       path: `/${name}/${method.name}`,
       requestStream: !!method.requestStream,
       responseStream: !!method.responseStream,
-      requestSerialize: (value: object) => asBuffer(request.encode(request.fromObject(value)).finish()),
+      requestSerialize: (value: object) => asBuffer(request.encode(request.fromObject(messageOf(value, request))).finish()),
       requestDeserialize: (bytes: Buffer) => request.toObject(request.decode(bytes), AS_OBJECTS),
-      responseSerialize: (value: object) => asBuffer(response.encode(response.fromObject(value)).finish()),
+      responseSerialize: (value: object) => asBuffer(response.encode(response.fromObject(messageOf(value, response))).finish()),
       responseDeserialize: (bytes: Buffer) => response.toObject(response.decode(bytes), AS_OBJECTS),
-      // The method's name in a generated client as well: client.modelInfer beside client.ModelInfer.
+      // The method's name in a generated client as well: client.modelInfer beside client.ModelInfer (the
+      // protocols' method names are plain UpperCamelCase: lowering the first letter is their camelCase).
       originalName: method.name[0].toLowerCase() + method.name.slice(1),
     };
   }

@@ -1,8 +1,9 @@
 /**
  * A few builders of JSON Schema (draft 7, what fastify's ajv and fast-json-stringify read) for the
- * protocol's schemas. They replace TypeBox, which a pool and the router loaded at start-up for this
- * alone: its 200 modules cost every process 2.3 MiB of RSS (`npm run bench:memory`). The schemas' types
- * are written beside them (schemas.ts, predict.ts); the tests check both against the servers' answers.
+ * protocol's schemas. They replace TypeBox, whose modules every pool and router loaded at start-up for
+ * this alone (docs/pool.md, "Memory of a pool process"). Each schema's TypeScript type is written beside
+ * it (schemas.ts, predict.ts): keep the two in step; test/oip/schemas.test.ts checks what the schemas
+ * accept and refuse as the servers read them.
  */
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
