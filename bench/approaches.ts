@@ -14,8 +14,8 @@
  * bytes per bot measured at 1,000 while single stays within BENCH_SINGLE_BUDGET_GIB, 12 by default, and
  * sharded within what the machine has available less a reserve), then sharded at 10,000 bots (a sample
  * of its pools; single is extrapolated there: it does not fit). Dedicated beyond 100 bots is extrapolated
- * from its measured memory per process. Each figure: sum of RSS (and PSS) of every process once all are
- * ready, wall time from the first spawn to the last ready (processes started at most CORES at a time)
+ * from its measured memory per process. Each figure: sum of RSS (and PSS) of every process settled
+ * (SETTLE_MS after all are ready) and of their peaks (VmHWM), wall time from the first spawn to the last ready (processes started at most CORES at a time)
  * and the slowest process's own time to ready. Rounds alternate the approaches so that drift on this
  * shared machine hits all alike. Also: the base memory of an idle pool process (no bots) with 1 and 2
  * workers, the cost of a request on either kind of head, and the overhead of sharding at 1,000
@@ -32,7 +32,7 @@ import { Catalog, Pool as PoolPlan, Strategy, parseCatalog, plan, writeCatalogFo
 import { writeDemoModels } from '@botshard/runtime/local/models';
 import anchors from './anchors.json';
 import { POOL_MEMORY, fleetCatalog } from './fleet';
-import { CORES, Child, MiB, cpuMsOf, SMOKE, Spread, fmt, log, machine, mapLimit, memAvailable, predictLoad, pssOf, round, rssOf, sleep, spread, startPool, stopAll, tempDir, writeResult } from './processes';
+import { CORES, Child, MiB, cpuMsOf, SMOKE, Spread, fmt, log, machine, mapLimit, memAvailable, peakRssOf, predictLoad, pssOf, round, rssOf, sleep, spread, startPool, stopAll, tempDir, writeResult } from './processes';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 1 : 3));
 const SMALL = SMOKE ? [5] : (process.env.BENCH_SMALL ?? '25,50,100').split(',').map(Number);
@@ -57,7 +57,13 @@ const LARGEST_ROUNDS = Number(process.env.BENCH_LARGEST_ROUNDS ?? 1);
 const DEDICATED_ROUNDS = Number(process.env.BENCH_DEDICATED_ROUNDS ?? (SMOKE ? 1 : 2));
 /** Dedicated rounds that go up to the largest small size; the others stop at the size before it (time budget). */
 const DEDICATED_FULL_ROUNDS = Number(process.env.BENCH_DEDICATED_FULL_ROUNDS ?? 1);
-const SETTLE_MS = SMOKE ? 200 : 1000;
+/**
+ * From the last process ready to reading memory: V8's memory reducer gives back what start-up left on
+ * each process's heap several seconds after the process goes idle (`npm run bench:memory` has an idle
+ * pool's RSS second by second), and a deployment idles between load waves for far longer. Each
+ * process's peak (VmHWM) is read too.
+ */
+const SETTLE_MS = SMOKE ? 200 : 25_000;
 /** How long the idle pool's CPU use is watched. */
 const IDLE_MS = SMOKE ? 200 : 1000;
 /** Seconds of closed-loop requests per round when a request's cost is measured. */
@@ -90,6 +96,8 @@ interface Run {
   processes: number;
   rssMiB: number;
   pssMiB: number;
+  /** The sum of each process's peak RSS (VmHWM): what start-up took at its height. */
+  peakRssMiB: number;
   /** First spawn to last ready, processes started at most CORES at a time. */
   wallMs: number;
   /** The slowest process's own time from spawn to ready (what a cluster starting every pod at once would wait). */
@@ -160,6 +168,7 @@ function measure(started: Started[], wallMs: number): Run {
     processes: started.length,
     rssMiB: round(rss.reduce((a, b) => a + b, 0) / MiB),
     pssMiB: round(pss.reduce((a, b) => a + b, 0) / MiB),
+    peakRssMiB: round(started.reduce((a, s) => a + peakRssOf(s.child.pid), 0) / MiB),
     wallMs: Math.round(wallMs),
     slowestReadyMs: Math.round(Math.max(...started.map((s) => s.child.readyMs))),
     cpuSeconds: round(started.reduce((a, s) => a + s.cpuMs, 0) / 1000, 2),
@@ -186,6 +195,7 @@ async function runApproach(setup: Setup, models: string, strategy: Strategy, env
       processes: setup.pools.length,
       rssMiB: round(run.rssMiB * k),
       pssMiB: round(run.pssMiB * k),
+      peakRssMiB: round(run.peakRssMiB * k),
       wallMs: Math.round(run.wallMs * k),
       cpuSeconds: round(run.cpuSeconds * k, 2),
       sampled: { started: chosen.length, of: setup.pools.length },
@@ -226,6 +236,7 @@ interface Cell {
   processes: number;
   rssMiB: Spread;
   pssMiB?: Spread;
+  peakRssMiB?: Spread;
   wallMs?: Spread;
   slowestReadyMs?: Spread;
   cpuSeconds?: Spread;
@@ -243,6 +254,7 @@ function summarize(bots: number, strategy: Strategy, runs: Run[]): Cell {
     processes: runs[0].processes,
     rssMiB: spread(runs.map((r) => r.rssMiB)),
     pssMiB: spread(runs.map((r) => r.pssMiB)),
+    peakRssMiB: spread(runs.map((r) => r.peakRssMiB)),
     wallMs: spread(runs.map((r) => r.wallMs), 0),
     cpuSeconds: spread(runs.map((r) => r.cpuSeconds), 2),
     slowestReadyMs: spread(runs.map((r) => r.slowestReadyMs), 0),
@@ -436,6 +448,9 @@ interface Overhead {
   bots: number;
   singleRssMiB: number;
   shardedRssMiB: number;
+  /** Peak RSS (the sum of each process's VmHWM): start-up at its height, before the memory reducer. */
+  singlePeakRssMiB?: number;
+  shardedPeakRssMiB?: number;
   pools: number;
   /** An idle pool process with as many workers as single and sharded have. */
   idlePoolRssMiB: number;
@@ -468,6 +483,8 @@ function overheadOf(cells: Cell[], base: Record<string, Spread>, setups: Setups,
     bots: OVERHEAD_BOTS,
     singleRssMiB: single.rssMiB.median,
     shardedRssMiB: sharded.rssMiB.median,
+    singlePeakRssMiB: single.peakRssMiB?.median,
+    shardedPeakRssMiB: sharded.peakRssMiB?.median,
     pools: setup.pools.length,
     idlePoolRssMiB: idle,
     botsMeasuredMiB: round(botsMiB),
@@ -653,7 +670,7 @@ function markdown(r: any): string {
     '',
     `${r.date}, ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}. Command: \`npm run bench:approaches\`; ${r.seconds} s.`,
     '',
-    `Catalog: ${r.setup.catalog}. Every pool is a real \`botshard pool\` process on 127.0.0.1; dedicated processes run 1 inference worker (a one-bot process needs no more: its cheapest set-up), single and sharded ${r.setup.workers.single}. Processes start at most ${r.setup.startConcurrency} at a time (one per core); memory is read ${r.setup.settleMs} ms after the last is ready (near the start-up peak, which a container's memory limit must hold; a pool idle for minutes can sit lower, as garbage from loading the catalog is collected). Figures: median (min-max) over ${r.setup.rounds} rounds (dedicated: ${r.setup.dedicatedRounds}, of which ${r.setup.dedicatedFullRounds} up to ${Math.max(...r.setup.small)} bots; ${r.setup.largestRounds} where the sharded pools are sampled), the approaches alternating within each round. A dedicated process holds its one bot whatever the others, so each dedicated round starts the fleet once, in batches up to ${r.setup.small.join(', ')} processes, measuring at each (wall time without the pauses to measure).`,
+    `Catalog: ${r.setup.catalog}. Every pool is a real \`botshard pool\` process on 127.0.0.1; dedicated processes run 1 inference worker (a one-bot process needs no more: its cheapest set-up), single and sharded ${r.setup.workers.single}. Processes start at most ${r.setup.startConcurrency} at a time (one per core); memory is read ${r.setup.settleMs} ms after the last is ready, once V8's memory reducer has given back the garbage of start-up (what a deployment holds between load waves); each process's peak (VmHWM, what a container's memory limit must hold at start-up) is summed beside it. Figures: median (min-max) over ${r.setup.rounds} rounds (dedicated: ${r.setup.dedicatedRounds}, of which ${r.setup.dedicatedFullRounds} up to ${Math.max(...r.setup.small)} bots; ${r.setup.largestRounds} where the sharded pools are sampled), the approaches alternating within each round. A dedicated process holds its one bot whatever the others, so each dedicated round starts the fleet once, in batches up to ${r.setup.small.join(', ')} processes, measuring at each (wall time without the pauses to measure).`,
     '',
     `**Base memory of one idle pool process** (Node + fastify + onnxruntime-node, no bots): ${fmt(b.rssMiB1Worker, ' MiB')} RSS with 1 inference worker, ${fmt(b.rssMiB2Workers, ' MiB')} with 2 (PSS with 1 worker: ${fmt(b.pssMiB1Worker, ' MiB')}); ready in ${fmt(b.readyMs, ' ms')}; idle, it uses ${fmt(b.idleCpuMsPerSecond1Worker, ' ms')} of CPU per second with 1 worker (${fmt(b.idleCpuMsPerSecond2Workers, ' ms')} with 2). Quoted, not measured here (bench/anchors.json): the seed's figures per instance, ${seed.tensorflow} MB (TensorFlow), ${seed.pytorch} MB (PyTorch).`,
     '',
@@ -666,7 +683,7 @@ function markdown(r: any): string {
     ...(o
       ? [
           '',
-          `**Overhead of sharding at ${o.bots} bots**: sharded ${o.shardedRssMiB} MiB in ${o.pools} pools against the bots' own ${o.botsMeasuredMiB} MiB (single's ${o.singleRssMiB} MiB less an idle pool process's ${o.idlePoolRssMiB} MiB): **${o.pct}%** (pool bases plus each pool's copy of the encoders its bots use: ${o.encoderCopies.sharded} encoder sessions against ${o.encoderCopies.single} in single). The bots' files: ${o.headFilesMiB} MiB of heads (declared ${o.declaredHeadsMiB} MiB) and ${o.encoderFilesMiB} MiB of encoders; loaded, they take ${o.loadedOverFileBytes}x their files' bytes (onnxruntime pre-packs MatMul weights for its kernels).`,
+          `**Overhead of sharding at ${o.bots} bots**: sharded ${o.shardedRssMiB} MiB in ${o.pools} pools against the bots' own ${o.botsMeasuredMiB} MiB (single's ${o.singleRssMiB} MiB less an idle pool process's ${o.idlePoolRssMiB} MiB): **${o.pct}%** (pool bases plus each pool's copy of the encoders its bots use: ${o.encoderCopies.sharded} encoder sessions against ${o.encoderCopies.single} in single). At their peak (VmHWM, start-up at its height) sharded took ${o.shardedPeakRssMiB} MiB and single ${o.singlePeakRssMiB} MiB. The bots' files: ${o.headFilesMiB} MiB of heads (declared ${o.declaredHeadsMiB} MiB) and ${o.encoderFilesMiB} MiB of encoders; loaded, they take ${o.loadedOverFileBytes}x their files' bytes (onnxruntime pre-packs MatMul weights for its kernels).`,
         ]
       : []),
     ...(r.glibcDefault ? ['', glibcDefaultText(r.glibcDefault)] : []),

@@ -274,6 +274,11 @@ const BULLETS: Bullet[] = [
           return ` With glibc's mmap threshold fixed (\`${Object.entries(v.env).map(([k, x]) => `${k}=${x}`).join(' ')}\` in the pools' environment, which the manifests did not set when this ran) it is ${as(h('shardingOverheadPctFixedMmapThreshold'))}%: by default glibc keeps in each pool much of what loading the models freed.`;
         }) ??
         '';
+      const peak =
+        maybe(
+          () =>
+            ` Memory is read ${as(num(c.r, 'approaches', 'setup.settleMs') / 1000)} s after the last process is ready, once V8's memory reducer has collected start-up's garbage; at their peak (the sum of each process's VmHWM) sharded took ${fix(num(c.r, 'approaches', 'overhead.shardedPeakRssMiB'), 0)} MiB and single ${fix(num(c.r, 'approaches', 'overhead.singlePeakRssMiB'), 0)} MiB.`,
+        ) ?? '';
       const cost = maybe(() => {
         const rc = (k: string) => num(c.r, 'approaches', `requestCost.${k}`);
         return ` A request takes ${as(rc('sized.p50Ms.median'))} ms at p50 on a real-sized head against ${as(rc('tiny.p50Ms.median'))} ms on a tiny one (one request in flight over ${as(rc('sized.bots'))} bots of one process).`;
@@ -281,7 +286,7 @@ const BULLETS: Bullet[] = [
       return (
         `${fix(o.bots, 0)} real-sized bots take ${fix(o.botsMeasuredMiB, 0)} MiB of their own (single's ${fix(o.singleRssMiB, 0)} MiB less an idle pool process's ${fix(o.idlePoolRssMiB, 0)}; their files: ${fix(o.headFilesMiB, 0)} MiB of heads and ${fix(o.encoderFilesMiB, 0)} of encoders, ` +
         `so loaded they take ${as(o.loadedOverFileBytes)}x their files' bytes, as onnxruntime pre-packs MatMul weights). Sharded, they take ${fix(o.shardedRssMiB, 0)} MiB in ${as(o.pools)} pools: pool bases plus each pool's copy of the encoders its bots use ` +
-        `(${as(o.encoderCopies.sharded)} encoder sessions against ${as(o.encoderCopies.single)}; demo encoders of 1 MiB, declared 48) cost **${as(pct)}%** over the bots' own bytes (${target(c.a, 'shardingOverheadPct', pct)}).${mmap}${cost}`
+        `(${as(o.encoderCopies.sharded)} encoder sessions against ${as(o.encoderCopies.single)}; demo encoders of 1 MiB, declared 48) cost **${as(pct)}%** over the bots' own bytes (${target(c.a, 'shardingOverheadPct', pct)}).${peak}${mmap}${cost}`
       );
     },
   },
@@ -595,11 +600,12 @@ const BULLETS: Bullet[] = [
       const heap = (k: string) => num(c.r, 'memory', `idlePool.v8HeapMiB1Worker.${k}.median`);
       const mib = (x: number) => `${as(x)} MiB`;
       return (
-        `an idle pool (no model, a ${fix(num(c.r, 'memory', 'setup.catalogBots'), 0)}-bot catalog) takes ${mib(h('idlePoolRssMiB1Worker'))} RSS with one inference worker (${target(c.a, 'idlePoolRssMiB1Worker', h('idlePoolRssMiB1Worker'), mib)}) and ${mib(h('idlePoolRssMiB2Workers'))} with two; ` +
+        `an idle pool (no model, a ${fix(num(c.r, 'memory', 'setup.catalogBots'), 0)}-bot catalog) takes ${mib(h('idlePoolRssMiB1Worker'))} RSS with one inference worker (${target(c.a, 'idlePoolRssMiB1Worker', h('idlePoolRssMiB1Worker'), mib)}) and ${mib(h('idlePoolRssMiB2Workers'))} with two, settled (${as(num(c.r, 'memory', 'setup.settledMs') / 1000)} s after ready: V8's memory reducer has given back start-up's garbage); ` +
+        `at start-up (${as(num(c.r, 'memory', 'setup.startUpMs') / 1000)} s after ready) it is ${mib(h('idlePoolRssMiB1WorkerStartUp'))}, and its peak ${mib(h('idlePoolPeakRssMiB1Worker'))}; ` +
         `with ${as(num(c.r, 'memory', 'setup.colocatedPools'))} idle pools on the machine each counts ${mib(h('idlePoolPssMiB1Worker'))} PSS (${target(c.a, 'idlePoolPssMiB1Worker', h('idlePoolPssMiB1Worker'), mib)}): Node's binary and the libraries are shared pages. ` +
-        `The floor of the stack, Node with fastify, grpc-js, prom-client, re2 and one worker thread with onnxruntime, is ${mib(h('stackFloorRssMiB'))}, so ${mib(h('idlePoolOverFloorMiB'))} are the pool's own. ` +
+        `The floor of the stack, Node with fastify, grpc-js and protobufjs with the protocol, prom-client, re2 and one worker thread with onnxruntime, is ${mib(h('stackFloorRssMiB'))}, so ${mib(h('idlePoolOverFloorMiB'))} are the pool's own. ` +
         `By mapping: Node's binary ${mib(part('node'))} (file pages), onnxruntime ${mib(part('onnxruntime'))}, other libraries ${mib(part('libraries'))}, anonymous memory ${mib(part('anonymous'))}, of which the main thread's V8 heap holds ${mib(heap('total'))} (${mib(heap('used'))} used). ` +
-        (maybe(() => `A head as large as it declares, loaded into a warmed pool: the pool's own measured_bytes are ${as(h('measuredOverActualModelBytes'))}x what the process grew by after its first requests (${target(c.a, 'measuredOverActualModelBytes', h('measuredOverActualModelBytes'))}; ${measuredSizes(c)}). `) ?? '') +
+        (maybe(() => `A head as large as it declares, loaded into a warmed, settled pool: the pool's own measured_bytes are ${as(h('measuredOverActualModelBytes'))}x what the process grew by after its first requests (${target(c.a, 'measuredOverActualModelBytes', h('measuredOverActualModelBytes'))}; ${measuredSizes(c)}). `) ?? '') +
         `Breakdown and what was cut: [docs/pool.md](${c.target === 'readme' ? '' : '../../'}docs/pool.md#memory-of-a-pool-process).`
       );
     },

@@ -2,15 +2,16 @@
  * `npm run bench:memory`: where an idle pool's memory goes.
  *
  * 1. The floor of the stack: child processes that load, in order, what a pool loads (Node; fastify;
- *    grpc-js and proto-loader with the protocol's .proto; prom-client and re2; one worker thread that
+ *    grpc-js and protobufjs with the protocol's .proto; prom-client and re2; one worker thread that
  *    loads onnxruntime-node, as a pool's inference thread does), with RSS after each step.
  * 2. An idle pool: a pool name that holds no bot of a 1,000-bot synthetic catalog, so it loads no model,
- *    started as the manifests start pools (botshard's Node options). RSS with 1 and 2 inference workers;
- *    PSS alone, and PSS with 4 idle pools running at once (pools on one node share the libraries' pages);
- *    its breakdown from /proc/<pid>/smaps (Node's binary, onnxruntime, other libraries, anonymous memory)
- *    and its V8 heap from its own metrics (`nodejs_heap_size_*`).
+ *    started as the manifests start pools (botshard's Node options). RSS with 1 and 2 inference workers,
+ *    START_UP_MS after ready (start-up) and settled (SETTLED_MS after ready), and its peak (VmHWM); PSS alone,
+ *    and PSS with 4 idle pools running at once (pools on one node share the libraries' pages); its
+ *    breakdown from /proc/<pid>/smaps (Node's binary, onnxruntime, other libraries, anonymous memory)
+ *    and its V8 heap from its own metrics (`nodejs_heap_size_*`), settled.
  * 3. Measured against actual, per model: a pool with one inference worker holds a tiny bot, is warmed by
- *    requests, then its catalog gains a bot whose head is as large as it declares (`--sized` demo heads of
+ *    requests and settled, then its catalog gains a bot whose head is as large as it declares (`--sized` demo heads of
  *    MEASURE_MIB); what the process grew by, after its first requests, is the independent
  *    measurement the pool's own `measured_bytes` is compared with.
  * Rounds alternate 1 and 2 workers; medians (min-max).
@@ -20,12 +21,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Catalog, CatalogInput, PROCESS_ENV, nodeArgs, parseCatalog, plan, writeCatalogFolder } from '@botshard/runtime';
 import { writeDemoModels } from '@botshard/runtime/local/models';
-import { Child, MiB, ROOT, SMOKE, Spread, fmt, log, machine, pssOf, round, rssOf, sleep, spread, startBotshard, stopAll, tempDir, writeResult } from './processes';
+import { Child, MiB, ROOT, SMOKE, Spread, fmt, log, machine, peakRssOf, pssOf, round, rssOf, sleep, spread, startBotshard, stopAll, tempDir, writeResult } from './processes';
 import { syntheticCatalog } from './synthetic';
 
 const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 3);
-/** After ready, before measuring: start-up garbage collected, timers settled. */
-const SETTLE_MS = SMOKE ? 500 : 3000;
+/** After ready, the start-up reading of an idle pool: before V8's memory reducer has run. Whole seconds. */
+const START_UP_MS = SMOKE ? 1000 : 3000;
+/**
+ * After ready, before measuring an idle pool settled: V8's memory reducer runs its first compacting GCs
+ * several seconds after a process goes idle and gives back what start-up left on the heap, in up to
+ * three steps (the idle pool's RSS second by second is in the results). A pool idles for hours, and the floor is measured after
+ * a full GC at each step: the settled figure is the one to hold against it.
+ */
+const SETTLED_MS = SMOKE ? 2000 : 25_000;
 const COLOCATED = 4;
 /** Declared sizes of the heads measured in part 3, MiB. */
 const MEASURE_MIB = SMOKE ? [16] : [16, 64];
@@ -41,6 +49,17 @@ async function startPool(catalog: string, models: string, pool: string, workers:
   });
   if (child.metricsPort === undefined) throw new Error(`pool ${pool} reported no metrics port`);
   return child as Pool;
+}
+
+/** A process's RSS each second from now until `ms` have passed, MiB. */
+async function rssEverySecond(pid: number, ms: number): Promise<number[]> {
+  const out: number[] = [];
+  const start = performance.now();
+  for (let s = 1; s <= Math.ceil(ms / 1000); s++) {
+    await sleep(start + s * 1000 - performance.now());
+    out.push(rssOf(pid) / MiB);
+  }
+  return out;
 }
 
 /** RSS of a process by mapping: Node's binary, onnxruntime, other libraries, anonymous memory (heaps, stacks, allocations); MiB. */
@@ -76,7 +95,7 @@ function floor(): Array<{ step: string; rssMiB: number }> {
     const steps = [
       ['Node', () => {}],
       ['+ fastify', () => require('fastify')],
-      ['+ grpc-js, proto-loader and the protocol', () => { require('@grpc/grpc-js'); require('@grpc/proto-loader').loadSync(${JSON.stringify(proto)}); }],
+      ['+ grpc-js, protobufjs and the protocol', () => { require('@grpc/grpc-js'); const pb = require(require.resolve('protobufjs', { paths: [${JSON.stringify(path.join(ROOT, 'runtime'))}] })); new pb.Root().loadSync(${JSON.stringify(proto)}, { keepCase: true }).resolveAll(); }],
       ['+ prom-client and re2', () => { require('prom-client'); require('re2'); }],
     ];
     (async () => {
@@ -134,9 +153,10 @@ async function measureOne(work: string, mib: number): Promise<{ fileBytes: numbe
   if (plan(tinyOnly).pools[0].name !== name) throw new Error('the measured pool changed its name');
   const pool = await startPool(dir, models, name, 1);
   try {
-    // Warmed first (heaps and compiled code grown by serving), so that what the process grows by next is the model.
+    // Warmed first (heaps and compiled code grown by serving) and settled (what V8's memory reducer gives
+    // back must not count against the model), so that what the process grows by next is the model.
     await predict(pool.port, 'tiny', SMOKE ? 200 : 1500);
-    await sleep(SETTLE_MS / 3);
+    await sleep(SETTLED_MS);
     const before = rssOf(pool.pid);
     writeCatalogFolder(dir, both);
     for (let i = 0; ; i++) {
@@ -164,6 +184,9 @@ async function main(): Promise<void> {
 
   const floors: Record<string, number[]> = {};
   const rss: Record<string, number[]> = { 1: [], 2: [] };
+  const rssStartUp: Record<string, number[]> = { 1: [], 2: [] };
+  const peak: number[] = [];
+  const timelines: number[][] = [];
   const pssAlone: number[] = [];
   const pssColocated: number[] = [];
   const parts: Record<string, number[]> = {};
@@ -174,9 +197,12 @@ async function main(): Promise<void> {
     for (const workers of r % 2 ? [2, 1] : [1, 2]) {
       const pool = await startPool(dir, work, 'idle-pool', workers);
       try {
-        await sleep(SETTLE_MS);
-        rss[workers].push(rssOf(pool.pid) / MiB);
+        const seconds = await rssEverySecond(pool.pid, SETTLED_MS);
+        rssStartUp[workers].push(seconds[START_UP_MS / 1000 - 1]);
+        rss[workers].push(seconds.at(-1)!);
         if (workers !== 1) continue;
+        timelines.push(seconds);
+        peak.push(peakRssOf(pool.pid) / MiB);
         pssAlone.push(pssOf(pool.pid) / MiB);
         for (const [k, v] of Object.entries(breakdown(pool.pid))) (parts[k] ??= []).push(v);
         const h = await v8Heap(pool.metricsPort);
@@ -190,12 +216,12 @@ async function main(): Promise<void> {
     const colocated: Pool[] = [];
     try {
       for (let i = 0; i < COLOCATED; i++) colocated.push(await startPool(dir, work, `idle-pool-${i}`, 1));
-      await sleep(SETTLE_MS);
+      await sleep(SETTLED_MS);
       for (const p of colocated) pssColocated.push(pssOf(p.pid) / MiB);
     } finally {
       await stopAll(colocated.map((p) => p.proc));
     }
-    log(`round ${r + 1}: idle pool ${round(rss[1].at(-1)!)} MiB RSS with 1 worker, ${round(rss[2].at(-1)!)} with 2`);
+    log(`round ${r + 1}: idle pool ${round(rss[1].at(-1)!)} MiB RSS settled with 1 worker (${round(rssStartUp[1].at(-1)!)} at start-up), ${round(rss[2].at(-1)!)} with 2`);
     for (const mib of MEASURE_MIB) {
       const m = await measureOne(work, mib);
       (measures[mib] ??= []).push(m);
@@ -215,6 +241,8 @@ async function main(): Promise<void> {
   }));
   const headline = {
     idlePoolRssMiB1Worker: idle1.median,
+    idlePoolRssMiB1WorkerStartUp: spread(rssStartUp[1]).median,
+    idlePoolPeakRssMiB1Worker: spread(peak).median,
     idlePoolRssMiB2Workers: spread(rss[2]).median,
     idlePoolPssMiB1Worker: spread(pssColocated).median,
     idlePoolPssMiB1WorkerAlone: spread(pssAlone).median,
@@ -227,12 +255,17 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: machine(),
     rounds: ROUNDS,
-    setup: { catalogBots: catalog.bots.length, idlePool: 'a pool name that holds no bot of the catalog (it loads no model)', colocatedPools: COLOCATED, nodeOptions: nodeArgs().join(' ') },
+    setup: { catalogBots: catalog.bots.length, idlePool: 'a pool name that holds no bot of the catalog (it loads no model)', colocatedPools: COLOCATED, nodeOptions: nodeArgs().join(' '), startUpMs: START_UP_MS, settledMs: SETTLED_MS },
     headline,
     floor: floorSteps,
     idlePool: {
       rssMiB1Worker: idle1,
       rssMiB2Workers: spread(rss[2]),
+      startUpRssMiB1Worker: spread(rssStartUp[1]),
+      startUpRssMiB2Workers: spread(rssStartUp[2]),
+      peakRssMiB1Worker: spread(peak),
+      /** RSS with 1 worker each second after ready (second 1, 2, ...): median over rounds. */
+      rssEverySecondMiB1Worker: timelines[0].map((_, i) => spread(timelines.map((t) => t[i])).median),
       pssMiB1WorkerAlone: spread(pssAlone),
       pssMiB1WorkerColocated: spread(pssColocated),
       breakdownMiB1Worker: Object.fromEntries(Object.entries(parts).map(([k, xs]) => [k, spread(xs)])),
@@ -247,7 +280,7 @@ async function main(): Promise<void> {
 
 type Measured = Array<{ declaredMiB: number; fileMiB: Spread; measuredMiB: Spread; grewMiB: Spread; measuredOverGrew: Spread }>;
 
-function markdown(r: { date: string; rounds: number; setup: { catalogBots: number; nodeOptions: string }; floor: Array<{ step: string; rssMiB: Spread }>; idlePool: Record<string, any>; measured: Measured }): string {
+function markdown(r: { date: string; rounds: number; setup: { catalogBots: number; nodeOptions: string; startUpMs: number; settledMs: number }; floor: Array<{ step: string; rssMiB: Spread }>; idlePool: Record<string, any>; measured: Measured }): string {
   const p = r.idlePool;
   return [
     '# Pool memory benchmark',
@@ -262,9 +295,11 @@ function markdown(r: { date: string; rounds: number; setup: { catalogBots: numbe
     '',
     `## An idle pool (no model; a ${r.setup.catalogBots}-bot catalog)`,
     '',
-    `- RSS: ${fmt(p.rssMiB1Worker, ' MiB')} with 1 inference worker, ${fmt(p.rssMiB2Workers, ' MiB')} with 2.`,
-    `- PSS with 1 worker: ${fmt(p.pssMiB1WorkerColocated, ' MiB')} with ${COLOCATED} idle pools running at once, ${fmt(p.pssMiB1WorkerAlone, ' MiB')} alone.`,
-    `- RSS by mapping (1 worker): ${Object.entries(p.breakdownMiB1Worker as Record<string, Spread>).map(([k, s]) => `${k} ${fmt(s, ' MiB')}`).join(', ')}.`,
+    `- RSS settled (${r.setup.settledMs / 1000} s after ready, V8's memory reducer done): ${fmt(p.rssMiB1Worker, ' MiB')} with 1 inference worker, ${fmt(p.rssMiB2Workers, ' MiB')} with 2.`,
+    `- RSS at start-up (${r.setup.startUpMs / 1000} s after ready): ${fmt(p.startUpRssMiB1Worker, ' MiB')} with 1 inference worker, ${fmt(p.startUpRssMiB2Workers, ' MiB')} with 2. Peak (VmHWM) with 1 worker: ${fmt(p.peakRssMiB1Worker, ' MiB')}.`,
+    `- RSS with 1 worker, each second after ready (median over rounds): ${(p.rssEverySecondMiB1Worker as number[]).map((x, i) => `${i + 1} s ${x}`).join(', ')} MiB.`,
+    `- PSS with 1 worker, settled: ${fmt(p.pssMiB1WorkerColocated, ' MiB')} with ${COLOCATED} idle pools running at once, ${fmt(p.pssMiB1WorkerAlone, ' MiB')} alone.`,
+    `- RSS by mapping (1 worker, settled): ${Object.entries(p.breakdownMiB1Worker as Record<string, Spread>).map(([k, s]) => `${k} ${fmt(s, ' MiB')}`).join(', ')}.`,
     `- The main thread's V8 heap: ${fmt(p.v8HeapMiB1Worker.used, ' MiB')} used of ${fmt(p.v8HeapMiB1Worker.total, ' MiB')}.`,
     '',
     "## Measured against actual: a head as large as it declares, loaded into a warmed pool (1 worker)",

@@ -211,6 +211,11 @@ export function rssOf(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
+/** The most RSS a process has had (VmHWM), bytes. */
+export function peakRssOf(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+
 /** Memory this machine can still give without swapping (MemAvailable), bytes: what a benchmark may take is checked against it. */
 export function memAvailable(): number {
   return Number(/MemAvailable:\s+(\d+) kB/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;

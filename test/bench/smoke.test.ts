@@ -78,7 +78,7 @@ test('approaches: every approach measured, base memory, ratios', () => {
   for (const c of r.cells) {
     expect(c).toMatchObject({ bots: 5, measured: true });
     expect(positive(c.processes)).toBe(true);
-    for (const k of ['rssMiB', 'pssMiB', 'wallMs', 'slowestReadyMs', 'cpuSeconds', 'perProcessRssMiB']) expect([k, spreadOk(c[k])]).toEqual([k, true]);
+    for (const k of ['rssMiB', 'pssMiB', 'peakRssMiB', 'wallMs', 'slowestReadyMs', 'cpuSeconds', 'perProcessRssMiB']) expect([k, spreadOk(c[k])]).toEqual([k, true]);
   }
   expect(r.cells.find((c: any) => c.strategy === 'dedicated').processes).toBe(5);
   expect(r.cells.find((c: any) => c.strategy === 'single').processes).toBe(1);
