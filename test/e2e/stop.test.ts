@@ -27,7 +27,7 @@ describe('npm start, stopped by SIGTERM to npm', () => {
     npm = spawn('npm', ['start', '--', '--port', String(port), '--grpc-port', '0'], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
     npm.stdout!.on('data', (d) => (output += d));
     npm.stderr!.on('data', (d) => (output += d));
-    await until(() => output.includes('try it:'), 150_000, `npm start to be up; output so far:\n${output}`);
+    await until(() => output.includes('try it:'), 150_000, () => `npm start to be up; output so far:\n${output}`);
     rows = parseUpTable(output);
     expect(rows.length).toBeGreaterThan(2);
     expect(rows.find((r) => r.pool === 'router')!.port).toBe(port);

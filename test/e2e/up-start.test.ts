@@ -52,7 +52,7 @@ describe('a catalog that requires API keys (platform.auth: "tenant-keys")', () =
     up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--grpc-port', '0', '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BOTSHARD_TENANT_KEYS: '' } });
     up.stdout!.on('data', (d) => (output += d));
     up.stderr!.on('data', (d) => (output += d));
-    await until(() => output.includes('API keys generated for this run'), 150_000, `up to be ready; output so far:\n${output}`);
+    await until(() => output.includes('API keys generated for this run'), 150_000, () => `up to be ready; output so far:\n${output}`);
     rows = parseUpTable(output);
     const curl = output.split('\n').find((l) => l.trim().startsWith('curl -s'))!.trim();
     const [, bot, key, text] = /\/v1\/bots\/([a-z0-9-]+)\/predict -H 'authorization: Bearer (\S+)' .* -d '(.*)'$/.exec(curl)!;
@@ -89,7 +89,7 @@ describe('the HAProxy mode (--router haproxy)', () => {
     up.stdout!.on('data', (d) => (output += d));
     up.stderr!.on('data', (d) => (output += d));
     // The "logs:" line comes last, after the table: the output is read whole only then.
-    await until(() => output.includes('botshard is up') && output.includes('\nlogs: '), 150_000, `up to be ready; output so far:\n${output}`);
+    await until(() => output.includes('botshard is up') && output.includes('\nlogs: '), 150_000, () => `up to be ready; output so far:\n${output}`);
     rows = parseUpTable(output);
     expect(rows.find((r) => r.pool === 'router' && r.group === '(HAProxy)')?.port).toBe(port);
     const curl = output.split('\n').find((l) => l.trim().startsWith('curl -s'))!.trim();

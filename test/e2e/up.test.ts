@@ -35,7 +35,7 @@ describe('botshard up', () => {
     up.stdout!.on('data', (d) => (output += d));
     up.stderr!.on('data', (d) => (output += d));
     // The "logs:" line comes last: the table, the curl and the status command are all printed by then.
-    await until(() => output.includes('botshard is up') && output.includes('\nlogs: '), 150_000, `botshard up to be ready; output so far:\n${output}`);
+    await until(() => output.includes('botshard is up') && output.includes('\nlogs: '), 150_000, () => `botshard up to be ready; output so far:\n${output}`);
     rows = parseTable();
   }, 180_000);
 

@@ -120,12 +120,12 @@ export async function runPoolsOf(catalog: Catalog): Promise<{ pools: RunningPool
   return { pools, urls, grpcs };
 }
 
-/** Waits for a condition, polling; fails with what it waited for. */
-export async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+/** Waits for a condition, polling; fails with what it waited for (a function: read when it fails, e.g. a process's output so far). */
+export async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await condition()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
