@@ -15,8 +15,8 @@
  * sharded within what the machine has available less a reserve), then sharded at 10,000 bots (a sample
  * of its pools; single is extrapolated there: it does not fit). Dedicated beyond 100 bots is extrapolated
  * from its measured memory per process. Each figure: sum of RSS (and PSS) of every process settled
- * (SETTLE_MS after all are ready) and of their peaks (VmHWM), wall time from the first spawn to the last ready (processes started at most CORES at a time)
- * and the slowest process's own time to ready. Rounds alternate the approaches so that drift on this
+ * (SETTLE_MS after all are ready) and of their peaks (VmHWM), wall time from the first spawn to the
+ * last ready (processes started at most CORES at a time) and the slowest process's own time to ready. Rounds alternate the approaches so that drift on this
  * shared machine hits all alike. Also: the base memory of an idle pool process (no bots) with 1 and 2
  * workers, the cost of a request on either kind of head, and the overhead of sharding at 1,000
  * real-sized bots: (sharded RSS - the bots' own bytes) / the bots' own bytes, where the bots' own bytes

@@ -6,13 +6,13 @@
  *    loads onnxruntime-node, as a pool's inference thread does), with RSS after each step.
  * 2. An idle pool: a pool name that holds no bot of a 1,000-bot synthetic catalog, so it loads no model,
  *    started as the manifests start pools (botshard's Node options). RSS with 1 and 2 inference workers,
- *    START_UP_MS after ready (start-up) and settled (SETTLED_MS after ready), and its peak (VmHWM); PSS alone,
- *    and PSS with 4 idle pools running at once (pools on one node share the libraries' pages); its
+ *    START_UP_MS after ready (start-up) and settled (SETTLED_MS after ready), and its peak (VmHWM);
+ *    PSS alone, and PSS with 4 idle pools running at once (pools on one node share the libraries' pages); its
  *    breakdown from /proc/<pid>/smaps (Node's binary, onnxruntime, other libraries, anonymous memory)
  *    and its V8 heap from its own metrics (`nodejs_heap_size_*`), settled.
  * 3. Measured against actual, per model: a pool with one inference worker holds a tiny bot, is warmed by
- *    requests and settled, then its catalog gains a bot whose head is as large as it declares (`--sized` demo heads of
- *    MEASURE_MIB); what the process grew by, after its first requests, is the independent
+ *    requests and settled, then its catalog gains a bot whose head is as large as it declares
+ *    (`--sized` demo heads of MEASURE_MIB); what the process grew by, after its first requests, is the independent
  *    measurement the pool's own `measured_bytes` is compared with.
  * Rounds alternate 1 and 2 workers; medians (min-max).
  */
@@ -30,8 +30,8 @@ const START_UP_MS = SMOKE ? 1000 : 3000;
 /**
  * After ready, before measuring an idle pool settled: V8's memory reducer runs its first compacting GCs
  * several seconds after a process goes idle and gives back what start-up left on the heap, in up to
- * three steps (the idle pool's RSS second by second is in the results). A pool idles for hours, and the floor is measured after
- * a full GC at each step: the settled figure is the one to hold against it.
+ * three steps (the idle pool's RSS second by second is in the results). A pool idles for hours, and
+ * the floor is measured after a full GC at each step: the settled figure is the one to hold against it.
  */
 const SETTLED_MS = SMOKE ? 2000 : 25_000;
 const COLOCATED = 4;

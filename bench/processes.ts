@@ -207,13 +207,14 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, f: (ite
 }
 
 /** Resident set size of a process (VmRSS), bytes. */
-export function rssOf(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-}
+export const rssOf = (pid: number): number => statusBytes(pid, 'VmRSS');
 
 /** The most RSS a process has had (VmHWM), bytes. */
-export function peakRssOf(pid: number): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+export const peakRssOf = (pid: number): number => statusBytes(pid, 'VmHWM');
+
+/** A size field of /proc/<pid>/status (kB there), bytes. */
+function statusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
 /** Memory this machine can still give without swapping (MemAvailable), bytes: what a benchmark may take is checked against it. */

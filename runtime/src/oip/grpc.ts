@@ -19,14 +19,19 @@ const HEALTH_PROTO = path.join(__dirname, '..', '..', 'proto', 'health.proto');
 /** Messages as plain objects: fields as the .proto spells them (snake_case), int64 as numbers, enums by name, unset fields at their defaults. */
 const AS_OBJECTS: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true, oneofs: true };
 
-/** A message to encode must be an object: protobufjs would encode an array as an empty message. */
-function messageOf(value: object, type: protobuf.Type): object {
-  if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
-  return value;
+/** A message type's wire form both ways, as grpc-js calls them. */
+function codecOf(type: protobuf.Type): { serialize: (value: object) => Buffer; deserialize: (bytes: Buffer) => object } {
+  return {
+    serialize: (value) => {
+      // protobufjs would encode an array as an empty message.
+      if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
+      const bytes = type.encode(type.fromObject(value)).finish();
+      // protobufjs writes Buffers in Node already: no copy.
+      return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+    deserialize: (bytes) => type.toObject(type.decode(bytes), AS_OBJECTS),
+  };
 }
-
-/** protobufjs writes Buffers in Node already: no copy. */
-const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
 let loaded: { client: grpc.ServiceClientConstructor; health: grpc.ServiceClientConstructor } | undefined;
 
@@ -39,15 +44,15 @@ function serviceOf(file: string, name: string): grpc.ServiceClientConstructor {
   root.resolveAll();
   const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const method of root.lookupService(name).methodsArray) {
-    const [request, response] = [method.resolvedRequestType!, method.resolvedResponseType!];
+    const [request, response] = [codecOf(method.resolvedRequestType!), codecOf(method.resolvedResponseType!)];
     definition[method.name] = {
       path: `/${name}/${method.name}`,
       requestStream: !!method.requestStream,
       responseStream: !!method.responseStream,
-      requestSerialize: (value: object) => asBuffer(request.encode(request.fromObject(messageOf(value, request))).finish()),
-      requestDeserialize: (bytes: Buffer) => request.toObject(request.decode(bytes), AS_OBJECTS),
-      responseSerialize: (value: object) => asBuffer(response.encode(response.fromObject(messageOf(value, response))).finish()),
-      responseDeserialize: (bytes: Buffer) => response.toObject(response.decode(bytes), AS_OBJECTS),
+      requestSerialize: request.serialize,
+      requestDeserialize: request.deserialize,
+      responseSerialize: response.serialize,
+      responseDeserialize: response.deserialize,
       // The method's name in a generated client as well: client.modelInfer beside client.ModelInfer (the
       // protocols' method names are plain UpperCamelCase: lowering the first letter is their camelCase).
       originalName: method.name[0].toLowerCase() + method.name.slice(1),
