@@ -30,7 +30,7 @@ export interface UpRow {
   pool: string;
   group: string;
   port: number;
-  /** Its gRPC port ('-' in the table: none, as HAProxy's). */
+  /** Its gRPC port ('-' in the table: none). */
   grpcPort?: number;
   pid: number;
 }

@@ -83,15 +83,19 @@ describe('the HAProxy mode (--router haproxy)', () => {
 
   haproxy().test('with HAProxy, up serves every pool through it and stops cleanly', async () => {
     const { dir, config } = configCopy();
-    const port = await freePort();
     let output = '';
-    up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', String(port), '--router', 'haproxy', '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Port 0: HAProxy's ports are chosen just before it binds them, and read from up's table. A port taken
+    // from freePort() here (and the gRPC port beside it) could be taken by a parallel test meanwhile.
+    up = spawn(process.execPath, [BIN, 'up', '--config', config, '--port', '0', '--grpc-port', '0', '--router', 'haproxy', '--models', path.join(dir, 'models')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     up.stdout!.on('data', (d) => (output += d));
     up.stderr!.on('data', (d) => (output += d));
     // The "logs:" line comes last, after the table: the output is read whole only then.
     await until(() => output.includes('botshard is up') && output.includes('\nlogs: '), 150_000, () => `up to be ready; output so far:\n${output}`);
     rows = parseUpTable(output);
-    expect(rows.find((r) => r.pool === 'router' && r.group === '(HAProxy)')?.port).toBe(port);
+    const router = rows.find((r) => r.pool === 'router' && r.group === '(HAProxy)');
+    expect(router?.port).toBeGreaterThan(0);
+    expect(router?.grpcPort).toBeGreaterThan(0);
+    const port = router!.port;
     const curl = output.split('\n').find((l) => l.trim().startsWith('curl -s'))!.trim();
     const [, bot, text] = /\/v1\/bots\/([a-z0-9-]+)\/predict -H .* -d '(.*)'$/.exec(curl)!;
     const res = await fetch(`http://127.0.0.1:${port}/v1/bots/${bot}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
