@@ -7,12 +7,12 @@
  * - direct to the pool;
  * - plain HAProxy and nginx with keep-alive to the pool, the anchors a user would pick instead (skipped
  *   with a printed note when not installed: apt-get install haproxy nginx-light);
- * - a minimal Node forwarder (node:http + an undici Pool, buffered, no features): the floor of any router
- *   written in Node;
+ * - a minimal Node forwarder (node:http + an undici Pool for REST, node:http2 both ways for gRPC, buffered,
+ *   no features): the floor of any router written in Node;
  * - the botshard Node router, and the HAProxy mode (`botshard haproxy`: HAProxy driven by the control plane).
  * Then gRPC beside REST, both from the same closed loop in this process (grpc-js over 4 HTTP/2 connections,
- * undici keep-alive connections), direct to the pool, through the Node router and through the HAProxy
- * mode's control plane (which forwards gRPC itself).
+ * undici keep-alive connections), direct to the pool, through the minimal Node forwarder, the Node router
+ * and the HAProxy mode (HAProxy carries gRPC itself).
  * Reports throughput against direct and the p50 each adds. Writes bench/results/router.{json,md}.
  * PROFILE=<folder> writes the botshard processes' CPU profiles.
  */
@@ -95,10 +95,15 @@ function protocolFloors(): Promise<{ proc: ChildProcess; port: number; grpcPort?
   return startListening(process.execPath, ['-e', code]);
 }
 
-/** The floor of a Node router: node:http in, an undici Pool out, bodies buffered, no checks at all. */
-function nodeFloor(poolPort: number): Promise<{ proc: ChildProcess; port: number }> {
+/**
+ * The floor of a Node router, each protocol: node:http in and an undici Pool out for REST; node:http2 in
+ * and 4 node:http2 sessions out for gRPC (the message's bytes as they came, the answer's trailers relayed).
+ * Bodies buffered, no checks at all.
+ */
+function nodeFloor(poolPort: number, poolGrpcPort: number): Promise<{ proc: ChildProcess; port: number; grpcPort?: number }> {
   const code = `
     const http = require('node:http');
+    const http2 = require('node:http2');
     const { Pool } = require(${JSON.stringify(require.resolve('undici'))});
     const upstream = new Pool('http://127.0.0.1:${poolPort}', { connections: 32 });
     const server = http.createServer(async (req, res) => {
@@ -110,7 +115,38 @@ function nodeFloor(poolPort: number): Promise<{ proc: ChildProcess; port: number
       res.end(body);
     });
     server.keepAliveTimeout = 75000;
-    server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ msg: 'listening', port: server.address().port })));`;
+    // gRPC: a session per turn, opened again once the pool's GOAWAY (its max connection age) ends it.
+    const connect = () => http2.connect('http://127.0.0.1:${poolGrpcPort}').on('error', () => {}).on('goaway', function () { this.close(); });
+    const sessions = Array.from({ length: 4 }, connect);
+    let turn = 0;
+    const session = () => {
+      const i = turn++ % sessions.length;
+      if (sessions[i].closed || sessions[i].destroyed) sessions[i] = connect();
+      return sessions[i];
+    };
+    const grpcServer = http2.createServer();
+    grpcServer.on('session', (s) => s.on('error', () => {}));
+    grpcServer.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      const chunks = [];
+      stream.on('data', (c) => chunks.push(c));
+      stream.on('end', () => {
+        const call = session().request({ ':method': 'POST', ':path': headers[':path'], 'content-type': 'application/grpc', te: 'trailers' });
+        const answer = [];
+        call.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+        call.on('response', (h) => {
+          if (h['grpc-status'] !== undefined) stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': h['grpc-status'], 'grpc-message': h['grpc-message'] ?? '' }, { endStream: true });
+        });
+        call.on('data', (c) => answer.push(c));
+        call.on('trailers', (t) => {
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+          stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': t['grpc-status'], 'grpc-message': t['grpc-message'] ?? '' }));
+          stream.end(Buffer.concat(answer));
+        });
+        call.end(Buffer.concat(chunks));
+      });
+    });
+    server.listen(0, '127.0.0.1', () => grpcServer.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ msg: 'listening', port: server.address().port, grpcPort: grpcServer.address().port }))));`;
   return startListening(process.execPath, ['-e', code]);
 }
 
@@ -199,10 +235,11 @@ async function main(): Promise<void> {
       { key: 'direct', label: 'direct to the pool', port: pool.port },
       { key: 'router', label: 'botshard Node router', port: router.port },
     ];
-    const floor = await nodeFloor(pool.port);
+    const floor = await nodeFloor(pool.port, pool.grpcPort!);
     children.push(floor.proc);
     await ready(floor.port);
     paths.push({ key: 'nodeFloor', label: 'minimal Node forwarder (node:http + undici Pool, buffered, no features)', port: floor.port });
+    protocolPaths.push({ key: 'nodeFloor', label: 'minimal Node forwarder (REST: node:http + undici Pool; gRPC: node:http2 both ways; buffered, no features)', port: floor.port, grpcPort: floor.grpcPort!, pid: floor.proc.pid! });
     const notes: string[] = [];
     if (installed('haproxy', ['-v'])) {
       const mode = await start(['haproxy', '--catalog', catalogDir, '--pool-urls', urls, '--pool-grpc-urls', grpcUrls, '--port', '0', '--metrics-port', '0', '--haproxy-metrics-port', '0', '--host', '127.0.0.1']);
@@ -280,6 +317,9 @@ async function main(): Promise<void> {
       // gRPC through each data plane against gRPC straight to the same pool.
       ...(protocols.haproxyMode ? { grpcHaproxyModeThroughputOverRest: grpcOver('haproxyMode')!, grpcHaproxyModeOverGrpcDirect: r2(protocols.haproxyMode.grpc.rps / protocols.direct.grpc.rps) } : {}),
       grpcRouterOverGrpcDirect: r2(protocols.router.grpc.rps / protocols.direct.grpc.rps),
+      // The floor of any gRPC router written in Node (node:http2 both ways, no features), and the Node router against it.
+      grpcNodeFloorOverGrpcDirect: r2(protocols.nodeFloor.grpc.rps / protocols.direct.grpc.rps),
+      grpcRouterOverGrpcNodeFloor: r2(protocols.router.grpc.rps / protocols.nodeFloor.grpc.rps),
       grpcRouterAddedP50Ms: r2(protocols.router.grpc.p50 - protocols.direct.grpc.p50),
       // The router's own CPU per forwarded call, gRPC over REST (the load generator shares the two cores).
       grpcRouterCpuPerRequestOverRest: r2(protocols.router.grpc.cpuUsPerRequest / protocols.router.rest.cpuUsPerRequest),
@@ -319,7 +359,7 @@ async function main(): Promise<void> {
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...Object.values(protocols).map((p) => `| ${p.label} | ${p.rest.rps} | ${p.rest.p50} | ${p.rest.cpuUsPerRequest} | ${p.grpc.rps} | ${p.grpc.p50} | ${p.grpc.cpuUsPerRequest} | ${(p.grpc.rps / p.rest.rps).toFixed(2)} | ${p.rest.errors + p.grpc.errors} |`),
       '',
-      'CPU us/req: the CPU time of the forwarding process (the pool itself when direct; HAProxy mode: its control plane, which carries only gRPC) per answered request.',
+      'CPU us/req: the CPU time of the forwarding process (the pool itself when direct; HAProxy mode: HAProxy and its control plane) per answered request.',
       '',
       ...notes.map((n) => `Skipped: ${n}`),
       'On a 2-core machine every forwarder, the pool (with its inference worker threads) and the load generator share two cores, so throughput through a forwarder also pays for the CPU it takes from the pool.',
