@@ -9,7 +9,7 @@ import { methodPath } from '@botshard/runtime/oip/grpc';
 import { PoolChannels } from '@botshard/runtime/routing/channels';
 import { UpstreamError } from '@botshard/runtime/routing/forward';
 import { callPool } from '@botshard/runtime/routing/grpc';
-import { unaryCall } from '@botshard/runtime/routing/grpc-call';
+import { CallSignal, Cancel, unaryCall } from '@botshard/runtime/routing/grpc-call';
 import { until } from '../pool/support';
 import { refusedPort } from '../support/refused';
 
@@ -64,10 +64,8 @@ async function startPool(options: grpc.ServerOptions = {}) {
 describe('callPool over node:http2', () => {
   let pool: Awaited<ReturnType<typeof startPool>>;
   const channels = new PoolChannels();
-  const metadata = new grpc.Metadata();
-  metadata.set('x-request-id', 'req-1');
-  metadata.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
-  const call = (method: 'ModelInfer' | 'ModelReady', message: Buffer, o: { deadline?: number; signal?: AbortSignal; address?: string } = {}) =>
+  const metadata = { 'x-request-id': 'req-1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+  const call = (method: 'ModelInfer' | 'ModelReady', message: Buffer, o: { deadline?: number; signal?: CallSignal; address?: string } = {}) =>
     callPool(channels.client('pool-a', o.address ?? pool.address), 'pool-a', method, message, metadata, o.deadline ?? soon(), o.signal ?? never());
 
   beforeAll(async () => {
@@ -87,7 +85,7 @@ describe('callPool over node:http2', () => {
     expect([res.code, res.unavailable, res.holder]).toEqual([200, false, undefined]);
     expect('metadata' in res.answer && res.answer.metadata.getMap()).toEqual({ 'x-botshard-pool': 'pool-a', 'botshard-residency': 'warm' });
     const seen = pool.seen.at(-1)!;
-    expect(seen.metadata).toMatchObject({ 'x-request-id': 'req-1', traceparent: metadata.get('traceparent')[0] });
+    expect(seen.metadata).toMatchObject({ 'x-request-id': 'req-1', traceparent: metadata.traceparent });
     expect(seen.deadline).toBeGreaterThan(before + 9000);
     expect(seen.deadline).toBeLessThanOrEqual(Date.now() + 10_000);
   });
@@ -132,14 +130,33 @@ describe('callPool over node:http2', () => {
     expect(pool.seen.length).toBe(calls);
   });
 
-  test("the caller's abort cancels the call at the pool: UpstreamError timeout", async () => {
-    const caller = new AbortController();
+  test("the caller's cancel (the router's Cancel) cancels the call at the pool: UpstreamError timeout", async () => {
+    const caller = new Cancel();
     const started = Date.now();
     setTimeout(() => caller.abort(), 100);
-    await expect(call('ModelInfer', Buffer.from('slow'), { signal: caller.signal })).rejects.toMatchObject({ kind: 'timeout' });
+    await expect(call('ModelInfer', Buffer.from('slow'), { signal: caller })).rejects.toMatchObject({ kind: 'timeout' });
     expect(Date.now() - started).toBeLessThan(1500);
     const seen = pool.seen.at(-1)!;
     await until(() => seen.cancelled, 5000, 'the pool sees the call cancelled');
+    // Cancelled already: nothing is sent, and the outcome is CANCELLED.
+    const calls = pool.seen.length;
+    const raw = await unaryCall(channels.client('pool-a', pool.address), methodPath('ModelInfer'), Buffer.from('echo'), metadata, soon(), caller);
+    expect([raw.code, raw.details]).toEqual([grpc.status.CANCELLED, 'Call cancelled']);
+    expect(pool.seen.length).toBe(calls);
+  });
+
+  test('a Cancel calls its listener once, on the first abort, and not once removed', () => {
+    const heard: string[] = [];
+    const first = new Cancel();
+    first.addEventListener('abort', () => heard.push('first'));
+    first.abort();
+    first.abort();
+    const second = new Cancel();
+    const listener = () => heard.push('second');
+    second.addEventListener('abort', listener);
+    second.removeEventListener('abort', listener);
+    second.abort();
+    expect([heard, first.aborted, second.aborted]).toEqual([['first'], true, true]);
   });
 
   test('calls spread over 4 connections per pool; a new address replaces them', async () => {
@@ -183,7 +200,7 @@ describe('GOAWAY', () => {
     const address = `127.0.0.1:${(server.address() as { port: number }).port}`;
     const channels = new PoolChannels(1);
     try {
-      const ask = (text: string) => callPool(channels.client('pool-g', address), 'pool-g', 'ModelInfer', Buffer.from(text), new grpc.Metadata(), soon(), never());
+      const ask = (text: string) => callPool(channels.client('pool-g', address), 'pool-g', 'ModelInfer', Buffer.from(text), {}, soon(), never());
       const one = await ask('first');
       const two = await ask('second');
       expect(['message' in one.answer && one.answer.message.toString(), 'message' in two.answer && two.answer.message.toString()]).toEqual(['first', 'second']);
@@ -204,7 +221,7 @@ describe('GOAWAY', () => {
       await Promise.all(
         Array.from({ length: 16 }, async (_, w) => {
           while (Date.now() < end) {
-            await callPool(channels.client('pool-a', pool.address), 'pool-a', 'ModelInfer', Buffer.from(`echo ${w}`), new grpc.Metadata(), soon(), never()).then(() => answered++, (e: unknown) => failures.push(e));
+            await callPool(channels.client('pool-a', pool.address), 'pool-a', 'ModelInfer', Buffer.from(`echo ${w}`), {}, soon(), never()).then(() => answered++, (e: unknown) => failures.push(e));
           }
         }),
       );

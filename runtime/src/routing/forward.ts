@@ -74,7 +74,7 @@ export class Forwarder {
    * `caller`: the caller's own deadline (sooner than the group's wins) and its cancel; a call that ends for
    * those reasons does not count against the pool's circuit.
    */
-  async forward<R>(route: Route, transport: Transport<R>, caller: { deadline?: number; signal?: AbortSignal } = {}): Promise<{ pool: string; answer: R }> {
+  async forward<R>(route: Route, transport: Transport<R>, caller: { deadline?: number; signal?: { readonly aborted: boolean } } = {}): Promise<{ pool: string; answer: R }> {
     const { metrics, table } = this.o;
     const group = route.group.name;
     const protocol = transport.name;

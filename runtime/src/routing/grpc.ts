@@ -13,7 +13,7 @@ import { Admission } from './admission';
 import { MODEL_VERSION } from './admission-rules';
 import { PoolChannels, PoolClient } from './channels';
 import { CallerGone, Forwarder, PoolAnswer, Transport, UpstreamError } from './forward';
-import { UnaryOutcome, headerValue, unaryCall } from './grpc-call';
+import { Cancel, CallSignal, UnaryOutcome, headerValue, unaryCall } from './grpc-call';
 import { InFlight } from './metrics';
 
 /** Metadata passed on to the pool (credentials stay at the router). */
@@ -43,7 +43,7 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
     // stopped waiting for (cancelled, or its deadline passed: whichever of grpc-js and the forwarding sees it
     // first) is one the router never answered.
     const end = o.inFlight.take('grpc');
-    const cancelled = new AbortController();
+    const cancelled = new Cancel();
     const onCancel = () => {
       end(true);
       cancelled.abort();
@@ -51,23 +51,23 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
     call.once('cancelled', onCancel);
     if (call.cancelled) onCancel();
     try {
-      const outgoing = new grpc.Metadata();
-      outgoing.set('x-request-id', requestId);
+      // As request headers: grpc-js's Metadata would check each key and value again, on every call.
+      const outgoing: Record<string, string> = { 'x-request-id': requestId };
       for (const key of FORWARDED_METADATA) {
         const v = metadataValue(call.metadata, key);
-        if (v !== undefined) outgoing.set(key, v);
+        if (v !== undefined) outgoing[key] = v;
       }
       const transport: Transport<Answer> = {
         name: 'grpc',
         address: o.address,
-        call: (pool, address, deadline) => callPool(o.channels.client(pool, address), pool, method, message, outgoing, deadline, cancelled.signal),
+        call: (pool, address, deadline) => callPool(o.channels.client(pool, address), pool, method, message, outgoing, deadline, cancelled),
       };
-      const { answer } = await o.forwarder.forward(route, transport, { deadline: deadlineOf(call), signal: cancelled.signal }).catch((e: unknown) => {
+      const { answer } = await o.forwarder.forward(route, transport, { deadline: deadlineOf(call), signal: cancelled }).catch((e: unknown) => {
         if (e instanceof CallerGone) end(true);
         throw e;
       });
       // Counted as cut off already (the router is exiting past its drain limit): no answer after the count.
-      if (!end(false) && !cancelled.signal.aborted) throw new ProtocolError(503, 'the router is exiting: its drain passed its limit');
+      if (!end(false) && !cancelled.aborted) throw new ProtocolError(503, 'the router is exiting: its drain passed its limit');
       if ('status' in answer) throw new GrpcStatusError(answer.status);
       return { message: answer.message, metadata: answer.metadata };
     } finally {
@@ -85,7 +85,7 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
  * the pool (connection refused or reset, deadline) and are UpstreamErrors for the loop (and its circuit);
  * any other status (UNIMPLEMENTED from an older pool, ...) is relayed as the pool's answer.
  */
-export async function callPool(client: PoolClient, pool: string, method: ModelMethod, message: Buffer, metadata: grpc.Metadata, deadline: number, signal: AbortSignal): Promise<PoolAnswer<Answer>> {
+export async function callPool(client: PoolClient, pool: string, method: ModelMethod, message: Buffer, metadata: Readonly<Record<string, string>>, deadline: number, signal: CallSignal): Promise<PoolAnswer<Answer>> {
   const out = await unaryCall(client, methodPath(method), message, metadata, deadline, signal);
   const discard = async () => undefined;
   if (out.code === grpc.status.OK) {
