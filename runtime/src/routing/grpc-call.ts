@@ -61,7 +61,8 @@ type Attempt = UnaryOutcome & { refused?: boolean };
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /**
- * Sends `message` to `path` with `metadata` (text metadata as request headers) and reads the answer, bounded
+ * Sends `message` to `path` with `metadata` (the call's text metadata, as request headers: no pseudo-header
+ * or transport header among them) and reads the answer, bounded
  * by `deadline` (ms since epoch: sent as `grpc-timeout`, and a local timer ends the call) and cancelled by
  * `signal`. A stream the server's GOAWAY refused (its max connection age) goes once more on a new connection.
  */
@@ -75,14 +76,11 @@ function attempt(client: PoolClient, path: string, message: Buffer, metadata: Re
   const remaining = Math.ceil(deadline - Date.now());
   if (signal.aborted) return Promise.resolve(failed(grpc.status.CANCELLED, 'Call cancelled'));
   if (remaining <= 0) return Promise.resolve(failed(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
-  const headers: http2.OutgoingHttpHeaders = {
-    ...metadata,
-    ':method': 'POST',
-    ':path': path,
-    'content-type': 'application/grpc',
-    te: 'trailers',
-    'grpc-timeout': `${Math.min(remaining, 99_999_999)}m`,
-  };
+  // Object.assign, not a spread: `{ ...metadata, more }` takes microseconds in Node 20's V8, on every call.
+  const headers: http2.OutgoingHttpHeaders = Object.assign(
+    { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': `${Math.min(remaining, 99_999_999)}m` },
+    metadata,
+  );
   let stream: http2.ClientHttp2Stream;
   try {
     stream = client.request(headers);
