@@ -566,10 +566,16 @@ const BULLETS: Bullet[] = [
           `Against gRPC straight to the same pool, gRPC through the HAProxy mode keeps ${as(h('grpcHaproxyModeOverGrpcDirect'))} of the requests/s (${target(c.a, 'grpcHaproxyModeOverGrpcDirect', h('grpcHaproxyModeOverGrpcDirect'))}) ` +
           `and through the Node router ${as(h('grpcRouterOverGrpcDirect'))} (${target(c.a, 'grpcRouterOverGrpcDirect', h('grpcRouterOverGrpcDirect'))}); the Node router's CPU per forwarded call is ${as(h('grpcRouterCpuPerRequestOverRest'))}x REST's (${target(c.a, 'grpcRouterCpuPerRequestOverRest', h('grpcRouterCpuPerRequestOverRest'))}). `,
       ) ?? '';
+      const nodeFloor = maybe(
+        () =>
+          `A minimal Node forwarder with no features (\`node:http2\` in, 4 \`node:http2\` sessions out, the message's bytes as they came) keeps ${as(h('grpcNodeFloorOverGrpcDirect'))} of gRPC direct in the same run, at ${as(p('nodeFloor.grpc.cpuUsPerRequest'))} µs of CPU a call against the Node router's ${as(p('router.grpc.cpuUsPerRequest'))}: ` +
+          `the Node router keeps ${as(h('grpcRouterOverGrpcNodeFloor'))} of that floor. On ${as(num(c.r, 'router', 'machine.cpus'))} cores shared with the pool and the load generator, a Node process in the gRPC path costs what it takes from them. `,
+      ) ?? '';
       return (
         `\`ModelInfer\` with \`raw_input_contents\` against \`POST /v2/models/{bot}/infer\`, the same closed loop, ${as(num(c.r, 'router', 'load.connections'))} calls in flight: gRPC carries ${as(h('grpcDirectThroughputOverRest'))} of REST's requests/s straight to a pool${viaPool}, ` +
         `${as(h('grpcThroughputOverRest'))} through the Node router (its CPU per forwarded call ${as(h('grpcRouterCpuPerRequestOverRest'))}x REST's: ${as(p('router.grpc.cpuUsPerRequest'))} against ${as(p('router.rest.cpuUsPerRequest'))} µs)${mode}; ${as(errors)} failed. ` +
         overDirect +
+        nodeFloor +
         `The floor is grpc-js itself: a bare grpc-js method answering a fixed message reaches ${as(h('grpcFloorThroughputOverRest'))} of a bare fastify route (${as(p('floor.grpc.cpuUsPerRequest'))} against ${as(p('floor.rest.cpuUsPerRequest'))} µs of CPU a call). ` +
         "The Node router forwards each call's bytes over `node:http2` (5-byte framing) rather than through a grpc-js client; `PROFILE=<folder> npm run bench:router` writes its CPU profile."
       );

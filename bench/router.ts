@@ -124,27 +124,39 @@ function nodeFloor(poolPort: number, poolGrpcPort: number): Promise<{ proc: Chil
       if (sessions[i].closed || sessions[i].destroyed) sessions[i] = connect();
       return sessions[i];
     };
+    // One call to the pool; a stream that closed unanswered (refused by the GOAWAY of the pool's max
+    // connection age) goes once more on a new session, as any gRPC client does.
+    const forward = (stream, path, body, retried) => {
+      const call = session().request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+      const answer = [];
+      let answered = false;
+      call.on('error', () => {});
+      call.on('response', (h) => {
+        if (h['grpc-status'] === undefined) return;
+        answered = true;
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': h['grpc-status'], 'grpc-message': h['grpc-message'] ?? '' }, { endStream: true });
+      });
+      call.on('data', (c) => answer.push(c));
+      call.on('trailers', (t) => {
+        answered = true;
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': t['grpc-status'], 'grpc-message': t['grpc-message'] ?? '' }));
+        stream.end(Buffer.concat(answer));
+      });
+      call.on('close', () => {
+        if (answered) return;
+        if (!retried) return forward(stream, path, body, true);
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      });
+      call.end(body);
+    };
     const grpcServer = http2.createServer();
     grpcServer.on('session', (s) => s.on('error', () => {}));
     grpcServer.on('stream', (stream, headers) => {
       stream.on('error', () => {});
       const chunks = [];
       stream.on('data', (c) => chunks.push(c));
-      stream.on('end', () => {
-        const call = session().request({ ':method': 'POST', ':path': headers[':path'], 'content-type': 'application/grpc', te: 'trailers' });
-        const answer = [];
-        call.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
-        call.on('response', (h) => {
-          if (h['grpc-status'] !== undefined) stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': h['grpc-status'], 'grpc-message': h['grpc-message'] ?? '' }, { endStream: true });
-        });
-        call.on('data', (c) => answer.push(c));
-        call.on('trailers', (t) => {
-          stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-          stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': t['grpc-status'], 'grpc-message': t['grpc-message'] ?? '' }));
-          stream.end(Buffer.concat(answer));
-        });
-        call.end(Buffer.concat(chunks));
-      });
+      stream.on('end', () => forward(stream, headers[':path'], Buffer.concat(chunks), false));
     });
     server.listen(0, '127.0.0.1', () => grpcServer.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ msg: 'listening', port: server.address().port, grpcPort: grpcServer.address().port }))));`;
   return startListening(process.execPath, ['-e', code]);
