@@ -576,7 +576,7 @@ const BULLETS: Bullet[] = [
         `${as(h('grpcThroughputOverRest'))} through the Node router (its CPU per forwarded call ${as(h('grpcRouterCpuPerRequestOverRest'))}x REST's: ${as(p('router.grpc.cpuUsPerRequest'))} against ${as(p('router.rest.cpuUsPerRequest'))} µs)${mode}; ${as(errors)} failed. ` +
         overDirect +
         nodeFloor +
-        `The floor is grpc-js itself: a bare grpc-js method answering a fixed message reaches ${as(h('grpcFloorThroughputOverRest'))} of a bare fastify route (${as(p('floor.grpc.cpuUsPerRequest'))} against ${as(p('floor.rest.cpuUsPerRequest'))} µs of CPU a call). ` +
+        `What grpc-js costs on its own: a bare grpc-js method answering a fixed message reaches ${as(h('grpcFloorThroughputOverRest'))} of a bare fastify route (${as(p('floor.grpc.cpuUsPerRequest'))} against ${as(p('floor.rest.cpuUsPerRequest'))} µs of CPU a call). ` +
         "The Node router forwards each call's bytes over `node:http2` (5-byte framing) rather than through a grpc-js client; `PROFILE=<folder> npm run bench:router` writes its CPU profile."
       );
     },
