@@ -61,10 +61,10 @@ type Attempt = UnaryOutcome & { refused?: boolean };
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /**
- * Sends `message` to `path` with `metadata` (the call's text metadata, as request headers: no pseudo-header
- * or transport header among them) and reads the answer, bounded
- * by `deadline` (ms since epoch: sent as `grpc-timeout`, and a local timer ends the call) and cancelled by
- * `signal`. A stream the server's GOAWAY refused (its max connection age) goes once more on a new connection.
+ * Sends `message` to `path` with `metadata` (the call's text metadata as request headers, no pseudo-header
+ * or transport header among them) and reads the answer, bounded by `deadline` (ms since epoch: sent as
+ * `grpc-timeout`, and a local timer ends the call) and cancelled by `signal`. A stream the server's GOAWAY
+ * refused (its max connection age) goes once more on a new connection.
  */
 export async function unaryCall(client: PoolClient, path: string, message: Buffer, metadata: Readonly<Record<string, string>>, deadline: number, signal: CallSignal): Promise<UnaryOutcome> {
   const first = await attempt(client, path, message, metadata, deadline, signal);

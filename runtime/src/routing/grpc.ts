@@ -51,7 +51,7 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
     call.once('cancelled', onCancel);
     if (call.cancelled) onCancel();
     try {
-      // As request headers: grpc-js's Metadata would check each key and value again, on every call.
+      // The metadata the pool gets, as the request headers node:http2 sends (grpc-call.ts).
       const outgoing: Record<string, string> = { 'x-request-id': requestId };
       for (const key of FORWARDED_METADATA) {
         const v = metadataValue(call.metadata, key);
