@@ -115,7 +115,7 @@ function nodeFloor(poolPort: number, poolGrpcPort: number): Promise<{ proc: Chil
       res.end(body);
     });
     server.keepAliveTimeout = 75000;
-    // gRPC: a session per turn, opened again once the pool's GOAWAY (its max connection age) ends it.
+    // gRPC: 4 sessions used in turn, each opened again once the pool's GOAWAY (its max connection age) ends it.
     const connect = () => http2.connect('http://127.0.0.1:${poolGrpcPort}').on('error', () => {}).on('goaway', function () { this.close(); });
     const sessions = Array.from({ length: 4 }, connect);
     let turn = 0;

@@ -9,14 +9,14 @@ import { methodPath } from '@botshard/runtime/oip/grpc';
 import { PoolChannels } from '@botshard/runtime/routing/channels';
 import { UpstreamError } from '@botshard/runtime/routing/forward';
 import { callPool } from '@botshard/runtime/routing/grpc';
-import { CallSignal, Cancel, unaryCall } from '@botshard/runtime/routing/grpc-call';
+import { Cancel, unaryCall } from '@botshard/runtime/routing/grpc-call';
 import { until } from '../pool/support';
 import { refusedPort } from '../support/refused';
 
 const same = (b: Buffer) => b;
 const soon = () => Date.now() + 10_000;
-/** A signal of its own per call, as the router gives each call (never aborted). */
-const never = () => new AbortController().signal;
+/** A cancel of its own per call, as the router gives each call (never aborted). */
+const never = () => new Cancel();
 
 /** What the pool saw of one call. */
 interface Seen {
@@ -65,7 +65,7 @@ describe('callPool over node:http2', () => {
   let pool: Awaited<ReturnType<typeof startPool>>;
   const channels = new PoolChannels();
   const metadata = { 'x-request-id': 'req-1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
-  const call = (method: 'ModelInfer' | 'ModelReady', message: Buffer, o: { deadline?: number; signal?: CallSignal; address?: string } = {}) =>
+  const call = (method: 'ModelInfer' | 'ModelReady', message: Buffer, o: { deadline?: number; signal?: Cancel; address?: string } = {}) =>
     callPool(channels.client('pool-a', o.address ?? pool.address), 'pool-a', method, message, metadata, o.deadline ?? soon(), o.signal ?? never());
 
   beforeAll(async () => {
@@ -96,8 +96,10 @@ describe('callPool over node:http2', () => {
   });
 
   test("a trailers-only error status carrying the pool's name is the pool's answer: NOT_FOUND names the holder", async () => {
-    const raw = await unaryCall(channels.client('pool-a', pool.address), methodPath('ModelInfer'), Buffer.from('held'), metadata, soon(), never());
+    const cancel = never();
+    const raw = await unaryCall(channels.client('pool-a', pool.address), methodPath('ModelInfer'), Buffer.from('held'), metadata, soon(), cancel);
     expect([raw.code, raw.headers, raw.trailers['x-botshard-pool']]).toEqual([grpc.status.NOT_FOUND, {}, 'pool-b']); // no headers before the status
+    expect(cancel.onAbort).toBeUndefined(); // the ended attempt is no longer the cancel's to end
     const held = await call('ModelInfer', Buffer.from('held'));
     expect([held.code, held.holder, held.unavailable]).toEqual([404, 'pool-b', false]);
     expect('status' in held.answer && held.answer.status).toEqual({ code: grpc.status.NOT_FOUND, details: 'bot "b-1" is on pool-b: 100% sure ✓', metadata: expect.any(grpc.Metadata) });
@@ -145,18 +147,17 @@ describe('callPool over node:http2', () => {
     expect(pool.seen.length).toBe(calls);
   });
 
-  test('a Cancel calls its listener once, on the first abort, and not once removed', () => {
+  test('a Cancel calls what is set once, on the first abort, and nothing once it is cleared', () => {
     const heard: string[] = [];
     const first = new Cancel();
-    first.addEventListener('abort', () => heard.push('first'));
+    first.onAbort = () => heard.push('first');
     first.abort();
     first.abort();
     const second = new Cancel();
-    const listener = () => heard.push('second');
-    second.addEventListener('abort', listener);
-    second.removeEventListener('abort', listener);
+    second.onAbort = () => heard.push('second');
+    second.onAbort = undefined;
     second.abort();
-    expect([heard, first.aborted, second.aborted]).toEqual([['first'], true, true]);
+    expect([heard, first.aborted, second.aborted, first.onAbort]).toEqual([['first'], true, true, undefined]);
   });
 
   test('calls spread over 4 connections per pool; a new address replaces them', async () => {

@@ -22,36 +22,21 @@ export interface UnaryOutcome {
   trailers: http2.IncomingHttpHeaders;
 }
 
-/** What ends a call early: an AbortSignal, or a Cancel (below). */
-export interface CallSignal {
-  readonly aborted: boolean;
-  addEventListener(type: 'abort', listener: () => void): void;
-  removeEventListener(type: 'abort', listener: () => void): void;
-}
-
 /**
- * A forwarded call's cancel: what the router's calls to pools need of an AbortController (the aborted flag,
- * one listener at a time: a call's attempts run one after another) for a few nanoseconds where an
- * AbortController and its listener take some microseconds, on every call.
+ * A forwarded call's cancel: the aborted flag and the one attempt in flight to end (a call's attempts run
+ * one after another). An AbortController and its listener would take some microseconds on every call.
  */
-export class Cancel implements CallSignal {
+export class Cancel {
   aborted = false;
-  private listener?: () => void;
+  /** Called once, on the abort: set by the attempt in flight, cleared when it ends. */
+  onAbort?: () => void;
 
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
-    const listener = this.listener;
-    this.listener = undefined;
-    listener?.();
-  }
-
-  addEventListener(_type: 'abort', listener: () => void): void {
-    this.listener = listener;
-  }
-
-  removeEventListener(_type: 'abort', listener: () => void): void {
-    if (this.listener === listener) this.listener = undefined;
+    const onAbort = this.onAbort;
+    this.onAbort = undefined;
+    onAbort?.();
   }
 }
 
@@ -66,13 +51,13 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
  * `grpc-timeout`, and a local timer ends the call) and cancelled by `signal`. A stream the server's GOAWAY
  * refused (its max connection age) goes once more on a new connection.
  */
-export async function unaryCall(client: PoolClient, path: string, message: Buffer, metadata: Readonly<Record<string, string>>, deadline: number, signal: CallSignal): Promise<UnaryOutcome> {
+export async function unaryCall(client: PoolClient, path: string, message: Buffer, metadata: Readonly<Record<string, string>>, deadline: number, signal: Cancel): Promise<UnaryOutcome> {
   const first = await attempt(client, path, message, metadata, deadline, signal);
   return first.refused ? attempt(client, path, message, metadata, deadline, signal) : first;
 }
 
 /** One try: a stream on the client's session; its outcome once the stream closes, or the deadline or the caller ends it. */
-function attempt(client: PoolClient, path: string, message: Buffer, metadata: Readonly<Record<string, string>>, deadline: number, signal: CallSignal): Promise<Attempt> {
+function attempt(client: PoolClient, path: string, message: Buffer, metadata: Readonly<Record<string, string>>, deadline: number, signal: Cancel): Promise<Attempt> {
   const remaining = Math.ceil(deadline - Date.now());
   if (signal.aborted) return Promise.resolve(failed(grpc.status.CANCELLED, 'Call cancelled'));
   if (remaining <= 0) return Promise.resolve(failed(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
@@ -98,7 +83,7 @@ function attempt(client: PoolClient, path: string, message: Buffer, metadata: Re
       if (done) return;
       done = true;
       clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      if (signal.onAbort === onAbort) signal.onAbort = undefined;
       resolve(outcome);
     };
     // Ended here: the outcome first, so that the stream's close does not make another.
@@ -108,7 +93,7 @@ function attempt(client: PoolClient, path: string, message: Buffer, metadata: Re
     };
     const timer = setTimeout(() => cancel(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'), remaining);
     const onAbort = () => cancel(grpc.status.CANCELLED, 'Call cancelled');
-    signal.addEventListener('abort', onAbort);
+    signal.onAbort = onAbort;
     stream.on('response', (h) => (response = h));
     stream.on('data', (chunk: Buffer) => {
       bytes += chunk.length;

@@ -13,7 +13,7 @@ import { Admission } from './admission';
 import { MODEL_VERSION } from './admission-rules';
 import { PoolChannels, PoolClient } from './channels';
 import { CallerGone, Forwarder, PoolAnswer, Transport, UpstreamError } from './forward';
-import { Cancel, CallSignal, UnaryOutcome, headerValue, unaryCall } from './grpc-call';
+import { Cancel, UnaryOutcome, headerValue, unaryCall } from './grpc-call';
 import { InFlight } from './metrics';
 
 /** Metadata passed on to the pool (credentials stay at the router). */
@@ -85,7 +85,7 @@ export function routerGrpcMethods(parts: () => { admission: Admission; forwarder
  * the pool (connection refused or reset, deadline) and are UpstreamErrors for the loop (and its circuit);
  * any other status (UNIMPLEMENTED from an older pool, ...) is relayed as the pool's answer.
  */
-export async function callPool(client: PoolClient, pool: string, method: ModelMethod, message: Buffer, metadata: Readonly<Record<string, string>>, deadline: number, signal: CallSignal): Promise<PoolAnswer<Answer>> {
+export async function callPool(client: PoolClient, pool: string, method: ModelMethod, message: Buffer, metadata: Readonly<Record<string, string>>, deadline: number, signal: Cancel): Promise<PoolAnswer<Answer>> {
   const out = await unaryCall(client, methodPath(method), message, metadata, deadline, signal);
   const discard = async () => undefined;
   if (out.code === grpc.status.OK) {
